@@ -1,0 +1,242 @@
+//! Conventions every stage binary shares: the common flags, config files with flag
+//! overrides, the resolved config written beside the output, and the exit path that turns
+//! an error chain into one line.
+
+use std::fmt::Write as _;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use gradus_shard::OpenMode;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// Flags common to every stage.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StageArgs {
+    /// Stage configuration file (TOML). Flags override its keys.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Input path(s): datasets, files or globs, per stage.
+    #[arg(long, short = 'i', value_name = "PATH")]
+    pub input: Vec<String>,
+    /// Output folder.
+    #[arg(long, short = 'o', value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Continue a partly written output (the default).
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+    /// Delete an existing output and start again.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Seed for every random choice of the stage (sets the config's `seed`).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// Serve Prometheus metrics at this address; a bare port binds 127.0.0.1.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_addr: Option<String>,
+    /// Override a config key, e.g. `--set filters.min_words=20` (repeatable; values are
+    /// TOML, bare words are strings).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub overrides: Vec<String>,
+    /// More log output.
+    #[arg(long, short = 'v')]
+    pub verbose: bool,
+}
+
+impl StageArgs {
+    /// The open mode the flags ask for.
+    pub fn mode(&self) -> OpenMode {
+        if self.overwrite {
+            OpenMode::Overwrite
+        } else {
+            OpenMode::Resume
+        }
+    }
+
+    /// The output folder, or an error naming the flag.
+    pub fn output(&self) -> anyhow::Result<&Path> {
+        self.output
+            .as_deref()
+            .context("no output: pass --output DIR")
+    }
+
+    /// The Prometheus address, if one was asked for.
+    pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
+        self.metrics_addr.as_deref().map(parse_addr).transpose()
+    }
+
+    /// Reads the stage config: the file (if any), then `--seed`, then `--set` overrides,
+    /// checked against the config type (unknown keys are errors when the type says so).
+    pub fn resolve_config<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
+        let mut table = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("config {}", path.display()))?;
+                toml::from_str::<toml::Table>(&text)
+                    .with_context(|| format!("config {}", path.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        if let Some(seed) = self.seed {
+            table.insert("seed".into(), toml::Value::Integer(seed as i64));
+        }
+        for item in &self.overrides {
+            apply_override(&mut table, item)?;
+        }
+        let what = self
+            .config
+            .as_ref()
+            .map_or_else(|| "flags".to_string(), |p| p.display().to_string());
+        toml::Value::Table(table)
+            .try_into()
+            .with_context(|| format!("config from {what}"))
+    }
+
+    /// Worker threads: `--threads`, or every available core.
+    pub fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        })
+    }
+}
+
+fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
+    if let Ok(port) = text.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    text.parse()
+        .with_context(|| format!("--metrics-addr {text:?}: expected HOST:PORT or PORT"))
+}
+
+/// Applies one `key=value` override; dotted keys reach into nested tables.
+fn apply_override(table: &mut toml::Table, item: &str) -> anyhow::Result<()> {
+    let Some((key, raw)) = item.split_once('=') else {
+        bail!("--set {item:?}: expected KEY=VALUE");
+    };
+    let value = parse_value(raw.trim());
+    let mut parts: Vec<&str> = key.trim().split('.').collect();
+    let last = parts.pop().filter(|k| !k.is_empty());
+    let Some(last) = last else {
+        bail!("--set {item:?}: empty key");
+    };
+    let mut here = table;
+    for part in parts {
+        let next = here
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        here = next
+            .as_table_mut()
+            .with_context(|| format!("--set {item:?}: `{part}` is not a table"))?;
+    }
+    here.insert(last.to_string(), value);
+    Ok(())
+}
+
+/// A TOML literal (`20`, `0.5`, `true`, `["a", "b"]`, `"x"`), or else the bare text.
+fn parse_value(raw: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()))
+}
+
+/// Writes the resolved config as `config.toml` inside `output`, with the run's inputs
+/// and output in a header, so any output can be traced to the exact settings.
+pub fn write_resolved_config<T: Serialize>(
+    output: &Path,
+    stage: &str,
+    args: &StageArgs,
+    config: &T,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(output).with_context(|| format!("output {}", output.display()))?;
+    let mut text = format!("# resolved configuration of `{stage}`\n");
+    for input in &args.input {
+        let _ = writeln!(text, "# input: {input}");
+    }
+    let _ = writeln!(text, "# output: {}", output.display());
+    text.push_str(&toml::to_string_pretty(config).context("serialising the config")?);
+    let path = output.join("config.toml");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Runs a binary's body and turns an error into one line on stderr and exit code 1.
+pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            let line = format!("error: {err:#}").replace('\n', " ");
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Cfg {
+        seed: u64,
+        name: String,
+        filters: Filters,
+    }
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Filters {
+        min_words: u32,
+        langs: Vec<String>,
+    }
+
+    #[test]
+    fn flags_override_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "seed = 1\nname = \"a\"\n[filters]\nmin_words = 5\nlangs = [\"en\"]\n",
+        )
+        .unwrap();
+        let args = StageArgs {
+            config: Some(path),
+            seed: Some(7),
+            overrides: vec!["filters.min_words=20".into(), "name=bare words".into()],
+            ..StageArgs::default()
+        };
+        let cfg: Cfg = args.resolve_config().unwrap();
+        assert_eq!(cfg.seed, 7);
+        assert_eq!(cfg.name, "bare words");
+        assert_eq!(cfg.filters.min_words, 20);
+        assert_eq!(cfg.filters.langs, vec!["en".to_string()]);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let args = StageArgs {
+            overrides: vec![
+                "seed=1".into(),
+                "name=x".into(),
+                "filters.min_wrds=2".into(),
+            ],
+            ..StageArgs::default()
+        };
+        let err = format!("{:#}", args.resolve_config::<Cfg>().unwrap_err());
+        assert!(err.contains("min_wrds"), "{err}");
+    }
+
+    #[test]
+    fn bare_port_binds_loopback() {
+        assert_eq!(parse_addr("9184").unwrap().to_string(), "127.0.0.1:9184");
+        assert!(parse_addr("nonsense").is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! `gradus import`: raw JSONL or plain-text files to a `documents` dataset, unchanged.
+//! (The clean stage does the same with normalisation, filters and dedup; import is for
+//! text that is already clean, and for sample data.)
+
+use std::fs::File;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use gradus_shard::{
+    DatasetKind, DatasetWriter, Document, InputRef, Producer, Record, WriterOptions,
+};
+use gradus_telemetry::Progress;
+use serde::{Deserialize, Serialize};
+
+use crate::cli::StageArgs;
+
+/// How a plain-text file is cut into documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextUnit {
+    /// The whole file is one document.
+    File,
+    /// Blank-line separated paragraphs.
+    Paragraph,
+    /// Every non-empty line.
+    Line,
+}
+
+/// Settings of `gradus import`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ImportConfig {
+    /// Field of a JSONL record that holds the text; the other fields become metadata.
+    pub text_field: String,
+    pub text_unit: TextUnit,
+    /// Rows per batch handed to the writer.
+    pub batch_rows: usize,
+    pub max_rows_per_shard: usize,
+    pub max_bytes_per_shard: u64,
+}
+
+impl Default for ImportConfig {
+    fn default() -> Self {
+        let w = WriterOptions::default();
+        Self {
+            text_field: "text".into(),
+            text_unit: TextUnit::Paragraph,
+            batch_rows: 4096,
+            max_rows_per_shard: w.max_rows_per_shard,
+            max_bytes_per_shard: w.max_bytes_per_shard,
+        }
+    }
+}
+
+/// The files behind the `--input` paths: files as given, folders expanded to their
+/// files in name order, so every run sees the same order.
+pub fn input_files(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        let path = PathBuf::from(input);
+        if path.is_dir() {
+            let mut inside: Vec<PathBuf> = std::fs::read_dir(&path)
+                .with_context(|| format!("input {input}"))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect();
+            inside.sort();
+            files.extend(inside);
+        } else if path.is_file() {
+            files.push(path);
+        } else {
+            bail!("input {input}: no such file or folder");
+        }
+    }
+    if files.is_empty() {
+        bail!("no input files: pass --input FILE_OR_DIR");
+    }
+    Ok(files)
+}
+
+/// Runs the import; returns the number of documents in the dataset.
+pub fn run(args: &StageArgs, config: &ImportConfig) -> anyhow::Result<u64> {
+    let output = args.output()?;
+    let files = input_files(&args.input)?;
+    let producer = Producer::new("import", config)?;
+    let inputs = args.input.iter().map(|i| InputRef::files(i)).collect();
+    let opts = WriterOptions {
+        max_rows_per_shard: config.max_rows_per_shard,
+        max_bytes_per_shard: config.max_bytes_per_shard,
+        mode: args.mode(),
+        ..WriterOptions::default()
+    };
+    let mut writer = DatasetWriter::create(output, DatasetKind::Documents, producer, inputs, opts)?;
+    crate::cli::write_resolved_config(output, "import", args, config)?;
+    if writer.is_sealed() {
+        tracing::info!("{} is complete already; nothing to do", output.display());
+        return Ok(writer.manifest().rows());
+    }
+    let progress = Progress::new("import", Some(files.len() as u64), "files");
+    for file in &files {
+        let key = file.display().to_string();
+        if !writer.is_done(&key) {
+            import_file(&mut writer, file, &key, config)?;
+            writer.finish_source(&key)?;
+        }
+        progress.inc(1);
+    }
+    let manifest = writer.seal()?;
+    progress.finish();
+    Ok(manifest.rows())
+}
+
+fn import_file(
+    writer: &mut DatasetWriter,
+    file: &Path,
+    key: &str,
+    config: &ImportConfig,
+) -> anyhow::Result<()> {
+    let source = file
+        .file_stem()
+        .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+    let reader = BufReader::new(File::open(file).with_context(|| key.to_string())?);
+    let jsonl = matches!(
+        file.extension().and_then(|e| e.to_str()),
+        Some("jsonl" | "ndjson")
+    );
+    let mut batch = Vec::with_capacity(config.batch_rows);
+    let mut push = |doc: Document, writer: &mut DatasetWriter| -> anyhow::Result<()> {
+        batch.push(doc);
+        if batch.len() >= config.batch_rows {
+            writer.write(key, &Document::to_batch(&batch)?)?;
+            batch.clear();
+        }
+        Ok(())
+    };
+    let docs = if jsonl {
+        jsonl_documents(reader, key, &source, &config.text_field)?
+    } else {
+        text_documents(reader, key, &source, config.text_unit)?
+    };
+    for doc in docs {
+        metrics::counter!("docs_imported").increment(1);
+        push(doc, writer)?;
+    }
+    if !batch.is_empty() {
+        writer.write(key, &Document::to_batch(&batch)?)?;
+    }
+    Ok(())
+}
+
+fn jsonl_documents(
+    reader: impl BufRead,
+    key: &str,
+    source: &str,
+    text_field: &str,
+) -> anyhow::Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    for (i, line) in reader.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.with_context(|| format!("{key}:{line_no}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
+            .with_context(|| format!("{key}:{line_no}: not a JSON object"))?;
+        let Some(serde_json::Value::String(text)) = record.remove(text_field) else {
+            bail!("{key}:{line_no}: no string field `{text_field}`");
+        };
+        let metadata = (!record.is_empty()).then(|| serde_json::Value::Object(record).to_string());
+        docs.push(Document {
+            id: format!("{source}:{line_no}"),
+            text,
+            source: source.to_string(),
+            metadata,
+        });
+    }
+    Ok(docs)
+}
+
+fn text_documents(
+    reader: impl BufRead,
+    key: &str,
+    source: &str,
+    unit: TextUnit,
+) -> anyhow::Result<Vec<Document>> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    let mut start = 1;
+    let emit = |text: &mut String, line_no: usize, docs: &mut Vec<Document>| {
+        let trimmed = text.trim();
+        if !trimmed.is_empty() {
+            docs.push(Document {
+                id: format!("{source}:{line_no}"),
+                text: trimmed.to_string(),
+                source: source.to_string(),
+                metadata: None,
+            });
+        }
+        text.clear();
+    };
+    for (i, line) in reader.lines().enumerate() {
+        let line_no = i + 1;
+        let line = line.with_context(|| format!("{key}:{line_no}"))?;
+        let boundary = match unit {
+            TextUnit::Line => true,
+            TextUnit::Paragraph => line.trim().is_empty(),
+            TextUnit::File => false,
+        };
+        if current.is_empty() {
+            start = line_no;
+        }
+        if unit == TextUnit::Line {
+            current.push_str(&line);
+            emit(&mut current, start, &mut docs);
+        } else if boundary {
+            emit(&mut current, start, &mut docs);
+        } else {
+            if !current.is_empty() {
+                current.push('\n');
+            }
+            current.push_str(&line);
+        }
+    }
+    emit(&mut current, start, &mut docs);
+    Ok(docs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paragraphs_get_the_line_they_start_on() {
+        let text = "first para\nstill first\n\n\nsecond\n";
+        let docs = text_documents(text.as_bytes(), "f.txt", "f", TextUnit::Paragraph).unwrap();
+        assert_eq!(docs.len(), 2);
+        assert_eq!(docs[0].id, "f:1");
+        assert_eq!(docs[0].text, "first para\nstill first");
+        assert_eq!(docs[1].id, "f:5");
+    }
+
+    #[test]
+    fn bad_jsonl_names_file_and_line() {
+        let text = "{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n";
+        let err = jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text").unwrap_err();
+        assert!(err.to_string().starts_with("in.jsonl:2:"), "{err}");
+    }
+
+    #[test]
+    fn other_jsonl_fields_become_metadata() {
+        let text = "{\"text\": \"ok\", \"url\": \"u\"}\n";
+        let docs = jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text").unwrap();
+        assert_eq!(docs[0].metadata.as_deref(), Some("{\"url\":\"u\"}"));
+    }
+}

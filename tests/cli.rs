@@ -1,0 +1,132 @@
+//! The `gradus` binary as a user drives it: import, inspect, verify, bad input.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gradus(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradus"))
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write_inputs(dir: &Path) -> String {
+    let input = dir.join("raw");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("a.jsonl"),
+        "{\"text\": \"first\", \"url\": \"u1\"}\n{\"text\": \"second\"}\n",
+    )
+    .unwrap();
+    std::fs::write(input.join("b.txt"), "para one\nline two\n\npara two\n").unwrap();
+    input.display().to_string()
+}
+
+#[test]
+fn import_inspect_verify() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let out = tmp.path().join("docs");
+    let out_s = out.to_str().unwrap();
+    let run = gradus(&["import", "-i", &input, "-o", out_s]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(stdout(&run).contains("4 documents"), "{}", stdout(&run));
+    assert!(out.join("config.toml").exists());
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"name\":\"docs_imported\""), "{metrics}");
+
+    let inspect = gradus(&["inspect", out_s, "--json", "--head", "2"]);
+    assert!(inspect.status.success(), "{}", stderr(&inspect));
+    let summary: serde_json::Value = serde_json::from_str(&stdout(&inspect)).unwrap();
+    assert_eq!(summary["kind"], "documents");
+    assert_eq!(summary["rows"], 4);
+    assert_eq!(summary["sealed"], true);
+    assert_eq!(summary["head"][0]["id"], "a:1");
+    assert_eq!(summary["head"][0]["metadata"], "{\"url\":\"u1\"}");
+    assert_eq!(summary["head"].as_array().unwrap().len(), 2);
+
+    let verify = gradus(&["verify", out_s]);
+    assert!(verify.status.success(), "{}", stderr(&verify));
+    assert!(stdout(&verify).starts_with("ok:"), "{}", stdout(&verify));
+
+    // A rerun finds the dataset complete and changes nothing.
+    let before = std::fs::read(out.join("manifest.json")).unwrap();
+    let again = gradus(&["import", "-i", &input, "-o", out_s]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(std::fs::read(out.join("manifest.json")).unwrap(), before);
+}
+
+#[test]
+fn config_overrides_reach_the_stage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let cfg = tmp.path().join("import.toml");
+    std::fs::write(&cfg, "text_unit = \"paragraph\"\n").unwrap();
+    let out = tmp.path().join("lines");
+    let run = gradus(&[
+        "import", "-c", cfg.to_str().unwrap(), "--set", "text_unit=line", "-i", &input, "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(run.status.success(), "{}", stderr(&run));
+    // Two JSONL records and three non-empty lines.
+    assert!(stdout(&run).contains("5 documents"), "{}", stdout(&run));
+
+    let typo = gradus(&["import", "--set", "text_unt=line", "-i", &input, "-o", out.to_str().unwrap()]);
+    assert!(!typo.status.success());
+    assert!(stderr(&typo).contains("text_unt"), "{}", stderr(&typo));
+}
+
+#[test]
+fn a_changed_config_does_not_silently_resume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let out = tmp.path().join("docs");
+    let out_s = out.to_str().unwrap();
+    assert!(gradus(&["import", "-i", &input, "-o", out_s]).status.success());
+    let changed = gradus(&["import", "--set", "text_unit=line", "-i", &input, "-o", out_s]);
+    assert!(!changed.status.success());
+    assert!(stderr(&changed).contains("another configuration"), "{}", stderr(&changed));
+    let forced = gradus(&["import", "--set", "text_unit=line", "--overwrite", "-i", &input, "-o", out_s]);
+    assert!(forced.status.success(), "{}", stderr(&forced));
+    assert!(stdout(&forced).contains("5 documents"));
+}
+
+#[test]
+fn bad_input_is_one_line_naming_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"text\": \"ok\"}\nnot json\n").unwrap();
+    let out = tmp.path().join("docs");
+    let run = gradus(&["import", "-i", bad.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = stderr(&run);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+}
+
+#[test]
+fn verify_fails_on_a_damaged_shard() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let out = tmp.path().join("docs");
+    let out_s = out.to_str().unwrap();
+    assert!(gradus(&["import", "-i", &input, "-o", out_s]).status.success());
+    let shard = out.join("part-00000.parquet");
+    let mut bytes = std::fs::read(&shard).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&shard, bytes).unwrap();
+    let verify = gradus(&["verify", out_s]);
+    assert!(!verify.status.success());
+    assert!(stderr(&verify).contains("part-00000.parquet"), "{}", stderr(&verify));
+}
