@@ -75,14 +75,29 @@ fn config_overrides_reach_the_stage() {
     std::fs::write(&cfg, "text_unit = \"paragraph\"\n").unwrap();
     let out = tmp.path().join("lines");
     let run = gradus(&[
-        "import", "-c", cfg.to_str().unwrap(), "--set", "text_unit=line", "-i", &input, "-o",
+        "import",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--set",
+        "text_unit=line",
+        "-i",
+        &input,
+        "-o",
         out.to_str().unwrap(),
     ]);
     assert!(run.status.success(), "{}", stderr(&run));
     // Two JSONL records and three non-empty lines.
     assert!(stdout(&run).contains("5 documents"), "{}", stdout(&run));
 
-    let typo = gradus(&["import", "--set", "text_unt=line", "-i", &input, "-o", out.to_str().unwrap()]);
+    let typo = gradus(&[
+        "import",
+        "--set",
+        "text_unt=line",
+        "-i",
+        &input,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert!(!typo.status.success());
     assert!(stderr(&typo).contains("text_unt"), "{}", stderr(&typo));
 }
@@ -93,11 +108,36 @@ fn a_changed_config_does_not_silently_resume() {
     let input = write_inputs(tmp.path());
     let out = tmp.path().join("docs");
     let out_s = out.to_str().unwrap();
-    assert!(gradus(&["import", "-i", &input, "-o", out_s]).status.success());
-    let changed = gradus(&["import", "--set", "text_unit=line", "-i", &input, "-o", out_s]);
+    assert!(
+        gradus(&["import", "-i", &input, "-o", out_s])
+            .status
+            .success()
+    );
+    let changed = gradus(&[
+        "import",
+        "--set",
+        "text_unit=line",
+        "-i",
+        &input,
+        "-o",
+        out_s,
+    ]);
     assert!(!changed.status.success());
-    assert!(stderr(&changed).contains("another configuration"), "{}", stderr(&changed));
-    let forced = gradus(&["import", "--set", "text_unit=line", "--overwrite", "-i", &input, "-o", out_s]);
+    assert!(
+        stderr(&changed).contains("another configuration"),
+        "{}",
+        stderr(&changed)
+    );
+    let forced = gradus(&[
+        "import",
+        "--set",
+        "text_unit=line",
+        "--overwrite",
+        "-i",
+        &input,
+        "-o",
+        out_s,
+    ]);
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(stdout(&forced).contains("5 documents"));
 }
@@ -108,7 +148,13 @@ fn bad_input_is_one_line_naming_file_and_line() {
     let bad = tmp.path().join("bad.jsonl");
     std::fs::write(&bad, "{\"text\": \"ok\"}\nnot json\n").unwrap();
     let out = tmp.path().join("docs");
-    let run = gradus(&["import", "-i", bad.to_str().unwrap(), "-o", out.to_str().unwrap()]);
+    let run = gradus(&[
+        "import",
+        "-i",
+        bad.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(run.status.code(), Some(1));
     let err = stderr(&run);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -121,12 +167,20 @@ fn verify_fails_on_a_damaged_shard() {
     let input = write_inputs(tmp.path());
     let out = tmp.path().join("docs");
     let out_s = out.to_str().unwrap();
-    assert!(gradus(&["import", "-i", &input, "-o", out_s]).status.success());
+    assert!(
+        gradus(&["import", "-i", &input, "-o", out_s])
+            .status
+            .success()
+    );
     let shard = out.join("part-00000.parquet");
     let mut bytes = std::fs::read(&shard).unwrap();
     bytes[10] ^= 0xff;
     std::fs::write(&shard, bytes).unwrap();
     let verify = gradus(&["verify", out_s]);
     assert!(!verify.status.success());
-    assert!(stderr(&verify).contains("part-00000.parquet"), "{}", stderr(&verify));
+    assert!(
+        stderr(&verify).contains("part-00000.parquet"),
+        "{}",
+        stderr(&verify)
+    );
 }
