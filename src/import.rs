@@ -111,6 +111,7 @@ pub fn run(args: &StageArgs, config: &ImportConfig) -> anyhow::Result<u64> {
     Ok(manifest.rows())
 }
 
+/// Streams one file into the writer, `batch_rows` documents at a time.
 fn import_file(
     writer: &mut DatasetWriter,
     file: &Path,
@@ -126,7 +127,8 @@ fn import_file(
         Some("jsonl" | "ndjson")
     );
     let mut batch = Vec::with_capacity(config.batch_rows);
-    let mut push = |doc: Document, writer: &mut DatasetWriter| -> anyhow::Result<()> {
+    let mut emit = |doc: Document| -> anyhow::Result<()> {
+        metrics::counter!("docs_imported").increment(1);
         batch.push(doc);
         if batch.len() >= config.batch_rows {
             writer.write(key, &Document::to_batch(&batch)?)?;
@@ -134,14 +136,10 @@ fn import_file(
         }
         Ok(())
     };
-    let docs = if jsonl {
-        jsonl_documents(reader, key, &source, &config.text_field)?
+    if jsonl {
+        jsonl_documents(reader, key, &source, &config.text_field, &mut emit)?;
     } else {
-        text_documents(reader, key, &source, config.text_unit)?
-    };
-    for doc in docs {
-        metrics::counter!("docs_imported").increment(1);
-        push(doc, writer)?;
+        text_documents(reader, key, &source, config.text_unit, &mut emit)?;
     }
     if !batch.is_empty() {
         writer.write(key, &Document::to_batch(&batch)?)?;
@@ -149,13 +147,16 @@ fn import_file(
     Ok(())
 }
 
+/// Receives each document as it is parsed.
+type Emit<'a> = dyn FnMut(Document) -> anyhow::Result<()> + 'a;
+
 fn jsonl_documents(
     reader: impl BufRead,
     key: &str,
     source: &str,
     text_field: &str,
-) -> anyhow::Result<Vec<Document>> {
-    let mut docs = Vec::new();
+    emit: &mut Emit<'_>,
+) -> anyhow::Result<()> {
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
         let line = line.with_context(|| format!("{key}:{line_no}"))?;
@@ -168,14 +169,14 @@ fn jsonl_documents(
             bail!("{key}:{line_no}: no string field `{text_field}`");
         };
         let metadata = (!record.is_empty()).then(|| serde_json::Value::Object(record).to_string());
-        docs.push(Document {
+        emit(Document {
             id: format!("{source}:{line_no}"),
             text,
             source: source.to_string(),
             metadata,
-        });
+        })?;
     }
-    Ok(docs)
+    Ok(())
 }
 
 fn text_documents(
@@ -183,57 +184,67 @@ fn text_documents(
     key: &str,
     source: &str,
     unit: TextUnit,
-) -> anyhow::Result<Vec<Document>> {
-    let mut docs = Vec::new();
+    emit: &mut Emit<'_>,
+) -> anyhow::Result<()> {
     let mut current = String::new();
     let mut start = 1;
-    let emit = |text: &mut String, line_no: usize, docs: &mut Vec<Document>| {
+    let mut flush = |text: &mut String, line_no: usize| -> anyhow::Result<()> {
         let trimmed = text.trim();
         if !trimmed.is_empty() {
-            docs.push(Document {
+            emit(Document {
                 id: format!("{source}:{line_no}"),
                 text: trimmed.to_string(),
                 source: source.to_string(),
                 metadata: None,
-            });
+            })?;
         }
         text.clear();
+        Ok(())
     };
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
         let line = line.with_context(|| format!("{key}:{line_no}"))?;
-        let boundary = match unit {
-            TextUnit::Line => true,
-            TextUnit::Paragraph => line.trim().is_empty(),
-            TextUnit::File => false,
-        };
         if current.is_empty() {
             start = line_no;
         }
-        if unit == TextUnit::Line {
-            current.push_str(&line);
-            emit(&mut current, start, &mut docs);
-        } else if boundary {
-            emit(&mut current, start, &mut docs);
-        } else {
-            if !current.is_empty() {
-                current.push('\n');
+        match unit {
+            TextUnit::Line => {
+                current.push_str(&line);
+                flush(&mut current, start)?;
             }
-            current.push_str(&line);
+            TextUnit::Paragraph if line.trim().is_empty() => flush(&mut current, start)?,
+            TextUnit::Paragraph | TextUnit::File => {
+                if !current.is_empty() {
+                    current.push('\n');
+                }
+                current.push_str(&line);
+            }
         }
     }
-    emit(&mut current, start, &mut docs);
-    Ok(docs)
+    flush(&mut current, start)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn collect(
+        parse: impl FnOnce(&mut Emit<'_>) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Vec<Document>> {
+        let mut docs = Vec::new();
+        parse(&mut |d| {
+            docs.push(d);
+            Ok(())
+        })?;
+        Ok(docs)
+    }
+
     #[test]
     fn paragraphs_get_the_line_they_start_on() {
         let text = "first para\nstill first\n\n\nsecond\n";
-        let docs = text_documents(text.as_bytes(), "f.txt", "f", TextUnit::Paragraph).unwrap();
+        let docs =
+            collect(|e| text_documents(text.as_bytes(), "f.txt", "f", TextUnit::Paragraph, e))
+                .unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].id, "f:1");
         assert_eq!(docs[0].text, "first para\nstill first");
@@ -241,16 +252,31 @@ mod tests {
     }
 
     #[test]
+    fn file_and_line_units() {
+        let text = "a\nb\n\nc\n";
+        let whole =
+            collect(|e| text_documents(text.as_bytes(), "f", "f", TextUnit::File, e)).unwrap();
+        assert_eq!(whole.len(), 1);
+        assert_eq!(whole[0].text, "a\nb\n\nc");
+        let lines =
+            collect(|e| text_documents(text.as_bytes(), "f", "f", TextUnit::Line, e)).unwrap();
+        let ids: Vec<&str> = lines.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["f:1", "f:2", "f:4"]);
+    }
+
+    #[test]
     fn bad_jsonl_names_file_and_line() {
         let text = "{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n";
-        let err = jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text").unwrap_err();
+        let err =
+            collect(|e| jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text", e)).unwrap_err();
         assert!(err.to_string().starts_with("in.jsonl:2:"), "{err}");
     }
 
     #[test]
     fn other_jsonl_fields_become_metadata() {
         let text = "{\"text\": \"ok\", \"url\": \"u\"}\n";
-        let docs = jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text").unwrap();
+        let docs =
+            collect(|e| jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text", e)).unwrap();
         assert_eq!(docs[0].metadata.as_deref(), Some("{\"url\":\"u\"}"));
     }
 }

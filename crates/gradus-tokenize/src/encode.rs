@@ -1,0 +1,258 @@
+//! Documents to a `tokens` dataset: each upstream shard is one source, encoded in
+//! parallel batches (`encode_batch_fast`, on the tokenizers' rayon pool) and written as it
+//! goes. In follow mode the stage encodes upstream shards as they are committed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use arrow::array::{Array, AsArray};
+use gradus_shard::{
+    Dataset, DatasetKind, DatasetWriter, InputRef, Manifest, OpenMode, Producer, ReadOptions,
+    Record, ShardEntry, TokenSeq, WriterOptions, follow,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use tokenizers::Tokenizer;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::error::{Result, TokenizeError};
+use crate::spec::fingerprint;
+use crate::stats::EncodeStats;
+
+/// Settings of document encoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EncodeConfig {
+    /// Token appended to each document: `auto` (the tokenizer's end-of-text token if it
+    /// has one, such as `<|endoftext|>` or `</s>`; BERT-style tokenizers add `[CLS]` and
+    /// `[SEP]` themselves), `none`, or a token of the vocabulary.
+    pub eos: String,
+    /// Share of documents in the `validation` split, chosen by a hash of the document id.
+    pub validation_fraction: f64,
+    /// Documents per encode batch.
+    pub batch_rows: usize,
+    pub max_rows_per_shard: usize,
+    pub max_bytes_per_shard: u64,
+}
+
+impl Default for EncodeConfig {
+    fn default() -> Self {
+        let w = WriterOptions::default();
+        Self {
+            eos: "auto".into(),
+            validation_fraction: 0.1,
+            batch_rows: 1024,
+            max_rows_per_shard: w.max_rows_per_shard,
+            max_bytes_per_shard: w.max_bytes_per_shard,
+        }
+    }
+}
+
+/// End-of-text tokens `eos = "auto"` looks for, in order.
+const EOS_CANDIDATES: [&str; 4] = ["<|endoftext|>", "</s>", "<eos>", "[EOS]"];
+
+/// `validation` for a `fraction` of ids, `train` for the rest; depends on the id alone.
+pub fn split_of(doc_id: &str, fraction: f64) -> &'static str {
+    let unit = (xxh3_64(doc_id.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64;
+    if unit < fraction {
+        "validation"
+    } else {
+        "train"
+    }
+}
+
+/// A tokenizer bound to the encoding settings.
+#[derive(Debug, Clone)]
+pub struct Encoder {
+    tokenizer: Tokenizer,
+    eos: Option<u32>,
+    unk: Option<u32>,
+    validation_fraction: f64,
+}
+
+impl Encoder {
+    pub fn new(tokenizer: Tokenizer, config: &EncodeConfig) -> Result<Self> {
+        if !(0.0..=1.0).contains(&config.validation_fraction) {
+            return Err(TokenizeError::Config(format!(
+                "validation_fraction {} is not between 0 and 1",
+                config.validation_fraction
+            )));
+        }
+        let eos = match config.eos.as_str() {
+            "none" => None,
+            "auto" => EOS_CANDIDATES.iter().find_map(|t| tokenizer.token_to_id(t)),
+            token => Some(tokenizer.token_to_id(token).ok_or_else(|| {
+                TokenizeError::Config(format!("eos token {token:?} is not in the vocabulary"))
+            })?),
+        };
+        let unk = ["[UNK]", "<unk>", "<|unk|>"]
+            .iter()
+            .find_map(|t| tokenizer.token_to_id(t));
+        Ok(Self {
+            tokenizer,
+            eos,
+            unk,
+            validation_fraction: config.validation_fraction,
+        })
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The id appended to every document, if any.
+    pub fn eos(&self) -> Option<u32> {
+        self.eos
+    }
+
+    /// Encodes one batch of documents, recording counts in `stats`.
+    pub fn encode(
+        &self,
+        ids: &[&str],
+        texts: &[&str],
+        stats: &mut EncodeStats,
+    ) -> Result<Vec<TokenSeq>> {
+        let encodings = self
+            .tokenizer
+            .encode_batch_fast(texts.to_vec(), true)
+            .map_err(|e| {
+                TokenizeError::tk(
+                    format!("encoding document {}", ids.first().unwrap_or(&"")),
+                    e,
+                )
+            })?;
+        Ok(encodings
+            .into_iter()
+            .zip(ids.iter().zip(texts))
+            .map(|(enc, (id, text))| {
+                let mut input_ids = enc.get_ids().to_vec();
+                input_ids.extend(self.eos);
+                let split = split_of(id, self.validation_fraction);
+                stats.add(&input_ids, text.len(), self.unk, split);
+                TokenSeq {
+                    doc_id: (*id).to_string(),
+                    input_ids,
+                    split: split.to_string(),
+                }
+            })
+            .collect())
+    }
+}
+
+/// Where encoding reads from and how it runs; not part of the output's identity.
+#[derive(Debug, Clone, Default)]
+pub struct EncodeRun {
+    pub mode: OpenMode,
+    /// Follow an upstream still being written, giving up after this long without news.
+    pub follow: Option<Duration>,
+}
+
+/// Encodes the `documents` dataset at `input` into a `tokens` dataset at `output`; the
+/// tokenizer is saved beside the shards as `tokenizer.json`. `progress` is called with
+/// the rows of each finished upstream shard.
+pub fn encode_dataset(
+    encoder: &Encoder,
+    config: &EncodeConfig,
+    input: &Path,
+    output: &Path,
+    run: &EncodeRun,
+    mut progress: impl FnMut(u64),
+) -> Result<Manifest> {
+    let identity = serde_json::json!({
+        "encode": config,
+        "tokenizer": fingerprint(encoder.tokenizer())?,
+    });
+    let producer =
+        Producer::new("tokenize", &identity).map_err(|e| TokenizeError::Config(e.to_string()))?;
+    let upstream = InputRef::dataset(input, output, DatasetKind::Documents);
+    let opts = WriterOptions {
+        max_rows_per_shard: config.max_rows_per_shard,
+        max_bytes_per_shard: config.max_bytes_per_shard,
+        mode: run.mode,
+        ..WriterOptions::default()
+    };
+    let mut writer = DatasetWriter::create(
+        output,
+        DatasetKind::Tokens,
+        producer,
+        vec![upstream.clone()],
+        opts,
+    )?;
+    crate::spec::save(encoder.tokenizer(), &output.join("tokenizer.json"))?;
+    if writer.is_sealed() {
+        return Ok(writer.manifest().clone());
+    }
+    let done: std::collections::HashSet<String> =
+        writer.manifest().done_sources.iter().cloned().collect();
+    prune_stats(writer.stats_mut(), |k| done.contains(k));
+    let shards: Box<dyn Iterator<Item = Result<ShardEntry>>> = match run.follow {
+        Some(timeout) => Box::new(
+            follow(input)
+                .timeout(timeout)
+                .map(|r| r.map_err(Into::into)),
+        ),
+        None => {
+            let ds = Dataset::open_kind(input, DatasetKind::Documents)?;
+            if !ds.manifest().sealed {
+                return Err(TokenizeError::Config(format!(
+                    "{} is not sealed (still being written?); follow it instead",
+                    input.display()
+                )));
+            }
+            Box::new(ds.manifest().shards.clone().into_iter().map(Ok))
+        }
+    };
+    for shard in shards {
+        let shard = shard?;
+        let key = upstream.source_key(&shard.file);
+        if writer.is_done(&key) {
+            progress(shard.rows);
+            continue;
+        }
+        let stats = encode_shard(encoder, config, input, &shard, &key, &mut writer)?;
+        stats.record(writer.stats_mut(), &key);
+        writer.finish_source(&key)?;
+        progress(shard.rows);
+    }
+    EncodeStats::summarise(writer.stats_mut());
+    Ok(writer.seal()?)
+}
+
+fn encode_shard(
+    encoder: &Encoder,
+    config: &EncodeConfig,
+    input: &Path,
+    shard: &ShardEntry,
+    key: &str,
+    writer: &mut DatasetWriter,
+) -> Result<EncodeStats> {
+    let ds = Dataset::open_kind(input, DatasetKind::Documents)?;
+    let opts = ReadOptions::default()
+        .columns(&["id", "text"])
+        .batch_size(config.batch_rows.max(1));
+    let mut stats = EncodeStats::default();
+    for batch in ds.read_shard(shard, &opts)? {
+        let batch = batch?;
+        let ids = batch.column(0).as_string::<i32>();
+        let texts = batch.column(1).as_string::<i32>();
+        let id_refs: Vec<&str> = (0..ids.len()).map(|i| ids.value(i)).collect();
+        let text_refs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
+        let rows = encoder.encode(&id_refs, &text_refs, &mut stats)?;
+        metrics::counter!("tokens_written")
+            .increment(rows.iter().map(|r| r.input_ids.len() as u64).sum());
+        metrics::counter!("docs_encoded").increment(rows.len() as u64);
+        writer.write(
+            key,
+            &TokenSeq::to_batch(&rows).map_err(|e| TokenizeError::Config(e.to_string()))?,
+        )?;
+    }
+    Ok(stats)
+}
+
+/// Drops per-source statistics of sources a resumed writer rolled back, so that every
+/// source is counted once.
+pub(crate) fn prune_stats(stats: &mut Map<String, Value>, done: impl Fn(&str) -> bool) {
+    if let Some(Value::Object(sources)) = stats.get_mut(crate::stats::SOURCES_KEY) {
+        sources.retain(|k, _| done(k));
+    }
+}

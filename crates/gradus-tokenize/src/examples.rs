@@ -1,0 +1,400 @@
+//! Labeled task files to an `examples` dataset: column mapping, label maps, sentence
+//! pairs with token type ids, `longest_first` truncation, per-row error policy.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use gradus_shard::{
+    DatasetKind, DatasetWriter, Example, InputRef, Manifest, OpenMode, Producer, Record,
+    WriterOptions,
+};
+use serde::{Deserialize, Serialize};
+use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
+
+use crate::error::{Result, TokenizeError};
+use crate::spec::fingerprint;
+use crate::table::{Row, Table, read_table};
+
+/// What to do with a row that cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Stop with the file and line.
+    #[default]
+    Fail,
+    /// Leave the row out and count it in the manifest stats.
+    Skip,
+}
+
+/// Settings of example encoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExamplesConfig {
+    /// Task name stored in every row.
+    pub task: String,
+    /// Column of the (first) text.
+    pub text: String,
+    /// Column of the second text of a sentence pair.
+    pub text_pair: Option<String>,
+    /// Column of class labels (classification).
+    pub label: Option<String>,
+    /// Column of numeric targets (regression).
+    pub score: Option<String>,
+    /// Class names in id order; inferred from the files when absent (integers in numeric
+    /// order, names alphabetically).
+    pub labels: Option<Vec<String>>,
+    /// Whether TSV/CSV files start with a header; without one, columns are `0`, `1`, ...
+    pub has_header: bool,
+    /// Longest encoded example, special tokens included (`longest_first` truncation).
+    pub max_len: usize,
+    pub on_error: OnError,
+    /// Examples per encode batch.
+    pub batch_rows: usize,
+}
+
+impl Default for ExamplesConfig {
+    fn default() -> Self {
+        Self {
+            task: "task".into(),
+            text: "sentence".into(),
+            text_pair: None,
+            label: Some("label".into()),
+            score: None,
+            labels: None,
+            has_header: true,
+            max_len: 128,
+            on_error: OnError::Fail,
+            batch_rows: 1024,
+        }
+    }
+}
+
+/// One input file and the split its rows belong to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SplitFile {
+    pub split: String,
+    pub path: PathBuf,
+}
+
+impl SplitFile {
+    /// Parses `SPLIT=PATH`, or a bare `PATH` that gets `default_split`.
+    pub fn parse(text: &str, default_split: &str) -> Self {
+        match text.split_once('=') {
+            Some((split, path)) if !split.contains('/') => Self {
+                split: split.to_string(),
+                path: path.into(),
+            },
+            _ => Self {
+                split: default_split.to_string(),
+                path: text.into(),
+            },
+        }
+    }
+}
+
+/// The mapping of class names to ids, saved as `labels.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelMap {
+    pub task: String,
+    pub names: Vec<String>,
+}
+
+impl LabelMap {
+    fn id(&self, name: &str) -> Option<i64> {
+        self.names.iter().position(|n| n == name).map(|i| i as i64)
+    }
+}
+
+/// A file's rows with the positions of the mapped columns.
+struct Mapped {
+    file: SplitFile,
+    table: Table,
+    text: usize,
+    pair: Option<usize>,
+    label: Option<usize>,
+    score: Option<usize>,
+}
+
+impl Mapped {
+    fn load(file: &SplitFile, config: &ExamplesConfig) -> Result<Self> {
+        let table = read_table(&file.path, config.has_header)?;
+        let col = |name: &Option<String>| -> Result<Option<usize>> {
+            name.as_deref()
+                .map(|n| table.column(&file.path, n))
+                .transpose()
+        };
+        Ok(Self {
+            text: table.column(&file.path, &config.text)?,
+            pair: col(&config.text_pair)?,
+            label: col(&config.label)?,
+            score: col(&config.score)?,
+            file: file.clone(),
+            table,
+        })
+    }
+
+    fn cell<'a>(&self, row: &'a Row, col: usize) -> Option<&'a str> {
+        row.cells.get(col).and_then(|c| c.as_deref())
+    }
+}
+
+/// Infers class names from every file's label column.
+fn infer_labels(files: &[Mapped]) -> Vec<String> {
+    let mut names = BTreeSet::new();
+    for f in files {
+        if let Some(col) = f.label {
+            for row in &f.table.rows {
+                if let Some(v) = f.cell(row, col).map(str::trim).filter(|v| !v.is_empty()) {
+                    names.insert(v.to_string());
+                }
+            }
+        }
+    }
+    let mut names: Vec<String> = names.into_iter().collect();
+    if names.iter().all(|n| n.parse::<i64>().is_ok()) {
+        names.sort_by_key(|n| n.parse::<i64>().unwrap_or_default());
+    }
+    names
+}
+
+/// Counts of what was encoded and left out.
+#[derive(Debug, Default, Serialize)]
+struct Counts {
+    rows: BTreeMap<String, u64>,
+    skipped: BTreeMap<String, u64>,
+    truncated: u64,
+}
+
+/// Encodes labeled `files` into an `examples` dataset at `output`, with `labels.json`
+/// (classification) and `tokenizer.json` beside the shards.
+pub fn encode_examples(
+    tokenizer: &Tokenizer,
+    config: &ExamplesConfig,
+    files: &[SplitFile],
+    output: &Path,
+    mode: OpenMode,
+) -> Result<Manifest> {
+    if config.label.is_some() && config.score.is_some() {
+        return Err(TokenizeError::Config(
+            "set `label` (classification) or `score` (regression), not both".into(),
+        ));
+    }
+    let mapped = files
+        .iter()
+        .map(|f| Mapped::load(f, config))
+        .collect::<Result<Vec<_>>>()?;
+    let labels = config.label.as_ref().map(|_| LabelMap {
+        task: config.task.clone(),
+        names: config
+            .labels
+            .clone()
+            .unwrap_or_else(|| infer_labels(&mapped)),
+    });
+    let mut tk = tokenizer.clone();
+    tk.with_truncation(Some(TruncationParams {
+        max_length: config.max_len,
+        strategy: TruncationStrategy::LongestFirst,
+        ..TruncationParams::default()
+    }))
+    .map_err(|e| TokenizeError::tk("truncation", e))?;
+    tk.with_padding(None);
+
+    let identity = serde_json::json!({
+        "examples": config,
+        "files": files,
+        "labels": labels,
+        "tokenizer": fingerprint(tokenizer)?,
+    });
+    let producer = Producer::new("tokenize-examples", &identity)
+        .map_err(|e| TokenizeError::Config(e.to_string()))?;
+    let inputs = files
+        .iter()
+        .map(|f| InputRef::files(&f.path.display().to_string()))
+        .collect();
+    let opts = WriterOptions {
+        mode,
+        ..WriterOptions::default()
+    };
+    let mut writer = DatasetWriter::create(output, DatasetKind::Examples, producer, inputs, opts)?;
+    crate::spec::save(tokenizer, &output.join("tokenizer.json"))?;
+    if let Some(map) = &labels {
+        let text =
+            serde_json::to_string_pretty(map).map_err(|e| TokenizeError::Config(e.to_string()))?;
+        let path = output.join("labels.json");
+        std::fs::write(&path, text).map_err(|e| TokenizeError::io(&path, e))?;
+    }
+    if writer.is_sealed() {
+        return Ok(writer.manifest().clone());
+    }
+    let mut counts = Counts::default();
+    for f in &mapped {
+        let key = f.file.path.display().to_string();
+        if writer.is_done(&key) {
+            continue;
+        }
+        encode_file(
+            &tk,
+            config,
+            f,
+            labels.as_ref(),
+            &key,
+            &mut writer,
+            &mut counts,
+        )?;
+        writer.finish_source(&key)?;
+    }
+    let stats = writer.stats_mut();
+    if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&counts) {
+        stats.extend(fields);
+    }
+    if let Some(map) = &labels {
+        stats.insert("labels".into(), serde_json::json!(map.names));
+    }
+    Ok(writer.seal()?)
+}
+
+fn encode_file(
+    tk: &Tokenizer,
+    config: &ExamplesConfig,
+    f: &Mapped,
+    labels: Option<&LabelMap>,
+    key: &str,
+    writer: &mut DatasetWriter,
+    counts: &mut Counts,
+) -> Result<()> {
+    let skip = |counts: &mut Counts, reason: &str, line: usize, detail: String| -> Result<()> {
+        match config.on_error {
+            OnError::Fail => Err(TokenizeError::Row {
+                path: f.file.path.clone(),
+                line,
+                reason: detail,
+            }),
+            OnError::Skip => {
+                *counts.skipped.entry(reason.to_string()).or_default() += 1;
+                Ok(())
+            }
+        }
+    };
+    for (line, reason) in &f.table.bad_lines {
+        skip(counts, "malformed_line", *line, reason.clone())?;
+    }
+    let mut pending: Vec<Example> = Vec::new();
+    for row in &f.table.rows {
+        let text = f.cell(row, f.text).unwrap_or("");
+        let pair = f.pair.map(|c| f.cell(row, c).unwrap_or("").to_string());
+        let (label, target) = match parse_target(f, row, labels) {
+            Ok(v) => v,
+            Err((reason, detail)) => {
+                skip(counts, reason, row.line, detail)?;
+                continue;
+            }
+        };
+        pending.push(Example {
+            id: format!("{}:{}:{}", config.task, f.file.split, row.line),
+            task: config.task.clone(),
+            text: text.to_string(),
+            text_pair: pair,
+            label,
+            target,
+            input_ids: Vec::new(),
+            token_type_ids: Vec::new(),
+            split: f.file.split.clone(),
+        });
+        if pending.len() >= config.batch_rows.max(1) {
+            flush(tk, &mut pending, key, writer, counts)?;
+        }
+    }
+    flush(tk, &mut pending, key, writer, counts)
+}
+
+/// Why a row has no usable target: a counter name and the message for the user.
+type RowProblem = (&'static str, String);
+
+/// The label id or regression target of a row, or why it has none.
+fn parse_target(
+    f: &Mapped,
+    row: &Row,
+    labels: Option<&LabelMap>,
+) -> Result<(Option<i64>, Option<f32>), RowProblem> {
+    if let (Some(col), Some(map)) = (f.label, labels) {
+        let raw = f.cell(row, col).map(str::trim).unwrap_or("");
+        if raw.is_empty() {
+            return Err(("missing_label", "the label is missing".into()));
+        }
+        let id = map.id(raw).ok_or_else(|| {
+            (
+                "unknown_label",
+                format!("label {raw:?} is not one of {:?}", map.names),
+            )
+        })?;
+        return Ok((Some(id), None));
+    }
+    if let Some(col) = f.score {
+        let raw = f.cell(row, col).map(str::trim).unwrap_or("");
+        if raw.is_empty() {
+            return Err(("missing_label", "the score is missing".into()));
+        }
+        let v = raw
+            .parse::<f32>()
+            .ok()
+            .filter(|v| v.is_finite())
+            .ok_or_else(|| ("bad_score", format!("score {raw:?} is not a number")))?;
+        return Ok((None, Some(v)));
+    }
+    Ok((None, None))
+}
+
+fn flush(
+    tk: &Tokenizer,
+    pending: &mut Vec<Example>,
+    key: &str,
+    writer: &mut DatasetWriter,
+    counts: &mut Counts,
+) -> Result<()> {
+    if pending.is_empty() {
+        return Ok(());
+    }
+    let inputs: Vec<EncodeInput<'_>> = pending
+        .iter()
+        .map(|e| match &e.text_pair {
+            Some(b) => (e.text.as_str(), b.as_str()).into(),
+            None => e.text.as_str().into(),
+        })
+        .collect();
+    let encodings = tk
+        .encode_batch_fast(inputs, true)
+        .map_err(|e| TokenizeError::tk(format!("encoding {key}"), e))?;
+    for (example, enc) in pending.iter_mut().zip(encodings) {
+        counts.truncated += u64::from(!enc.get_overflowing().is_empty());
+        example.input_ids = enc.get_ids().to_vec();
+        example.token_type_ids = enc
+            .get_type_ids()
+            .iter()
+            .map(|&t| t.min(255) as u8)
+            .collect();
+        *counts.rows.entry(example.split.clone()).or_default() += 1;
+    }
+    metrics::counter!("examples_encoded").increment(pending.len() as u64);
+    let batch = Example::to_batch(pending).map_err(|e| TokenizeError::Config(e.to_string()))?;
+    writer.write(key, &batch)?;
+    pending.clear();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_prefix_is_optional() {
+        assert_eq!(
+            SplitFile::parse("validation=dev.tsv", "train").split,
+            "validation"
+        );
+        let bare = SplitFile::parse("data/dev.tsv", "train");
+        assert_eq!(
+            (bare.split.as_str(), bare.path.to_str()),
+            ("train", Some("data/dev.tsv"))
+        );
+    }
+}
