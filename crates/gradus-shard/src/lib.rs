@@ -55,7 +55,7 @@ pub use manifest::{
     config_hash,
 };
 pub use reader::{Batches, Dataset, Follow, ReadOptions, ShardReader, follow};
-pub use records::{Document, Example, Record, TokenSeq};
+pub use records::{Document, Example, Record, TokenSeq, TokensBuilder};
 pub use schema::{
     DatasetKind, check_schema, documents_schema, examples_schema, tokens_schema, u8_list, u32_list,
 };

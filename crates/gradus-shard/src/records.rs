@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Int64Array, ListArray, StringArray, UInt32Array,
+    Array, ArrayRef, AsArray, Float32Array, Int64Array, ListArray, StringArray, StringBuilder,
+    UInt32Array,
 };
 use arrow::buffer::OffsetBuffer;
 use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, UInt8Type, UInt32Type};
@@ -154,29 +155,85 @@ impl Record for Document {
     }
 }
 
+/// Builds a `tokens` batch row by row from borrowed ids, with one copy of each id: the
+/// hot path of encoding, where building `TokenSeq`s first would copy every id twice.
+#[derive(Debug, Default)]
+pub struct TokensBuilder {
+    doc_ids: StringBuilder,
+    lengths: Vec<usize>,
+    values: Vec<u32>,
+    splits: StringBuilder,
+}
+
+impl TokensBuilder {
+    /// A builder with room for `rows` rows and `tokens` ids.
+    pub fn with_capacity(rows: usize, tokens: usize) -> Self {
+        Self {
+            doc_ids: StringBuilder::with_capacity(rows, rows * 16),
+            lengths: Vec::with_capacity(rows),
+            values: Vec::with_capacity(tokens),
+            splits: StringBuilder::with_capacity(rows, rows * 8),
+        }
+    }
+
+    /// Appends one document: `ids`, then `extra` if given (an end-of-text id, say).
+    pub fn push(&mut self, doc_id: &str, ids: &[u32], extra: Option<u32>, split: &str) {
+        self.doc_ids.append_value(doc_id);
+        self.values.extend_from_slice(ids);
+        self.values.extend(extra);
+        self.lengths.push(ids.len() + usize::from(extra.is_some()));
+        self.splits.append_value(split);
+    }
+
+    /// Rows so far.
+    pub fn len(&self) -> usize {
+        self.lengths.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.lengths.is_empty()
+    }
+
+    /// The batch, with exactly the `tokens` schema.
+    pub fn finish(mut self) -> Result<RecordBatch, ArrowError> {
+        let schema = DatasetKind::Tokens.schema();
+        let n_tokens = self
+            .lengths
+            .iter()
+            .map(|&n| u32::try_from(n))
+            .collect::<Result<UInt32Array, _>>()
+            .map_err(|e| ArrowError::InvalidArgumentError(e.to_string()))?;
+        let DataType::List(item) = schema.field(1).data_type() else {
+            unreachable!("input_ids is a list column")
+        };
+        let ids = ListArray::new(
+            item.clone(),
+            OffsetBuffer::from_lengths(self.lengths),
+            Arc::new(UInt32Array::from(self.values)),
+            None,
+        );
+        RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(self.doc_ids.finish()),
+                Arc::new(ids),
+                Arc::new(n_tokens),
+                Arc::new(self.splits.finish()),
+            ],
+        )
+    }
+}
+
 impl Record for TokenSeq {
     const KIND: DatasetKind = DatasetKind::Tokens;
 
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
-        let schema = Self::KIND.schema();
-        let n_tokens = rows
-            .iter()
-            .map(|r| u32::try_from(r.input_ids.len()))
-            .collect::<Result<UInt32Array, _>>()
-            .map_err(|e| ArrowError::InvalidArgumentError(e.to_string()))?;
-        RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                strings(rows.iter().map(|r| r.doc_id.as_str())),
-                list(
-                    schema.field(1),
-                    rows.iter().map(|r| r.input_ids.clone()),
-                    UInt32Array::from,
-                ),
-                Arc::new(n_tokens),
-                strings(rows.iter().map(|r| r.split.as_str())),
-            ],
-        )
+        let tokens = rows.iter().map(|r| r.input_ids.len()).sum();
+        let mut builder = TokensBuilder::with_capacity(rows.len(), tokens);
+        for r in rows {
+            builder.push(&r.doc_id, &r.input_ids, None, &r.split);
+        }
+        builder.finish()
     }
 
     fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {

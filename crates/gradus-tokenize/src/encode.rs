@@ -6,9 +6,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use arrow::array::{Array, AsArray};
+use arrow::record_batch::RecordBatch;
 use gradus_shard::{
     Dataset, DatasetKind, DatasetWriter, InputRef, Manifest, OpenMode, Producer, ReadOptions,
-    Record, ShardEntry, TokenSeq, WriterOptions, follow,
+    ShardEntry, TokensBuilder, WriterOptions, follow,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -105,13 +106,13 @@ impl Encoder {
         self.eos
     }
 
-    /// Encodes one batch of documents, recording counts in `stats`.
+    /// Encodes one batch of documents into a `tokens` batch, recording counts in `stats`.
     pub fn encode(
         &self,
         ids: &[&str],
         texts: &[&str],
         stats: &mut EncodeStats,
-    ) -> Result<Vec<TokenSeq>> {
+    ) -> Result<RecordBatch> {
         let encodings = self
             .tokenizer
             .encode_batch_fast(texts.to_vec(), true)
@@ -121,21 +122,15 @@ impl Encoder {
                     e,
                 )
             })?;
-        Ok(encodings
-            .into_iter()
-            .zip(ids.iter().zip(texts))
-            .map(|(enc, (id, text))| {
-                let mut input_ids = enc.get_ids().to_vec();
-                input_ids.extend(self.eos);
-                let split = split_of(id, self.validation_fraction);
-                stats.add(&input_ids, text.len(), self.unk, split);
-                TokenSeq {
-                    doc_id: (*id).to_string(),
-                    input_ids,
-                    split: split.to_string(),
-                }
-            })
-            .collect())
+        let tokens = encodings.iter().map(|e| e.len() + 1).sum();
+        let mut rows = TokensBuilder::with_capacity(encodings.len(), tokens);
+        for (enc, (id, text)) in encodings.iter().zip(ids.iter().zip(texts)) {
+            let split = split_of(id, self.validation_fraction);
+            stats.add(enc.get_ids(), self.eos, text.len(), self.unk, split);
+            rows.push(id, enc.get_ids(), self.eos, split);
+        }
+        rows.finish()
+            .map_err(|e| TokenizeError::Config(e.to_string()))
     }
 }
 
@@ -218,6 +213,8 @@ pub fn encode_dataset(
     Ok(writer.seal()?)
 }
 
+/// Encodes one upstream shard. A writer thread takes finished batches while the next one
+/// is encoded, so Parquet encoding and compression overlap with tokenization.
 fn encode_shard(
     encoder: &Encoder,
     config: &EncodeConfig,
@@ -230,22 +227,40 @@ fn encode_shard(
     let opts = ReadOptions::default()
         .columns(&["id", "text"])
         .batch_size(config.batch_rows.max(1));
+    let reader = ds.read_shard(shard, &opts)?;
     let mut stats = EncodeStats::default();
-    for batch in ds.read_shard(shard, &opts)? {
-        let batch = batch?;
-        let ids = batch.column(0).as_string::<i32>();
-        let texts = batch.column(1).as_string::<i32>();
-        let id_refs: Vec<&str> = (0..ids.len()).map(|i| ids.value(i)).collect();
-        let text_refs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
-        let rows = encoder.encode(&id_refs, &text_refs, &mut stats)?;
-        metrics::counter!("tokens_written")
-            .increment(rows.iter().map(|r| r.input_ids.len() as u64).sum());
-        metrics::counter!("docs_encoded").increment(rows.len() as u64);
-        writer.write(
-            key,
-            &TokenSeq::to_batch(&rows).map_err(|e| TokenizeError::Config(e.to_string()))?,
-        )?;
-    }
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
+        let writing = scope.spawn(move || -> Result<()> {
+            for batch in rx {
+                writer.write(key, &batch)?;
+            }
+            Ok(())
+        });
+        let encoded = (|| -> Result<()> {
+            for batch in reader {
+                let batch = batch?;
+                let ids = batch.column(0).as_string::<i32>();
+                let texts = batch.column(1).as_string::<i32>();
+                let id_refs: Vec<&str> = (0..ids.len()).map(|i| ids.value(i)).collect();
+                let text_refs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
+                let before = stats.tokens;
+                let out = encoder.encode(&id_refs, &text_refs, &mut stats)?;
+                metrics::counter!("tokens_written").increment(stats.tokens - before);
+                metrics::counter!("docs_encoded").increment(out.num_rows() as u64);
+                if tx.send(out).is_err() {
+                    // The writer stopped; its error is the one to report.
+                    break;
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        writing
+            .join()
+            .map_err(|_| TokenizeError::Config("the shard writer thread panicked".into()))??;
+        encoded
+    })?;
     Ok(stats)
 }
 

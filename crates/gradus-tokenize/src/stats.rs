@@ -24,14 +24,22 @@ pub struct EncodeStats {
 }
 
 impl EncodeStats {
-    /// Adds one document.
-    pub fn add(&mut self, ids: &[u32], text_bytes: usize, unk: Option<u32>, split: &str) {
-        let n = ids.len() as u64;
+    /// Adds one document of `ids` (plus `extra`, an appended end-of-text id).
+    pub fn add(
+        &mut self,
+        ids: &[u32],
+        extra: Option<u32>,
+        text_bytes: usize,
+        unk: Option<u32>,
+        split: &str,
+    ) {
+        let n = (ids.len() + usize::from(extra.is_some())) as u64;
         self.documents += 1;
         self.tokens += n;
         self.text_bytes += text_bytes as u64;
         if let Some(unk) = unk {
-            self.unknown_tokens += ids.iter().filter(|&&i| i == unk).count() as u64;
+            let hits = ids.iter().chain(&extra).filter(|&&i| i == unk).count();
+            self.unknown_tokens += hits as u64;
         }
         *self.split_tokens.entry(split.to_string()).or_default() += n;
         let bucket = (u64::BITS - n.max(1).leading_zeros() - 1) as usize;
@@ -110,7 +118,7 @@ mod tests {
     fn histogram_buckets_are_powers_of_two() {
         let mut s = EncodeStats::default();
         for n in [0usize, 1, 2, 3, 4, 7, 8] {
-            s.add(&vec![5; n], n, Some(5), "train");
+            s.add(&vec![5; n], None, n, Some(5), "train");
         }
         assert_eq!(s.length_log2_histogram, vec![2, 2, 2, 1]);
         assert_eq!(s.unknown_tokens, 25);
@@ -119,9 +127,9 @@ mod tests {
     #[test]
     fn summary_sums_the_sources() {
         let mut a = EncodeStats::default();
-        a.add(&[1, 2, 3], 12, None, "train");
+        a.add(&[1, 2], Some(3), 12, None, "train");
         let mut b = EncodeStats::default();
-        b.add(&[1], 4, None, "validation");
+        b.add(&[1], None, 4, None, "validation");
         let mut stats = Map::new();
         a.record(&mut stats, "s0");
         b.record(&mut stats, "s1");
