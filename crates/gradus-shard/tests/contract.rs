@@ -21,6 +21,25 @@ fn opts(max_rows: usize) -> WriterOptions {
     }
 }
 
+/// A documents writer with the test producer `tag` and shards of `max_rows`.
+fn documents_writer(dir: &Path, tag: &str, max_rows: usize) -> DatasetWriter {
+    try_documents_writer(dir, tag, max_rows).unwrap()
+}
+
+fn try_documents_writer(
+    dir: &Path,
+    tag: &str,
+    max_rows: usize,
+) -> gradus_shard::Result<DatasetWriter> {
+    DatasetWriter::create(
+        dir,
+        DatasetKind::Documents,
+        producer(tag),
+        vec![],
+        opts(max_rows),
+    )
+}
+
 fn docs(source: &str, n: usize) -> Vec<Document> {
     (0..n)
         .map(|i| Document {
@@ -153,14 +172,7 @@ fn rotation_by_bytes_bounds_shard_size() {
 #[test]
 fn a_dropped_writer_leaves_only_committed_shards() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(10),
-    )
-    .unwrap();
+    let mut w = documents_writer(tmp.path(), "x", 10);
     w.write("a", &Document::to_batch(&docs("a", 25)).unwrap())
         .unwrap();
     drop(w);
@@ -174,14 +186,7 @@ fn a_dropped_writer_leaves_only_committed_shards() {
 #[test]
 fn a_killed_writer_leaves_a_temp_file_that_the_next_writer_removes() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(10),
-    )
-    .unwrap();
+    let mut w = documents_writer(tmp.path(), "x", 10);
     w.write("a", &Document::to_batch(&docs("a", 15)).unwrap())
         .unwrap();
     w.crash();
@@ -199,14 +204,7 @@ fn a_killed_writer_leaves_a_temp_file_that_the_next_writer_removes() {
     };
     assert_eq!(tmp_files(), 1);
     assert_eq!(Dataset::open(tmp.path()).unwrap().num_rows(), 10);
-    let w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(10),
-    )
-    .unwrap();
+    let w = documents_writer(tmp.path(), "x", 10);
     assert_eq!(tmp_files(), 0);
     // Source `a` never finished: its committed shard is rolled back too.
     assert!(!w.is_done("a"));
@@ -216,8 +214,7 @@ fn a_killed_writer_leaves_a_temp_file_that_the_next_writer_removes() {
 /// Writes sources s0..s9 (of 0..12 rows each) with shards of 7 rows; `kill_after`
 /// stops after that many batches without sealing, as a kill would.
 fn staged_run(dir: &Path, kill_after: Option<usize>) -> Option<Manifest> {
-    let mut w =
-        DatasetWriter::create(dir, DatasetKind::Documents, producer("r"), vec![], opts(7)).unwrap();
+    let mut w = documents_writer(dir, "r", 7);
     let mut batches = 0;
     for s in 0..10 {
         let key = format!("s{s}");
@@ -265,14 +262,7 @@ fn resumed_runs_equal_an_uninterrupted_run_wherever_they_were_killed() {
 fn resume_refuses_another_config_and_overwrite_starts_again() {
     let tmp = tempfile::tempdir().unwrap();
     write_rows(tmp.path(), &docs("a", 5), 10);
-    let err = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("other"),
-        vec![],
-        opts(10),
-    )
-    .unwrap_err();
+    let err = try_documents_writer(tmp.path(), "other", 10).unwrap_err();
     assert!(err.to_string().contains("another configuration"), "{err}");
     let w = DatasetWriter::create(
         tmp.path(),
@@ -321,14 +311,7 @@ fn a_follower_started_first_sees_every_shard_in_order_and_ends_at_seal() {
     let writer_dir = dir.clone();
     let writer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(50));
-        let mut w = DatasetWriter::create(
-            &writer_dir,
-            DatasetKind::Documents,
-            producer("f"),
-            vec![],
-            opts(4),
-        )
-        .unwrap();
+        let mut w = documents_writer(&writer_dir, "f", 4);
         for s in 0..6 {
             let key = format!("s{s}");
             w.write(&key, &Document::to_batch(&docs(&key, 5)).unwrap())
@@ -347,14 +330,7 @@ fn a_follower_started_first_sees_every_shard_in_order_and_ends_at_seal() {
 #[test]
 fn a_follower_times_out_on_a_stalled_producer() {
     let tmp = tempfile::tempdir().unwrap();
-    let _w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(4),
-    )
-    .unwrap();
+    let _w = documents_writer(tmp.path(), "x", 4);
     let mut f = follow(tmp.path())
         .poll_interval(Duration::from_millis(5))
         .timeout(Duration::from_millis(50));
@@ -418,14 +394,7 @@ fn a_manifest_pointing_outside_the_dataset_is_refused() {
 fn a_wrong_schema_is_refused_naming_the_column() {
     let tmp = tempfile::tempdir().unwrap();
     // Writing tokens rows into a documents dataset.
-    let mut w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(10),
-    )
-    .unwrap();
+    let mut w = documents_writer(tmp.path(), "x", 10);
     let tokens = TokenSeq::to_batch(&[TokenSeq {
         doc_id: "d".into(),
         input_ids: vec![1],
@@ -472,23 +441,9 @@ fn a_wrong_schema_is_refused_naming_the_column() {
 #[test]
 fn sources_without_rows_are_done_at_once() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(10),
-    )
-    .unwrap();
+    let mut w = documents_writer(tmp.path(), "x", 10);
     w.finish_source("empty").unwrap();
     drop(w);
-    let w = DatasetWriter::create(
-        tmp.path(),
-        DatasetKind::Documents,
-        producer("x"),
-        vec![],
-        opts(10),
-    )
-    .unwrap();
+    let w = documents_writer(tmp.path(), "x", 10);
     assert!(w.is_done("empty"));
 }

@@ -261,6 +261,45 @@ mod tests {
     }
 
     #[test]
+    fn csv_honours_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "text,label\n\"a, quoted \"\"cell\"\"\",1\nplain,0\n").unwrap();
+        let t = read_table(&path, true).unwrap();
+        assert_eq!(t.rows[0].cells[0].as_deref(), Some("a, quoted \"cell\""));
+        assert_eq!((t.rows[0].line, t.rows[1].line), (2, 3));
+    }
+
+    #[test]
+    fn parquet_columns_are_cast_to_text() {
+        use std::sync::Arc;
+
+        use arrow::array::{Int64Array, RecordBatch, StringArray};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        let batch = RecordBatch::try_from_iter([
+            (
+                "text",
+                Arc::new(StringArray::from(vec![Some("a"), None])) as _,
+            ),
+            ("label", Arc::new(Int64Array::from(vec![3, 4])) as _),
+        ])
+        .unwrap();
+        let file = File::create(&path).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let t = read_table(&path, true).unwrap();
+        assert_eq!(t.columns, ["text", "label"]);
+        assert_eq!(
+            t.rows[0].cells,
+            [Some("a".to_string()), Some("3".to_string())]
+        );
+        assert_eq!(t.rows[1].cells[0], None);
+        assert_eq!(t.rows[1].line, 2);
+    }
+
+    #[test]
     fn jsonl_numbers_become_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl");
