@@ -103,6 +103,15 @@ impl StageArgs {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         })
     }
+
+    /// Sizes the process-wide rayon pool, which every parallel loop of gradus (and of the
+    /// tokenizers) runs on, to `threads()`. Call once, before any parallel work.
+    pub fn apply_threads(&self) -> anyhow::Result<()> {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads())
+            .build_global()
+            .context("setting up the worker threads")
+    }
 }
 
 fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {

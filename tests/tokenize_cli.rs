@@ -91,6 +91,34 @@ fn train_then_encode_then_verify() {
     );
     assert_eq!(summary["stats"]["unknown_tokens"], 0);
     assert!(ok(&gradus(&["verify", tokens.to_str().unwrap()])).starts_with("ok:"));
+
+    // One worker thread gives the very same shards as all of them.
+    let single = tmp.path().join("tokens-1");
+    ok(&tokenize(&[
+        "encode",
+        "-i",
+        &docs,
+        "-o",
+        single.to_str().unwrap(),
+        "-t",
+        tk_dir.to_str().unwrap(),
+        "--set",
+        "validation_fraction=0.5",
+        "--threads",
+        "1",
+    ]));
+    let shards = |dir: &Path| {
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap();
+        m["shards"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["checksum"].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(shards(&single), shards(&tokens));
 }
 
 #[test]
