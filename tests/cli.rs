@@ -184,3 +184,36 @@ fn verify_fails_on_a_damaged_shard() {
         stderr(&verify)
     );
 }
+
+#[test]
+fn the_prometheus_flag_binds_or_says_why_not() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let out = tmp.path().join("docs");
+    let out_s = out.to_str().unwrap();
+    let served = gradus(&[
+        "import",
+        "-i",
+        &input,
+        "-o",
+        out_s,
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ]);
+    assert!(served.status.success(), "{}", stderr(&served));
+    let bad = gradus(&[
+        "import",
+        "-i",
+        &input,
+        "-o",
+        out_s,
+        "--metrics-addr",
+        "nowhere",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("--metrics-addr \"nowhere\""),
+        "{}",
+        stderr(&bad)
+    );
+}

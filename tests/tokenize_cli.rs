@@ -186,3 +186,32 @@ fn examples_with_splits_and_a_bad_row() {
     assert_eq!(inspect["counts"]["examples.mood.validation"], 1);
     assert_eq!(inspect["stats"]["skipped"]["unknown_label"], 1);
 }
+
+#[test]
+fn without_a_terminal_progress_becomes_log_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = corpus(tmp.path());
+    let tk_dir = tmp.path().join("tk");
+    ok(&tokenize(&[
+        "train",
+        "-i",
+        &docs,
+        "-o",
+        tk_dir.to_str().unwrap(),
+        "--set",
+        "kind=char",
+    ]));
+    let out = Command::new(env!("CARGO_BIN_EXE_gradus-tokenize"))
+        .args(["encode", "-i", &docs, "-t", tk_dir.to_str().unwrap(), "-o"])
+        .arg(tmp.path().join("tokens"))
+        .env("RUST_LOG", "info")
+        .env("GRADUS_PROGRESS_SECS", "0")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // stderr is a pipe here: counts arrive as plain lines, no bar control codes.
+    assert!(log.contains("tokenize: 20/20 documents"), "{log}");
+    assert!(log.contains("tokenize: done, 20 documents"), "{log}");
+    assert!(!log.contains('\u{1b}'), "{log}");
+}

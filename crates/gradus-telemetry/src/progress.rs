@@ -7,8 +7,16 @@ use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-/// Log-line interval when stderr is not a terminal.
+/// Log-line interval when stderr is not a terminal; `GRADUS_PROGRESS_SECS` overrides it.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+
+fn log_every() -> Duration {
+    std::env::var("GRADUS_PROGRESS_SECS")
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map_or(LOG_EVERY, Duration::from_secs_f64)
+}
 
 /// All bars of the process, so log output can be printed above them.
 pub(crate) fn multi() -> &'static MultiProgress {
@@ -30,6 +38,7 @@ pub struct Progress {
     label: String,
     unit: &'static str,
     log_lines: bool,
+    log_every: Duration,
     last_log: Mutex<Instant>,
 }
 
@@ -57,6 +66,7 @@ impl Progress {
             label: label.to_string(),
             unit,
             log_lines: !std::io::stderr().is_terminal(),
+            log_every: log_every(),
             last_log: Mutex::new(Instant::now()),
         }
     }
@@ -94,7 +104,7 @@ impl Progress {
             return;
         }
         let mut last = self.last_log.lock().unwrap_or_else(PoisonError::into_inner);
-        if last.elapsed() < LOG_EVERY {
+        if last.elapsed() < self.log_every {
             return;
         }
         *last = Instant::now();
