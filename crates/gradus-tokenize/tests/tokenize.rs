@@ -451,3 +451,49 @@ fn the_minilm_tokenizer_gives_the_reference_ids() {
         }
     }
 }
+
+#[test]
+fn hf_tokenizers_in_python_loads_every_kind_unchanged() {
+    let Some(site) = gradus_testkit::python_package("tokenizers==0.23.3") else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let texts = sample_corpus();
+    let probe = "The harbour wakes, before the town does: 7 boats. Café ☕!";
+    let mut expected = serde_json::Map::new();
+    for kind in [
+        TokenizerKind::ByteBpe,
+        TokenizerKind::Wordpiece,
+        TokenizerKind::Unigram,
+        TokenizerKind::Char,
+    ] {
+        let config = TrainConfig {
+            kind,
+            vocab_size: 400,
+            min_frequency: 1,
+            ..TrainConfig::default()
+        };
+        let tk = train(&config, &texts).unwrap();
+        let path = tmp.path().join(format!("{kind:?}.json"));
+        gradus_tokenize::save(&tk, &path).unwrap();
+        let ids = tk.encode(probe, true).unwrap().get_ids().to_vec();
+        expected.insert(path.display().to_string(), serde_json::json!(ids));
+    }
+    let script = "import json, sys\nfrom tokenizers import Tokenizer\n\
+        paths = json.loads(sys.argv[1])\n\
+        print(json.dumps({p: Tokenizer.from_file(p).encode(sys.argv[2]).ids for p in paths}))";
+    let paths: Vec<&String> = expected.keys().collect();
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, &serde_json::to_string(&paths).unwrap(), probe])
+        .env("PYTHONPATH", &site)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got, expected);
+}
