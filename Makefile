@@ -39,11 +39,13 @@ fmt:
 bench:
 	$(CARGO) bench --profile dev --bench shard
 	$(CARGO) bench --profile dev --bench tokenize
+	$(CARGO) bench --profile dev --bench clean
 
 DEMO := $(RUNS)/demo
 
 demo: build
-	$(BIN)/gradus import --input data/corpus --output $(DEMO)/documents --overwrite
+	$(BIN)/gradus-clean -c pipelines/demo/clean.toml --output $(DEMO)/documents --overwrite
+	@sed -n '1,12p' $(DEMO)/documents/report.md
 	$(BIN)/gradus-tokenize train -c pipelines/demo/tokenizer.toml \
 	    --input $(DEMO)/documents --output $(DEMO)/tokenizer --overwrite
 	$(BIN)/gradus-tokenize encode -c pipelines/demo/encode.toml \

@@ -11,7 +11,9 @@
 //! Words are whitespace-separated tokens with leading and trailing punctuation split off
 //! into tokens of their own (close to the NLTK word tokenizer datatrove uses for English).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
+
+use xxhash_rust::xxh3::xxh3_64;
 
 /// Gopher's stop words: a document needs a few of them to look like prose.
 pub const STOP_WORDS: [&str; 8] = ["the", "be", "to", "of", "and", "that", "have", "with"];
@@ -34,7 +36,8 @@ pub struct Signals {
     pub words: u32,
     /// Mean length, in characters, of those words.
     pub mean_word_length: f64,
-    /// (`#` + ellipses) per word.
+    /// The larger of `#` per word and ellipses (`...`, `…`) per word (Gopher drops a
+    /// document when either exceeds 0.1).
     pub symbol_word_ratio: f64,
     /// Lines whose first non-blank character is a bullet (`•`, `-`, `*`, `‣`, `●`).
     pub bullet_line_frac: f64,
@@ -42,7 +45,7 @@ pub struct Signals {
     pub ellipsis_line_frac: f64,
     /// Words with at least one alphabetic character, per word.
     pub alpha_word_frac: f64,
-    /// Occurrences of [`STOP_WORDS`] (case-insensitive).
+    /// Distinct [`STOP_WORDS`] present (case-insensitive); Gopher wants at least two.
     pub stop_words: u32,
     /// Paragraphs (split on blank lines) that repeat an earlier one, per paragraph...
     pub dup_paragraph_frac: f64,
@@ -120,35 +123,50 @@ fn duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize) {
     (count, chars)
 }
 
+/// A word n-gram as one 64-bit key: the word hashes mixed in order (collisions between
+/// the few thousand n-grams of a document are negligible at 64 bits).
+fn ngram_keys(hashes: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
+    hashes.windows(n).map(|w| {
+        w.iter().fold(0xcbf2_9ce4_8422_2325_u64, |acc, h| {
+            (acc ^ h)
+                .wrapping_mul(0x0000_0100_0000_01b3)
+                .rotate_left(29)
+        })
+    })
+}
+
 /// Characters covered by the most frequent `n`-gram (joined with spaces) times its count.
-fn top_ngram_chars(words: &[&str], n: usize) -> usize {
-    if words.len() < n {
+fn top_ngram_chars(hashes: &[u64], lens: &[usize], n: usize) -> usize {
+    if hashes.len() < n {
         return 0;
     }
-    let mut counts: HashMap<Vec<&str>, usize> = HashMap::new();
-    for gram in words.windows(n) {
-        *counts.entry(gram.to_vec()).or_default() += 1;
+    let mut counts: ahash::AHashMap<u64, (usize, usize)> = ahash::AHashMap::new();
+    for (i, key) in ngram_keys(hashes, n).enumerate() {
+        counts.entry(key).or_insert((0, i)).0 += 1;
     }
     counts
-        .into_iter()
-        .filter(|(_, c)| *c > 1)
-        .map(|(gram, c)| (gram.iter().map(|w| w.chars().count()).sum::<usize>() + n - 1) * c)
+        .values()
+        .filter(|(c, _)| *c > 1)
+        .map(|&(c, first)| (lens[first..first + n].iter().sum::<usize>() + n - 1) * c)
         .max()
         .unwrap_or(0)
 }
 
 /// Characters in `n`-grams that repeat an earlier one, scanning left to right and
 /// jumping past a repeat (so overlapping repeats are not counted twice), as Gopher.
-fn repeated_ngram_chars(words: &[&str], n: usize) -> usize {
-    let mut seen = HashSet::new();
+fn repeated_ngram_chars(hashes: &[u64], lens: &[usize], n: usize) -> usize {
+    if hashes.len() < n {
+        return 0;
+    }
+    let keys: Vec<u64> = ngram_keys(hashes, n).collect();
+    let mut seen = ahash::AHashSet::with_capacity(keys.len());
     let (mut chars, mut i) = (0, 0);
-    while i + n <= words.len() {
-        let gram = &words[i..i + n];
-        if seen.contains(gram) {
-            chars += gram.iter().map(|w| w.chars().count()).sum::<usize>();
+    while i < keys.len() {
+        if seen.contains(&keys[i]) {
+            chars += lens[i..i + n].iter().sum::<usize>();
             i += n;
         } else {
-            seen.insert(gram);
+            seen.insert(keys[i]);
             i += 1;
         }
     }
@@ -187,27 +205,19 @@ pub fn compute(text: &str) -> Signals {
             l.ends_with("...") || l.ends_with('…')
         })
         .count();
-    let terminal = nonempty_lines
-        .iter()
-        .filter(|l| l.trim_end().ends_with(TERMINAL_PUNCTUATION))
-        .count();
-    let short = nonempty_lines
-        .iter()
-        .filter(|l| l.trim().chars().count() <= SHORT_LINE_CHARS)
-        .count();
-    let lower: Vec<String> = real.iter().map(|w| w.to_lowercase()).collect();
-    let word_refs: Vec<&str> = lower.iter().map(String::as_str).collect();
-    let top = [2, 3, 4].map(|n| ratio(top_ngram_chars(&word_refs, n), chars));
-    let dup = [5, 6, 7, 8, 9, 10].map(|n| ratio(repeated_ngram_chars(&word_refs, n), chars));
-    let no_newline_chars = chars - text.matches('\n').count();
+    let line = line_signals_of(text, n_words);
+    let hashes: Vec<u64> = real.iter().map(|w| lowercase_hash(w)).collect();
+    let lens: Vec<usize> = real.iter().map(|w| w.chars().count()).collect();
+    let top = [2, 3, 4].map(|n| ratio(top_ngram_chars(&hashes, &lens, n), chars));
+    let dup = [5, 6, 7, 8, 9, 10].map(|n| ratio(repeated_ngram_chars(&hashes, &lens, n), chars));
     Signals {
         words: n_words as u32,
         mean_word_length: if n_words == 0 {
             0.0
         } else {
-            real.iter().map(|w| w.chars().count()).sum::<usize>() as f64 / n_words as f64
+            lens.iter().sum::<usize>() as f64 / n_words as f64
         },
-        symbol_word_ratio: ratio(text.matches('#').count() + ellipses, n_words),
+        symbol_word_ratio: ratio(text.matches('#').count(), n_words).max(ratio(ellipses, n_words)),
         bullet_line_frac: ratio(bullets, lines.len()),
         ellipsis_line_frac: ratio(ellipsis_lines, lines.len()),
         alpha_word_frac: ratio(
@@ -216,9 +226,9 @@ pub fn compute(text: &str) -> Signals {
                 .count(),
             n_words,
         ),
-        stop_words: lower
+        stop_words: STOP_WORDS
             .iter()
-            .filter(|w| STOP_WORDS.contains(&w.as_str()))
+            .filter(|s| real.iter().any(|w| w.eq_ignore_ascii_case(s)))
             .count() as u32,
         dup_paragraph_frac: ratio(dup_paras, paragraphs.len()),
         dup_paragraph_char_frac: ratio(dup_para_chars, chars),
@@ -226,17 +236,101 @@ pub fn compute(text: &str) -> Signals {
         dup_line_char_frac: ratio(dup_line_chars, chars),
         top_ngram_char_frac: top,
         dup_ngram_char_frac: dup,
-        terminal_punct_line_frac: ratio(terminal, nonempty_lines.len()),
-        short_line_frac: ratio(short, nonempty_lines.len()),
-        newline_ratio: ratio(text.matches('\n').count(), n_words),
-        dup_line_char_frac_no_newlines: ratio(dup_line_chars, no_newline_chars),
+        terminal_punct_line_frac: line.terminal_punct_line_frac,
+        short_line_frac: line.short_line_frac,
+        newline_ratio: line.newline_ratio,
+        dup_line_char_frac_no_newlines: line.dup_line_char_frac_no_newlines,
     }
 }
 
-/// The language of `text` (ISO 639-3 code) and the detector's confidence in [0, 1];
-/// `("und", 0.0)` when no language can be told.
+/// A word's hash, case-folded (allocating only for words with capitals).
+fn lowercase_hash(word: &str) -> u64 {
+    if word.chars().any(char::is_uppercase) {
+        xxh3_64(word.to_lowercase().as_bytes())
+    } else {
+        xxh3_64(word.as_bytes())
+    }
+}
+
+/// FineWeb's four line signals, which the clean stage takes from the text after line
+/// cleaning (as datatrove runs `FineWebQualityFilter` after `C4QualityFilter`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LineSignals {
+    pub terminal_punct_line_frac: f64,
+    pub short_line_frac: f64,
+    pub newline_ratio: f64,
+    pub dup_line_char_frac_no_newlines: f64,
+}
+
+/// [`LineSignals`] of `text`.
+pub fn line_signals(text: &str) -> LineSignals {
+    let n_words = words(text)
+        .iter()
+        .filter(|w| w.chars().any(|c| !is_punct(c)))
+        .count();
+    line_signals_of(text, n_words)
+}
+
+fn line_signals_of(text: &str, n_words: usize) -> LineSignals {
+    let lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
+    let (_, dup_chars) = duplicates(lines.iter().copied());
+    let terminal = lines
+        .iter()
+        .filter(|l| l.trim_end().ends_with(TERMINAL_PUNCTUATION))
+        .count();
+    let short = lines
+        .iter()
+        .filter(|l| l.trim().chars().count() <= SHORT_LINE_CHARS)
+        .count();
+    let newlines = text.matches('\n').count();
+    LineSignals {
+        terminal_punct_line_frac: ratio(terminal, lines.len()),
+        short_line_frac: ratio(short, lines.len()),
+        newline_ratio: ratio(newlines, n_words),
+        dup_line_char_frac_no_newlines: ratio(dup_chars, text.chars().count() - newlines),
+    }
+}
+
+/// Bytes of a document the language detector reads: the first 4 kB (a page of prose)
+/// decide as well as the whole and keep long documents from dominating the stage's time.
+pub const LANGUAGE_SAMPLE_BYTES: usize = 4_000;
+
+/// The language of `text` (ISO 639-1 code where one exists, as fastText and FineWeb
+/// write them, else ISO 639-3) and whatlang's confidence in [0, 1]; `("und", 0.0)` when
+/// no language can be told.
 pub fn language(text: &str) -> (&'static str, f64) {
-    whatlang::detect(text).map_or(("und", 0.0), |info| (info.lang().code(), info.confidence()))
+    let mut end = text.len().min(LANGUAGE_SAMPLE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    whatlang::detect(&text[..end]).map_or(("und", 0.0), |info| {
+        (iso639_1(info.lang().code()), info.confidence())
+    })
+}
+
+/// ISO 639-3 codes of whatlang's languages to ISO 639-1 (unchanged where none exists).
+fn iso639_1(code: &'static str) -> &'static str {
+    #[rustfmt::skip]
+    const TABLE: [(&str, &str); 69] = [
+        ("afr", "af"), ("aka", "ak"), ("amh", "am"), ("ara", "ar"), ("aze", "az"),
+        ("bel", "be"), ("ben", "bn"), ("bul", "bg"), ("cat", "ca"), ("ces", "cs"),
+        ("cmn", "zh"), ("cym", "cy"), ("dan", "da"), ("deu", "de"), ("ell", "el"),
+        ("eng", "en"), ("epo", "eo"), ("est", "et"), ("fin", "fi"), ("fra", "fr"),
+        ("guj", "gu"), ("heb", "he"), ("hin", "hi"), ("hrv", "hr"), ("hun", "hu"),
+        ("hye", "hy"), ("ind", "id"), ("ita", "it"), ("jav", "jv"), ("jpn", "ja"),
+        ("kan", "kn"), ("kat", "ka"), ("khm", "km"), ("kor", "ko"), ("lat", "la"),
+        ("lav", "lv"), ("lit", "lt"), ("mal", "ml"), ("mar", "mr"), ("mkd", "mk"),
+        ("mya", "my"), ("nep", "ne"), ("nld", "nl"), ("nob", "nb"), ("ori", "or"),
+        ("pan", "pa"), ("pes", "fa"), ("pol", "pl"), ("por", "pt"), ("ron", "ro"),
+        ("rus", "ru"), ("sin", "si"), ("slk", "sk"), ("slv", "sl"), ("sna", "sn"),
+        ("spa", "es"), ("srp", "sr"), ("swe", "sv"), ("tam", "ta"), ("tel", "te"),
+        ("tgl", "tl"), ("tha", "th"), ("tuk", "tk"), ("tur", "tr"), ("ukr", "uk"),
+        ("urd", "ur"), ("uzb", "uz"), ("vie", "vi"), ("yid", "yi"),
+    ];
+    TABLE
+        .iter()
+        .find(|(three, _)| *three == code)
+        .map_or(code, |(_, two)| two)
 }
 
 #[cfg(test)]
@@ -263,7 +357,8 @@ mod tests {
         let s = compute("The cat sat on the mat.");
         assert_eq!(s.words, 6);
         assert!(close(s.mean_word_length, 17.0 / 6.0));
-        assert_eq!(s.stop_words, 2);
+        assert_eq!(s.stop_words, 1, "`the` twice is one distinct stop word");
+        assert_eq!(compute("To be or not to be, that is it.").stop_words, 3);
         assert!(close(s.alpha_word_frac, 1.0));
         assert!(close(s.terminal_punct_line_frac, 1.0));
         assert!(close(s.newline_ratio, 0.0));
@@ -285,8 +380,8 @@ mod tests {
     fn symbols_bullets_and_ellipses() {
         let text = "- one #tag\n• two...\nthree …\nfour";
         let s = compute(text);
-        // Words: one tag two three four = 5; symbols: one '#', two ellipses.
-        assert!(close(s.symbol_word_ratio, 3.0 / 5.0));
+        // Words: one tag two three four = 5; one '#', two ellipses: max(1/5, 2/5).
+        assert!(close(s.symbol_word_ratio, 2.0 / 5.0));
         assert!(close(s.bullet_line_frac, 2.0 / 4.0));
         assert!(close(s.ellipsis_line_frac, 2.0 / 4.0));
         assert!(close(s.newline_ratio, 3.0 / 5.0));
@@ -338,11 +433,11 @@ mod tests {
     fn languages_are_told_apart() {
         let (en, conf) =
             language("The quick brown fox jumps over the lazy dog near the river bank.");
-        assert_eq!(en, "eng");
+        assert_eq!(en, "en");
         assert!(conf > 0.0 && conf <= 1.0);
         assert_eq!(
             language("Der schnelle braune Fuchs springt über den faulen Hund.").0,
-            "deu"
+            "de"
         );
         assert_eq!(language("").0, "und");
     }

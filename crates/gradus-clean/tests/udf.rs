@@ -37,12 +37,12 @@ async fn signals_are_columns_that_sql_filters_on() {
     let dup = b.column(1).as_primitive::<Float64Type>();
     let lang = b.column(2).as_string::<i32>();
     assert_eq!(words.value(0), compute(english).words);
-    assert_eq!(lang.value(0), "eng");
+    assert_eq!(lang.value(0), "en");
     assert_eq!(dup.value(1), 2.0 / 3.0);
     assert!(words.is_null(2), "a null text has null signals");
 
     let kept = ctx
-        .sql("SELECT text FROM docs WHERE get_field(quality_signals(text), 'words') >= 10 AND get_field(language(text), 'lang') = 'eng'")
+        .sql("SELECT text FROM docs WHERE get_field(quality_signals(text), 'words') >= 10 AND get_field(language(text), 'lang') = 'en'")
         .await
         .unwrap()
         .collect()

@@ -1,0 +1,795 @@
+//! Reading raw inputs as documents, one DataFusion partition per input file.
+//!
+//! Every reader yields rows of [`ingest_schema`]: a `key` that orders documents by input
+//! position (file index in the high 32 bits, document index in the file in the low 32),
+//! a stable `id` (`source/file:line`, or `source/file#row` for tabular files), the
+//! `source` tag, `metadata` (JSON: the file, line or row, and the record's other fields)
+//! and the raw `text`. Malformed input is counted per kind and skipped, or fails the
+//! run with the file and line, as `on_error` says.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use arrow::array::{RecordBatch, StringBuilder, UInt64Builder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::error::DataFusionError;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use gradus_shard::{Dataset, DatasetKind, ReadOptions, ShardEntry};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{CleanError, InputErrorKind};
+
+/// How a plain-text file is cut into documents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TextUnit {
+    /// The whole file is one document.
+    File,
+    /// Blank-line separated paragraphs.
+    #[default]
+    Paragraph,
+    /// Every non-empty line.
+    Line,
+}
+
+/// The format of an input; by default told from the file extension.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Format {
+    /// JSON lines (`.jsonl`, `.ndjson`, `.json`), optionally `.gz` or `.zst` compressed.
+    Jsonl,
+    /// Plain text (`.txt`, `.md`, `.text`, optionally compressed), cut by `text_unit`.
+    Text,
+    /// Tab-separated with a header line, no quoting.
+    Tsv,
+    /// Comma-separated with a header line, RFC 4180 quoting.
+    Csv,
+    /// A Parquet file with a text column.
+    Parquet,
+    /// An upstream gradus `documents` dataset (a folder with `manifest.json`).
+    Documents,
+}
+
+/// What to do with malformed input.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Skip the bad record (or file), count it by kind in the report, go on.
+    #[default]
+    Skip,
+    /// Stop with the file and line.
+    Fail,
+}
+
+/// One `[[inputs]]` entry of the pipeline TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSpec {
+    /// A file, a folder (its files, in name order), a glob, or a documents dataset.
+    pub path: String,
+    /// Told from the extension when absent.
+    #[serde(default)]
+    pub format: Option<Format>,
+    /// The `source` tag; by default the file stem of `path` (the folder name for a
+    /// folder or glob).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// JSON field, CSV/TSV column or Parquet column holding the text.
+    #[serde(default = "default_text_field")]
+    pub text_field: String,
+    #[serde(default)]
+    pub text_unit: TextUnit,
+}
+
+fn default_text_field() -> String {
+    "text".into()
+}
+
+impl InputSpec {
+    /// A spec with defaults for a bare `--input PATH`.
+    pub fn path(path: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            format: None,
+            source: None,
+            text_field: default_text_field(),
+            text_unit: TextUnit::default(),
+        }
+    }
+
+    fn default_source(&self) -> String {
+        let path = Path::new(&self.path);
+        let base = if is_glob(&self.path) || path.is_dir() && !is_dataset(path) {
+            let dir = if is_glob(&self.path) {
+                path.parent().unwrap_or(Path::new("."))
+            } else {
+                path
+            };
+            dir.file_name()
+        } else {
+            path.file_name()
+        };
+        let name = base.map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
+        name.split('.').next().unwrap_or("input").to_string()
+    }
+}
+
+fn is_glob(path: &str) -> bool {
+    path.contains(['*', '?', '['])
+}
+
+fn is_dataset(path: &Path) -> bool {
+    path.join("manifest.json").is_file()
+}
+
+/// One unit of input: a file, or one shard of a documents dataset.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    /// Position among all inputs: the high half of every key.
+    pub index: u32,
+    pub path: PathBuf,
+    /// The resume key and the `file` of lineage: the path as given (plus the shard).
+    pub display: String,
+    pub format: Format,
+    pub source: String,
+    pub text_field: String,
+    pub text_unit: TextUnit,
+    shard: Option<(PathBuf, ShardEntry)>,
+}
+
+/// A path that matched nothing, for the report (or the error under `on_error = "fail"`).
+#[derive(Debug, Clone)]
+pub struct MissingInput(pub String);
+
+/// The files behind the specs, in order: specs as listed, each expanded in name order.
+pub fn expand(specs: &[InputSpec]) -> Result<(Vec<InputFile>, Vec<MissingInput>), CleanError> {
+    let mut files = Vec::new();
+    let mut missing = Vec::new();
+    for spec in specs {
+        let source = spec.source.clone().unwrap_or_else(|| spec.default_source());
+        let path = Path::new(&spec.path);
+        let mut push = |p: PathBuf, display: String, format: Format, shard| {
+            files.push(InputFile {
+                index: files.len() as u32,
+                path: p,
+                display,
+                format,
+                source: source.clone(),
+                text_field: spec.text_field.clone(),
+                text_unit: spec.text_unit,
+                shard,
+            });
+        };
+        if spec.format == Some(Format::Documents) || is_dataset(path) {
+            let ds = Dataset::open_kind(path, DatasetKind::Documents)
+                .map_err(|e| CleanError::Config(format!("input {}: {e}", spec.path)))?;
+            for shard in &ds.manifest().shards {
+                let display = format!("{}/{}", spec.path, shard.file);
+                push(
+                    path.join(&shard.file),
+                    display,
+                    Format::Documents,
+                    Some((path.to_path_buf(), shard.clone())),
+                );
+            }
+            continue;
+        }
+        let matched = matching_files(&spec.path)?;
+        if matched.is_empty() {
+            missing.push(MissingInput(spec.path.clone()));
+        }
+        for p in matched {
+            let format = match spec.format {
+                Some(f) => f,
+                None => format_of(&p)?,
+            };
+            let display = p.display().to_string();
+            push(p, display, format, None);
+        }
+    }
+    Ok((files, missing))
+}
+
+/// Files of a path, folder or glob, sorted by name.
+fn matching_files(pattern: &str) -> Result<Vec<PathBuf>, CleanError> {
+    let path = Path::new(pattern);
+    let mut out: Vec<PathBuf> = if is_glob(pattern) {
+        glob::glob(pattern)
+            .map_err(|e| CleanError::Config(format!("input {pattern}: bad glob: {e}")))?
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect()
+    } else if path.is_dir() {
+        std::fs::read_dir(path)
+            .map_err(|e| CleanError::io(path, e))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect()
+    } else if path.is_file() {
+        vec![path.to_path_buf()]
+    } else {
+        Vec::new()
+    };
+    out.sort();
+    Ok(out)
+}
+
+/// The format a file's extension names (`.gz` / `.zst` looked through).
+pub fn format_of(path: &Path) -> Result<Format, CleanError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name = name
+        .strip_suffix(".gz")
+        .or_else(|| name.strip_suffix(".zst"))
+        .unwrap_or(&name);
+    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
+    Ok(match ext {
+        "jsonl" | "ndjson" | "json" => Format::Jsonl,
+        "txt" | "text" | "md" => Format::Text,
+        "tsv" => Format::Tsv,
+        "csv" => Format::Csv,
+        "parquet" => Format::Parquet,
+        _ => {
+            return Err(CleanError::Config(format!(
+                "{}: cannot tell the format from the extension; set `format` \
+                 (jsonl, text, tsv, csv, parquet, documents)",
+                path.display()
+            )));
+        }
+    })
+}
+
+/// The columns every reader yields.
+pub fn ingest_schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("key", DataType::UInt64, false),
+            Field::new("id", DataType::Utf8, false),
+            Field::new("source", DataType::Utf8, false),
+            Field::new("metadata", DataType::Utf8, true),
+            Field::new("text", DataType::Utf8, false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// Input errors met while reading, by kind (shared by a file's reader and the stage).
+#[derive(Debug, Default, Clone)]
+pub struct ErrorCounts(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl ErrorCounts {
+    pub fn add(&self, kind: InputErrorKind) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry(kind.name().to_string()).or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().map(|m| m.clone()).unwrap_or_default()
+    }
+}
+
+/// Accumulates documents into batches of [`ingest_schema`].
+struct Batcher<'a> {
+    file: &'a InputFile,
+    batch_rows: usize,
+    next: u32,
+    keys: UInt64Builder,
+    ids: StringBuilder,
+    sources: StringBuilder,
+    metadata: StringBuilder,
+    texts: StringBuilder,
+    rows: usize,
+}
+
+impl<'a> Batcher<'a> {
+    fn new(file: &'a InputFile, batch_rows: usize) -> Self {
+        Self {
+            file,
+            batch_rows,
+            next: 0,
+            keys: UInt64Builder::new(),
+            ids: StringBuilder::new(),
+            sources: StringBuilder::new(),
+            metadata: StringBuilder::new(),
+            texts: StringBuilder::new(),
+            rows: 0,
+        }
+    }
+
+    /// Adds a document at `position` (`:line` or `#row`); returns a full batch if any.
+    fn push(
+        &mut self,
+        position: Position,
+        id: Option<&str>,
+        source: Option<&str>,
+        fields: Map<String, Value>,
+        text: &str,
+    ) -> Option<Result<RecordBatch, CleanError>> {
+        let key = (u64::from(self.file.index) << 32) | u64::from(self.next);
+        self.next += 1;
+        let file_name = Path::new(&self.file.display)
+            .file_name()
+            .map_or_else(|| self.file.display.clone(), |n| n.to_string_lossy().into());
+        let source = source.unwrap_or(&self.file.source);
+        let own_id;
+        let id = match id {
+            Some(id) => id,
+            None => {
+                own_id = match position {
+                    Position::Line(l) => format!("{source}/{file_name}:{l}"),
+                    Position::Row(r) => format!("{source}/{file_name}#{r}"),
+                };
+                &own_id
+            }
+        };
+        let mut meta = Map::new();
+        meta.insert("file".into(), Value::String(self.file.display.clone()));
+        match position {
+            Position::Line(l) => meta.insert("line".into(), l.into()),
+            Position::Row(r) => meta.insert("row".into(), r.into()),
+        };
+        if !fields.is_empty() {
+            meta.insert("fields".into(), Value::Object(fields));
+        }
+        self.keys.append_value(key);
+        self.ids.append_value(id);
+        self.sources.append_value(source);
+        self.metadata.append_value(Value::Object(meta).to_string());
+        self.texts.append_value(text);
+        self.rows += 1;
+        (self.rows >= self.batch_rows).then(|| self.finish())
+    }
+
+    fn finish(&mut self) -> Result<RecordBatch, CleanError> {
+        self.rows = 0;
+        RecordBatch::try_new(
+            ingest_schema(),
+            vec![
+                Arc::new(self.keys.finish()),
+                Arc::new(self.ids.finish()),
+                Arc::new(self.sources.finish()),
+                Arc::new(self.metadata.finish()),
+                Arc::new(self.texts.finish()),
+            ],
+        )
+        .map_err(|e| CleanError::Internal(e.to_string()))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Position {
+    Line(u64),
+    Row(u64),
+}
+
+/// Reads one input file, handing batches to `sink`; `sink` returns false to stop early.
+pub fn read_file(
+    file: &InputFile,
+    batch_rows: usize,
+    on_error: OnError,
+    errors: &ErrorCounts,
+    sink: &mut dyn FnMut(RecordBatch) -> bool,
+) -> Result<(), CleanError> {
+    let mut b = Batcher::new(file, batch_rows.max(1));
+    let mut ctx = ReadCtx {
+        file,
+        on_error,
+        errors,
+    };
+    let mut emit = |out: Option<Result<RecordBatch, CleanError>>| {
+        if let Some(batch) = out
+            && !sink(batch?)
+        {
+            // The consumer is gone: stop reading, quietly.
+            return Err(CleanError::Cancelled);
+        }
+        Ok(())
+    };
+    let result = match file.format {
+        Format::Jsonl => read_jsonl(&mut ctx, &mut b, &mut emit),
+        Format::Text => read_text(&mut ctx, &mut b, &mut emit),
+        Format::Tsv => read_tsv(&mut ctx, &mut b, &mut emit),
+        Format::Csv => read_csv(&mut ctx, &mut b, &mut emit),
+        Format::Parquet => read_parquet(&mut ctx, &mut b, &mut emit),
+        Format::Documents => read_documents(&mut ctx, &mut b, &mut emit),
+    };
+    match result {
+        Err(CleanError::Cancelled) => return Ok(()),
+        other => other?,
+    }
+    if b.rows > 0 {
+        let batch = b.finish()?;
+        sink(batch);
+    }
+    Ok(())
+}
+
+type Emit<'e> = dyn FnMut(Option<Result<RecordBatch, CleanError>>) -> Result<(), CleanError> + 'e;
+
+struct ReadCtx<'a> {
+    file: &'a InputFile,
+    on_error: OnError,
+    errors: &'a ErrorCounts,
+}
+
+impl ReadCtx<'_> {
+    /// Counts a bad record, or fails with its position under `on_error = "fail"`.
+    fn bad(&self, kind: InputErrorKind, line: u64, detail: String) -> Result<(), CleanError> {
+        match self.on_error {
+            OnError::Skip => {
+                self.errors.add(kind);
+                Ok(())
+            }
+            OnError::Fail => Err(CleanError::Input {
+                file: self.file.display.clone(),
+                line,
+                kind,
+                detail,
+            }),
+        }
+    }
+}
+
+/// The file's bytes, decompressed by extension.
+fn open_decoded(file: &InputFile) -> Result<Box<dyn BufRead>, CleanError> {
+    let f = File::open(&file.path).map_err(|e| CleanError::io(&file.path, e))?;
+    let name = file.path.to_string_lossy().to_lowercase();
+    let reader: Box<dyn Read> = if name.ends_with(".gz") {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else if name.ends_with(".zst") {
+        Box::new(zstd::Decoder::new(f).map_err(|e| CleanError::io(&file.path, e))?)
+    } else {
+        Box::new(f)
+    };
+    Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
+}
+
+fn read_jsonl(
+    ctx: &mut ReadCtx<'_>,
+    b: &mut Batcher<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<(), CleanError> {
+    let mut reader = open_decoded(ctx.file)?;
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    let mut any = false;
+    loop {
+        buf.clear();
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .map_err(|e| CleanError::io(&ctx.file.path, e))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        any = true;
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            ctx.bad(
+                InputErrorKind::InvalidUtf8,
+                line_no,
+                "line is not UTF-8".into(),
+            )?;
+            continue;
+        };
+        let line = line.trim_end_matches(['\n', '\r']);
+        if line.trim().is_empty() {
+            continue;
+        }
+        let mut record = match serde_json::from_str::<Map<String, Value>>(line) {
+            Ok(r) => r,
+            Err(e) => {
+                ctx.bad(InputErrorKind::MalformedJson, line_no, e.to_string())?;
+                continue;
+            }
+        };
+        let Some(Value::String(text)) = record.remove(&ctx.file.text_field) else {
+            let detail = format!("no string field `{}`", ctx.file.text_field);
+            ctx.bad(InputErrorKind::MissingText, line_no, detail)?;
+            continue;
+        };
+        let out = b.push(Position::Line(line_no), None, None, record, &text);
+        emit(out)?;
+    }
+    if !any {
+        ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into())?;
+    }
+    Ok(())
+}
+
+fn read_text(
+    ctx: &mut ReadCtx<'_>,
+    b: &mut Batcher<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<(), CleanError> {
+    let mut bytes = Vec::new();
+    open_decoded(ctx.file)?
+        .read_to_end(&mut bytes)
+        .map_err(|e| CleanError::io(&ctx.file.path, e))?;
+    if bytes.is_empty() {
+        return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
+    }
+    let text = match String::from_utf8(bytes) {
+        Ok(t) => t,
+        Err(e) => {
+            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
+                .iter()
+                .filter(|&&c| c == b'\n')
+                .count() as u64;
+            return ctx.bad(
+                InputErrorKind::InvalidUtf8,
+                line,
+                "file is not UTF-8".into(),
+            );
+        }
+    };
+    let mut docs: Vec<(u64, String)> = Vec::new();
+    match ctx.file.text_unit {
+        TextUnit::File => docs.push((1, text)),
+        TextUnit::Line => docs.extend(
+            text.lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty())
+                .map(|(i, l)| (i as u64 + 1, l.to_string())),
+        ),
+        TextUnit::Paragraph => {
+            let mut current: Option<(u64, String)> = None;
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    docs.extend(current.take());
+                } else if let Some((_, p)) = current.as_mut() {
+                    p.push('\n');
+                    p.push_str(line);
+                } else {
+                    current = Some((i as u64 + 1, line.to_string()));
+                }
+            }
+            docs.extend(current);
+        }
+    }
+    for (line, doc) in docs {
+        let out = b.push(Position::Line(line), None, None, Map::new(), &doc);
+        emit(out)?;
+    }
+    Ok(())
+}
+
+fn read_tsv(
+    ctx: &mut ReadCtx<'_>,
+    b: &mut Batcher<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<(), CleanError> {
+    let reader = open_decoded(ctx.file)?;
+    let mut lines = reader.split(b'\n');
+    let Some(header) = lines.next() else {
+        return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
+    };
+    let header = header.map_err(|e| CleanError::io(&ctx.file.path, e))?;
+    let header = String::from_utf8_lossy(&header);
+    let columns: Vec<String> = header
+        .trim_end_matches('\r')
+        .split('\t')
+        .map(str::to_string)
+        .collect();
+    let text_col = text_column(ctx, &columns)?;
+    for (i, line) in lines.enumerate() {
+        let line_no = i as u64 + 2;
+        let line = line.map_err(|e| CleanError::io(&ctx.file.path, e))?;
+        let Ok(line) = std::str::from_utf8(&line) else {
+            ctx.bad(
+                InputErrorKind::InvalidUtf8,
+                line_no,
+                "line is not UTF-8".into(),
+            )?;
+            continue;
+        };
+        let line = line.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let values: Vec<&str> = line.split('\t').collect();
+        if values.len() != columns.len() {
+            let detail = format!("{} fields, header has {}", values.len(), columns.len());
+            ctx.bad(InputErrorKind::MalformedRow, line_no, detail)?;
+            continue;
+        }
+        let out = row_document(b, &columns, &values, text_col, Position::Line(line_no));
+        emit(out)?;
+    }
+    Ok(())
+}
+
+fn read_csv(
+    ctx: &mut ReadCtx<'_>,
+    b: &mut Batcher<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<(), CleanError> {
+    let mut reader = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(open_decoded(ctx.file)?);
+    let columns: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(str::to_string).collect(),
+        Err(e) => return ctx.bad(InputErrorKind::MalformedRow, 1, e.to_string()),
+    };
+    if columns.is_empty() {
+        return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
+    }
+    let text_col = text_column(ctx, &columns)?;
+    for record in reader.records() {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                let line = e.position().map_or(0, |p| p.line());
+                let kind = if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
+                    InputErrorKind::InvalidUtf8
+                } else {
+                    InputErrorKind::MalformedRow
+                };
+                ctx.bad(kind, line, e.to_string())?;
+                continue;
+            }
+        };
+        let line = record.position().map_or(0, |p| p.line());
+        let values: Vec<&str> = record.iter().collect();
+        let out = row_document(b, &columns, &values, text_col, Position::Line(line));
+        emit(out)?;
+    }
+    Ok(())
+}
+
+/// The index of the text column, or an error naming the columns there are.
+fn text_column(ctx: &ReadCtx<'_>, columns: &[String]) -> Result<usize, CleanError> {
+    columns
+        .iter()
+        .position(|c| *c == ctx.file.text_field)
+        .ok_or_else(|| {
+            CleanError::Config(format!(
+                "{}: no column `{}` (columns: {})",
+                ctx.file.display,
+                ctx.file.text_field,
+                columns.join(", ")
+            ))
+        })
+}
+
+fn row_document(
+    b: &mut Batcher<'_>,
+    columns: &[String],
+    values: &[&str],
+    text_col: usize,
+    position: Position,
+) -> Option<Result<RecordBatch, CleanError>> {
+    let fields: Map<String, Value> = columns
+        .iter()
+        .zip(values)
+        .enumerate()
+        .filter(|(i, _)| *i != text_col)
+        .map(|(_, (c, v))| (c.clone(), Value::String((*v).to_string())))
+        .collect();
+    b.push(position, None, None, fields, values[text_col])
+}
+
+fn read_parquet(
+    ctx: &mut ReadCtx<'_>,
+    b: &mut Batcher<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<(), CleanError> {
+    use arrow::array::{Array, AsArray};
+    use parquet::arrow::ProjectionMask;
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    let f = File::open(&ctx.file.path).map_err(|e| CleanError::io(&ctx.file.path, e))?;
+    let parquet_err =
+        |e: parquet::errors::ParquetError| CleanError::Config(format!("{}: {e}", ctx.file.display));
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(parquet_err)?;
+    let schema = builder.schema().clone();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let text_col = text_column(ctx, &names)?;
+    let mask = ProjectionMask::roots(builder.parquet_schema(), [text_col]);
+    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
+    let mut row = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| CleanError::Config(format!("{}: {e}", ctx.file.display)))?;
+        let col = arrow::compute::cast(batch.column(0), &DataType::Utf8)
+            .map_err(|e| CleanError::Config(format!("{}: text column: {e}", ctx.file.display)))?;
+        let texts = col.as_string::<i32>();
+        for i in 0..texts.len() {
+            if texts.is_null(i) {
+                ctx.bad(
+                    InputErrorKind::MissingText,
+                    row,
+                    format!("row {row}: null text"),
+                )?;
+            } else {
+                let out = b.push(Position::Row(row), None, None, Map::new(), texts.value(i));
+                emit(out)?;
+            }
+            row += 1;
+        }
+    }
+    Ok(())
+}
+
+fn read_documents(
+    ctx: &mut ReadCtx<'_>,
+    b: &mut Batcher<'_>,
+    emit: &mut Emit<'_>,
+) -> Result<(), CleanError> {
+    use arrow::array::{Array, AsArray};
+
+    let Some((dir, shard)) = &ctx.file.shard else {
+        return Err(CleanError::Internal(
+            "documents input without a shard".into(),
+        ));
+    };
+    let shard_err = |e: gradus_shard::ShardError| CleanError::Config(e.to_string());
+    let ds = Dataset::open_kind(dir, DatasetKind::Documents).map_err(shard_err)?;
+    let opts = ReadOptions::default().columns(&["id", "text", "source", "metadata"]);
+    let mut row = 0u64;
+    for batch in ds.read_shard(shard, &opts).map_err(shard_err)? {
+        let batch = batch.map_err(shard_err)?;
+        let ids = batch.column(0).as_string::<i32>();
+        let texts = batch.column(1).as_string::<i32>();
+        let sources = batch.column(2).as_string::<i32>();
+        let metas = batch.column(3).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let mut fields = Map::new();
+            if !metas.is_null(i) {
+                let upstream = serde_json::from_str(metas.value(i))
+                    .unwrap_or_else(|_| Value::String(metas.value(i).to_string()));
+                fields.insert("upstream".into(), upstream);
+            }
+            let out = b.push(
+                Position::Row(row),
+                Some(ids.value(i)),
+                Some(sources.value(i)),
+                fields,
+                texts.value(i),
+            );
+            emit(out)?;
+            row += 1;
+        }
+    }
+    Ok(())
+}
+
+/// One input file as a DataFusion partition: a reader thread feeds batches to the plan
+/// through a small bounded channel, so reading overlaps with the work downstream.
+#[derive(Debug)]
+pub struct FilePartition {
+    pub file: InputFile,
+    pub batch_rows: usize,
+    pub on_error: OnError,
+    pub errors: ErrorCounts,
+}
+
+impl PartitionStream for FilePartition {
+    fn schema(&self) -> &SchemaRef {
+        static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(ingest_schema);
+        &SCHEMA
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
+        let file = self.file.clone();
+        let (batch_rows, on_error, errors) = (self.batch_rows, self.on_error, self.errors.clone());
+        std::thread::spawn(move || {
+            let mut sink = |batch| tx.blocking_send(Ok(batch)).is_ok();
+            if let Err(e) = read_file(&file, batch_rows, on_error, &errors, &mut sink) {
+                let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        Box::pin(RecordBatchStreamAdapter::new(ingest_schema(), stream))
+    }
+}

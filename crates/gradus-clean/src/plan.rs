@@ -1,0 +1,193 @@
+//! The clean stage's DataFusion plan: one SQL query over the `input` table, built from the
+//! configuration, with the configured steps registered as UDFs under their SQL names.
+//!
+//! ```text
+//! input ─ normalize_text ─ scrub_pii ─ quality_signals, language, clean_lines
+//!       ─ line_signals(cleaned) ─ reason (first failing rule) ─ dedup_keys(kept text)
+//! ```
+//!
+//! Gopher signals are computed on the text before line cleaning and FineWeb's four line
+//! signals on the text after it, the order datatrove's FineWeb pipeline runs them in.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::MemTable;
+use datafusion::prelude::SessionContext;
+
+use crate::config::CleanConfig;
+use crate::error::{CleanError, Result};
+use crate::filters::{Rule, expand};
+use crate::ingest::ingest_schema;
+use crate::udf::{
+    CleanLines, DedupKeys, Language, LineSignalsFn, Normalize, QualitySignals, SIGNAL_FIELDS,
+    ScrubPii, StructUdf,
+};
+
+/// FineWeb's signals, taken from the line-cleaned text.
+pub const LINE_SIGNALS: [&str; 4] = [
+    "terminal_punct_line_frac",
+    "short_line_frac",
+    "newline_ratio",
+    "dup_line_char_frac_no_newlines",
+];
+
+/// Columns of the signals table rules are written over (besides `key`, `id`, `source`,
+/// `metadata`, `text`).
+pub fn signal_columns() -> Vec<String> {
+    let mut cols: Vec<String> = vec![
+        "bytes_in".into(),
+        "chars".into(),
+        "lang".into(),
+        "lang_score".into(),
+        "pii_emails".into(),
+        "pii_ipv4".into(),
+        "pii_ipv6".into(),
+        "lines_removed".into(),
+        "sentences".into(),
+        "lorem_ipsum".into(),
+        "curly_bracket".into(),
+    ];
+    cols.extend(SIGNAL_FIELDS.iter().map(|f| f.name().clone()));
+    cols
+}
+
+/// Registers the configured steps as UDFs on `ctx`.
+pub fn register_udfs(ctx: &SessionContext, config: &CleanConfig) {
+    ctx.register_udf(StructUdf::new(Normalize(config.normalize)).into_udf());
+    ctx.register_udf(StructUdf::new(ScrubPii(config.pii)).into_udf());
+    ctx.register_udf(StructUdf::new(CleanLines(config.lines)).into_udf());
+    ctx.register_udf(StructUdf::new(QualitySignals).into_udf());
+    ctx.register_udf(StructUdf::new(LineSignalsFn).into_udf());
+    ctx.register_udf(StructUdf::new(Language).into_udf());
+    let near = config.dedup.near_config();
+    ctx.register_udf(StructUdf::new(DedupKeys::new(near)).into_udf());
+}
+
+/// The common table expressions up to `signals`: every signal as a column, plus
+/// `cleaned` (the text after line cleaning) and `text` (before it).
+fn signals_ctes(config: &CleanConfig) -> String {
+    let quality: Vec<String> = SIGNAL_FIELDS
+        .iter()
+        .map(|f| f.name())
+        .filter(|n| !LINE_SIGNALS.contains(&n.as_str()))
+        .map(|n| format!("get_field(q, '{n}') AS {n}"))
+        .collect();
+    let line: Vec<String> = LINE_SIGNALS
+        .iter()
+        .map(|n| format!("get_field(ls, '{n}') AS {n}"))
+        .collect();
+    let cleaned = if config.lines.enabled {
+        "get_field(c, 'text')"
+    } else {
+        "text"
+    };
+    format!(
+        "WITH
+normalized AS (SELECT key, id, source, metadata, octet_length(text) AS bytes_in,
+    get_field(normalize_text(text), 'text') AS text FROM input),
+scrubbed AS (SELECT key, id, source, metadata, bytes_in, character_length(text) AS chars,
+    scrub_pii(text) AS p FROM normalized),
+unscrubbed AS (SELECT key, id, source, metadata, bytes_in, chars,
+    get_field(p, 'text') AS text, get_field(p, 'emails') AS pii_emails,
+    get_field(p, 'ipv4') AS pii_ipv4, get_field(p, 'ipv6') AS pii_ipv6 FROM scrubbed),
+measured AS (SELECT *, quality_signals(text) AS q, language(text) AS l, clean_lines(text) AS c
+    FROM unscrubbed),
+flat AS (SELECT key, id, source, metadata, bytes_in, chars, text, pii_emails, pii_ipv4,
+    pii_ipv6, get_field(l, 'lang') AS lang, get_field(l, 'score') AS lang_score,
+    {cleaned} AS cleaned, get_field(c, 'lines_removed') AS lines_removed,
+    get_field(c, 'sentences') AS sentences, get_field(c, 'lorem_ipsum') AS lorem_ipsum,
+    get_field(c, 'curly_bracket') AS curly_bracket, {quality} FROM measured),
+lined AS (SELECT *, line_signals(cleaned) AS ls FROM flat),
+signals AS (SELECT * EXCLUDE (ls), {line} FROM lined)",
+        quality = quality.join(", "),
+        line = line.join(", "),
+    )
+}
+
+/// The stage's query: one row per input document with every signal, the drop `reason`
+/// (null when kept), the `text` to write (cleaned when kept, as it was before line
+/// cleaning when dropped) and the dedup keys of kept documents.
+pub fn query(config: &CleanConfig, rules: &[Rule]) -> String {
+    let reason = if rules.is_empty() {
+        "CAST(NULL AS VARCHAR)".to_string()
+    } else {
+        let whens: Vec<String> = rules
+            .iter()
+            .map(|r| {
+                format!(
+                    "WHEN NOT coalesce(({}), false) THEN '{}'",
+                    r.keep,
+                    r.name.replace('\'', "''")
+                )
+            })
+            .collect();
+        format!("CASE {} ELSE CAST(NULL AS VARCHAR) END", whens.join(" "))
+    };
+    let columns: Vec<String> = signal_columns()
+        .into_iter()
+        .filter(|c| c != "bytes_in" && c != "chars")
+        .collect();
+    format!(
+        "{ctes},
+judged AS (SELECT *, {reason} AS reason FROM signals),
+keyed AS (SELECT *, dedup_keys(CASE WHEN reason IS NULL THEN cleaned END) AS dk FROM judged)
+SELECT key, id, source, metadata, bytes_in, chars,
+    CASE WHEN reason IS NULL THEN cleaned ELSE text END AS text, reason,
+    {columns},
+    get_field(dk, 'exact') AS exact, get_field(dk, 'bands') AS bands,
+    get_field(dk, 'signature') AS signature
+FROM keyed",
+        ctes = signals_ctes(config),
+        columns = columns.join(", "),
+    )
+}
+
+/// A context with the steps registered and an empty `input` table, to check a plan.
+fn check_context(config: &CleanConfig) -> Result<SessionContext> {
+    let ctx = SessionContext::new();
+    register_udfs(&ctx, config);
+    let empty = MemTable::try_new(ingest_schema(), vec![vec![]])?;
+    ctx.register_table("input", Arc::new(empty))?;
+    Ok(ctx)
+}
+
+/// Expands the filters and plans every rule on its own, so that a bad preset name or a
+/// bad SQL predicate fails before any work, naming the rule.
+pub async fn validate(config: &CleanConfig) -> Result<Vec<Rule>> {
+    let mut rules = expand(&config.filters).map_err(CleanError::Config)?;
+    if config.lines.enabled {
+        // Line cleaning can remove every line of a document the filters let through.
+        rules.push(Rule {
+            name: "lines.emptied".into(),
+            keep: "character_length(cleaned) > 0".into(),
+        });
+    }
+    if let Some(near) = config.dedup.near_config() {
+        near.validate().map_err(CleanError::Config)?;
+    }
+    let ctx = check_context(config)?;
+    let ctes = signals_ctes(config);
+    for rule in &rules {
+        let sql = format!("{ctes} SELECT ({}) AS keep FROM signals", rule.keep);
+        let bad = |e: String| {
+            CleanError::Config(format!(
+                "filter `{}`: invalid predicate `{}`: {e}",
+                rule.name, rule.keep
+            ))
+        };
+        let df = ctx.sql(&sql).await.map_err(|e| bad(e.to_string()))?;
+        let ty = df.schema().field(0).data_type().clone();
+        if ty != DataType::Boolean && ty != DataType::Null {
+            return Err(bad(format!("it is {ty}, not a boolean")));
+        }
+    }
+    Ok(rules)
+}
+
+/// The schema the stage's query produces (for the staging files).
+pub async fn output_schema(config: &CleanConfig, rules: &[Rule]) -> Result<SchemaRef> {
+    let ctx = check_context(config)?;
+    let df = ctx.sql(&query(config, rules)).await?;
+    Ok(Arc::new(df.schema().as_arrow().clone()))
+}

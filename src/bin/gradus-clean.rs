@@ -1,0 +1,76 @@
+//! `gradus-clean`: raw text files to a cleaned, deduplicated `documents` dataset.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus_clean::{CleanConfig, CleanRun, InputSpec};
+use gradus_telemetry::{Progress, Telemetry, init_tracing};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gradus-clean",
+    version,
+    about = "Clean a raw corpus: normalise, filter, scrub PII, deduplicate"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: StageArgs,
+    /// Also write dropped documents, with their reason, to OUTPUT/rejected.
+    #[arg(long)]
+    keep_rejected: bool,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = cli.args;
+    init_tracing(args.verbose);
+    args.apply_threads()?;
+    let output = args.output()?.to_path_buf();
+    let _telemetry =
+        Telemetry::install("clean", &output.join("metrics.jsonl"), args.metrics_addr()?)?;
+    let mut config: CleanConfig = args.resolve_config()?;
+    config.inputs.extend(args.input.iter().map(InputSpec::path));
+    config.keep_rejected |= cli.keep_rejected;
+    write_resolved_config(&output, "clean", &args, &config)?;
+    let progress = Progress::new("clean", None, "documents");
+    let on_docs = |n: u64| {
+        metrics::counter!("docs_staged").increment(n);
+        progress.inc(n);
+    };
+    let run = CleanRun {
+        config: &config,
+        output: &output,
+        mode: args.mode(),
+        on_docs: &on_docs,
+        stop_after_files: None,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = runtime.block_on(run.run())?;
+    progress.finish();
+    for (name, value) in [
+        ("docs_in", report.docs_in),
+        ("docs_out", report.docs_out),
+        ("bytes_in", report.bytes_in),
+        ("bytes_out", report.bytes_out),
+    ] {
+        metrics::counter!(name).absolute(value);
+    }
+    metrics::gauge!("docs_per_second").set(report.docs_per_second);
+    writeln!(
+        std::io::stdout().lock(),
+        "{}: {} of {} documents kept ({:.0} documents/s); report in {}",
+        output.display(),
+        report.docs_out,
+        report.docs_in,
+        report.docs_per_second,
+        output.join("report.md").display()
+    )?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    exit_with(run(Cli::parse()))
+}
