@@ -69,6 +69,9 @@ pub struct CleanConfig {
     pub on_error: OnError,
     pub normalize: NormalizeConfig,
     pub pii: PiiConfig,
+    /// Identify each document's language (`lang`, `lang_score`). Off, `lang` is
+    /// `und` and rules may not use it.
+    pub detect_language: bool,
     pub lines: LineConfig,
     /// Presets and rules of one's own, applied in order after the `empty` rule.
     pub filters: Vec<FilterSpec>,
@@ -94,6 +97,7 @@ impl Default for CleanConfig {
             on_error: OnError::default(),
             normalize: NormalizeConfig::default(),
             pii: PiiConfig::default(),
+            detect_language: true,
             lines: LineConfig::default(),
             filters: default_filters(),
             dedup: DedupConfig::default(),

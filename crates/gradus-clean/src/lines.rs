@@ -121,7 +121,8 @@ impl LineConfig {
         if words < self.min_words_per_line {
             return None;
         }
-        let lower = line.to_lowercase();
+        // The phrases looked for are ASCII, so ASCII case folding finds them all.
+        let lower = line.to_ascii_lowercase();
         if lower.contains("lorem ipsum") {
             out.lorem_ipsum = true;
         }

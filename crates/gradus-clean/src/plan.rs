@@ -82,19 +82,48 @@ fn signals_ctes(config: &CleanConfig) -> String {
     } else {
         "text"
     };
+    let (language, lang, score) = if config.detect_language {
+        (
+            ", language(text) AS l",
+            "get_field(l, 'lang')",
+            "get_field(l, 'score')",
+        )
+    } else {
+        ("", "CAST('und' AS VARCHAR)", "CAST(0.0 AS DOUBLE)")
+    };
+    // Steps switched off are left out of the plan rather than run as no-ops.
+    let normalized = if config.normalize.is_identity() {
+        "text"
+    } else {
+        "get_field(normalize_text(text), 'text')"
+    };
+    let (pii, pii_text, pii_counts) = if config.pii.emails || config.pii.ip_addresses {
+        (
+            "scrub_pii(text)",
+            "get_field(p, 'text')",
+            "get_field(p, 'emails') AS pii_emails, get_field(p, 'ipv4') AS pii_ipv4, \
+             get_field(p, 'ipv6') AS pii_ipv6",
+        )
+    } else {
+        (
+            "CAST(NULL AS VARCHAR)",
+            "text",
+            "CAST(0 AS INT UNSIGNED) AS pii_emails, CAST(0 AS INT UNSIGNED) AS pii_ipv4, \
+             CAST(0 AS INT UNSIGNED) AS pii_ipv6",
+        )
+    };
     format!(
         "WITH
 normalized AS (SELECT key, id, source, metadata, octet_length(text) AS bytes_in,
-    get_field(normalize_text(text), 'text') AS text FROM input),
+    {normalized} AS text FROM input),
 scrubbed AS (SELECT key, id, source, metadata, bytes_in, character_length(text) AS chars,
-    scrub_pii(text) AS p FROM normalized),
+    text, {pii} AS p FROM normalized),
 unscrubbed AS (SELECT key, id, source, metadata, bytes_in, chars,
-    get_field(p, 'text') AS text, get_field(p, 'emails') AS pii_emails,
-    get_field(p, 'ipv4') AS pii_ipv4, get_field(p, 'ipv6') AS pii_ipv6 FROM scrubbed),
-measured AS (SELECT *, quality_signals(text) AS q, language(text) AS l, clean_lines(text) AS c
+    {pii_text} AS text, {pii_counts} FROM scrubbed),
+measured AS (SELECT *, quality_signals(text) AS q{language}, clean_lines(text) AS c
     FROM unscrubbed),
 flat AS (SELECT key, id, source, metadata, bytes_in, chars, text, pii_emails, pii_ipv4,
-    pii_ipv6, get_field(l, 'lang') AS lang, get_field(l, 'score') AS lang_score,
+    pii_ipv6, {lang} AS lang, {score} AS lang_score,
     {cleaned} AS cleaned, get_field(c, 'lines_removed') AS lines_removed,
     get_field(c, 'sentences') AS sentences, get_field(c, 'lorem_ipsum') AS lorem_ipsum,
     get_field(c, 'curly_bracket') AS curly_bracket, {quality} FROM measured),
@@ -169,6 +198,12 @@ pub async fn validate(config: &CleanConfig) -> Result<Vec<Rule>> {
     let ctx = check_context(config)?;
     let ctes = signals_ctes(config);
     for rule in &rules {
+        if !config.detect_language && rule.keep.contains("lang") {
+            return Err(CleanError::Config(format!(
+                "filter `{}` uses the language, but detect_language = false",
+                rule.name
+            )));
+        }
         let sql = format!("{ctes} SELECT ({}) AS keep FROM signals", rule.keep);
         let bad = |e: String| {
             CleanError::Config(format!(

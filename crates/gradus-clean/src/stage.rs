@@ -61,6 +61,9 @@ fn errors_path(output: &Path, file: &InputFile) -> PathBuf {
     staging_dir(output).join(format!("{:06}.errors.json", file.index))
 }
 
+/// Rows per row group of a staging file.
+const STAGING_ROW_GROUP_ROWS: usize = 4096;
+
 /// Input errors of one staged file, kept beside it for the report of a resumed run.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StagedErrors(std::collections::BTreeMap<String, u64>);
@@ -264,8 +267,11 @@ impl CleanRun<'_> {
     ) -> Result<()> {
         let path = staged_path(self.output, file);
         let tmp = path.with_extension("parquet.tmp");
+        // Small row groups: the writer holds a whole row group in memory, so this is
+        // what keeps staging memory flat however large the input file.
         let props = WriterProperties::builder()
             .set_compression(Compression::ZSTD(ZstdLevel::default()))
+            .set_max_row_group_row_count(Some(STAGING_ROW_GROUP_ROWS))
             .build();
         let out = File::create(&tmp).map_err(|e| CleanError::io(&tmp, e))?;
         let parquet_err = |e: parquet::errors::ParquetError| {
