@@ -247,18 +247,19 @@ pub fn format_of(path: &Path) -> Result<Format, CleanError> {
     })
 }
 
+static INGEST_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    Arc::new(Schema::new(vec![
+        Field::new("key", DataType::UInt64, false),
+        Field::new("id", DataType::Utf8, false),
+        Field::new("source", DataType::Utf8, false),
+        Field::new("metadata", DataType::Utf8, true),
+        Field::new("text", DataType::Utf8, false),
+    ]))
+});
+
 /// The columns every reader yields.
 pub fn ingest_schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("key", DataType::UInt64, false),
-            Field::new("id", DataType::Utf8, false),
-            Field::new("source", DataType::Utf8, false),
-            Field::new("metadata", DataType::Utf8, true),
-            Field::new("text", DataType::Utf8, false),
-        ]))
-    });
-    SCHEMA.clone()
+    INGEST_SCHEMA.clone()
 }
 
 /// Input errors met while reading, by kind (shared by a file's reader and the stage).
@@ -280,6 +281,8 @@ impl ErrorCounts {
 /// Accumulates documents into batches of [`ingest_schema`].
 struct Batcher<'a> {
     file: &'a InputFile,
+    /// The file's name, for ids.
+    file_name: String,
     batch_rows: usize,
     next: u32,
     keys: UInt64Builder,
@@ -292,8 +295,12 @@ struct Batcher<'a> {
 
 impl<'a> Batcher<'a> {
     fn new(file: &'a InputFile, batch_rows: usize) -> Self {
+        let file_name = Path::new(&file.display)
+            .file_name()
+            .map_or_else(|| file.display.clone(), |n| n.to_string_lossy().into());
         Self {
             file,
+            file_name,
             batch_rows,
             next: 0,
             keys: UInt64Builder::new(),
@@ -316,17 +323,14 @@ impl<'a> Batcher<'a> {
     ) -> Option<Result<RecordBatch, CleanError>> {
         let key = (u64::from(self.file.index) << 32) | u64::from(self.next);
         self.next += 1;
-        let file_name = Path::new(&self.file.display)
-            .file_name()
-            .map_or_else(|| self.file.display.clone(), |n| n.to_string_lossy().into());
         let source = source.unwrap_or(&self.file.source);
         let own_id;
         let id = match id {
             Some(id) => id,
             None => {
                 own_id = match position {
-                    Position::Line(l) => format!("{source}/{file_name}:{l}"),
-                    Position::Row(r) => format!("{source}/{file_name}#{r}"),
+                    Position::Line(l) => format!("{source}/{}:{l}", self.file_name),
+                    Position::Row(r) => format!("{source}/{}#{r}", self.file_name),
                 };
                 &own_id
             }
@@ -773,8 +777,7 @@ pub struct FilePartition {
 
 impl PartitionStream for FilePartition {
     fn schema(&self) -> &SchemaRef {
-        static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(ingest_schema);
-        &SCHEMA
+        &INGEST_SCHEMA
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {

@@ -73,15 +73,17 @@ fn signals_ctes(config: &CleanConfig) -> String {
         .filter(|n| !LINE_SIGNALS.contains(&n.as_str()))
         .map(|n| format!("get_field(q, '{n}') AS {n}"))
         .collect();
+    // Without line cleaning the cleaned text is the text, whose line signals
+    // `quality_signals` has already computed; only cleaned text needs `line_signals`.
+    let (cleaned, line_source, line_call) = if config.lines.enabled {
+        ("get_field(c, 'text')", "ls", "line_signals(cleaned)")
+    } else {
+        ("text", "q", "NULL")
+    };
     let line: Vec<String> = LINE_SIGNALS
         .iter()
-        .map(|n| format!("get_field(ls, '{n}') AS {n}"))
+        .map(|n| format!("get_field({line_source}, '{n}') AS {n}"))
         .collect();
-    let cleaned = if config.lines.enabled {
-        "get_field(c, 'text')"
-    } else {
-        "text"
-    };
     let (language, lang, score) = if config.detect_language {
         (
             ", language(text) AS l",
@@ -126,9 +128,9 @@ flat AS (SELECT key, id, source, metadata, bytes_in, chars, text, pii_emails, pi
     pii_ipv6, {lang} AS lang, {score} AS lang_score,
     {cleaned} AS cleaned, get_field(c, 'lines_removed') AS lines_removed,
     get_field(c, 'sentences') AS sentences, get_field(c, 'lorem_ipsum') AS lorem_ipsum,
-    get_field(c, 'curly_bracket') AS curly_bracket, {quality} FROM measured),
-lined AS (SELECT *, line_signals(cleaned) AS ls FROM flat),
-signals AS (SELECT * EXCLUDE (ls), {line} FROM lined)",
+    get_field(c, 'curly_bracket') AS curly_bracket, q, {quality} FROM measured),
+lined AS (SELECT *, {line_call} AS ls FROM flat),
+signals AS (SELECT * EXCLUDE (ls, q), {line} FROM lined)",
         quality = quality.join(", "),
         line = line.join(", "),
     )

@@ -208,7 +208,7 @@ pub fn compute(text: &str) -> Signals {
             l.ends_with("...") || l.ends_with('…')
         })
         .count();
-    let line = line_signals_of(text, n_words);
+    let line = line_signals_of(text, n_words, &nonempty_lines, dup_line_chars, chars);
     let hashes: Vec<u64> = real.iter().map(|w| lowercase_hash(w)).collect();
     let lens: Vec<usize> = real.iter().map(|w| w.chars().count()).collect();
     let top = [2, 3, 4].map(|n| ratio(top_ngram_chars(&hashes, &lens, n), chars));
@@ -271,12 +271,20 @@ pub fn line_signals(text: &str) -> LineSignals {
         .split_whitespace()
         .filter(|t| t.chars().any(|c| !is_punct(c)))
         .count();
-    line_signals_of(text, n_words)
-}
-
-fn line_signals_of(text: &str, n_words: usize) -> LineSignals {
     let lines: Vec<&str> = text.split('\n').filter(|l| !l.trim().is_empty()).collect();
     let (_, dup_chars) = duplicates(lines.iter().copied());
+    line_signals_of(text, n_words, &lines, dup_chars, text.chars().count())
+}
+
+/// The line signals from parts [`compute`] has already worked out: the non-empty lines,
+/// the characters of repeated lines and the text's length in characters.
+fn line_signals_of(
+    text: &str,
+    n_words: usize,
+    lines: &[&str],
+    dup_chars: usize,
+    chars: usize,
+) -> LineSignals {
     let terminal = lines
         .iter()
         .filter(|l| l.trim_end().ends_with(TERMINAL_PUNCTUATION))
@@ -290,7 +298,7 @@ fn line_signals_of(text: &str, n_words: usize) -> LineSignals {
         terminal_punct_line_frac: ratio(terminal, lines.len()),
         short_line_frac: ratio(short, lines.len()),
         newline_ratio: ratio(newlines, n_words),
-        dup_line_char_frac_no_newlines: ratio(dup_chars, text.chars().count() - newlines),
+        dup_line_char_frac_no_newlines: ratio(dup_chars, chars - newlines),
     }
 }
 

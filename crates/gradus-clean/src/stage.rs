@@ -128,8 +128,7 @@ impl CleanRun<'_> {
             None
         };
         self.stage_all(&files, &rules).await?;
-        let dups = self.dedup().await?;
-        let keeper_ids = self.keeper_ids(&dups).await?;
+        let (dups, keeper_ids) = self.dedup().await?;
         report.files = files.len() as u64;
         for file in &files {
             self.write_file(
@@ -314,42 +313,20 @@ impl CleanRun<'_> {
         Ok(ctx)
     }
 
-    /// Pass 2.
-    async fn dedup(&self) -> Result<Duplicates> {
+    /// Pass 2: the duplicates, and the ids of the documents kept in their place.
+    async fn dedup(&self) -> Result<(Duplicates, HashMap<u64, String>)> {
         let d = &self.config.dedup;
         if !d.exact && d.near_config().is_none() {
-            return Ok(Duplicates::default());
+            return Ok((Duplicates::default(), HashMap::new()));
         }
         let ctx = self.staging_context().await?;
-        dedup::run(&ctx, d.exact, d.near_config().is_some(), d.verify).await
-    }
-
-    /// The ids of the documents kept in place of duplicates (for `duplicate_of`).
-    async fn keeper_ids(&self, dups: &Duplicates) -> Result<HashMap<u64, String>> {
-        if !self.config.keep_rejected || (dups.exact.is_empty() && dups.near.is_empty()) {
-            return Ok(HashMap::new());
-        }
-        let ctx = self.staging_context().await?;
-        let keepers = dups.exact.values().chain(dups.near.values()).copied();
-        let mut keepers: Vec<u64> = keepers.collect();
-        keepers.sort_unstable();
-        keepers.dedup();
-        ctx.register_table("keepers", Arc::new(dedup::key_table(keepers)?))?;
-        let batches = ctx
-            .sql("SELECT d.key, d.id FROM docs d JOIN keepers k ON d.key = k.key")
-            .await?
-            .collect()
-            .await?;
-        let mut out = HashMap::new();
-        for b in &batches {
-            let keys = b.column(0).as_primitive::<UInt64Type>();
-            let ids = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
-            let ids = ids.as_string::<i32>();
-            for i in 0..b.num_rows() {
-                out.insert(keys.value(i), ids.value(i).to_string());
-            }
-        }
-        Ok(out)
+        let dups = dedup::run(&ctx, d.exact, d.near_config().is_some(), d.verify).await?;
+        let ids = if self.config.keep_rejected {
+            keeper_ids(&ctx, &dups).await?
+        } else {
+            HashMap::new()
+        };
+        Ok((dups, ids))
     }
 
     /// Pass 3 for one file: accounts every row in the report and, unless this file is
@@ -406,6 +383,37 @@ impl CleanRun<'_> {
     }
 }
 
+/// The ids of the documents kept in place of duplicates (for `duplicate_of`).
+async fn keeper_ids(ctx: &SessionContext, dups: &Duplicates) -> Result<HashMap<u64, String>> {
+    let mut keepers: Vec<u64> = dups
+        .exact
+        .values()
+        .chain(dups.near.values())
+        .copied()
+        .collect();
+    if keepers.is_empty() {
+        return Ok(HashMap::new());
+    }
+    keepers.sort_unstable();
+    keepers.dedup();
+    ctx.register_table("keepers", Arc::new(dedup::key_table(keepers)?))?;
+    let batches = ctx
+        .sql("SELECT d.key, d.id FROM docs d JOIN keepers k ON d.key = k.key")
+        .await?
+        .collect()
+        .await?;
+    let mut out = HashMap::new();
+    for b in &batches {
+        let keys = b.column(0).as_primitive::<UInt64Type>();
+        let ids = arrow::compute::cast(b.column(1), &DataType::Utf8)?;
+        let ids = ids.as_string::<i32>();
+        for i in 0..b.num_rows() {
+            out.insert(keys.value(i), ids.value(i).to_string());
+        }
+    }
+    Ok(out)
+}
+
 fn remove_dir(dir: &Path) -> Result<()> {
     match std::fs::remove_dir_all(dir) {
         Ok(()) => Ok(()),
@@ -418,11 +426,6 @@ fn load_report(output: &Path) -> Result<Report> {
     let path = output.join("report.json");
     let text = std::fs::read_to_string(&path).map_err(|e| CleanError::io(&path, e))?;
     serde_json::from_str(&text).map_err(|e| CleanError::Config(format!("{}: {e}", path.display())))
-}
-
-/// Columns of a staging batch written to the output, after `id, text, source, metadata`.
-fn output_signal_columns() -> Vec<String> {
-    plan::signal_columns()
 }
 
 /// A staging batch split into kept and rejected rows.
@@ -497,7 +500,7 @@ fn output_batch(batch: &RecordBatch) -> Result<RecordBatch> {
         column(batch, "metadata")?,
         &DataType::Utf8,
     )?);
-    for name in output_signal_columns() {
+    for name in plan::signal_columns() {
         let c = column(batch, &name)?;
         let ty = match c.data_type() {
             DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,

@@ -60,9 +60,17 @@ fn adds_up(r: &Report) {
     assert_eq!(r.drops_by_filter.values().sum::<u64>(), dropped);
 }
 
+/// Inputs with default settings, one per path.
+fn specs(paths: &[impl AsRef<Path>]) -> Vec<InputSpec> {
+    paths
+        .iter()
+        .map(|p| InputSpec::path(p.as_ref().to_string_lossy()))
+        .collect()
+}
+
 fn cc_config(path: &Path) -> CleanConfig {
     CleanConfig {
-        inputs: vec![InputSpec::path(path.to_string_lossy())],
+        inputs: specs(&[path]),
         ..CleanConfig::default()
     }
 }
@@ -197,10 +205,7 @@ async fn near_duplicates_cluster_and_output_ignores_partitions() {
     for partitions in [1, 2, 8] {
         let out = tempfile::tempdir().unwrap();
         let config = CleanConfig {
-            inputs: paths
-                .iter()
-                .map(|p| InputSpec::path(p.to_string_lossy()))
-                .collect(),
+            inputs: specs(&paths),
             filters: vec![],
             partitions,
             keep_rejected: true,
@@ -287,10 +292,7 @@ async fn bad_input_is_counted_or_fails_with_file_and_line() {
     std::fs::write(&empty, "").unwrap();
     let missing = input.path().join("missing.jsonl");
     let mut config = CleanConfig {
-        inputs: [&jsonl, &empty, &missing]
-            .iter()
-            .map(|p| InputSpec::path(p.to_string_lossy()))
-            .collect(),
+        inputs: specs(&[&jsonl, &empty, &missing]),
         filters: vec![],
         ..CleanConfig::default()
     };
@@ -329,10 +331,7 @@ async fn a_killed_run_resumes_to_the_same_output() {
     let input = tempfile::tempdir().unwrap();
     let paths = near_duplicate_corpus(input.path(), 4);
     let config = CleanConfig {
-        inputs: paths
-            .iter()
-            .map(|p| InputSpec::path(p.to_string_lossy()))
-            .collect(),
+        inputs: specs(&paths),
         filters: vec![],
         partitions: 1,
         ..CleanConfig::default()
