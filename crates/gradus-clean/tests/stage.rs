@@ -367,3 +367,166 @@ async fn a_killed_run_resumes_to_the_same_output() {
     assert_eq!(documents(resumed.path()), documents(whole.path()));
     assert!(!resumed.path().join(".work").exists());
 }
+
+/// (id, source, metadata, text) of every output document, sorted by id.
+fn lineage(dir: &Path) -> Vec<(String, String, serde_json::Value, String)> {
+    let ds = Dataset::open(dir).unwrap();
+    let mut out = Vec::new();
+    let opts = ReadOptions::default().columns(&["id", "source", "metadata", "text"]);
+    for batch in ds.batches(&opts) {
+        let batch = batch.unwrap();
+        let col = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone()
+        };
+        let (ids, sources) = (col("id"), col("source"));
+        let (metas, texts) = (col("metadata"), col("text"));
+        for i in 0..batch.num_rows() {
+            out.push((
+                ids.value(i).to_string(),
+                sources.value(i).to_string(),
+                serde_json::from_str(metas.value(i)).unwrap(),
+                texts.value(i).to_string(),
+            ));
+        }
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    out
+}
+
+fn write_parquet_texts(path: &Path, column: &str, texts: &[&str]) {
+    use std::sync::Arc;
+    let array = arrow::array::StringArray::from(texts.to_vec());
+    let batch = RecordBatch::try_from_iter([(column, Arc::new(array) as _)]).unwrap();
+    let file = std::fs::File::create(path).unwrap();
+    let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+/// Every input format in one run: ids from source + file + line/row, lineage kept, the
+/// text column chosen per input, and a documents dataset read back with its ids.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_input_format_reads_with_stable_ids_and_lineage() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let jsonl =
+        "{\"text\": \"Zstd line one.\", \"url\": \"u1\"}\n\n{\"text\": \"Zstd line three.\"}\n";
+    std::fs::write(
+        p("web.jsonl.zst"),
+        zstd::encode_all(jsonl.as_bytes(), 3).unwrap(),
+    )
+    .unwrap();
+    // TSV has no quoting: the quote characters are text.
+    std::fs::write(
+        p("rows.tsv"),
+        "label\tsentence\n1\tSay \"hi\", twice.\n0\tPlain row.\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p("rows.csv"),
+        "id,body\n7,\"Quoted, with a comma\nand a newline.\"\n8,Bare.\n",
+    )
+    .unwrap();
+    write_parquet_texts(
+        &p("table.parquet"),
+        "content",
+        &["Parquet row zero.", "Parquet row one."],
+    );
+    std::fs::create_dir(p("books")).unwrap();
+    std::fs::write(p("books/a.txt"), "Para one,\nstill one.\n\n\nPara two.\n").unwrap();
+    std::fs::write(p("books/b.txt"), "Line A.\n\nLine B.\n").unwrap();
+    let spec = |path: &Path, field: &str| InputSpec {
+        text_field: field.into(),
+        ..InputSpec::path(path.to_string_lossy())
+    };
+    let mut books = InputSpec::path(format!("{}/*.txt", p("books").display()));
+    books.source = Some("lib".into());
+    books.text_unit = gradus_clean::TextUnit::Line;
+    let mut config = CleanConfig {
+        inputs: vec![
+            spec(&p("web.jsonl.zst"), "text"),
+            spec(&p("rows.tsv"), "sentence"),
+            spec(&p("rows.csv"), "body"),
+            spec(&p("table.parquet"), "content"),
+            books,
+        ],
+        filters: vec![],
+        ..CleanConfig::default()
+    };
+    config.lines.enabled = false;
+    config.dedup.near = NearMode::Off;
+    let out = tempfile::tempdir().unwrap();
+    let r = run(&config, out.path()).await.unwrap();
+    assert_eq!(r.input_errors.len(), 0, "{:?}", r.input_errors);
+    let docs = lineage(out.path());
+    let got: Vec<(&str, &str, &str)> = docs
+        .iter()
+        .map(|(id, source, _, text)| (id.as_str(), source.as_str(), text.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("lib/a.txt:1", "lib", "Para one,"),
+            ("lib/a.txt:2", "lib", "still one."),
+            ("lib/a.txt:5", "lib", "Para two."),
+            ("lib/b.txt:1", "lib", "Line A."),
+            ("lib/b.txt:3", "lib", "Line B."),
+            (
+                "rows/rows.csv:2",
+                "rows",
+                "Quoted, with a comma\nand a newline."
+            ),
+            ("rows/rows.csv:4", "rows", "Bare."),
+            ("rows/rows.tsv:2", "rows", "Say \"hi\", twice."),
+            ("rows/rows.tsv:3", "rows", "Plain row."),
+            ("table/table.parquet#0", "table", "Parquet row zero."),
+            ("table/table.parquet#1", "table", "Parquet row one."),
+            ("web/web.jsonl.zst:1", "web", "Zstd line one."),
+            ("web/web.jsonl.zst:3", "web", "Zstd line three."),
+        ]
+    );
+    // Lineage: the file as given, the line or row, the record's other fields.
+    let meta = |id: &str| &docs.iter().find(|d| d.0 == id).unwrap().2;
+    assert_eq!(meta("web/web.jsonl.zst:1")["fields"]["url"], "u1");
+    assert_eq!(meta("web/web.jsonl.zst:1")["line"], 1);
+    assert_eq!(meta("rows/rows.tsv:2")["fields"]["label"], "1");
+    assert_eq!(meta("rows/rows.csv:2")["fields"]["id"], "7");
+    assert_eq!(meta("table/table.parquet#1")["row"], 1);
+    assert_eq!(
+        meta("lib/b.txt:3")["file"],
+        p("books/b.txt").to_string_lossy().as_ref()
+    );
+
+    // The same inputs cut by paragraph (the default) instead of by line.
+    config.inputs[4].text_unit = gradus_clean::TextUnit::Paragraph;
+    let paragraphs = tempfile::tempdir().unwrap();
+    run(&config, paragraphs.path()).await.unwrap();
+    let a: Vec<String> = lineage(paragraphs.path())
+        .into_iter()
+        .filter(|d| d.0.starts_with("lib/a.txt"))
+        .map(|d| d.3)
+        .collect();
+    assert_eq!(a, ["Para one,\nstill one.", "Para two."]);
+
+    // An upstream documents dataset keeps its ids and sources; lineage points upstream.
+    let again = tempfile::tempdir().unwrap();
+    let rerun = CleanConfig {
+        inputs: specs(&[out.path()]),
+        ..config.clone()
+    };
+    let r2 = run(&rerun, again.path()).await.unwrap();
+    assert_eq!(r2.docs_out, r.docs_out);
+    let docs2 = lineage(again.path());
+    let ids = |d: &[(String, String, serde_json::Value, String)]| {
+        d.iter()
+            .map(|x| (x.0.clone(), x.1.clone(), x.3.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&docs2), ids(&docs));
+    let upstream = &docs2.iter().find(|d| d.0 == "rows/rows.tsv:2").unwrap().2;
+    assert_eq!(upstream["fields"]["upstream"]["fields"]["label"], "1");
+}
