@@ -28,7 +28,7 @@ fn ok(o: &Output) -> String {
 
 fn corpus(tmp: &Path) -> String {
     let docs = tmp.join("documents");
-    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/corpus");
+    let corpus = gradus_testkit::workspace_root().join("data/corpus");
     ok(&gradus(&[
         "import",
         "-i",

@@ -41,7 +41,8 @@ pub struct Signals {
     pub bullet_line_frac: f64,
     /// Lines ending with `...` or `…`.
     pub ellipsis_line_frac: f64,
-    /// Words with at least one alphabetic character, per word.
+    /// Words with at least one alphabetic character, per word token, punctuation tokens
+    /// included (as datatrove's Gopher filter divides by every token).
     pub alpha_word_frac: f64,
     /// Distinct [`STOP_WORDS`] present (case-insensitive); Gopher wants at least two.
     pub stop_words: u32,
@@ -117,6 +118,17 @@ fn real_words(text: &str) -> Vec<&str> {
         .collect()
 }
 
+/// How many tokens [`words`] would give, without building them: a whitespace token is
+/// its core plus one token per leading or trailing punctuation character.
+fn token_count(text: &str) -> usize {
+    text.split_whitespace()
+        .map(|t| {
+            let core = t.trim_matches(is_punct);
+            t.chars().count() - core.chars().count() + usize::from(!core.is_empty())
+        })
+        .sum()
+}
+
 /// How many of `items` repeat an earlier item, and their total length in characters.
 fn duplicates<'a>(items: impl Iterator<Item = &'a str>) -> (usize, usize) {
     let mut seen = ahash::AHashSet::with_capacity(items.size_hint().0);
@@ -142,7 +154,8 @@ fn ngram_keys(hashes: &[u64], n: usize) -> impl Iterator<Item = u64> + '_ {
     })
 }
 
-/// Characters covered by the most frequent `n`-gram (joined with spaces) times its count.
+/// Characters covered by the most frequent `n`-gram (joined with spaces) times its count;
+/// an n-gram seen once counts too, as in datatrove, so a very short text scores high here.
 fn top_ngram_chars(hashes: &[u64], lens: &[usize], n: usize) -> usize {
     if hashes.len() < n {
         return 0;
@@ -154,7 +167,6 @@ fn top_ngram_chars(hashes: &[u64], lens: &[usize], n: usize) -> usize {
     }
     counts
         .values()
-        .filter(|(c, _)| *c > 1)
         .map(|&(c, first)| (lens[first..first + n].iter().sum::<usize>() + n - 1) * c)
         .max()
         .unwrap_or(0)
@@ -227,7 +239,7 @@ pub fn compute(text: &str) -> Signals {
             real.iter()
                 .filter(|w| w.chars().any(char::is_alphabetic))
                 .count(),
-            n_words,
+            token_count(text),
         ),
         stop_words: STOP_WORDS
             .iter()
@@ -370,6 +382,7 @@ mod tests {
             .filter(|w| w.chars().any(|c| !is_punct(c)))
             .collect();
         assert_eq!(real_words(text), want);
+        assert_eq!(token_count(text), words(text).len());
         assert_eq!(want, ["Hello", "world", "yes", "a-b", "quoted", "日本語"]);
     }
 
@@ -381,7 +394,9 @@ mod tests {
         assert!(close(s.mean_word_length, 17.0 / 6.0));
         assert_eq!(s.stop_words, 1, "`the` twice is one distinct stop word");
         assert_eq!(compute("To be or not to be, that is it.").stop_words, 3);
-        assert!(close(s.alpha_word_frac, 1.0));
+        // Six alphabetic words among seven tokens: the full stop is a token.
+        assert!(close(s.alpha_word_frac, 6.0 / 7.0));
+        assert_eq!(token_count("\"Hi,\" -- 42 ok..."), 11);
         assert!(close(s.terminal_punct_line_frac, 1.0));
         assert!(close(s.newline_ratio, 0.0));
     }
@@ -442,7 +457,9 @@ mod tests {
         // 10-grams: words 5..15 repeat words 0..10 once -> 10 characters.
         assert!(close(s.dup_ngram_char_frac[5], 10.0 / chars));
         let plain = compute("every word here differs from all others");
-        assert_eq!(plain.top_ngram_char_frac, [0.0; 3]);
+        let chars = 39.0;
+        // No n-gram repeats: the top one is the longest seen once ("differs from" etc.).
+        assert!(close(plain.top_ngram_char_frac[0], 12.0 / chars));
         assert_eq!(plain.dup_ngram_char_frac, [0.0; 6]);
     }
 

@@ -18,10 +18,24 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The root of the checkout the tests run from. Found at run time (cargo sets
+/// `CARGO_MANIFEST_DIR` for every test it runs): a path compiled in would go stale when
+/// one cargo target folder serves several checkouts, as a CI machine's does.
+pub fn workspace_root() -> PathBuf {
+    let start = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::current_dir().ok())
+        .unwrap_or_default();
+    start
+        .ancestors()
+        .find(|dir| dir.join("Cargo.lock").is_file())
+        .map_or(start.clone(), Path::to_path_buf)
+}
+
 /// The folder holding the shared datasets.
 pub fn shared_root() -> PathBuf {
     std::env::var_os("GRADUS_SHARED_DATASETS").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/datasets"),
+        || workspace_root().join("../shared/datasets"),
         PathBuf::from,
     )
 }

@@ -46,7 +46,7 @@ fn documents(dir: &Path, texts: &[String], per_shard: usize) {
 }
 
 fn sample_corpus() -> Vec<String> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/corpus");
+    let dir = gradus_testkit::workspace_root().join("data/corpus");
     let mut texts = Vec::new();
     for name in ["harbour.txt", "workshop.txt"] {
         let text = std::fs::read_to_string(dir.join(name)).unwrap();
