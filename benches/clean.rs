@@ -195,8 +195,16 @@ fn main() {
     );
 
     // 2. The full chain through the binary, at two sizes, with and without near dedup.
-    let sizes: &[u64] = if bench { &[50, 500] } else { &[5] };
-    for &mb in sizes {
+    // `GRADUS_BENCH_CLEAN_MB=50,500,2000` picks other sizes (e.g. the 2 GB memory check).
+    let sizes: Vec<u64> = match std::env::var("GRADUS_BENCH_CLEAN_MB") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|s| s.trim().parse().ok())
+            .collect(),
+        Err(_) if bench => vec![50, 500],
+        Err(_) => vec![5],
+    };
+    for &mb in &sizes {
         let corpus = work.join(format!("cc-{mb}mb.jsonl"));
         let (docs, text_bytes) = write_corpus(&records, &corpus, usize::MAX, mb * 1_000_000);
         for near in ["fineweb", "off"] {

@@ -8,3 +8,4 @@
 pub mod cli;
 pub mod import;
 pub mod inspect;
+pub mod pretrain;

@@ -1,0 +1,294 @@
+//! A BERT style encoder: token + position + token-type embeddings, post-LN blocks of
+//! padded self-attention and a GELU MLP, a tanh pooler; and the heads on top of it.
+//! Parameter names and `[out, in]` weights are those of HF `BertForPreTraining` /
+//! `BertForSequenceClassification`.
+
+use candle_core::{D, DType, Device, Tensor};
+
+use crate::config::{BertConfig, PositionEmbedding, activate};
+use crate::error::{ModelError, Result};
+use crate::layers::{Ctx, LayerNorm, Linear, attention, merge_heads, split_heads};
+use crate::params::{ParamKind, Params, WeightLayout};
+
+#[derive(Debug, Clone)]
+struct Layer {
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    attn_out: Linear,
+    attn_ln: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    output_ln: LayerNorm,
+}
+
+/// The encoder body (HF `BertModel`).
+#[derive(Debug, Clone)]
+pub struct Bert {
+    config: BertConfig,
+    word: Tensor,
+    /// Learned (a parameter) or sinusoidal (a constant).
+    position: Tensor,
+    token_type: Tensor,
+    emb_ln: LayerNorm,
+    layers: Vec<Layer>,
+    pooler: Linear,
+}
+
+fn linear(p: &mut Params, name: &str, io: (usize, usize), std: f64) -> Result<Linear> {
+    Linear::new(p, name, io, WeightLayout::OutIn, std, true)
+}
+
+impl Bert {
+    pub fn new(config: &BertConfig, params: &mut Params) -> Result<Self> {
+        config.validate()?;
+        let (d, std, eps) = (
+            config.hidden_size,
+            config.initializer_range,
+            config.layer_norm_eps,
+        );
+        let word = params.normal(
+            "bert.embeddings.word_embeddings.weight",
+            &[config.vocab_size, d],
+            std,
+            ParamKind::Embedding,
+        )?;
+        let position = match config.position_embedding_type {
+            PositionEmbedding::Absolute => params.normal(
+                "bert.embeddings.position_embeddings.weight",
+                &[config.max_position_embeddings, d],
+                std,
+                ParamKind::Embedding,
+            )?,
+            PositionEmbedding::Sinusoidal => {
+                sinusoids(config.max_position_embeddings, d, params.device())?
+            }
+        };
+        let token_type = params.normal(
+            "bert.embeddings.token_type_embeddings.weight",
+            &[config.type_vocab_size, d],
+            std,
+            ParamKind::Embedding,
+        )?;
+        let emb_ln = LayerNorm::new(params, "bert.embeddings.LayerNorm", d, eps, true)?;
+        let mut layers = Vec::with_capacity(config.num_hidden_layers);
+        let inner = config.intermediate_size;
+        for i in 0..config.num_hidden_layers {
+            let n = |s: &str| format!("bert.encoder.layer.{i}.{s}");
+            layers.push(Layer {
+                query: linear(params, &n("attention.self.query"), (d, d), std)?,
+                key: linear(params, &n("attention.self.key"), (d, d), std)?,
+                value: linear(params, &n("attention.self.value"), (d, d), std)?,
+                attn_out: linear(params, &n("attention.output.dense"), (d, d), std)?,
+                attn_ln: LayerNorm::new(params, &n("attention.output.LayerNorm"), d, eps, true)?,
+                intermediate: linear(params, &n("intermediate.dense"), (d, inner), std)?,
+                output: linear(params, &n("output.dense"), (inner, d), std)?,
+                output_ln: LayerNorm::new(params, &n("output.LayerNorm"), d, eps, true)?,
+            });
+        }
+        let pooler = linear(params, "bert.pooler.dense", (d, d), std)?;
+        Ok(Self {
+            config: config.clone(),
+            word,
+            position,
+            token_type,
+            emb_ln,
+            layers,
+            pooler,
+        })
+    }
+
+    pub fn config(&self) -> &BertConfig {
+        &self.config
+    }
+
+    /// The token embedding matrix `[vocab, hidden]`, which the MLM decoder shares.
+    pub fn word_embeddings(&self) -> &Tensor {
+        &self.word
+    }
+
+    /// Hidden states `[batch, seq, hidden]`. `ids` and `type_ids` are u32 `[batch, seq]`,
+    /// `attention_mask` is 1 for tokens and 0 for padding (any dtype).
+    pub fn forward(
+        &self,
+        ids: &Tensor,
+        type_ids: &Tensor,
+        attention_mask: &Tensor,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.max_position_embeddings {
+            return Err(ModelError::Config(format!(
+                "sequence of {t} tokens is longer than max_position_embeddings = {}",
+                self.config.max_position_embeddings
+            )));
+        }
+        let d = self.config.hidden_size;
+        let lookup = |table: &Tensor, ids: &Tensor| -> Result<Tensor> {
+            Ok(table
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, d))?)
+        };
+        let x = lookup(&self.word, ids)?
+            .add(&lookup(&self.token_type, type_ids)?)?
+            .broadcast_add(&self.position.narrow(0, 0, t)?)?;
+        let mut x = ctx.dropout(&self.emb_ln.forward(&x)?, self.config.hidden_dropout_prob)?;
+        // 0 where attending is allowed, −1e9 at padding: [batch, 1, 1, seq].
+        let mask = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
+        for layer in &self.layers {
+            x = self.layer(layer, &x, &mask, ctx)?;
+        }
+        Ok(x)
+    }
+
+    fn layer(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let (heads, p) = (
+            self.config.num_attention_heads,
+            self.config.hidden_dropout_prob,
+        );
+        let q = split_heads(&l.query.forward(x)?, heads)?;
+        let k = split_heads(&l.key.forward(x)?, heads)?;
+        let v = split_heads(&l.value.forward(x)?, heads)?;
+        let a = attention(
+            &q,
+            &k,
+            &v,
+            mask,
+            self.config.attention_probs_dropout_prob,
+            ctx,
+        )?;
+        let a = ctx.dropout(&l.attn_out.forward(&merge_heads(&a)?)?, p)?;
+        let x = l.attn_ln.forward(&(x + a)?)?;
+        let m = activate(&self.config.hidden_act, &l.intermediate.forward(&x)?)?;
+        let m = ctx.dropout(&l.output.forward(&m)?, p)?;
+        l.output_ln.forward(&(x + m)?)
+    }
+
+    /// The pooled output `[batch, hidden]`: tanh of a dense layer over the first token.
+    pub fn pool(&self, hidden: &Tensor) -> Result<Tensor> {
+        let first = hidden.narrow(1, 0, 1)?.squeeze(1)?;
+        Ok(self.pooler.forward(&first)?.tanh()?)
+    }
+
+    /// Mean of the hidden states over the tokens the mask keeps `[batch, hidden]`
+    /// (sentence-transformers' pooling).
+    pub fn mean_pool(hidden: &Tensor, attention_mask: &Tensor) -> Result<Tensor> {
+        let m = attention_mask.to_dtype(DType::F32)?.unsqueeze(D::Minus1)?;
+        let sum = hidden.broadcast_mul(&m)?.sum(1)?;
+        Ok(sum.broadcast_div(&m.sum(1)?.clamp(1e-9, f64::MAX)?)?)
+    }
+}
+
+/// Fixed sinusoidal position encodings `[positions, width]`.
+fn sinusoids(positions: usize, width: usize, device: &Device) -> Result<Tensor> {
+    let mut values = Vec::with_capacity(positions * width);
+    for pos in 0..positions {
+        for i in 0..width {
+            let rate = 1.0 / 10000f64.powf((2 * (i / 2)) as f64 / width as f64);
+            let angle = pos as f64 * rate;
+            values.push(if i % 2 == 0 { angle.sin() } else { angle.cos() } as f32);
+        }
+    }
+    Ok(Tensor::from_vec(values, (positions, width), device)?)
+}
+
+/// The MLM head: dense + activation + layer norm, then the decoder tied to the word
+/// embeddings plus its own bias.
+#[derive(Debug, Clone)]
+pub struct MlmHead {
+    dense: Linear,
+    ln: LayerNorm,
+    decoder: Tensor,
+    bias: Tensor,
+    act: String,
+}
+
+impl MlmHead {
+    pub fn new(bert: &Bert, params: &mut Params) -> Result<Self> {
+        let c = bert.config();
+        let d = c.hidden_size;
+        Ok(Self {
+            dense: linear(
+                params,
+                "cls.predictions.transform.dense",
+                (d, d),
+                c.initializer_range,
+            )?,
+            ln: LayerNorm::new(
+                params,
+                "cls.predictions.transform.LayerNorm",
+                d,
+                c.layer_norm_eps,
+                true,
+            )?,
+            decoder: bert.word_embeddings().t()?,
+            bias: params.constant(
+                "cls.predictions.bias",
+                &[c.vocab_size],
+                0.0,
+                ParamKind::Bias,
+            )?,
+            act: c.hidden_act.clone(),
+        })
+    }
+
+    /// Vocabulary logits for hidden states `[..., hidden]`.
+    pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
+        let h = self
+            .ln
+            .forward(&activate(&self.act, &self.dense.forward(hidden)?)?)?;
+        Ok(h.broadcast_matmul(&self.decoder)?
+            .broadcast_add(&self.bias)?)
+    }
+}
+
+/// The pretraining heads of `BertForPreTraining`: MLM and next-sentence prediction.
+#[derive(Debug, Clone)]
+pub struct BertHeads {
+    pub mlm: MlmHead,
+    nsp: Linear,
+}
+
+impl BertHeads {
+    pub fn new(bert: &Bert, params: &mut Params) -> Result<Self> {
+        let c = bert.config();
+        Ok(Self {
+            mlm: MlmHead::new(bert, params)?,
+            nsp: linear(
+                params,
+                "cls.seq_relationship",
+                (c.hidden_size, 2),
+                c.initializer_range,
+            )?,
+        })
+    }
+
+    /// Is-next / not-next logits `[batch, 2]` from the pooled output.
+    pub fn nsp(&self, pooled: &Tensor) -> Result<Tensor> {
+        self.nsp.forward(pooled)
+    }
+}
+
+/// A sequence-level task head on the pooled output (HF `classifier`): `outputs` classes,
+/// or one value for regression.
+#[derive(Debug, Clone)]
+pub struct TaskHead {
+    classifier: Linear,
+    dropout: f32,
+}
+
+impl TaskHead {
+    /// `name` is the parameter prefix (`classifier` for HF compatibility; one per task in
+    /// multi-task models).
+    pub fn new(bert: &Bert, params: &mut Params, name: &str, outputs: usize) -> Result<Self> {
+        let c = bert.config();
+        Ok(Self {
+            classifier: linear(params, name, (c.hidden_size, outputs), c.initializer_range)?,
+            dropout: c.hidden_dropout_prob,
+        })
+    }
+
+    pub fn forward(&self, pooled: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        self.classifier.forward(&ctx.dropout(pooled, self.dropout)?)
+    }
+}

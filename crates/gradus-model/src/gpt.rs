@@ -1,0 +1,171 @@
+//! GPT-2: learned token and position embeddings, pre-LN blocks of causal self-attention
+//! and a GELU MLP, a final layer norm, the output projection tied to the token embedding.
+//! Parameter names and `[in, out]` weights are those of HF `GPT2LMHeadModel`.
+
+use candle_core::{D, DType, Device, Tensor};
+
+use crate::config::GptConfig;
+use crate::error::{ModelError, Result};
+use crate::layers::{Ctx, LayerNorm, Linear, attention, merge_heads, split_heads};
+use crate::params::{ParamKind, Params, WeightLayout};
+
+#[derive(Debug, Clone)]
+struct Block {
+    ln_1: LayerNorm,
+    c_attn: Linear,
+    attn_proj: Linear,
+    ln_2: LayerNorm,
+    c_fc: Linear,
+    mlp_proj: Linear,
+}
+
+/// A GPT-2 style decoder with its tied LM head.
+#[derive(Debug, Clone)]
+pub struct Gpt {
+    config: GptConfig,
+    wte: Tensor,
+    wpe: Tensor,
+    blocks: Vec<Block>,
+    ln_f: LayerNorm,
+}
+
+impl Gpt {
+    /// Creates the parameters in `params` (seeded GPT-2 initialisation: N(0, 0.02), the
+    /// residual projections scaled by 1/√(2·layers)), or takes them from its checkpoint.
+    pub fn new(config: &GptConfig, params: &mut Params) -> Result<Self> {
+        config.validate()?;
+        let (d, std, bias) = (config.n_embd, config.initializer_range, config.bias);
+        let proj_std = std / (2.0 * config.n_layer as f64).sqrt();
+        let eps = config.layer_norm_epsilon;
+        let wte = params.normal(
+            "transformer.wte.weight",
+            &[config.vocab_size, d],
+            std,
+            ParamKind::Embedding,
+        )?;
+        let wpe = params.normal(
+            "transformer.wpe.weight",
+            &[config.n_positions, d],
+            std,
+            ParamKind::Embedding,
+        )?;
+        let mut blocks = Vec::with_capacity(config.n_layer);
+        for i in 0..config.n_layer {
+            let n = |s: &str| format!("transformer.h.{i}.{s}");
+            blocks.push(Block {
+                ln_1: LayerNorm::new(params, &n("ln_1"), d, eps, bias)?,
+                c_attn: Linear::new(
+                    params,
+                    &n("attn.c_attn"),
+                    (d, 3 * d),
+                    WeightLayout::InOut,
+                    std,
+                    bias,
+                )?,
+                attn_proj: Linear::new(
+                    params,
+                    &n("attn.c_proj"),
+                    (d, d),
+                    WeightLayout::InOut,
+                    proj_std,
+                    bias,
+                )?,
+                ln_2: LayerNorm::new(params, &n("ln_2"), d, eps, bias)?,
+                c_fc: Linear::new(
+                    params,
+                    &n("mlp.c_fc"),
+                    (d, 4 * d),
+                    WeightLayout::InOut,
+                    std,
+                    bias,
+                )?,
+                mlp_proj: Linear::new(
+                    params,
+                    &n("mlp.c_proj"),
+                    (4 * d, d),
+                    WeightLayout::InOut,
+                    proj_std,
+                    bias,
+                )?,
+            });
+        }
+        let ln_f = LayerNorm::new(params, "transformer.ln_f", d, eps, bias)?;
+        Ok(Self {
+            config: config.clone(),
+            wte,
+            wpe,
+            blocks,
+            ln_f,
+        })
+    }
+
+    pub fn config(&self) -> &GptConfig {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        self.wte.device()
+    }
+
+    /// Loads a model folder (`config.json` + `model.safetensors`, ours or HF GPT-2's).
+    pub fn load(dir: &std::path::Path, device: Device) -> Result<(Self, Params)> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| ModelError::file(&path, e))?;
+        let config: GptConfig =
+            serde_json::from_str(&text).map_err(|e| ModelError::file(&path, e))?;
+        let mut params = Params::from_checkpoint(dir, device, 0, &[])?;
+        let model = Self::new(&config, &mut params)?;
+        Ok((model, params))
+    }
+
+    /// Next-token logits `[batch, seq, vocab]` for `ids` `[batch, seq]` (u32).
+    pub fn logits(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let h = self.hidden(ids, ctx)?;
+        Ok(h.broadcast_matmul(&self.wte.t()?)?)
+    }
+
+    /// The final hidden states `[batch, seq, n_embd]`.
+    pub fn hidden(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        if t > self.config.n_positions {
+            return Err(ModelError::Config(format!(
+                "sequence of {t} tokens is longer than n_positions = {}",
+                self.config.n_positions
+            )));
+        }
+        let tok =
+            self.wte
+                .index_select(&ids.flatten_all()?, 0)?
+                .reshape((b, t, self.config.n_embd))?;
+        let pos = self.wpe.narrow(0, 0, t)?;
+        let mut x = ctx.dropout(&tok.broadcast_add(&pos)?, self.config.embd_pdrop)?;
+        let mask = causal_mask(t, ids.device())?;
+        for block in &self.blocks {
+            x = self.block(block, &x, &mask, ctx)?;
+        }
+        self.ln_f.forward(&x)
+    }
+
+    fn block(&self, blk: &Block, x: &Tensor, mask: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let (heads, d) = (self.config.n_head, self.config.n_embd);
+        let qkv = blk.c_attn.forward(&blk.ln_1.forward(x)?)?;
+        let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, heads)?;
+        let k = split_heads(&qkv.narrow(D::Minus1, d, d)?, heads)?;
+        let v = split_heads(&qkv.narrow(D::Minus1, 2 * d, d)?, heads)?;
+        let y = attention(&q, &k, &v, mask, self.config.attn_pdrop, ctx)?;
+        let y = blk.attn_proj.forward(&merge_heads(&y)?)?;
+        let x = (x + ctx.dropout(&y, self.config.resid_pdrop)?)?;
+        let m = blk.c_fc.forward(&blk.ln_2.forward(&x)?)?;
+        let m = crate::config::activate(&self.config.activation_function, &m)?;
+        let m = blk.mlp_proj.forward(&m)?;
+        Ok((x + ctx.dropout(&m, self.config.resid_pdrop)?)?)
+    }
+}
+
+/// `[seq, seq]`: 0 on and below the diagonal, −∞ above it.
+fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
+    let values: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Ok(Tensor::from_vec(values, (t, t), device)?.to_dtype(DType::F32)?)
+}

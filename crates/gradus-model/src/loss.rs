@@ -1,0 +1,37 @@
+//! Losses as sums over tokens, so that gradient accumulation can divide by the tokens of
+//! the whole step rather than by the number of micro-batches.
+
+use candle_core::{D, DType, Tensor};
+
+use crate::error::Result;
+
+/// Sum over rows of −log p(target) for `logits` `[rows, classes]` and u32 `targets`
+/// `[rows]`; rows whose `weights` (f32 `[rows]`, optional) is 0 do not count.
+pub fn nll_sum(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
+    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
+    let picked = match weights {
+        Some(w) => picked.mul(w)?,
+        None => picked,
+    };
+    Ok(picked.sum_all()?.neg()?)
+}
+
+/// Rows whose arg-max equals the target (and whose weight is non-zero).
+pub fn correct(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Result<f64> {
+    let hits = logits
+        .argmax(D::Minus1)?
+        .eq(targets)?
+        .to_dtype(DType::F32)?;
+    let hits = match weights {
+        Some(w) => hits.mul(w)?,
+        None => hits,
+    };
+    Ok(f64::from(hits.sum_all()?.to_scalar::<f32>()?))
+}
+
+/// Sum of squared errors for regression: `pred` `[rows, 1]` or `[rows]`, `target` `[rows]`.
+pub fn squared_error_sum(pred: &Tensor, target: &Tensor) -> Result<Tensor> {
+    let pred = pred.flatten_all()?;
+    Ok(pred.sub(target)?.sqr()?.sum_all()?)
+}

@@ -1,0 +1,317 @@
+//! Models: gradients against finite differences, dropout, checkpoints and their errors,
+//! the real all-MiniLM-L6-v2 against its reference outputs, sampling.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use candle_core::{D, Device, Tensor};
+use gradus_model::generate::{Sampling, generate};
+use gradus_model::{
+    Bert, BertConfig, BertHeads, Ctx, Gpt, GptConfig, ModelError, Params, TaskHead, loss,
+};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn tiny_gpt() -> GptConfig {
+    GptConfig {
+        vocab_size: 13,
+        n_positions: 8,
+        n_embd: 8,
+        n_layer: 2,
+        n_head: 2,
+        ..GptConfig::default()
+    }
+}
+
+fn tiny_bert() -> BertConfig {
+    BertConfig {
+        vocab_size: 17,
+        hidden_size: 8,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 16,
+        max_position_embeddings: 10,
+        ..BertConfig::default()
+    }
+}
+
+fn scalar(t: &Tensor) -> f64 {
+    f64::from(t.to_scalar::<f32>().unwrap())
+}
+
+/// Central differences on a few elements of every parameter against backprop; and
+/// every parameter must get a non-zero gradient (catches ops that drop gradients).
+fn check_gradients(params: &Params, loss: &dyn Fn() -> Tensor) {
+    let grads = loss().backward().unwrap();
+    for (name, var, _) in params.iter() {
+        let g = grads
+            .get(var.as_tensor())
+            .unwrap_or_else(|| panic!("no gradient for {name}"));
+        let g: Vec<f32> = g.flatten_all().unwrap().to_vec1().unwrap();
+        assert!(g.iter().any(|x| *x != 0.0), "zero gradient for {name}");
+        let n = g.len();
+        for &i in &[0, n / 2, n - 1] {
+            let original = var.as_tensor().flatten_all().unwrap().copy().unwrap();
+            // Small against the 0.02 scale of the weights, which layer norm makes curvy.
+            let eps = 1e-3f32;
+            let nudge = |delta: f32| {
+                let mut d = vec![0f32; n];
+                d[i] = delta;
+                let d = Tensor::from_vec(d, n, &Device::Cpu).unwrap();
+                var.set(&(&original + d).unwrap().reshape(var.shape()).unwrap())
+                    .unwrap();
+                let l = scalar(&loss());
+                var.set(&original.reshape(var.shape()).unwrap()).unwrap();
+                l
+            };
+            let numeric = (nudge(eps) - nudge(-eps)) / (2.0 * f64::from(eps));
+            let analytic = f64::from(g[i]);
+            let tol = 5e-3 + 2e-2 * analytic.abs().max(numeric.abs());
+            assert!(
+                (numeric - analytic).abs() <= tol,
+                "{name}[{i}]: backprop {analytic}, finite differences {numeric}"
+            );
+        }
+    }
+}
+
+#[test]
+fn gpt_gradients_match_finite_differences() {
+    let mut params = Params::new(Device::Cpu, 1);
+    // Dropout configured but off in evaluation, where the check runs.
+    let gpt = Gpt::new(&tiny_gpt().with_dropout(0.3), &mut params).unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 7, 2, 9], [3, 3, 12, 0, 4]], &Device::Cpu).unwrap();
+    let targets = Tensor::new(&[5u32, 7, 2, 9, 1, 3, 12, 0, 4, 4], &Device::Cpu).unwrap();
+    check_gradients(&params, &|| {
+        let logits = gpt
+            .logits(&ids, &mut Ctx::eval())
+            .unwrap()
+            .reshape((10, 13))
+            .unwrap();
+        loss::nll_sum(&logits, &targets, None).unwrap()
+    });
+}
+
+#[test]
+fn bert_and_heads_gradients_match_finite_differences() {
+    let mut params = Params::new(Device::Cpu, 2);
+    let bert = Bert::new(&tiny_bert(), &mut params).unwrap();
+    let heads = BertHeads::new(&bert, &mut params).unwrap();
+    let classifier = TaskHead::new(&bert, &mut params, "classifier", 3).unwrap();
+    let ids = Tensor::new(&[[2u32, 5, 7, 3, 0], [2, 9, 3, 11, 3]], &Device::Cpu).unwrap();
+    let types = Tensor::new(&[[0u32, 0, 0, 0, 0], [0, 0, 0, 1, 1]], &Device::Cpu).unwrap();
+    let mask = Tensor::new(
+        &[[1f32, 1., 1., 1., 0.], [1., 1., 1., 1., 1.]],
+        &Device::Cpu,
+    )
+    .unwrap();
+    let mlm_targets = Tensor::new(&[5u32, 7, 9, 11], &Device::Cpu).unwrap();
+    let positions = Tensor::new(&[1u32, 2, 6, 8], &Device::Cpu).unwrap();
+    check_gradients(&params, &|| {
+        let mut ctx = Ctx::eval();
+        let h = bert.forward(&ids, &types, &mask, &mut ctx).unwrap();
+        let pooled = bert.pool(&h).unwrap();
+        let flat = h
+            .reshape((10, 8))
+            .unwrap()
+            .index_select(&positions, 0)
+            .unwrap();
+        let mlm = loss::nll_sum(&heads.mlm.forward(&flat).unwrap(), &mlm_targets, None).unwrap();
+        let nsp = loss::nll_sum(
+            &heads.nsp(&pooled).unwrap(),
+            &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap(),
+            None,
+        )
+        .unwrap();
+        let cls = loss::nll_sum(
+            &classifier.forward(&pooled, &mut ctx).unwrap(),
+            &Tensor::new(&[2u32, 0], &Device::Cpu).unwrap(),
+            None,
+        )
+        .unwrap();
+        (mlm + nsp + cls).unwrap()
+    });
+}
+
+#[test]
+fn dropout_drops_in_training_only() {
+    let mut params = Params::new(Device::Cpu, 3);
+    let gpt = Gpt::new(&tiny_gpt().with_dropout(0.5), &mut params).unwrap();
+    let ids = Tensor::new(&[[1u32, 2, 3, 4]], &Device::Cpu).unwrap();
+    let eval_a = gpt.logits(&ids, &mut Ctx::eval()).unwrap();
+    let eval_b = gpt.logits(&ids, &mut Ctx::eval()).unwrap();
+    assert_eq!(
+        eval_a.to_vec3::<f32>().unwrap(),
+        eval_b.to_vec3::<f32>().unwrap()
+    );
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let train = gpt.logits(&ids, &mut Ctx::train(&mut rng)).unwrap();
+    assert_ne!(
+        train.to_vec3::<f32>().unwrap(),
+        eval_a.to_vec3::<f32>().unwrap()
+    );
+    // About half of a large tensor is zeroed, the rest doubled.
+    let x = Tensor::ones(10_000, candle_core::DType::F32, &Device::Cpu).unwrap();
+    let y: Vec<f32> = Ctx::train(&mut rng)
+        .dropout(&x, 0.5)
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let zeros = y.iter().filter(|v| **v == 0.0).count();
+    assert!((4_700..5_300).contains(&zeros), "{zeros} zeros");
+    assert!(y.iter().all(|v| *v == 0.0 || *v == 2.0));
+}
+
+#[test]
+fn checkpoints_round_trip_and_name_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut params = Params::new(Device::Cpu, 4);
+    let gpt = Gpt::new(&tiny_gpt(), &mut params).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        serde_json::to_string(gpt.config()).unwrap(),
+    )
+    .unwrap();
+    let file = dir.path().join("model.safetensors");
+    params.save(&file).unwrap();
+    let (loaded, _) = Gpt::load(dir.path(), Device::Cpu).unwrap();
+    let ids = Tensor::new(&[[1u32, 2, 3]], &Device::Cpu).unwrap();
+    let a = gpt
+        .logits(&ids, &mut Ctx::eval())
+        .unwrap()
+        .to_vec3::<f32>()
+        .unwrap();
+    assert_eq!(
+        loaded
+            .logits(&ids, &mut Ctx::eval())
+            .unwrap()
+            .to_vec3::<f32>()
+            .unwrap(),
+        a
+    );
+
+    // HF names: the body under `transformer.`, as GPT2LMHeadModel writes it.
+    let names = safetensors::SafeTensors::deserialize(&std::fs::read(&file).unwrap())
+        .unwrap()
+        .names()
+        .len();
+    assert_eq!(names, params.iter().count());
+    assert!(params.iter().all(|(n, _, _)| n.starts_with("transformer.")));
+
+    // A missing tensor is named, with the file.
+    let mut tensors = candle_core::safetensors::load(&file, &Device::Cpu).unwrap();
+    tensors.remove("transformer.h.1.mlp.c_fc.weight");
+    candle_core::safetensors::save(&tensors, &file).unwrap();
+    let err = Gpt::load(dir.path(), Device::Cpu).unwrap_err();
+    assert!(matches!(err, ModelError::MissingTensor { .. }), "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("transformer.h.1.mlp.c_fc.weight") && msg.contains("model.safetensors"),
+        "{msg}"
+    );
+
+    // A truncated file is named.
+    params.save(&file).unwrap();
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() / 2]).unwrap();
+    let msg = Gpt::load(dir.path(), Device::Cpu).unwrap_err().to_string();
+    assert!(msg.contains("model.safetensors"), "{msg}");
+}
+
+#[test]
+fn sampling_is_seeded_and_top_k_one_is_greedy() {
+    let mut params = Params::new(Device::Cpu, 5);
+    let gpt = Gpt::new(&tiny_gpt(), &mut params).unwrap();
+    let s = |seed, top_k, temperature| Sampling {
+        temperature,
+        top_k,
+        top_p: 0.9,
+        seed,
+    };
+    let a = generate(&gpt, &[1, 2], 20, &s(1, 0, 1.0), None).unwrap();
+    assert_eq!(a.len(), 20);
+    assert_eq!(a, generate(&gpt, &[1, 2], 20, &s(1, 0, 1.0), None).unwrap());
+    assert_ne!(a, generate(&gpt, &[1, 2], 20, &s(2, 0, 1.0), None).unwrap());
+    let greedy = generate(&gpt, &[1, 2], 20, &s(0, 0, 0.0), None).unwrap();
+    assert_eq!(
+        generate(&gpt, &[1, 2], 20, &s(9, 1, 1.0), None).unwrap(),
+        greedy
+    );
+}
+
+/// all-MiniLM-L6-v2 as sentence-transformers runs it: the hidden values and mean-pooled,
+/// normalised embeddings of the reference sentences, number by number.
+#[test]
+fn minilm_matches_its_reference_outputs() {
+    let (Some(model), Some(reference)) = (
+        gradus_testkit::minilm(),
+        gradus_testkit::shared("minilm-reference/reference.json"),
+    ) else {
+        return;
+    };
+    let config: BertConfig =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    let mut params = Params::from_checkpoint(&model, Device::Cpu, 0, &[]).unwrap();
+    let bert = Bert::new(&config, &mut params).unwrap();
+    let tk = gradus_tokenize::load(&model.join("tokenizer.json")).unwrap();
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(reference).unwrap()).unwrap();
+    let sentences = reference["sentences"].as_array().unwrap();
+    assert!(sentences.len() >= 3);
+    for s in sentences {
+        let want_ids: Vec<u32> = serde_json::from_value(s["input_ids"].clone()).unwrap();
+        let ids = tk
+            .encode(s["text"].as_str().unwrap(), true)
+            .unwrap()
+            .get_ids()
+            .to_vec();
+        assert_eq!(ids, want_ids, "token ids of {}", s["text"]);
+        let n = ids.len();
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let types = input.zeros_like().unwrap();
+        let mask = Tensor::ones((1, n), candle_core::DType::F32, &Device::Cpu).unwrap();
+        let h = bert
+            .forward(&input, &types, &mask, &mut Ctx::eval())
+            .unwrap();
+        let first8: Vec<f32> = h
+            .get(0)
+            .unwrap()
+            .get(0)
+            .unwrap()
+            .narrow(0, 0, 8)
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want8: Vec<f32> =
+            serde_json::from_value(s["last_hidden_token0_first8"].clone()).unwrap();
+        for (g, w) in first8.iter().zip(&want8) {
+            assert!((g - w).abs() < 1e-4, "hidden {first8:?} vs {want8:?}");
+        }
+        let pooled = Bert::mean_pool(&h, &mask).unwrap();
+        let norm = pooled
+            .sqr()
+            .unwrap()
+            .sum_keepdim(D::Minus1)
+            .unwrap()
+            .sqrt()
+            .unwrap();
+        let emb: Vec<f32> = pooled
+            .broadcast_div(&norm)
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let want: Vec<f32> = serde_json::from_value(s["mean_pooled_normalized"].clone()).unwrap();
+        assert_eq!(emb.len(), 384);
+        for (i, w) in want.iter().enumerate() {
+            assert!(
+                (emb[i] - w).abs() < 1e-4,
+                "embedding[{i}]: {} vs {w}",
+                emb[i]
+            );
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! Causal-LM data: documents of a `tokens` dataset streamed shard by shard, joined with
+//! an end-of-text token where they lack one, cut into `seq_len + 1` windows (consecutive
+//! windows share one token, so every token is a target once), shuffled through a seeded
+//! buffer. The whole position (shard, row, token, partial window, buffer, generator) is a
+//! serialisable [`ClmCursor`], so a resumed run continues with the very next window.
+
+use std::path::Path;
+
+use arrow::array::AsArray;
+use candle_core::{Device, Tensor};
+use gradus_shard::{Dataset, DatasetKind, ReadOptions};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Which part of the dataset a stream reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StreamSpec {
+    /// Rows of this `split` only (`train` / `validation`); all rows when absent.
+    pub split: Option<String>,
+    /// Tokens `[start, end)` of the joined stream (for a tail hold-out of one long text).
+    pub start: u64,
+    pub end: Option<u64>,
+}
+
+/// Where a stream stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClmCursor {
+    pub epoch: u64,
+    pub shard: usize,
+    pub row: u64,
+    /// Tokens of the joined stream consumed before `row`.
+    pub token: u64,
+    /// Tokens still to skip at the start of this epoch (a random offset, so that each
+    /// epoch cuts its windows differently).
+    pub skip: u64,
+    pub pending: Vec<u32>,
+    pub buffer: Vec<Vec<u32>>,
+    pub rng: ChaCha8Rng,
+}
+
+/// A batch of windows as `(inputs, targets)`, both u32 `[batch, seq_len]`.
+#[derive(Debug, Clone)]
+pub struct ClmBatch {
+    pub inputs: Tensor,
+    pub targets: Tensor,
+}
+
+impl ClmBatch {
+    pub fn from_windows(windows: &[Vec<u32>], device: &Device) -> Result<Self> {
+        let t = windows.first().map_or(0, |w| w.len().saturating_sub(1));
+        let mut x = Vec::with_capacity(windows.len() * t);
+        let mut y = Vec::with_capacity(windows.len() * t);
+        for w in windows {
+            x.extend_from_slice(&w[..t]);
+            y.extend_from_slice(&w[1..=t]);
+        }
+        let shape = (windows.len(), t);
+        Ok(Self {
+            inputs: Tensor::from_vec(x, shape, device)?,
+            targets: Tensor::from_vec(y, shape, device)?,
+        })
+    }
+
+    pub fn tokens(&self) -> usize {
+        self.targets.elem_count()
+    }
+}
+
+/// Reads token documents in dataset order.
+#[derive(Debug)]
+struct DocReader {
+    dataset: Dataset,
+    spec: StreamSpec,
+    eos: Option<u32>,
+    /// The shard held in memory: its index and its documents.
+    loaded: Option<(usize, Vec<Vec<u32>>)>,
+}
+
+impl DocReader {
+    /// The documents of shard `i` that the split selects (all rows kept as empty
+    /// vectors when not selected, so row numbers stay those of the shard).
+    fn shard(&mut self, i: usize) -> Result<&[Vec<u32>]> {
+        if self.loaded.as_ref().is_none_or(|(s, _)| *s != i) {
+            let entry = &self.dataset.manifest().shards[i];
+            let opts = ReadOptions::default().columns(&["input_ids", "split"]);
+            let mut docs = Vec::with_capacity(entry.rows as usize);
+            for batch in self.dataset.read_shard(entry, &opts)? {
+                let batch = batch?;
+                let column = |name: &str| {
+                    batch.column_by_name(name).cloned().ok_or_else(|| {
+                        TrainError::Data(format!("{}: no `{name}` column", entry.file))
+                    })
+                };
+                let ids = column("input_ids")?;
+                let ids = ids.as_list::<i32>();
+                let splits = column("split")?;
+                let splits = splits.as_string::<i32>();
+                for r in 0..batch.num_rows() {
+                    let keep = self
+                        .spec
+                        .split
+                        .as_deref()
+                        .is_none_or(|s| s == splits.value(r));
+                    let mut doc = Vec::new();
+                    if keep {
+                        let values = ids.value(r);
+                        doc.extend_from_slice(
+                            values
+                                .as_primitive::<arrow::datatypes::UInt32Type>()
+                                .values(),
+                        );
+                        if let Some(eos) = self.eos
+                            && doc.last() != Some(&eos)
+                        {
+                            doc.push(eos);
+                        }
+                    }
+                    docs.push(doc);
+                }
+            }
+            self.loaded = Some((i, docs));
+        }
+        Ok(self.loaded.as_ref().map_or(&[], |(_, d)| d.as_slice()))
+    }
+}
+
+/// A shuffled, endless stream of `seq_len + 1` token windows.
+#[derive(Debug)]
+pub struct ClmStream {
+    reader: DocReader,
+    seq_len: usize,
+    buffer_size: usize,
+    shuffle: bool,
+    pub cursor: ClmCursor,
+}
+
+impl ClmStream {
+    /// `buffer_size` windows are held for shuffling (0 or `shuffle = false`: in order).
+    pub fn open(
+        dir: &Path,
+        spec: StreamSpec,
+        eos: Option<u32>,
+        seq_len: usize,
+        buffer_size: usize,
+        seed: u64,
+        shuffle: bool,
+    ) -> Result<Self> {
+        if seq_len == 0 {
+            return Err(TrainError::Config("seq_len must be positive".into()));
+        }
+        let dataset = Dataset::open_kind(dir, DatasetKind::Tokens)?;
+        Ok(Self {
+            reader: DocReader {
+                dataset,
+                spec,
+                eos,
+                loaded: None,
+            },
+            seq_len,
+            buffer_size: if shuffle { buffer_size.max(1) } else { 1 },
+            shuffle,
+            cursor: ClmCursor {
+                epoch: 0,
+                shard: 0,
+                row: 0,
+                token: 0,
+                skip: 0,
+                pending: Vec::new(),
+                buffer: Vec::new(),
+                rng: ChaCha8Rng::seed_from_u64(seed),
+            },
+        })
+    }
+
+    /// The next window, starting a new epoch at the end of the data.
+    pub fn next_window(&mut self) -> Result<Vec<u32>> {
+        let mut empty_epochs = 0;
+        loop {
+            if self.cursor.buffer.len() >= self.buffer_size
+                || (!self.shuffle && !self.cursor.buffer.is_empty())
+            {
+                let i = if self.shuffle {
+                    self.cursor.rng.random_range(0..self.cursor.buffer.len())
+                } else {
+                    0
+                };
+                return Ok(if self.shuffle {
+                    self.cursor.buffer.swap_remove(i)
+                } else {
+                    self.cursor.buffer.remove(i)
+                });
+            }
+            if !self.fill()? {
+                // End of the data: serve what the buffer holds, then start over.
+                if !self.cursor.buffer.is_empty() {
+                    let i = self.cursor.rng.random_range(0..self.cursor.buffer.len());
+                    return Ok(self.cursor.buffer.swap_remove(i));
+                }
+                empty_epochs += 1;
+                if empty_epochs > 1 {
+                    return Err(TrainError::Data(format!(
+                        "{}: no window of {} tokens in the selected data",
+                        self.reader.dataset.dir().display(),
+                        self.seq_len + 1
+                    )));
+                }
+                self.new_epoch();
+            }
+        }
+    }
+
+    fn new_epoch(&mut self) {
+        let c = &mut self.cursor;
+        c.epoch += 1;
+        (c.shard, c.row, c.token) = (0, 0, 0);
+        c.pending.clear();
+        if self.shuffle {
+            c.skip = c.rng.random_range(0..self.seq_len as u64);
+        }
+    }
+
+    /// Moves one document into windows; false at the end of the data.
+    fn fill(&mut self) -> Result<bool> {
+        let shards = self.reader.dataset.manifest().shards.len();
+        let end = self.reader.spec.end.unwrap_or(u64::MAX);
+        let start = self.reader.spec.start;
+        loop {
+            let c = &self.cursor;
+            if c.shard >= shards || c.token >= end {
+                return Ok(false);
+            }
+            let (shard, row) = (c.shard, c.row as usize);
+            let docs = self.reader.shard(shard)?;
+            if row >= docs.len() {
+                self.cursor.shard += 1;
+                self.cursor.row = 0;
+                continue;
+            }
+            let doc = &docs[row];
+            let (a, b) = (self.cursor.token, self.cursor.token + doc.len() as u64);
+            // The part of this document inside [start, end).
+            let lo = start.max(a).min(b) - a;
+            let hi = end.min(b).max(a) - a;
+            let mut piece = &doc[lo as usize..hi.max(lo) as usize];
+            self.cursor.row += 1;
+            self.cursor.token = b;
+            let skip = (self.cursor.skip as usize).min(piece.len());
+            piece = &piece[skip..];
+            self.cursor.skip -= skip as u64;
+            if piece.is_empty() {
+                continue;
+            }
+            self.cursor.pending.extend_from_slice(piece);
+            while self.cursor.pending.len() > self.seq_len {
+                let window = self.cursor.pending[..=self.seq_len].to_vec();
+                self.cursor.pending.drain(..self.seq_len);
+                self.cursor.buffer.push(window);
+            }
+            return Ok(true);
+        }
+    }
+
+    /// `batch` windows as one batch.
+    pub fn next_batch(&mut self, batch: usize, device: &Device) -> Result<ClmBatch> {
+        let windows = (0..batch)
+            .map(|_| self.next_window())
+            .collect::<Result<Vec<_>>>()?;
+        ClmBatch::from_windows(&windows, device)
+    }
+
+    /// The first `max` windows of one pass in order (validation), without moving this
+    /// stream's cursor.
+    pub fn first_windows(
+        dir: &Path,
+        spec: StreamSpec,
+        eos: Option<u32>,
+        seq_len: usize,
+        max: usize,
+    ) -> Result<Vec<Vec<u32>>> {
+        let mut s = Self::open(dir, spec, eos, seq_len, 1, 0, false)?;
+        let mut out = Vec::new();
+        while out.len() < max && s.cursor.epoch == 0 {
+            if !s.fill()? {
+                break;
+            }
+            out.append(&mut s.cursor.buffer);
+        }
+        out.truncate(max);
+        Ok(out)
+    }
+
+    /// Tokens of the selected rows (before any range), for a tail hold-out.
+    pub fn count_tokens(dir: &Path, split: Option<&str>, eos: Option<u32>) -> Result<u64> {
+        let spec = StreamSpec {
+            split: split.map(str::to_string),
+            start: 0,
+            end: None,
+        };
+        let mut s = Self::open(dir, spec, eos, 1, 1, 0, false)?;
+        let shards = s.reader.dataset.manifest().shards.len();
+        let mut total = 0u64;
+        for i in 0..shards {
+            total += s
+                .reader
+                .shard(i)?
+                .iter()
+                .map(|d| d.len() as u64)
+                .sum::<u64>();
+        }
+        Ok(total)
+    }
+}
+
+/// Causal-LM pretraining of a [`Gpt`]: the objective the trainer runs.
+#[derive(Debug)]
+pub struct ClmObjective {
+    pub model: gradus_model::Gpt,
+    pub params: gradus_model::Params,
+    pub train: ClmStream,
+    /// Validation windows, fixed for the run.
+    pub validation: Vec<Vec<u32>>,
+    pub batch_size: usize,
+    pub device: Device,
+}
+
+impl crate::Objective for ClmObjective {
+    type Batch = ClmBatch;
+
+    fn params(&self) -> &gradus_model::Params {
+        &self.params
+    }
+
+    fn next_batch(&mut self) -> Result<ClmBatch> {
+        self.train.next_batch(self.batch_size, &self.device)
+    }
+
+    fn weight(&self, batch: &ClmBatch) -> usize {
+        batch.tokens()
+    }
+
+    fn loss_sum(&self, batch: &ClmBatch, ctx: &mut gradus_model::Ctx<'_>) -> Result<Tensor> {
+        clm_loss_sum(&self.model, batch, ctx)
+    }
+
+    fn evaluate(&mut self) -> Result<std::collections::BTreeMap<String, f64>> {
+        let (mut sum, mut tokens) = (0.0, 0usize);
+        for chunk in self.validation.chunks(self.batch_size.max(1)) {
+            let batch = ClmBatch::from_windows(chunk, &self.device)?;
+            let l = clm_loss_sum(&self.model, &batch, &mut gradus_model::Ctx::eval())?;
+            sum += f64::from(l.to_scalar::<f32>()?);
+            tokens += batch.tokens();
+        }
+        let loss = if tokens == 0 {
+            f64::NAN
+        } else {
+            sum / tokens as f64
+        };
+        Ok([
+            ("loss".to_string(), loss),
+            ("perplexity".to_string(), loss.exp()),
+        ]
+        .into())
+    }
+
+    fn data_state(&self) -> Result<serde_json::Value> {
+        serde_json::to_value(&self.train.cursor).map_err(|e| TrainError::Data(e.to_string()))
+    }
+
+    fn restore_data(&mut self, state: serde_json::Value) -> Result<()> {
+        self.train.cursor = serde_json::from_value(state)
+            .map_err(|e| TrainError::Data(format!("data cursor: {e}")))?;
+        Ok(())
+    }
+
+    fn save_model(&self, dir: &Path) -> Result<()> {
+        self.params.save(&dir.join("model.safetensors"))?;
+        crate::checkpoint::write_json(&dir.join("config.json"), self.model.config())
+    }
+
+    fn flops_per_unit(&self) -> f64 {
+        // 6 per parameter per token (forward + backward), plus attention's scores and
+        // weighted sum: 12 · layers · seq · width (Kaplan et al. / PaLM appendix B).
+        let c = self.model.config();
+        let seq = self
+            .validation
+            .first()
+            .map_or(c.n_positions, |w| w.len() - 1);
+        6.0 * self.params.count() as f64 + 12.0 * (c.n_layer * seq * c.n_embd) as f64
+    }
+}
+
+/// Summed next-token cross-entropy of a batch.
+pub fn clm_loss_sum(
+    model: &gradus_model::Gpt,
+    batch: &ClmBatch,
+    ctx: &mut gradus_model::Ctx<'_>,
+) -> Result<Tensor> {
+    let logits = model.logits(&batch.inputs, ctx)?;
+    let v = logits.dim(candle_core::D::Minus1)?;
+    let logits = logits.reshape(((), v))?;
+    Ok(gradus_model::loss::nll_sum(
+        &logits,
+        &batch.targets.flatten_all()?,
+        None,
+    )?)
+}

@@ -1,0 +1,25 @@
+//! The one training loop of gradus, shared by pretraining, fine-tuning and multi-task
+//! training: a stage supplies an [`Objective`] (its data and its loss); the [`Trainer`]
+//! does the rest.
+//!
+//! - Optimisers with saved state: [`optim::AdamW`] (decoupled weight decay, off for
+//!   biases, norms and embeddings by default) and SGD with momentum.
+//! - Schedules: constant, warmup + cosine or linear decay to a floor, warmup-stable-decay.
+//! - Global-norm clipping; accumulation normalised by the tokens of the whole step; a
+//!   non-finite loss or gradient stops the run with its step, keeping the last good
+//!   checkpoint.
+//! - Periodic evaluation, checkpoints every N steps keeping the last K and the best,
+//!   early stopping; exact resume (model, optimiser, step, RNG and data cursor), so a
+//!   resumed run's losses are bit-identical to an uninterrupted one's.
+
+mod checkpoint;
+pub mod clm;
+mod error;
+pub mod mlm;
+pub mod optim;
+pub mod schedule;
+mod trainer;
+
+pub use checkpoint::{Checkpoints, TrainerState};
+pub use error::{Result, TrainError};
+pub use trainer::{Objective, StepOutput, TrainConfig, TrainReport, Trainer};

@@ -1,0 +1,214 @@
+//! Optimisers whose state is saved and restored with a checkpoint.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor, Var};
+use gradus_model::{ParamKind, Params};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainError};
+
+/// Which optimiser, with its hyper-parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OptimizerConfig {
+    /// AdamW (Loshchilov & Hutter): weight decay applied to the weights directly.
+    Adamw {
+        #[serde(default = "beta1")]
+        beta1: f64,
+        #[serde(default = "beta2")]
+        beta2: f64,
+        #[serde(default = "eps")]
+        eps: f64,
+        #[serde(default)]
+        weight_decay: f64,
+        /// Parameter kinds exempt from decay: `bias`, `norm`, `embedding`.
+        #[serde(default = "no_decay")]
+        no_decay: Vec<String>,
+    },
+    /// SGD with (PyTorch-style) momentum and L2 weight decay.
+    Sgd {
+        #[serde(default)]
+        momentum: f64,
+        #[serde(default)]
+        weight_decay: f64,
+        #[serde(default = "no_decay")]
+        no_decay: Vec<String>,
+    },
+}
+
+fn beta1() -> f64 {
+    0.9
+}
+fn beta2() -> f64 {
+    0.999
+}
+fn eps() -> f64 {
+    1e-8
+}
+fn no_decay() -> Vec<String> {
+    vec!["bias".into(), "norm".into(), "embedding".into()]
+}
+
+impl Default for OptimizerConfig {
+    fn default() -> Self {
+        Self::Adamw {
+            beta1: beta1(),
+            beta2: beta2(),
+            eps: eps(),
+            weight_decay: 0.0,
+            no_decay: no_decay(),
+        }
+    }
+}
+
+fn kind_name(kind: ParamKind) -> &'static str {
+    match kind {
+        ParamKind::Weight => "weight",
+        ParamKind::Bias => "bias",
+        ParamKind::Norm => "norm",
+        ParamKind::Embedding => "embedding",
+    }
+}
+
+/// One parameter and its optimiser state.
+#[derive(Debug)]
+struct Slot {
+    name: String,
+    var: Var,
+    decay: bool,
+    /// AdamW: first moment; SGD: momentum buffer.
+    m: Tensor,
+    /// AdamW: second moment (unused by SGD).
+    v: Tensor,
+}
+
+/// An optimiser over every parameter of a [`Params`] store.
+#[derive(Debug)]
+pub struct Optimizer {
+    config: OptimizerConfig,
+    slots: Vec<Slot>,
+    /// Updates done (AdamW's bias correction needs it).
+    pub steps: u64,
+}
+
+impl Optimizer {
+    pub fn new(config: &OptimizerConfig, params: &Params) -> Result<Self> {
+        let exempt = match config {
+            OptimizerConfig::Adamw { no_decay, .. } | OptimizerConfig::Sgd { no_decay, .. } => {
+                no_decay
+            }
+        };
+        if let Some(bad) = exempt
+            .iter()
+            .find(|k| !["weight", "bias", "norm", "embedding"].contains(&k.as_str()))
+        {
+            return Err(TrainError::Config(format!(
+                "no_decay: unknown parameter kind `{bad}`"
+            )));
+        }
+        let slots = params
+            .iter()
+            .map(|(name, var, kind)| {
+                Ok(Slot {
+                    name: name.to_string(),
+                    var: var.clone(),
+                    decay: !exempt.iter().any(|k| k == kind_name(kind)),
+                    m: var.zeros_like()?,
+                    v: var.zeros_like()?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            config: config.clone(),
+            slots,
+            steps: 0,
+        })
+    }
+
+    /// One update with learning rate `lr`; `grads` by parameter name, already clipped.
+    pub fn step(&mut self, grads: &HashMap<String, Tensor>, lr: f64) -> Result<()> {
+        self.steps += 1;
+        let t = self.steps as i32;
+        for slot in &mut self.slots {
+            let Some(g) = grads.get(&slot.name) else {
+                continue;
+            };
+            let p = slot.var.as_tensor();
+            match self.config {
+                OptimizerConfig::Adamw {
+                    beta1,
+                    beta2,
+                    eps,
+                    weight_decay,
+                    ..
+                } => {
+                    // Detached: the moments must not keep the previous steps' graphs alive.
+                    slot.m = ((&slot.m * beta1)? + (g * (1.0 - beta1))?)?.detach();
+                    slot.v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?.detach();
+                    let m_hat = (&slot.m / (1.0 - beta1.powi(t)))?;
+                    let v_hat = (&slot.v / (1.0 - beta2.powi(t)))?;
+                    let decayed = if slot.decay && weight_decay > 0.0 {
+                        (p * (1.0 - lr * weight_decay))?
+                    } else {
+                        p.clone()
+                    };
+                    let update = (m_hat / (v_hat.sqrt()? + eps)?)?;
+                    slot.var.set(&(decayed - (update * lr)?)?)?;
+                }
+                OptimizerConfig::Sgd {
+                    momentum,
+                    weight_decay,
+                    ..
+                } => {
+                    let g = if slot.decay && weight_decay > 0.0 {
+                        (g + (p * weight_decay)?)?
+                    } else {
+                        g.clone()
+                    };
+                    let dir = if momentum > 0.0 {
+                        slot.m = if t == 1 {
+                            g.detach()
+                        } else {
+                            ((&slot.m * momentum)? + g)?.detach()
+                        };
+                        slot.m.clone()
+                    } else {
+                        g
+                    };
+                    slot.var.set(&(p - (dir * lr)?)?)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the moments to `path` (safetensors).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut tensors = HashMap::new();
+        for s in &self.slots {
+            tensors.insert(format!("m.{}", s.name), s.m.clone());
+            tensors.insert(format!("v.{}", s.name), s.v.clone());
+        }
+        candle_core::safetensors::save(&tensors, path).map_err(|e| TrainError::file(path, e))
+    }
+
+    /// Reads the moments written by [`Optimizer::save`]; `steps` comes from the trainer state.
+    pub fn load(&mut self, path: &Path, steps: u64) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, &Device::Cpu)
+            .map_err(|e| TrainError::file(path, format!("not a readable optimizer state: {e}")))?;
+        for s in &mut self.slots {
+            let get = |key: String| {
+                tensors
+                    .get(&key)
+                    .ok_or_else(|| TrainError::file(path, format!("tensor `{key}` is missing")))
+                    .and_then(|t| Ok(t.to_device(s.var.device())?))
+            };
+            s.m = get(format!("m.{}", s.name))?;
+            s.v = get(format!("v.{}", s.name))?;
+        }
+        self.steps = steps;
+        Ok(())
+    }
+}

@@ -1,0 +1,348 @@
+//! The training loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::Tensor;
+use gradus_model::{Ctx, Params};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{Checkpoints, TrainerState, read_json, write_json};
+use crate::error::{Result, TrainError};
+use crate::optim::{Optimizer, OptimizerConfig};
+use crate::schedule::Schedule;
+
+/// What a training stage brings to the loop: its parameters, data and loss.
+pub trait Objective {
+    type Batch;
+
+    fn params(&self) -> &Params;
+    /// The next training micro-batch; advances the data cursor.
+    fn next_batch(&mut self) -> Result<Self::Batch>;
+    /// What the batch's loss is a sum over (tokens, or examples).
+    fn weight(&self, batch: &Self::Batch) -> usize;
+    /// The loss summed over the batch's [`weight`](Objective::weight) units.
+    fn loss_sum(&self, batch: &Self::Batch, ctx: &mut Ctx<'_>) -> Result<Tensor>;
+    /// Metrics on the validation data; must include `loss`.
+    fn evaluate(&mut self) -> Result<BTreeMap<String, f64>>;
+    /// The data cursor, for checkpoints.
+    fn data_state(&self) -> Result<serde_json::Value>;
+    fn restore_data(&mut self, state: serde_json::Value) -> Result<()>;
+    /// Writes `model.safetensors` and `config.json` into `dir`.
+    fn save_model(&self, dir: &Path) -> Result<()>;
+    /// Forward + backward FLOPs per unit of weight (for the FLOP/s estimate).
+    fn flops_per_unit(&self) -> f64;
+}
+
+/// The loop's settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainConfig {
+    /// Optimiser updates in the run.
+    pub steps: u64,
+    /// Peak learning rate.
+    pub lr: f64,
+    pub schedule: Schedule,
+    pub optimizer: OptimizerConfig,
+    /// Global gradient-norm clip; 0 switches it off.
+    pub grad_clip: f64,
+    /// Micro-batches per update.
+    pub accumulation: usize,
+    /// Evaluate every N steps (and at the end); 0: only at the end.
+    pub eval_interval: u64,
+    /// Checkpoint every N steps (and at the end); 0: only at the end.
+    pub checkpoint_interval: u64,
+    /// Step checkpoints kept (the best one is kept apart).
+    pub keep_last: usize,
+    /// Stop after this many evaluations without a better validation loss.
+    pub early_stopping_patience: Option<u64>,
+    /// Seeds dropout (the data and initialisation have their own seeds).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            lr: 1e-3,
+            schedule: Schedule::Constant,
+            optimizer: OptimizerConfig::default(),
+            grad_clip: 1.0,
+            accumulation: 1,
+            eval_interval: 0,
+            checkpoint_interval: 0,
+            keep_last: 2,
+            early_stopping_patience: None,
+            seed: 0,
+        }
+    }
+}
+
+/// One finished optimiser step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepOutput {
+    pub step: u64,
+    pub loss: f64,
+    pub lr: f64,
+    pub grad_norm: f64,
+    pub tokens: u64,
+    pub tokens_per_second: f64,
+    pub flops_per_second: f64,
+    pub peak_rss_mib: f64,
+    /// Validation metrics when this step evaluated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eval: Option<BTreeMap<String, f64>>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReport {
+    pub steps: u64,
+    pub resumed_from: Option<u64>,
+    pub losses: Vec<f64>,
+    pub last_eval: Option<BTreeMap<String, f64>>,
+    pub best_loss: Option<f64>,
+    pub best_step: Option<u64>,
+    pub early_stopped: bool,
+    pub seconds: f64,
+    pub tokens_per_second: f64,
+}
+
+/// Runs an [`Objective`] under a [`TrainConfig`], writing into `out`:
+/// `checkpoints/`, `model/` (the final model) and `train.jsonl` (one line per step).
+#[derive(Debug)]
+pub struct Trainer {
+    pub config: TrainConfig,
+    pub out: PathBuf,
+    /// Stop (as if killed) after this step; for tests of resume.
+    pub stop_after: Option<u64>,
+}
+
+impl Trainer {
+    pub fn new(config: TrainConfig, out: &Path) -> Self {
+        Self {
+            config,
+            out: out.to_path_buf(),
+            stop_after: None,
+        }
+    }
+
+    /// Trains, resuming from the newest checkpoint in `out/checkpoints` when there is one.
+    pub fn run<O: Objective>(
+        &self,
+        obj: &mut O,
+        on_step: &mut dyn FnMut(&StepOutput),
+    ) -> Result<TrainReport> {
+        let c = &self.config;
+        if c.accumulation == 0 || c.steps == 0 {
+            return Err(TrainError::Config(
+                "steps and accumulation must be positive".into(),
+            ));
+        }
+        let ckpts = Checkpoints::new(&self.out.join("checkpoints"));
+        let mut opt = Optimizer::new(&c.optimizer, obj.params())?;
+        let mut state = TrainerState {
+            step: 0,
+            rng: ChaCha8Rng::seed_from_u64(c.seed),
+            data: serde_json::Value::Null,
+            best_loss: None,
+            best_step: None,
+            evals_since_best: 0,
+            tokens_seen: 0,
+        };
+        let resumed_from = ckpts.latest()?;
+        if let Some(step) = resumed_from {
+            let dir = ckpts.step_dir(step);
+            obj.params().restore(&dir.join("model.safetensors"))?;
+            state = read_json(&dir.join("trainer.json"))?;
+            opt.load(&dir.join("optimizer.safetensors"), state.step)?;
+            obj.restore_data(state.data.clone())?;
+            tracing::info!("resuming from {}", dir.display());
+        }
+        std::fs::create_dir_all(&self.out).map_err(|e| TrainError::file(&self.out, e))?;
+        let log_path = self.out.join("train.jsonl");
+        let mut log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| TrainError::file(&log_path, e))?;
+        let start = Instant::now();
+        let start_tokens = state.tokens_seen;
+        let (mut losses, mut last_eval, mut early_stopped) = (Vec::new(), None, false);
+        while state.step < c.steps {
+            let t0 = Instant::now();
+            let lr = c.schedule.lr(c.lr, state.step, c.steps);
+            let (loss, grad_norm, tokens) = self.step(obj, &mut opt, &mut state, lr)?;
+            state.step += 1;
+            state.tokens_seen += tokens;
+            losses.push(loss);
+            let secs = t0.elapsed().as_secs_f64();
+            let mut out = StepOutput {
+                step: state.step,
+                loss,
+                lr,
+                grad_norm,
+                tokens,
+                tokens_per_second: tokens as f64 / secs,
+                flops_per_second: tokens as f64 * obj.flops_per_unit() / secs,
+                peak_rss_mib: peak_rss_mib(),
+                eval: None,
+            };
+            let last = state.step == c.steps;
+            let mut improved = false;
+            if last || (c.eval_interval > 0 && state.step % c.eval_interval == 0) {
+                let eval = obj.evaluate()?;
+                let vloss = eval.get("loss").copied().unwrap_or(f64::NAN);
+                improved = state.best_loss.is_none_or(|b| vloss < b);
+                if improved {
+                    (state.best_loss, state.best_step, state.evals_since_best) =
+                        (Some(vloss), Some(state.step), 0);
+                } else {
+                    state.evals_since_best += 1;
+                }
+                early_stopped = c
+                    .early_stopping_patience
+                    .is_some_and(|p| state.evals_since_best >= p);
+                out.eval = Some(eval.clone());
+                last_eval = Some(eval);
+            }
+            let stop_now = self.stop_after == Some(state.step);
+            if last
+                || early_stopped
+                || stop_now
+                || improved
+                || (c.checkpoint_interval > 0 && state.step % c.checkpoint_interval == 0)
+            {
+                self.checkpoint(obj, &opt, &mut state, &ckpts, improved)?;
+            }
+            metrics::gauge!("train_loss").set(loss);
+            metrics::gauge!("lr").set(lr);
+            metrics::gauge!("grad_norm").set(grad_norm);
+            metrics::gauge!("tokens_per_second").set(out.tokens_per_second);
+            let line = serde_json::to_string(&out).map_err(|e| TrainError::file(&log_path, e))?;
+            writeln!(log, "{line}").map_err(|e| TrainError::file(&log_path, e))?;
+            on_step(&out);
+            if early_stopped || stop_now {
+                break;
+            }
+        }
+        if state.step == c.steps || early_stopped {
+            let model_dir = self.out.join("model");
+            std::fs::create_dir_all(&model_dir).map_err(|e| TrainError::file(&model_dir, e))?;
+            obj.save_model(&model_dir)?;
+        }
+        let seconds = start.elapsed().as_secs_f64();
+        Ok(TrainReport {
+            steps: state.step,
+            resumed_from,
+            losses,
+            last_eval,
+            best_loss: state.best_loss,
+            best_step: state.best_step,
+            early_stopped,
+            seconds,
+            tokens_per_second: (state.tokens_seen - start_tokens) as f64 / seconds,
+        })
+    }
+
+    /// One optimiser update: forward and backward over the micro-batches (the loss of
+    /// each divided by the step's total weight), clip, check, update.
+    fn step<O: Objective>(
+        &self,
+        obj: &mut O,
+        opt: &mut Optimizer,
+        state: &mut TrainerState,
+        lr: f64,
+    ) -> Result<(f64, f64, u64)> {
+        let batches = (0..self.config.accumulation)
+            .map(|_| obj.next_batch())
+            .collect::<Result<Vec<_>>>()?;
+        let total: usize = batches.iter().map(|b| obj.weight(b)).sum();
+        if total == 0 {
+            return Err(TrainError::Data(
+                "a training step with nothing to learn from".into(),
+            ));
+        }
+        let mut grads: HashMap<String, Tensor> = HashMap::new();
+        let mut loss = 0.0;
+        for batch in &batches {
+            let mut ctx = Ctx::train(&mut state.rng);
+            let l = (obj.loss_sum(batch, &mut ctx)? / total as f64)?;
+            loss += f64::from(l.to_scalar::<f32>()?);
+            let g = l.backward()?;
+            for (name, var, _) in obj.params().iter() {
+                if let Some(gi) = g.get(var.as_tensor()) {
+                    let sum = match grads.remove(name) {
+                        Some(acc) => (acc + gi)?,
+                        None => gi.detach(),
+                    };
+                    grads.insert(name.to_string(), sum);
+                }
+            }
+        }
+        let step = state.step + 1;
+        if !loss.is_finite() {
+            return Err(TrainError::NonFinite {
+                step,
+                what: format!("the loss ({loss})"),
+            });
+        }
+        let mut sq = 0.0f64;
+        for g in grads.values() {
+            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        }
+        let norm = sq.sqrt();
+        if !norm.is_finite() {
+            return Err(TrainError::NonFinite {
+                step,
+                what: format!("the gradient norm ({norm})"),
+            });
+        }
+        if self.config.grad_clip > 0.0 && norm > self.config.grad_clip {
+            let scale = self.config.grad_clip / (norm + 1e-6);
+            for g in grads.values_mut() {
+                *g = (&*g * scale)?;
+            }
+        }
+        opt.step(&grads, lr)?;
+        Ok((loss, norm, total as u64))
+    }
+
+    fn checkpoint<O: Objective>(
+        &self,
+        obj: &O,
+        opt: &Optimizer,
+        state: &mut TrainerState,
+        ckpts: &Checkpoints,
+        best: bool,
+    ) -> Result<()> {
+        state.data = obj.data_state()?;
+        let dir = ckpts.save(state.step, self.config.keep_last, |dir| {
+            obj.save_model(dir)?;
+            opt.save(&dir.join("optimizer.safetensors"))?;
+            write_json(&dir.join("trainer.json"), &*state)
+        })?;
+        if best {
+            ckpts.mark_best(&dir)?;
+        }
+        Ok(())
+    }
+}
+
+/// The process's peak resident memory (Linux `VmHWM`), 0 elsewhere.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}

@@ -1,0 +1,270 @@
+//! The trainer end to end on a tiny GPT: loss falls, resume is exact, NaN stops.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::path::Path;
+
+use candle_core::Device;
+use gradus_model::{Gpt, GptConfig, Params};
+use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
+use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
+use gradus_train::schedule::Schedule;
+use gradus_train::{TrainConfig, TrainError, Trainer};
+
+/// A tokens dataset of `docs` documents over a 16-token vocabulary, in two shards: each
+/// document counts up from a start, so the next token is learnable.
+fn tokens(dir: &Path, docs: usize) {
+    let producer = Producer::new("test", &()).unwrap();
+    let opts = WriterOptions {
+        max_rows_per_shard: docs.div_ceil(2),
+        ..WriterOptions::default()
+    };
+    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
+    let rows: Vec<TokenSeq> = (0..docs)
+        .map(|i| TokenSeq {
+            doc_id: format!("d{i}"),
+            input_ids: (0..20 + i % 7).map(|j| ((i + j) % 15) as u32).collect(),
+            split: if i % 10 == 9 { "validation" } else { "train" }.into(),
+        })
+        .collect();
+    for (i, chunk) in rows.chunks(docs.div_ceil(2)).enumerate() {
+        w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
+            .unwrap();
+        w.finish_source(&format!("s{i}")).unwrap();
+    }
+    w.seal().unwrap();
+}
+
+fn objective(data: &Path, dropout: f32) -> ClmObjective {
+    let config = GptConfig {
+        vocab_size: 16,
+        n_positions: 16,
+        n_embd: 16,
+        n_layer: 2,
+        n_head: 2,
+        bias: true,
+        ..GptConfig::default()
+    }
+    .with_dropout(dropout);
+    let mut params = Params::new(Device::Cpu, 7);
+    let model = Gpt::new(&config, &mut params).unwrap();
+    let spec = |s: &str| StreamSpec {
+        split: Some(s.into()),
+        start: 0,
+        end: None,
+    };
+    ClmObjective {
+        model,
+        params,
+        train: ClmStream::open(data, spec("train"), Some(15), 12, 64, 3, true).unwrap(),
+        validation: ClmStream::first_windows(data, spec("validation"), Some(15), 12, 32).unwrap(),
+        batch_size: 4,
+        device: Device::Cpu,
+    }
+}
+
+fn config(steps: u64) -> TrainConfig {
+    TrainConfig {
+        steps,
+        lr: 3e-3,
+        schedule: Schedule::Cosine {
+            warmup: 3,
+            min_lr: 3e-4,
+            decay_steps: None,
+        },
+        accumulation: 2,
+        eval_interval: 5,
+        checkpoint_interval: 5,
+        ..TrainConfig::default()
+    }
+}
+
+#[test]
+fn clm_loss_falls_on_a_tiny_corpus() {
+    let dir = tempfile::tempdir().unwrap();
+    tokens(&dir.path().join("tokens"), 60);
+    let mut obj = objective(&dir.path().join("tokens"), 0.0);
+    let before = gradus_train::Objective::evaluate(&mut obj).unwrap()["loss"];
+    let report = Trainer::new(config(60), &dir.path().join("run"))
+        .run(&mut obj, &mut |_| {})
+        .unwrap();
+    let after = report.last_eval.unwrap()["loss"];
+    assert!(before > 2.5, "starts near ln 16: {before}");
+    assert!(after < 0.6 * before, "validation loss {before} -> {after}");
+    // Outputs: HF-style model folder, per-step log, best checkpoint.
+    let run = dir.path().join("run");
+    assert!(run.join("model/model.safetensors").is_file());
+    assert!(run.join("model/config.json").is_file());
+    assert!(run.join("checkpoints/best/model.safetensors").is_file());
+    let log = std::fs::read_to_string(run.join("train.jsonl")).unwrap();
+    assert_eq!(log.lines().count(), 60);
+    let line: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    for key in [
+        "loss",
+        "lr",
+        "grad_norm",
+        "tokens_per_second",
+        "flops_per_second",
+        "peak_rss_mib",
+    ] {
+        assert!(line[key].as_f64().is_some(), "{key} in {line}");
+    }
+}
+
+#[test]
+fn resumed_run_has_bit_identical_losses() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 40);
+    // With dropout on, so the dropout generator's state must be restored too.
+    let whole = Trainer::new(config(20), &dir.path().join("whole"))
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+
+    let mut killed = Trainer::new(config(20), &dir.path().join("resumed"));
+    killed.stop_after = Some(10);
+    let first = killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    assert_eq!(first.steps, 10);
+    assert!(
+        !dir.path().join("resumed/model").exists(),
+        "an interrupted run writes no final model"
+    );
+    // A fresh process: new objective from scratch, state from the checkpoint.
+    let rest = Trainer::new(config(20), &dir.path().join("resumed"))
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    assert_eq!(rest.resumed_from, Some(10));
+    assert_eq!(first.losses[..], whole.losses[..10]);
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&rest.losses),
+        bits(&whole.losses[10..]),
+        "steps 11-20 differ after resume"
+    );
+}
+
+#[test]
+fn a_non_finite_loss_stops_with_the_step() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 20);
+    let mut c = config(10);
+    c.lr = 1e30; // diverges at once
+    c.grad_clip = 0.0;
+    let err = Trainer::new(c, &dir.path().join("run"))
+        .run(&mut objective(&data, 0.0), &mut |_| {})
+        .unwrap_err();
+    match err {
+        TrainError::NonFinite { step, .. } => assert!((2..=10).contains(&step), "step {step}"),
+        other => panic!("{other}"),
+    }
+    // The checkpoints written before are untouched; no final model pretends success.
+    assert!(!dir.path().join("run/model").exists());
+}
+
+/// Documents that count upwards through ids 4..24 from varied starts: a masked token is
+/// its left neighbour + 1, and segment B follows A when it continues the count.
+fn counting_tokens(dir: &Path, docs: usize) {
+    let producer = Producer::new("test", &()).unwrap();
+    let mut w = DatasetWriter::create(
+        dir,
+        DatasetKind::Tokens,
+        producer,
+        vec![],
+        WriterOptions::default(),
+    )
+    .unwrap();
+    let rows: Vec<TokenSeq> = (0..docs)
+        .map(|i| TokenSeq {
+            doc_id: format!("d{i}"),
+            input_ids: (0..24).map(|j| 4 + ((i * 7 + j) % 20) as u32).collect(),
+            split: if i % 8 == 7 { "validation" } else { "train" }.into(),
+        })
+        .collect();
+    w.write("s", &TokenSeq::to_batch(&rows).unwrap()).unwrap();
+    w.finish_source("s").unwrap();
+    w.seal().unwrap();
+}
+
+#[test]
+fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
+    use gradus_model::{Bert, BertConfig, BertHeads};
+    use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    counting_tokens(&data, 200);
+    let special = SpecialTokens {
+        cls: 1,
+        sep: 2,
+        mask: 3,
+        pad: 0,
+    };
+    let spec = |split: &str| MlmSpec {
+        split: Some(split.into()),
+        seq_len: 19,
+        nsp: true,
+        mask_prob: 0.3,
+        vocab_size: 24,
+        special,
+    };
+    let config = BertConfig {
+        vocab_size: 24,
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: 24,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..BertConfig::default()
+    };
+    let mut params = Params::new(Device::Cpu, 11);
+    let model = Bert::new(&config, &mut params).unwrap();
+    let heads = BertHeads::new(&model, &mut params).unwrap();
+    let mut obj = MlmObjective {
+        model,
+        heads,
+        params,
+        train: MlmStream::open(&data, spec("train"), 5).unwrap(),
+        validation: fixed_examples(&data, spec("validation"), 64).unwrap(),
+        batch_size: 16,
+        device: Device::Cpu,
+    };
+    assert!(
+        obj.validation
+            .iter()
+            .all(|e| e.ids[0] == 1 && e.nsp.is_some())
+    );
+    assert!(
+        obj.validation.iter().any(|e| e.nsp == Some(0))
+            && obj.validation.iter().any(|e| e.nsp == Some(1))
+    );
+    let before = gradus_train::Objective::evaluate(&mut obj).unwrap();
+    let mut c = config_for_mlm();
+    c.steps = 400;
+    let report = Trainer::new(c, &dir.path().join("run"))
+        .run(&mut obj, &mut |_| {})
+        .unwrap();
+    let after = report.last_eval.unwrap();
+    assert!(
+        after["mlm_loss"] < 0.8 * before["mlm_loss"],
+        "{before:?} -> {after:?}"
+    );
+    assert!(after["mlm_accuracy"] > 3.0 / 24.0, "three times chance (1/24): {after:?}");
+    assert!(
+        after["nsp_loss"] < before["nsp_loss"],
+        "{before:?} -> {after:?}"
+    );
+}
+
+fn config_for_mlm() -> TrainConfig {
+    TrainConfig {
+        lr: 3e-3,
+        schedule: Schedule::Cosine {
+            warmup: 10,
+            min_lr: 2e-4,
+            decay_steps: None,
+        },
+        ..TrainConfig::default()
+    }
+}

@@ -1,0 +1,101 @@
+//! `gradus-pretrain`: a `tokens` dataset to a pretrained model (causal LM, or masked LM
+//! with optional next-sentence prediction).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::pretrain::{PretrainConfig, PretrainObjective, clm_objective, mlm_objective};
+use gradus_telemetry::{Progress, Telemetry, init_tracing};
+use gradus_train::Trainer;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gradus-pretrain",
+    version,
+    about = "Pretrain a GPT (causal LM) or a BERT (masked LM, next-sentence prediction) on a tokens dataset"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: StageArgs,
+    /// Overrides the config's `objective`.
+    #[arg(long, value_enum)]
+    objective: Option<PretrainObjective>,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = cli.args;
+    init_tracing(args.verbose);
+    args.apply_threads()?;
+    let output = args.output()?.to_path_buf();
+    if args.overwrite && output.exists() {
+        std::fs::remove_dir_all(&output)?;
+    }
+    std::fs::create_dir_all(&output)?;
+    let _telemetry = Telemetry::install(
+        "pretrain",
+        &output.join("metrics.jsonl"),
+        args.metrics_addr()?,
+    )?;
+    let mut config: PretrainConfig = args.resolve_config()?;
+    if let Some(objective) = cli.objective {
+        config.objective = objective;
+    }
+    if let Some(seed) = args.seed {
+        config.seed = seed;
+        config.train.seed = seed;
+    }
+    write_resolved_config(&output, "pretrain", &args, &config)?;
+    let progress = Progress::new("pretrain", Some(config.train.steps), "steps");
+    let trainer = Trainer::new(config.train.clone(), &output);
+    let mut on_step = |s: &gradus_train::StepOutput| {
+        progress.inc(1);
+        let eval = s
+            .eval
+            .as_ref()
+            .and_then(|e| e.get("loss"))
+            .map_or(String::new(), |v| format!(" val {v:.4}"));
+        progress.set_message(format!(
+            "loss {:.4}{eval} {:.0} tok/s",
+            s.loss, s.tokens_per_second
+        ));
+    };
+    let report = match config.objective {
+        PretrainObjective::Clm => {
+            let mut objective = clm_objective(&config)?;
+            tracing::info!("GPT with {} parameters", objective.params.count());
+            trainer.run(&mut objective, &mut on_step)?
+        }
+        PretrainObjective::Mlm | PretrainObjective::MlmNsp => {
+            let mut objective = mlm_objective(&config)?;
+            tracing::info!("BERT with {} parameters", objective.params.count());
+            trainer.run(&mut objective, &mut on_step)?
+        }
+    };
+    progress.finish();
+    std::fs::write(
+        output.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    let val = report
+        .last_eval
+        .as_ref()
+        .and_then(|e| e.get("loss"))
+        .copied()
+        .unwrap_or(f64::NAN);
+    writeln!(
+        std::io::stdout().lock(),
+        "{}: {} steps, validation loss {val:.4}, {:.0} tokens/s, {:.1} s; model in {}",
+        output.display(),
+        report.steps,
+        report.tokens_per_second,
+        report.seconds,
+        output.join("model").display()
+    )?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    exit_with(run(Cli::parse()))
+}

@@ -1,0 +1,205 @@
+//! `gradus-pretrain`: the stage configuration and the wiring of model, data and trainer.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use gradus_model::{Bert, BertConfig, BertHeads, Gpt, GptConfig, Params};
+use gradus_train::TrainConfig;
+use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
+use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
+use serde::{Deserialize, Serialize};
+
+/// What the model learns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum PretrainObjective {
+    Clm,
+    Mlm,
+    #[serde(rename = "mlm+nsp")]
+    #[value(name = "mlm+nsp")]
+    MlmNsp,
+}
+
+/// The pretraining data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainData {
+    /// A `tokens` dataset.
+    pub tokens: PathBuf,
+    /// The tokenizer that made it (for the vocabulary size and special tokens).
+    pub tokenizer: PathBuf,
+    pub seq_len: usize,
+    pub batch_size: usize,
+    /// Hold out this share of the end of the training stream for validation (one long
+    /// text, as nanoGPT's 90/10 split); 0 uses the dataset's `validation` split.
+    pub holdout_tail: f64,
+    /// Validation windows evaluated each time.
+    pub eval_windows: usize,
+    /// Windows held for shuffling.
+    pub shuffle_buffer: usize,
+    /// Token appended between documents that lack it; `auto`: the tokenizer's
+    /// end-of-text token if it has one.
+    pub eos: String,
+}
+
+impl Default for PretrainData {
+    fn default() -> Self {
+        Self {
+            tokens: PathBuf::new(),
+            tokenizer: PathBuf::new(),
+            seq_len: 256,
+            batch_size: 16,
+            holdout_tail: 0.0,
+            eval_windows: 512,
+            shuffle_buffer: 8192,
+            eos: "auto".into(),
+        }
+    }
+}
+
+/// `gradus-pretrain`'s TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PretrainConfig {
+    pub objective: PretrainObjective,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    /// `f32` (bf16 is not supported yet).
+    pub dtype: String,
+    /// Seeds initialisation and data order (dropout: `train.seed`).
+    pub seed: u64,
+    /// The model of `clm`.
+    pub gpt: GptConfig,
+    /// The model of `mlm` and `mlm+nsp`.
+    pub bert: BertConfig,
+    /// Share of tokens chosen for MLM prediction.
+    pub mask_prob: f64,
+    pub data: PretrainData,
+    pub train: TrainConfig,
+}
+
+impl Default for PretrainConfig {
+    fn default() -> Self {
+        Self {
+            objective: PretrainObjective::Clm,
+            device: "cpu".into(),
+            dtype: "f32".into(),
+            seed: 0,
+            gpt: GptConfig::default(),
+            bert: BertConfig::default(),
+            mask_prob: 0.15,
+            data: PretrainData::default(),
+            train: TrainConfig::default(),
+        }
+    }
+}
+
+/// The end-of-text token id `eos` names, if any.
+fn eos_id(tk: &gradus_tokenize::Tokenizer, eos: &str) -> anyhow::Result<Option<u32>> {
+    match eos {
+        "none" => Ok(None),
+        "auto" => Ok(["<|endoftext|>", "</s>", "<eos>", "[EOS]"]
+            .iter()
+            .find_map(|t| tk.token_to_id(t))),
+        token => tk
+            .token_to_id(token)
+            .map(Some)
+            .with_context(|| format!("eos token `{token}` is not in the vocabulary")),
+    }
+}
+
+/// Builds the causal-LM objective: model sized to the tokenizer, streams, validation.
+pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
+    if config.dtype != "f32" {
+        anyhow::bail!("dtype `{}`: only f32 is supported", config.dtype);
+    }
+    let device = gradus_model::device(&config.device)?;
+    let d = &config.data;
+    let tk = gradus_tokenize::load(&d.tokenizer)
+        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
+    let eos = eos_id(&tk, &d.eos)?;
+    let mut gpt = config.gpt.clone();
+    gpt.vocab_size = tk.get_vocab_size(true);
+    gpt.n_positions = gpt.n_positions.max(d.seq_len);
+    let (train_spec, val_spec) = if d.holdout_tail > 0.0 {
+        let total = ClmStream::count_tokens(&d.tokens, Some("train"), eos)?;
+        let cut = (total as f64 * (1.0 - d.holdout_tail)).round() as u64;
+        let spec = |start, end| StreamSpec {
+            split: Some("train".into()),
+            start,
+            end,
+        };
+        (spec(0, Some(cut)), spec(cut, None))
+    } else {
+        let spec = |s: &str| StreamSpec {
+            split: Some(s.into()),
+            start: 0,
+            end: None,
+        };
+        (spec("train"), spec("validation"))
+    };
+    let validation = ClmStream::first_windows(&d.tokens, val_spec, eos, d.seq_len, d.eval_windows)?;
+    let train = ClmStream::open(
+        &d.tokens,
+        train_spec,
+        eos,
+        d.seq_len,
+        d.shuffle_buffer,
+        config.seed,
+        true,
+    )?;
+    let mut params = Params::new(device.clone(), config.seed);
+    let model = Gpt::new(&gpt, &mut params)?;
+    Ok(ClmObjective {
+        model,
+        params,
+        train,
+        validation,
+        batch_size: d.batch_size,
+        device,
+    })
+}
+
+/// Builds the MLM (+NSP) objective: a BERT sized to the tokenizer, with its heads.
+pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
+    let device = gradus_model::device(&config.device)?;
+    let d = &config.data;
+    let tk = gradus_tokenize::load(&d.tokenizer)
+        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
+    let id = |t: &str| {
+        tk.token_to_id(t)
+            .with_context(|| format!("the tokenizer has no `{t}` token, which MLM needs"))
+    };
+    let special = SpecialTokens {
+        cls: id("[CLS]")?,
+        sep: id("[SEP]")?,
+        mask: id("[MASK]")?,
+        pad: id("[PAD]")?,
+    };
+    let mut bert = config.bert.clone();
+    bert.vocab_size = tk.get_vocab_size(true);
+    bert.max_position_embeddings = bert.max_position_embeddings.max(d.seq_len);
+    bert.pad_token_id = special.pad;
+    let spec = |split: &str| MlmSpec {
+        split: Some(split.into()),
+        seq_len: d.seq_len,
+        nsp: config.objective == PretrainObjective::MlmNsp,
+        mask_prob: config.mask_prob,
+        vocab_size: bert.vocab_size,
+        special,
+    };
+    let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
+    let train = MlmStream::open(&d.tokens, spec("train"), config.seed)?;
+    let mut params = Params::new(device.clone(), config.seed);
+    let model = Bert::new(&bert, &mut params)?;
+    let heads = BertHeads::new(&model, &mut params)?;
+    Ok(MlmObjective {
+        model,
+        heads,
+        params,
+        train,
+        validation,
+        batch_size: d.batch_size,
+        device,
+    })
+}
