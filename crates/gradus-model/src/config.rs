@@ -166,7 +166,7 @@ pub(crate) fn activate(
 }
 
 fn check_heads(width: usize, heads: usize) -> Result<()> {
-    if heads == 0 || width % heads != 0 {
+    if heads == 0 || !width.is_multiple_of(heads) {
         return Err(ModelError::Config(format!(
             "width {width} is not a multiple of {heads} heads"
         )));

@@ -194,7 +194,7 @@ impl Trainer {
             };
             let last = state.step == c.steps;
             let mut improved = false;
-            if last || (c.eval_interval > 0 && state.step % c.eval_interval == 0) {
+            if last || (c.eval_interval > 0 && state.step.is_multiple_of(c.eval_interval)) {
                 let eval = obj.evaluate()?;
                 let vloss = eval.get("loss").copied().unwrap_or(f64::NAN);
                 improved = state.best_loss.is_none_or(|b| vloss < b);
@@ -215,7 +215,7 @@ impl Trainer {
                 || early_stopped
                 || stop_now
                 || improved
-                || (c.checkpoint_interval > 0 && state.step % c.checkpoint_interval == 0)
+                || (c.checkpoint_interval > 0 && state.step.is_multiple_of(c.checkpoint_interval))
             {
                 self.checkpoint(obj, &opt, &mut state, &ckpts, improved)?;
             }
