@@ -250,7 +250,10 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         after["mlm_loss"] < 0.8 * before["mlm_loss"],
         "{before:?} -> {after:?}"
     );
-    assert!(after["mlm_accuracy"] > 3.0 / 24.0, "three times chance (1/24): {after:?}");
+    assert!(
+        after["mlm_accuracy"] > 3.0 / 24.0,
+        "three times chance (1/24): {after:?}"
+    );
     assert!(
         after["nsp_loss"] < before["nsp_loss"],
         "{before:?} -> {after:?}"
