@@ -84,47 +84,61 @@ impl DocReader {
     /// vectors when not selected, so row numbers stay those of the shard).
     fn shard(&mut self, i: usize) -> Result<&[Vec<u32>]> {
         if self.loaded.as_ref().is_none_or(|(s, _)| *s != i) {
-            let entry = &self.dataset.manifest().shards[i];
-            let opts = ReadOptions::default().columns(&["input_ids", "split"]);
-            let mut docs = Vec::with_capacity(entry.rows as usize);
-            for batch in self.dataset.read_shard(entry, &opts)? {
-                let batch = batch?;
-                let column = |name: &str| {
-                    batch.column_by_name(name).cloned().ok_or_else(|| {
-                        TrainError::Data(format!("{}: no `{name}` column", entry.file))
-                    })
-                };
-                let ids = column("input_ids")?;
-                let ids = ids.as_list::<i32>();
-                let splits = column("split")?;
-                let splits = splits.as_string::<i32>();
-                for r in 0..batch.num_rows() {
-                    let keep = self
-                        .spec
-                        .split
-                        .as_deref()
-                        .is_none_or(|s| s == splits.value(r));
-                    let mut doc = Vec::new();
-                    if keep {
-                        let values = ids.value(r);
-                        doc.extend_from_slice(
-                            values
-                                .as_primitive::<arrow::datatypes::UInt32Type>()
-                                .values(),
-                        );
-                        if let Some(eos) = self.eos
-                            && doc.last() != Some(&eos)
-                        {
-                            doc.push(eos);
-                        }
+            let rows = read_token_rows(&self.dataset, i, self.spec.split.as_deref())?;
+            let docs = rows
+                .into_iter()
+                .map(|row| {
+                    // Rows of another split stay as empty documents.
+                    let Some(mut doc) = row else {
+                        return Vec::new();
+                    };
+                    if let Some(eos) = self.eos
+                        && doc.last() != Some(&eos)
+                    {
+                        doc.push(eos);
                     }
-                    docs.push(doc);
-                }
-            }
+                    doc
+                })
+                .collect();
             self.loaded = Some((i, docs));
         }
         Ok(self.loaded.as_ref().map_or(&[], |(_, d)| d.as_slice()))
     }
+}
+
+/// The token ids of every row of shard `i`, in order; `None` for rows of another split
+/// than `split` (when given), so that row numbers stay those of the shard.
+pub(crate) fn read_token_rows(
+    dataset: &Dataset,
+    i: usize,
+    split: Option<&str>,
+) -> Result<Vec<Option<Vec<u32>>>> {
+    let entry = &dataset.manifest().shards[i];
+    let opts = ReadOptions::default().columns(&["input_ids", "split"]);
+    let mut rows = Vec::with_capacity(entry.rows as usize);
+    for batch in dataset.read_shard(entry, &opts)? {
+        let batch = batch?;
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .cloned()
+                .ok_or_else(|| TrainError::Data(format!("{}: no `{name}` column", entry.file)))
+        };
+        let ids = column("input_ids")?;
+        let ids = ids.as_list::<i32>();
+        let splits = column("split")?;
+        let splits = splits.as_string::<i32>();
+        for r in 0..batch.num_rows() {
+            let keep = split.is_none_or(|s| s == splits.value(r));
+            rows.push(keep.then(|| {
+                ids.value(r)
+                    .as_primitive::<arrow::datatypes::UInt32Type>()
+                    .values()
+                    .to_vec()
+            }));
+        }
+    }
+    Ok(rows)
 }
 
 /// A shuffled, endless stream of `seq_len + 1` token windows.

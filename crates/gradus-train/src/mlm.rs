@@ -8,10 +8,9 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use arrow::array::AsArray;
 use candle_core::{Device, Tensor};
 use gradus_model::{Bert, BertHeads, Ctx, Params, loss};
-use gradus_shard::{Dataset, DatasetKind, ReadOptions};
+use gradus_shard::{Dataset, DatasetKind};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -121,48 +120,20 @@ impl MlmStream {
         )))
     }
 
+    /// The selected documents of shard `i`, without their `[CLS]` and `[SEP]`.
     fn read_shard(&self, i: usize) -> Result<Vec<Vec<u32>>> {
-        let entry = &self.dataset.manifest().shards[i];
         let s = self.spec.special;
-        let mut docs = Vec::new();
-        for batch in self.dataset.read_shard(
-            entry,
-            &ReadOptions::default().columns(&["input_ids", "split"]),
-        )? {
-            let batch = batch?;
-            let ids = batch
-                .column_by_name("input_ids")
-                .map(|c| c.as_list::<i32>().clone());
-            let splits = batch
-                .column_by_name("split")
-                .map(|c| c.as_string::<i32>().clone());
-            let (Some(ids), Some(splits)) = (ids, splits) else {
-                return Err(TrainError::Data(format!(
-                    "{}: not a tokens shard",
-                    entry.file
-                )));
-            };
-            for r in 0..batch.num_rows() {
-                if self
-                    .spec
-                    .split
-                    .as_deref()
-                    .is_some_and(|want| want != splits.value(r))
-                {
-                    continue;
-                }
-                let values = ids.value(r);
-                let mut doc: &[u32] = values
-                    .as_primitive::<arrow::datatypes::UInt32Type>()
-                    .values();
+        let rows = crate::clm::read_token_rows(&self.dataset, i, self.spec.split.as_deref())?;
+        Ok(rows
+            .into_iter()
+            .flatten()
+            .filter_map(|ids| {
+                let mut doc: &[u32] = &ids;
                 doc = doc.strip_prefix(&[s.cls]).unwrap_or(doc);
                 doc = doc.strip_suffix(&[s.sep]).unwrap_or(doc);
-                if !doc.is_empty() {
-                    docs.push(doc.to_vec());
-                }
-            }
-        }
-        Ok(docs)
+                (!doc.is_empty()).then(|| doc.to_vec())
+            })
+            .collect())
     }
 
     pub fn next_example(&mut self) -> Result<MlmExample> {
