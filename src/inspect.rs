@@ -68,7 +68,7 @@ fn counts(ds: &Dataset) -> anyhow::Result<BTreeMap<String, u64>> {
     let columns: &[&str] = match ds.kind() {
         DatasetKind::Documents => &["text"],
         DatasetKind::Tokens => &["n_tokens", "split"],
-        DatasetKind::Examples => &["task", "split"],
+        DatasetKind::Examples | DatasetKind::Predictions => &["task", "split"],
     };
     for batch in ds.batches(&ReadOptions::default().columns(columns)) {
         let batch = batch?;
@@ -89,11 +89,11 @@ fn counts(ds: &Dataset) -> anyhow::Result<BTreeMap<String, u64>> {
                         .or_default() += tokens;
                 }
             }
-            DatasetKind::Examples => {
+            kind @ (DatasetKind::Examples | DatasetKind::Predictions) => {
                 let task = batch.column(0).as_string::<i32>();
                 let split = batch.column(1).as_string::<i32>();
                 for i in 0..batch.num_rows() {
-                    let key = format!("examples.{}.{}", task.value(i), split.value(i));
+                    let key = format!("{kind}.{}.{}", task.value(i), split.value(i));
                     *counts.entry(key).or_default() += 1;
                 }
             }

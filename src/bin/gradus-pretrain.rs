@@ -74,6 +74,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     };
     progress.finish();
+    // The model folder carries its tokenizer, so that it is complete for fine-tuning.
+    let model_dir = output.join("model");
+    if model_dir.is_dir() {
+        std::fs::copy(&config.data.tokenizer, model_dir.join("tokenizer.json"))?;
+    }
     std::fs::write(
         output.join("report.json"),
         serde_json::to_string_pretty(&report)?,

@@ -288,6 +288,12 @@ impl TaskHead {
         })
     }
 
+    /// Replaces the dropout before the classifier (the encoder's hidden dropout by default).
+    pub fn with_dropout(mut self, p: f32) -> Self {
+        self.dropout = p;
+        self
+    }
+
     pub fn forward(&self, pooled: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         self.classifier.forward(&ctx.dropout(pooled, self.dropout)?)
     }

@@ -47,6 +47,9 @@ pub struct Params {
     source: Option<Source>,
     /// Names initialised because the checkpoint lacked them.
     fresh_names: Vec<String>,
+    /// Name prefixes of frozen parameters: the model gets them as constants, so that
+    /// backward computes no gradient for them.
+    frozen: Vec<String>,
 }
 
 impl Params {
@@ -59,7 +62,18 @@ impl Params {
             vars: BTreeMap::new(),
             source: None,
             fresh_names: Vec::new(),
+            frozen: Vec::new(),
         }
+    }
+
+    /// Freezes the parameters created from now on whose names start with one of
+    /// `prefixes`: they are saved and restored like the others but get no gradient.
+    pub fn freeze(&mut self, prefixes: &[String]) {
+        self.frozen.extend(prefixes.iter().cloned());
+    }
+
+    pub fn is_frozen(&self, name: &str) -> bool {
+        self.frozen.iter().any(|p| name.starts_with(p.as_str()))
     }
 
     /// A store whose parameters come from `file` (a `model.safetensors`, or a folder
@@ -139,7 +153,12 @@ impl Params {
             None => Tensor::from_vec(values, shape, &Device::Cpu)?,
         };
         let var = Var::from_tensor(&tensor.to_device(&self.device)?)?;
-        let t = var.as_tensor().clone();
+        // A detached view shares the variable's storage, so updates and restores reach it.
+        let t = if self.is_frozen(name) {
+            var.as_tensor().detach()
+        } else {
+            var.as_tensor().clone()
+        };
         self.vars.insert(name.to_string(), (var, kind));
         Ok(t)
     }

@@ -55,9 +55,10 @@ pub use manifest::{
     config_hash,
 };
 pub use reader::{Batches, Dataset, Follow, ReadOptions, ShardReader, follow};
-pub use records::{Document, Example, Record, TokenSeq, TokensBuilder};
+pub use records::{Document, Example, Prediction, Record, TokenSeq, TokensBuilder};
 pub use schema::{
-    DatasetKind, check_schema, documents_schema, examples_schema, tokens_schema, u8_list, u32_list,
+    DatasetKind, check_schema, documents_schema, examples_schema, f32_list, predictions_schema,
+    tokens_schema, u8_list, u32_list,
 };
 pub use writer::{DatasetWriter, OpenMode, WriterOptions, shard_file_name};
 

@@ -44,6 +44,22 @@ pub struct TokenSeq {
     pub split: String,
 }
 
+/// A row of a `predictions` dataset (see [`crate::schema::predictions_schema`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub id: String,
+    pub task: String,
+    pub split: String,
+    pub text: String,
+    pub text_pair: Option<String>,
+    pub predicted: Option<i64>,
+    pub predicted_name: Option<String>,
+    pub score: f32,
+    pub probs: Vec<f32>,
+    pub label: Option<i64>,
+    pub target: Option<f32>,
+}
+
 /// A row of an `examples` dataset.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Example {
@@ -354,5 +370,65 @@ mod tests {
         let n = batch.column(2).as_primitive::<UInt32Type>().value(0);
         assert_eq!(n, 3);
         assert_eq!(TokenSeq::from_batch(&batch).unwrap(), rows);
+    }
+}
+
+impl Record for Prediction {
+    const KIND: DatasetKind = DatasetKind::Predictions;
+
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
+        let schema = Self::KIND.schema();
+        RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                strings(rows.iter().map(|r| r.id.as_str())),
+                strings(rows.iter().map(|r| r.task.as_str())),
+                strings(rows.iter().map(|r| r.split.as_str())),
+                strings(rows.iter().map(|r| r.text.as_str())),
+                opt_strings(rows.iter().map(|r| r.text_pair.as_deref())),
+                Arc::new(rows.iter().map(|r| r.predicted).collect::<Int64Array>()),
+                opt_strings(rows.iter().map(|r| r.predicted_name.as_deref())),
+                Arc::new(rows.iter().map(|r| Some(r.score)).collect::<Float32Array>()),
+                list(
+                    schema.field(8),
+                    rows.iter().map(|r| r.probs.clone()),
+                    Float32Array::from,
+                ),
+                Arc::new(rows.iter().map(|r| r.label).collect::<Int64Array>()),
+                Arc::new(rows.iter().map(|r| r.target).collect::<Float32Array>()),
+            ],
+        )
+    }
+
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
+        checked(Self::KIND, batch)?;
+        let (id, task) = (str_col(batch, "id")?, str_col(batch, "task")?);
+        let (split, text) = (str_col(batch, "split")?, str_col(batch, "text")?);
+        let (pair, name) = (
+            str_col(batch, "text_pair")?,
+            str_col(batch, "predicted_name")?,
+        );
+        let predicted = column(batch, "predicted")?.as_primitive::<Int64Type>();
+        let score = column(batch, "score")?.as_primitive::<Float32Type>();
+        let label = column(batch, "label")?.as_primitive::<Int64Type>();
+        let target = column(batch, "target")?.as_primitive::<Float32Type>();
+        let probs = list_values::<Float32Type>(batch, "probs")?;
+        Ok(probs
+            .into_iter()
+            .enumerate()
+            .map(|(i, probs)| Prediction {
+                id: id.value(i).to_string(),
+                task: task.value(i).to_string(),
+                split: split.value(i).to_string(),
+                text: text.value(i).to_string(),
+                text_pair: opt_str(pair, i),
+                predicted: predicted.is_valid(i).then(|| predicted.value(i)),
+                predicted_name: opt_str(name, i),
+                score: score.value(i),
+                probs,
+                label: label.is_valid(i).then(|| label.value(i)),
+                target: target.is_valid(i).then(|| target.value(i)),
+            })
+            .collect())
     }
 }

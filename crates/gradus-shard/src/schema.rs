@@ -1,4 +1,4 @@
-//! The Arrow schemas of the three dataset kinds. This is the only place they are defined:
+//! The Arrow schemas of the dataset kinds. This is the only place they are defined:
 //! every stage builds and checks its batches against these.
 //!
 //! A kind's schema lists the columns every dataset of that kind has. A stage may add
@@ -21,11 +21,18 @@ pub enum DatasetKind {
     Tokens,
     /// Labeled, encoded task examples: the input of fine-tuning and evaluation.
     Examples,
+    /// A fine-tuned model's outputs for examples: predicted class or value with scores.
+    Predictions,
 }
 
 impl DatasetKind {
     /// All kinds, in pipeline order.
-    pub const ALL: [DatasetKind; 3] = [Self::Documents, Self::Tokens, Self::Examples];
+    pub const ALL: [DatasetKind; 4] = [
+        Self::Documents,
+        Self::Tokens,
+        Self::Examples,
+        Self::Predictions,
+    ];
 
     /// The name used in manifests and messages.
     pub fn name(self) -> &'static str {
@@ -33,6 +40,7 @@ impl DatasetKind {
             Self::Documents => "documents",
             Self::Tokens => "tokens",
             Self::Examples => "examples",
+            Self::Predictions => "predictions",
         }
     }
 
@@ -48,6 +56,7 @@ impl DatasetKind {
             Self::Documents => documents_schema(),
             Self::Tokens => tokens_schema(),
             Self::Examples => examples_schema(),
+            Self::Predictions => predictions_schema(),
         }
     }
 }
@@ -61,6 +70,11 @@ impl fmt::Display for DatasetKind {
 /// `list<u32>` as used for token ids.
 pub fn u32_list() -> DataType {
     DataType::List(Arc::new(Field::new_list_field(DataType::UInt32, false)))
+}
+
+/// `list<f32>` as used for class probabilities.
+pub fn f32_list() -> DataType {
+    DataType::List(Arc::new(Field::new_list_field(DataType::Float32, false)))
 }
 
 /// `list<u8>` as used for token type ids.
@@ -103,6 +117,26 @@ pub fn examples_schema() -> SchemaRef {
         Field::new("input_ids", u32_list(), false),
         Field::new("token_type_ids", u8_list(), false),
         Field::new("split", DataType::Utf8, false),
+    ]))
+}
+
+/// `predictions`: one row per predicted example. Classification fills `predicted` (class
+/// id), `predicted_name` and `probs` (every class's probability), with `score` the
+/// probability of the predicted class; regression fills `score` (the value) and leaves
+/// `probs` empty. `label` / `target` carry the reference when the input had one.
+pub fn predictions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("id", DataType::Utf8, false),
+        Field::new("task", DataType::Utf8, false),
+        Field::new("split", DataType::Utf8, false),
+        Field::new("text", DataType::Utf8, false),
+        Field::new("text_pair", DataType::Utf8, true),
+        Field::new("predicted", DataType::Int64, true),
+        Field::new("predicted_name", DataType::Utf8, true),
+        Field::new("score", DataType::Float32, false),
+        Field::new("probs", f32_list(), false),
+        Field::new("label", DataType::Int64, true),
+        Field::new("target", DataType::Float32, true),
     ]))
 }
 

@@ -36,7 +36,8 @@ pub struct ExamplesConfig {
     pub text: String,
     /// Column of the second text of a sentence pair.
     pub text_pair: Option<String>,
-    /// Column of class labels (classification).
+    /// Column of class labels (classification); without `label` and `score`, a column
+    /// named `label` is used when the files have one.
     pub label: Option<String>,
     /// Column of numeric targets (regression).
     pub score: Option<String>,
@@ -58,7 +59,7 @@ impl Default for ExamplesConfig {
             task: "task".into(),
             text: "sentence".into(),
             text_pair: None,
-            label: Some("label".into()),
+            label: None,
             score: None,
             labels: None,
             has_header: true,
@@ -126,7 +127,11 @@ impl Mapped {
         Ok(Self {
             text: table.column(&file.path, &config.text)?,
             pair: col(&config.text_pair)?,
-            label: col(&config.label)?,
+            label: match &config.label {
+                Some(name) => Some(table.column(&file.path, name)?),
+                None if config.score.is_none() => table.columns.iter().position(|c| c == "label"),
+                None => None,
+            },
             score: col(&config.score)?,
             file: file.clone(),
             table,
@@ -183,7 +188,8 @@ pub fn encode_examples(
         .iter()
         .map(|f| Mapped::load(f, config))
         .collect::<Result<Vec<_>>>()?;
-    let labels = config.label.as_ref().map(|_| LabelMap {
+    let classification = mapped.iter().any(|m| m.label.is_some());
+    let labels = classification.then(|| LabelMap {
         task: config.task.clone(),
         names: config
             .labels

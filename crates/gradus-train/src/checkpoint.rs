@@ -18,7 +18,9 @@ pub struct TrainerState {
     pub rng: ChaCha8Rng,
     /// The objective's data cursor.
     pub data: serde_json::Value,
-    pub best_loss: Option<f64>,
+    /// The best value of the selection metric so far (validation loss by default).
+    #[serde(alias = "best_loss")]
+    pub best_value: Option<f64>,
     pub best_step: Option<u64>,
     /// Evaluations since the best one (early stopping).
     pub evals_since_best: u64,

@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor, Var};
+use gradus_kernels::{AdamwStep, adamw_in_place};
 use gradus_model::{ParamKind, Params};
 use serde::{Deserialize, Serialize};
 
@@ -78,6 +79,8 @@ struct Slot {
     name: String,
     var: Var,
     decay: bool,
+    /// This parameter's learning rate as a multiple of the step's.
+    lr_scale: f64,
     /// AdamW: first moment; SGD: momentum buffer.
     m: Tensor,
     /// AdamW: second moment (unused by SGD).
@@ -94,7 +97,18 @@ pub struct Optimizer {
 }
 
 impl Optimizer {
+    /// An optimiser over every parameter of `params`.
     pub fn new(config: &OptimizerConfig, params: &Params) -> Result<Self> {
+        Self::with_scales(config, params, |_| Some(1.0))
+    }
+
+    /// An optimiser whose `lr_scale(name)` multiplies each parameter's learning rate;
+    /// parameters it maps to `None` are frozen and get no state.
+    pub fn with_scales(
+        config: &OptimizerConfig,
+        params: &Params,
+        lr_scale: impl Fn(&str) -> Option<f64>,
+    ) -> Result<Self> {
         let exempt = match config {
             OptimizerConfig::Adamw { no_decay, .. } | OptimizerConfig::Sgd { no_decay, .. } => {
                 no_decay
@@ -110,11 +124,13 @@ impl Optimizer {
         }
         let slots = params
             .iter()
-            .map(|(name, var, kind)| {
+            .filter_map(|(name, var, kind)| lr_scale(name).map(|scale| (name, var, kind, scale)))
+            .map(|(name, var, kind, lr_scale)| {
                 Ok(Slot {
                     name: name.to_string(),
                     var: var.clone(),
                     decay: !exempt.iter().any(|k| k == kind_name(kind)),
+                    lr_scale,
                     m: var.zeros_like()?,
                     v: var.zeros_like()?,
                 })
@@ -127,6 +143,11 @@ impl Optimizer {
         })
     }
 
+    /// Whether `name` is updated (not frozen).
+    pub fn trains(&self, name: &str) -> bool {
+        self.slots.iter().any(|s| s.name == name)
+    }
+
     /// One update with learning rate `lr`; `grads` by parameter name, already clipped.
     pub fn step(&mut self, grads: &HashMap<String, Tensor>, lr: f64) -> Result<()> {
         self.steps += 1;
@@ -135,6 +156,7 @@ impl Optimizer {
             let Some(g) = grads.get(&slot.name) else {
                 continue;
             };
+            let lr = lr * slot.lr_scale;
             let p = slot.var.as_tensor();
             match self.config {
                 OptimizerConfig::Adamw {
@@ -144,6 +166,19 @@ impl Optimizer {
                     weight_decay,
                     ..
                 } => {
+                    if p.device().is_cpu() {
+                        // One pass per buffer, nothing allocated (see gradus-kernels).
+                        let step = AdamwStep {
+                            lr,
+                            beta1,
+                            beta2,
+                            eps,
+                            weight_decay: if slot.decay { weight_decay } else { 0.0 },
+                            step: self.steps,
+                        };
+                        adamw_in_place(p, &slot.m, &slot.v, &g.contiguous()?, step)?;
+                        continue;
+                    }
                     // Detached: the moments must not keep the previous steps' graphs alive.
                     slot.m = ((&slot.m * beta1)? + (g * (1.0 - beta1))?)?.detach();
                     slot.v = ((&slot.v * beta2)? + (g.sqr()? * (1.0 - beta2))?)?.detach();

@@ -36,6 +36,11 @@ pub trait Objective {
     fn save_model(&self, dir: &Path) -> Result<()>;
     /// Forward + backward FLOPs per unit of weight (for the FLOP/s estimate).
     fn flops_per_unit(&self) -> f64;
+    /// Each parameter's learning rate as a multiple of the schedule's (per-group rates,
+    /// layer-wise decay); `None` freezes it.
+    fn lr_scale(&self, _name: &str) -> Option<f64> {
+        Some(1.0)
+    }
 }
 
 /// The loop's settings.
@@ -58,10 +63,27 @@ pub struct TrainConfig {
     pub checkpoint_interval: u64,
     /// Step checkpoints kept (the best one is kept apart).
     pub keep_last: usize,
-    /// Stop after this many evaluations without a better validation loss.
+    /// Stop after this many evaluations without a better selection metric.
     pub early_stopping_patience: Option<u64>,
+    /// The evaluation metric that picks the best checkpoint and drives early stopping.
+    pub metric_for_best: String,
+    /// Whether a larger `metric_for_best` is better; by default, unless its name
+    /// contains `loss` (as the HF Trainer decides).
+    pub greater_is_better: Option<bool>,
+    /// End with the best checkpoint's weights in `model/` instead of the last step's.
+    pub load_best_at_end: bool,
     /// Seeds dropout (the data and initialisation have their own seeds).
     pub seed: u64,
+}
+
+impl TrainConfig {
+    /// Whether `value` of the selection metric beats `best`.
+    pub fn improves(&self, value: f64, best: Option<f64>) -> bool {
+        let greater = self
+            .greater_is_better
+            .unwrap_or(!self.metric_for_best.contains("loss"));
+        best.is_none_or(|b| if greater { value > b } else { value < b })
+    }
 }
 
 impl Default for TrainConfig {
@@ -77,6 +99,9 @@ impl Default for TrainConfig {
             checkpoint_interval: 0,
             keep_last: 2,
             early_stopping_patience: None,
+            metric_for_best: "loss".into(),
+            greater_is_better: None,
+            load_best_at_end: false,
             seed: 0,
         }
     }
@@ -105,7 +130,8 @@ pub struct TrainReport {
     pub resumed_from: Option<u64>,
     pub losses: Vec<f64>,
     pub last_eval: Option<BTreeMap<String, f64>>,
-    pub best_loss: Option<f64>,
+    /// The best value of `metric_for_best` and the step that reached it.
+    pub best_value: Option<f64>,
     pub best_step: Option<u64>,
     pub early_stopped: bool,
     pub seconds: f64,
@@ -144,12 +170,12 @@ impl Trainer {
             ));
         }
         let ckpts = Checkpoints::new(&self.out.join("checkpoints"));
-        let mut opt = Optimizer::new(&c.optimizer, obj.params())?;
+        let mut opt = Optimizer::with_scales(&c.optimizer, obj.params(), |n| obj.lr_scale(n))?;
         let mut state = TrainerState {
             step: 0,
             rng: ChaCha8Rng::seed_from_u64(c.seed),
             data: serde_json::Value::Null,
-            best_loss: None,
+            best_value: None,
             best_step: None,
             evals_since_best: 0,
             tokens_seen: 0,
@@ -165,11 +191,8 @@ impl Trainer {
         }
         std::fs::create_dir_all(&self.out).map_err(|e| TrainError::file(&self.out, e))?;
         let log_path = self.out.join("train.jsonl");
-        let mut log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .map_err(|e| TrainError::file(&log_path, e))?;
+        let mut log = JsonLines::open(&log_path)?;
+        let mut eval_log = JsonLines::open(&self.out.join("eval.jsonl"))?;
         let start = Instant::now();
         let start_tokens = state.tokens_seen;
         let (mut losses, mut last_eval, mut early_stopped) = (Vec::new(), None, false);
@@ -196,11 +219,22 @@ impl Trainer {
             let mut improved = false;
             if last || (c.eval_interval > 0 && state.step.is_multiple_of(c.eval_interval)) {
                 let eval = obj.evaluate()?;
-                let vloss = eval.get("loss").copied().unwrap_or(f64::NAN);
-                improved = state.best_loss.is_none_or(|b| vloss < b);
+                let value = eval.get(&c.metric_for_best).copied().ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "metric_for_best `{}` is not among the evaluation's metrics {:?}",
+                        c.metric_for_best,
+                        eval.keys().collect::<Vec<_>>()
+                    ))
+                })?;
+                improved = value.is_finite() && c.improves(value, state.best_value);
+                eval_log.write(&EvalLine {
+                    step: state.step,
+                    metrics: &eval,
+                    best: improved,
+                })?;
                 if improved {
-                    (state.best_loss, state.best_step, state.evals_since_best) =
-                        (Some(vloss), Some(state.step), 0);
+                    (state.best_value, state.best_step, state.evals_since_best) =
+                        (Some(value), Some(state.step), 0);
                 } else {
                     state.evals_since_best += 1;
                 }
@@ -223,8 +257,7 @@ impl Trainer {
             metrics::gauge!("lr").set(lr);
             metrics::gauge!("grad_norm").set(grad_norm);
             metrics::gauge!("tokens_per_second").set(out.tokens_per_second);
-            let line = serde_json::to_string(&out).map_err(|e| TrainError::file(&log_path, e))?;
-            writeln!(log, "{line}").map_err(|e| TrainError::file(&log_path, e))?;
+            log.write(&out)?;
             on_step(&out);
             if early_stopped || stop_now {
                 break;
@@ -233,6 +266,10 @@ impl Trainer {
         if state.step == c.steps || early_stopped {
             let model_dir = self.out.join("model");
             std::fs::create_dir_all(&model_dir).map_err(|e| TrainError::file(&model_dir, e))?;
+            let best = ckpts.best_dir().join("model.safetensors");
+            if c.load_best_at_end && best.is_file() {
+                obj.params().restore(&best)?;
+            }
             obj.save_model(&model_dir)?;
         }
         let seconds = start.elapsed().as_secs_f64();
@@ -241,7 +278,7 @@ impl Trainer {
             resumed_from,
             losses,
             last_eval,
-            best_loss: state.best_loss,
+            best_value: state.best_value,
             best_step: state.best_step,
             early_stopped,
             seconds,
@@ -268,15 +305,20 @@ impl Trainer {
             ));
         }
         let mut grads: HashMap<String, Tensor> = HashMap::new();
+        let trained: Vec<_> = obj
+            .params()
+            .iter()
+            .filter(|(name, _, _)| opt.trains(name))
+            .collect();
         let mut loss = 0.0;
         for batch in &batches {
             let mut ctx = Ctx::train(&mut state.rng);
             let l = (obj.loss_sum(batch, &mut ctx)? / total as f64)?;
             loss += f64::from(l.to_scalar::<f32>()?);
             let g = l.backward()?;
-            for (name, var, _) in obj.params().iter() {
+            for (name, var, _) in &trained {
                 if let Some(gi) = g.get(var.as_tensor()) {
-                    let sum = match grads.remove(name) {
+                    let sum = match grads.remove(*name) {
                         Some(acc) => (acc + gi)?,
                         None => gi.detach(),
                     };
@@ -330,6 +372,41 @@ impl Trainer {
             ckpts.mark_best(&dir)?;
         }
         Ok(())
+    }
+}
+
+/// One evaluation, as a line of `eval.jsonl`.
+#[derive(Serialize)]
+struct EvalLine<'a> {
+    step: u64,
+    #[serde(flatten)]
+    metrics: &'a BTreeMap<String, f64>,
+    /// Whether this evaluation is the best so far.
+    best: bool,
+}
+
+/// An append-only JSON-lines file.
+struct JsonLines {
+    path: PathBuf,
+    file: std::fs::File,
+}
+
+impl JsonLines {
+    fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| TrainError::file(path, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
+    }
+
+    fn write(&mut self, value: &impl Serialize) -> Result<()> {
+        let line = serde_json::to_string(value).map_err(|e| TrainError::file(&self.path, e))?;
+        writeln!(self.file, "{line}").map_err(|e| TrainError::file(&self.path, e))
     }
 }
 

@@ -1,0 +1,441 @@
+//! `gradus-finetune`'s configuration and the checks that run before any training: the
+//! head against the labels, the checkpoint's vocabulary against the tokenizer.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use gradus_train::TrainConfig;
+use gradus_train::optim::OptimizerConfig;
+use gradus_train::schedule::Schedule;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{Batcher, References, TaskExample, load_examples, references, subset};
+use crate::error::{FinetuneError, Result};
+use crate::model::{Init, Pooling, TaskKind, TaskModel, TaskSpec, read_bert_config};
+use crate::objective::FinetuneObjective;
+use crate::plan::LrPlan;
+
+/// The task head.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadConfig {
+    /// `classification` or `regression`; by default what the examples carry.
+    pub kind: Option<TaskKind>,
+    /// Classes the head must have; checked against the examples' labels.
+    pub num_labels: Option<usize>,
+    pub pooling: Pooling,
+    /// Dropout before the head; the encoder's hidden dropout by default.
+    pub dropout: Option<f32>,
+    /// Per-class loss weights, in label-id order.
+    pub class_weights: Option<Vec<f32>>,
+}
+
+impl Default for HeadConfig {
+    fn default() -> Self {
+        Self {
+            kind: None,
+            num_labels: None,
+            pooling: Pooling::Pooler,
+            dropout: None,
+            class_weights: None,
+        }
+    }
+}
+
+/// The learning-rate curve over the run (after warmup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decay {
+    /// Linear to 0, as the HF Trainer.
+    #[default]
+    Linear,
+    Cosine,
+    Constant,
+}
+
+/// `gradus-finetune`'s TOML. Defaults follow the HF Trainer recipe for BERT sequence
+/// classification: 3 epochs, batch 8, learning rate 2e-5 decaying linearly, AdamW.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FinetuneConfig {
+    /// A checkpoint folder: `config.json` + `model.safetensors` (a gradus pretraining
+    /// `model/` or an HF BERT-family model).
+    pub model: PathBuf,
+    pub init: Init,
+    /// An `examples` dataset (its `tokenizer.json` must match the checkpoint's).
+    pub examples: PathBuf,
+    pub train_split: String,
+    pub dev_split: String,
+    /// Train on a seeded subset of this many examples.
+    pub train_examples: Option<usize>,
+    /// Evaluate on a seeded subset of this many examples.
+    pub dev_examples: Option<usize>,
+    pub head: HeadConfig,
+    /// Longest input (longer examples are cut, keeping the final `[SEP]`).
+    pub max_len: usize,
+    pub batch_size: usize,
+    pub eval_batch_size: usize,
+    /// Batch examples of similar length together.
+    pub bucket_by_length: bool,
+    pub epochs: f64,
+    /// Optimiser updates; overrides `epochs`.
+    pub max_steps: Option<u64>,
+    pub accumulation: usize,
+    /// Encoder learning rate.
+    pub lr: f64,
+    /// Head learning rate; the encoder's by default.
+    pub head_lr: Option<f64>,
+    /// Layer-wise learning-rate decay (1: none).
+    pub layer_lr_decay: f64,
+    pub freeze_embeddings: bool,
+    /// Freeze the bottom k encoder layers.
+    pub freeze_layers: usize,
+    /// Share of the steps spent warming up.
+    pub warmup_ratio: f64,
+    pub decay: Decay,
+    pub weight_decay: f64,
+    pub grad_clip: f64,
+    /// Evaluate every N steps; each epoch when absent.
+    pub eval_steps: Option<u64>,
+    /// Stop after this many evaluations without a better `metric_for_best`.
+    pub early_stopping_patience: Option<u64>,
+    /// The dev metric that picks the best checkpoint: `accuracy` (classification) or
+    /// `pearson` (regression) by default.
+    pub metric_for_best: Option<String>,
+    pub device: String,
+    /// Seeds the head, subsets, batch order and dropout.
+    pub seed: u64,
+}
+
+impl Default for FinetuneConfig {
+    fn default() -> Self {
+        Self {
+            model: PathBuf::new(),
+            init: Init::Pretrained,
+            examples: PathBuf::new(),
+            train_split: "train".into(),
+            dev_split: "validation".into(),
+            train_examples: None,
+            dev_examples: None,
+            head: HeadConfig::default(),
+            max_len: 128,
+            batch_size: 8,
+            eval_batch_size: 64,
+            bucket_by_length: true,
+            epochs: 3.0,
+            max_steps: None,
+            accumulation: 1,
+            lr: 2e-5,
+            head_lr: None,
+            layer_lr_decay: 1.0,
+            freeze_embeddings: false,
+            freeze_layers: 0,
+            warmup_ratio: 0.0,
+            decay: Decay::Linear,
+            weight_decay: 0.0,
+            grad_clip: 1.0,
+            eval_steps: None,
+            early_stopping_patience: None,
+            metric_for_best: None,
+            device: "cpu".into(),
+            seed: 42,
+        }
+    }
+}
+
+/// The class names of an examples dataset (`labels.json`), if it has them.
+pub fn dataset_labels(dir: &Path) -> Result<Option<Vec<String>>> {
+    let path = dir.join("labels.json");
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::file(&path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| FinetuneError::file(&path, e))?;
+    let names = value
+        .get("names")
+        .and_then(|n| serde_json::from_value(n.clone()).ok())
+        .ok_or_else(|| FinetuneError::file(&path, "no `names` list"))?;
+    Ok(Some(names))
+}
+
+/// The head a task needs, checked against what its examples carry.
+pub fn task_spec(
+    name: &str,
+    head: &HeadConfig,
+    examples_dir: &Path,
+    train: &[TaskExample],
+    max_len: usize,
+) -> Result<TaskSpec> {
+    let refs = references(train, examples_dir)?;
+    let labels = dataset_labels(examples_dir)?;
+    let kind = match (head.kind, refs) {
+        (Some(TaskKind::Regression), References::Labels) => {
+            return Err(FinetuneError::data(
+                examples_dir,
+                format!(
+                    "task `{name}` is a regression, but these examples carry class labels {:?}",
+                    labels.unwrap_or_default()
+                ),
+            ));
+        }
+        (Some(TaskKind::Classification), References::Targets) => {
+            return Err(FinetuneError::data(
+                examples_dir,
+                format!(
+                    "task `{name}` is a classification, but these examples carry numeric targets"
+                ),
+            ));
+        }
+        (_, References::None) => {
+            return Err(FinetuneError::data(
+                examples_dir,
+                "the training examples have neither labels nor targets",
+            ));
+        }
+        (Some(kind), _) => kind,
+        (None, References::Labels) => TaskKind::Classification,
+        (None, References::Targets) => TaskKind::Regression,
+    };
+    let labels = match kind {
+        TaskKind::Regression => Vec::new(),
+        TaskKind::Classification => labels.ok_or_else(|| {
+            FinetuneError::data(examples_dir, "classification examples without labels.json")
+        })?,
+    };
+    if let Some(n) = head
+        .num_labels
+        .filter(|&n| kind == TaskKind::Classification && n != labels.len())
+    {
+        return Err(FinetuneError::data(
+            examples_dir,
+            format!(
+                "the head of task `{name}` has {n} classes, the examples have {} labels {labels:?}",
+                labels.len()
+            ),
+        ));
+    }
+    if let Some(e) = train.iter().find(|e| {
+        e.label
+            .is_some_and(|l| l < 0 || l as usize >= labels.len().max(1))
+            && kind == TaskKind::Classification
+    }) {
+        return Err(FinetuneError::data(
+            examples_dir,
+            format!(
+                "example {} has label id {:?}, outside the {} labels",
+                e.id,
+                e.label,
+                labels.len()
+            ),
+        ));
+    }
+    if let Some(w) = &head.class_weights
+        && (kind != TaskKind::Classification || w.len() != labels.len())
+    {
+        return Err(FinetuneError::Config(format!(
+            "task `{name}`: {} class weights for {} classes",
+            w.len(),
+            labels.len()
+        )));
+    }
+    Ok(TaskSpec {
+        name: name.to_string(),
+        kind,
+        labels,
+        pooling: head.pooling,
+        max_len,
+    })
+}
+
+/// Checks that the checkpoint in `model` and the tokenizer that encoded `examples` share
+/// one vocabulary: token for token when the checkpoint has `tokenizer.json` or
+/// `vocab.txt`, by size otherwise. Returns the tokenizer file and its padding id.
+pub fn check_vocabulary(model: &Path, examples: &Path) -> Result<(PathBuf, u32)> {
+    let tk_path = examples.join("tokenizer.json");
+    let tk = gradus_tokenize::load(&tk_path)?;
+    let config = read_bert_config(model)?;
+    let ours = tk.get_vocab(true);
+    let mismatch = |detail: String| {
+        FinetuneError::Config(format!(
+            "the vocabulary of checkpoint {} does not match the tokenizer of {} ({detail})",
+            model.display(),
+            tk_path.display()
+        ))
+    };
+    if ours.len() > config.vocab_size {
+        return Err(mismatch(format!(
+            "{} tokens, the model has {} embeddings",
+            ours.len(),
+            config.vocab_size
+        )));
+    }
+    let theirs = if model.join("tokenizer.json").is_file() {
+        Some(gradus_tokenize::load(&model.join("tokenizer.json"))?.get_vocab(true))
+    } else if model.join("vocab.txt").is_file() {
+        let path = model.join("vocab.txt");
+        let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::file(&path, e))?;
+        Some(
+            text.lines()
+                .enumerate()
+                .map(|(i, t)| (t.to_string(), i as u32))
+                .collect(),
+        )
+    } else {
+        None
+    };
+    if let Some(theirs) = theirs {
+        let differs = ours
+            .iter()
+            .filter(|(t, id)| theirs.get(*t) != Some(id))
+            .take(3)
+            .map(|(t, id)| format!("{t:?} is {id} here, {:?} there", theirs.get(t)))
+            .collect::<Vec<_>>();
+        if !differs.is_empty() || ours.len() != theirs.len() {
+            return Err(mismatch(format!(
+                "{} vs {} tokens; {}",
+                ours.len(),
+                theirs.len(),
+                differs.join("; ")
+            )));
+        }
+    }
+    let pad = ["[PAD]", "<pad>"]
+        .iter()
+        .find_map(|t| tk.token_to_id(t))
+        .unwrap_or(config.pad_token_id);
+    Ok((tk_path, pad))
+}
+
+impl FinetuneConfig {
+    /// Loads data and model and runs every check; nothing is trained yet.
+    pub fn build(&self) -> Result<FinetuneObjective> {
+        if self.batch_size == 0 || self.accumulation == 0 || self.eval_batch_size == 0 {
+            return Err(FinetuneError::Config(
+                "batch_size, eval_batch_size and accumulation must be positive".into(),
+            ));
+        }
+        let device = gradus_model::device(&self.device)?;
+        let (tokenizer, pad) = check_vocabulary(&self.model, &self.examples)?;
+        // Inputs longer than the encoder's positions are cut to fit.
+        let max_len = self
+            .max_len
+            .min(read_bert_config(&self.model)?.max_position_embeddings);
+        let train = load_examples(&self.examples, Some(&self.train_split), max_len)?;
+        if train.is_empty() {
+            return Err(FinetuneError::data(
+                &self.examples,
+                format!("no examples in split `{}`", self.train_split),
+            ));
+        }
+        let train = subset(train, self.train_examples, self.seed);
+        let dev = subset(
+            load_examples(&self.examples, Some(&self.dev_split), max_len)?,
+            self.dev_examples,
+            self.seed,
+        );
+        if dev.is_empty() {
+            return Err(FinetuneError::data(
+                &self.examples,
+                format!("no examples in the dev split `{}`", self.dev_split),
+            ));
+        }
+        let name = self.examples_task(&train);
+        let spec = task_spec(&name, &self.head, &self.examples, &train, max_len)?;
+        references(&dev, &self.examples)?;
+        let layers = read_bert_config(&self.model)?.num_hidden_layers;
+        let plan = LrPlan {
+            layers,
+            decay: self.layer_lr_decay,
+            head_scale: self.head_lr.map_or(1.0, |h| h / self.lr),
+            freeze_embeddings: self.freeze_embeddings,
+            freeze_layers: self.freeze_layers,
+        };
+        let model = TaskModel::load(
+            &self.model,
+            self.init,
+            spec,
+            self.head.dropout,
+            &plan.frozen_prefixes(),
+            &device,
+            self.seed,
+        )?;
+        let class_weights = self
+            .head
+            .class_weights
+            .as_ref()
+            .map(|w| Tensor::from_vec(w.clone(), w.len(), &device))
+            .transpose()?;
+        let lengths = train.iter().map(|e| e.input_ids.len()).collect();
+        Ok(FinetuneObjective {
+            model,
+            train,
+            dev,
+            batcher: Batcher::new(lengths, self.batch_size, self.bucket_by_length, self.seed),
+            eval_batch_size: self.eval_batch_size,
+            pad,
+            device,
+            class_weights,
+            plan,
+            tokenizer: Some(tokenizer),
+        })
+    }
+
+    fn examples_task(&self, train: &[TaskExample]) -> String {
+        train
+            .first()
+            .map_or_else(|| "task".into(), |e| e.task.clone())
+    }
+
+    /// The trainer's settings for `batches_per_epoch` batches of training data.
+    pub fn train_config(&self, batches_per_epoch: usize, kind: TaskKind) -> TrainConfig {
+        let per_epoch = batches_per_epoch.div_ceil(self.accumulation).max(1) as u64;
+        let steps = self
+            .max_steps
+            .unwrap_or_else(|| (self.epochs * per_epoch as f64).ceil().max(1.0) as u64);
+        let warmup = (self.warmup_ratio * steps as f64).round() as u64;
+        let schedule = match self.decay {
+            Decay::Linear => Schedule::Linear {
+                warmup,
+                min_lr: 0.0,
+                decay_steps: None,
+            },
+            Decay::Cosine => Schedule::Cosine {
+                warmup,
+                min_lr: 0.0,
+                decay_steps: None,
+            },
+            Decay::Constant => Schedule::Constant,
+        };
+        let eval = self.eval_steps.unwrap_or(per_epoch).max(1);
+        let metric = self.metric_for_best.clone().unwrap_or_else(|| {
+            match kind {
+                TaskKind::Classification => "accuracy",
+                TaskKind::Regression => "pearson",
+            }
+            .into()
+        });
+        TrainConfig {
+            steps,
+            lr: self.lr,
+            schedule,
+            optimizer: OptimizerConfig::Adamw {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: self.weight_decay,
+                no_decay: vec!["bias".into(), "norm".into()],
+            },
+            grad_clip: self.grad_clip,
+            accumulation: self.accumulation,
+            eval_interval: eval,
+            checkpoint_interval: eval,
+            keep_last: 1,
+            early_stopping_patience: self.early_stopping_patience,
+            metric_for_best: metric,
+            greater_is_better: None,
+            load_best_at_end: true,
+            seed: self.seed,
+        }
+    }
+}

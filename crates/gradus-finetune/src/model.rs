@@ -1,0 +1,220 @@
+//! A task model: a BERT-style encoder, a pooling of its hidden states and a linear head
+//! (HF `BertForSequenceClassification`), loaded from a checkpoint folder and saved as one
+//! that HF tools read (`config.json` with `id2label` / `problem_type`).
+
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use gradus_model::{Bert, BertConfig, Ctx, Params, TaskHead};
+use serde::{Deserialize, Serialize};
+
+use crate::data::PaddedBatch;
+use crate::error::{FinetuneError, Result};
+
+/// What the head predicts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// One of n classes, cross-entropy.
+    Classification,
+    /// One value, mean squared error.
+    Regression,
+}
+
+/// How the encoder's hidden states become one vector per example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The first (`[CLS]`) hidden state.
+    Cls,
+    /// BERT's pooler: tanh(dense(`[CLS]`)), as HF sequence classification.
+    #[default]
+    Pooler,
+    /// The mean over real tokens (sentence-transformers).
+    Mean,
+}
+
+/// A task's head, as saved with the model (`gradus_task` in `config.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// Task name; also the head's parameter prefix in multi-task models.
+    pub name: String,
+    pub kind: TaskKind,
+    /// Class names in id order; empty for regression.
+    #[serde(default)]
+    pub labels: Vec<String>,
+    pub pooling: Pooling,
+    /// Longest input, special tokens included.
+    pub max_len: usize,
+}
+
+impl TaskSpec {
+    /// Width of the head's output.
+    pub fn outputs(&self) -> usize {
+        match self.kind {
+            TaskKind::Classification => self.labels.len(),
+            TaskKind::Regression => 1,
+        }
+    }
+}
+
+/// Where the encoder's weights come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Init {
+    /// The checkpoint's weights (the head is new unless the checkpoint has one).
+    #[default]
+    Pretrained,
+    /// The checkpoint's architecture with seeded random weights (a baseline).
+    Random,
+}
+
+/// Reads the encoder configuration of a checkpoint folder (`config.json`).
+pub fn read_bert_config(dir: &Path) -> Result<BertConfig> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::file(&path, e))?;
+    let config: BertConfig =
+        serde_json::from_str(&text).map_err(|e| FinetuneError::file(&path, e))?;
+    if config.model_type != "bert" {
+        return Err(FinetuneError::file(
+            &path,
+            format!(
+                "model_type `{}`: fine-tuning needs a BERT-family encoder",
+                config.model_type
+            ),
+        ));
+    }
+    Ok(config)
+}
+
+/// The `gradus_task` section of a fine-tuned checkpoint's `config.json`, if it has one.
+pub fn read_task_spec(dir: &Path) -> Result<Option<TaskSpec>> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::file(&path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| FinetuneError::file(&path, e))?;
+    value
+        .get("gradus_task")
+        .map(|t| serde_json::from_value(t.clone()).map_err(|e| FinetuneError::file(&path, e)))
+        .transpose()
+}
+
+/// Encoder + pooling + head.
+#[derive(Debug)]
+pub struct TaskModel {
+    pub bert: Bert,
+    pub head: TaskHead,
+    pub spec: TaskSpec,
+    pub params: Params,
+}
+
+impl TaskModel {
+    /// Builds the model on `dir`'s architecture, with its weights unless `init` is
+    /// `Random`; the pooler and head are initialised when the checkpoint lacks them.
+    pub fn load(
+        dir: &Path,
+        init: Init,
+        spec: TaskSpec,
+        head_dropout: Option<f32>,
+        frozen: &[String],
+        device: &Device,
+        seed: u64,
+    ) -> Result<Self> {
+        let config = read_bert_config(dir)?;
+        if spec.max_len > config.max_position_embeddings {
+            return Err(FinetuneError::Config(format!(
+                "max_len {} is longer than the {} positions of {}",
+                spec.max_len,
+                config.max_position_embeddings,
+                dir.display()
+            )));
+        }
+        let mut params = match init {
+            Init::Pretrained => {
+                Params::from_checkpoint(dir, device.clone(), seed, &["classifier", "bert.pooler"])?
+            }
+            Init::Random => Params::new(device.clone(), seed),
+        };
+        params.freeze(frozen);
+        let bert = Bert::new(&config, &mut params)?;
+        let mut head = TaskHead::new(&bert, &mut params, "classifier", spec.outputs())?;
+        if let Some(p) = head_dropout {
+            head = head.with_dropout(p);
+        }
+        Ok(Self {
+            bert,
+            head,
+            spec,
+            params,
+        })
+    }
+
+    /// Head outputs `[batch, outputs]`.
+    pub fn forward(&self, batch: &PaddedBatch, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let hidden = self
+            .bert
+            .forward(&batch.ids, &batch.type_ids, &batch.mask, ctx)?;
+        let pooled = pool(&self.bert, self.spec.pooling, &hidden, &batch.mask)?;
+        Ok(self.head.forward(&pooled, ctx)?)
+    }
+
+    /// Writes `model.safetensors` and an HF `config.json` carrying the task into `dir`.
+    pub fn save(&self, dir: &Path) -> Result<()> {
+        self.params.save(&dir.join("model.safetensors"))?;
+        write_config(dir, self.bert.config(), &[&self.spec])
+    }
+}
+
+/// One vector per example `[batch, hidden]`.
+pub fn pool(bert: &Bert, pooling: Pooling, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+    Ok(match pooling {
+        Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+        Pooling::Pooler => bert.pool(hidden)?,
+        Pooling::Mean => Bert::mean_pool(hidden, mask)?,
+    })
+}
+
+/// An HF `config.json`: the encoder's fields, `id2label` / `label2id` / `problem_type`
+/// of the (first) task, and every task under `gradus_task` / `gradus_tasks`.
+pub fn write_config(dir: &Path, config: &BertConfig, tasks: &[&TaskSpec]) -> Result<()> {
+    let path = dir.join("config.json");
+    let mut value = serde_json::to_value(config).map_err(|e| FinetuneError::file(&path, e))?;
+    if let (Some(obj), Some(first)) = (value.as_object_mut(), tasks.first()) {
+        let id2label: serde_json::Map<String, serde_json::Value> = first
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (i.to_string(), n.clone().into()))
+            .collect();
+        let label2id: serde_json::Map<String, serde_json::Value> = first
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i.into()))
+            .collect();
+        let problem = match first.kind {
+            TaskKind::Classification => "single_label_classification",
+            TaskKind::Regression => "regression",
+        };
+        obj.insert(
+            "architectures".into(),
+            serde_json::json!(["BertForSequenceClassification"]),
+        );
+        obj.insert("num_labels".into(), first.outputs().into());
+        obj.insert("problem_type".into(), problem.into());
+        if !id2label.is_empty() {
+            obj.insert("id2label".into(), id2label.into());
+            obj.insert("label2id".into(), label2id.into());
+        }
+        let spec = |t: &TaskSpec| serde_json::to_value(t).unwrap_or_default();
+        obj.insert("gradus_task".into(), spec(first));
+        if tasks.len() > 1 {
+            obj.insert(
+                "gradus_tasks".into(),
+                tasks.iter().map(|t| spec(t)).collect(),
+            );
+        }
+    }
+    let text = serde_json::to_string_pretty(&value).map_err(|e| FinetuneError::file(&path, e))?;
+    std::fs::write(&path, text).map_err(|e| FinetuneError::file(&path, e))
+}

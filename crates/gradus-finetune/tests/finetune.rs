@@ -1,0 +1,413 @@
+//! Fine-tuning end to end: a synthetic task on a tiny random encoder (frozen layers,
+//! best-checkpoint selection, exact resume, the checks before training, prediction), and
+//! real slices of SST-2 and STS-B from all-MiniLM-L6-v2.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use gradus_finetune::{
+    FinetuneConfig, FinetuneObjective, HeadConfig, Pooling, Predictor, TaskKind,
+};
+use gradus_model::{Bert, BertConfig, Params};
+use gradus_shard::OpenMode;
+use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
+use gradus_train::{Objective, Trainer};
+
+const POSITIVE: [&str; 4] = ["good", "great", "fine", "nice"];
+const NEGATIVE: [&str; 4] = ["bad", "awful", "poor", "sad"];
+const FILLER: [&str; 10] = [
+    "the", "a", "movie", "film", "was", "is", "very", "plot", "actors", "story",
+];
+
+/// A seeded sentence with one sentiment word among filler, and its label.
+fn sentence(state: &mut u64) -> (String, u8) {
+    let mut next = |n: usize| {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((*state >> 33) as usize) % n
+    };
+    let len = 3 + next(6);
+    let mut words: Vec<&str> = (0..len).map(|_| FILLER[next(FILLER.len())]).collect();
+    let label = next(2) as u8;
+    let word = if label == 1 {
+        POSITIVE[next(4)]
+    } else {
+        NEGATIVE[next(4)]
+    };
+    words.insert(next(len + 1), word);
+    (words.join(" "), label)
+}
+
+fn write_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
+    let mut state = seed;
+    let mut text = String::from("sentence\tlabel\n");
+    let mut sentences = Vec::new();
+    for _ in 0..rows {
+        let (s, l) = sentence(&mut state);
+        text.push_str(&format!("{s}\t{l}\n"));
+        sentences.push(s);
+    }
+    std::fs::write(path, text).unwrap();
+    sentences
+}
+
+/// An examples dataset of the synthetic task (train 400, validation 120) with its own
+/// WordPiece tokenizer, and a tiny random BERT checkpoint of that vocabulary.
+fn synthetic(root: &Path) -> (PathBuf, PathBuf) {
+    let (train, dev) = (root.join("train.tsv"), root.join("dev.tsv"));
+    let mut texts = write_tsv(&train, 400, 1);
+    texts.extend(write_tsv(&dev, 120, 2));
+    let tk_config = TkConfig {
+        kind: TokenizerKind::Wordpiece,
+        vocab_size: 200,
+        min_frequency: 1,
+        ..TkConfig::default()
+    };
+    let tk = gradus_tokenize::train(&tk_config, &texts).unwrap();
+    let examples = root.join("examples");
+    let files = [
+        SplitFile::parse(&format!("train={}", train.display()), "train"),
+        SplitFile::parse(&format!("validation={}", dev.display()), "train"),
+    ];
+    let config = ExamplesConfig {
+        task: "toy".into(),
+        max_len: 16,
+        ..ExamplesConfig::default()
+    };
+    gradus_tokenize::encode_examples(&tk, &config, &files, &examples, OpenMode::Overwrite).unwrap();
+    let model = root.join("tiny-bert");
+    std::fs::create_dir_all(&model).unwrap();
+    let bert = BertConfig {
+        vocab_size: tk.get_vocab_size(true),
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: 32,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..BertConfig::default()
+    };
+    let mut params = Params::new(Device::Cpu, 3);
+    Bert::new(&bert, &mut params).unwrap();
+    params.save(&model.join("model.safetensors")).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        serde_json::to_string(&bert).unwrap(),
+    )
+    .unwrap();
+    (examples, model)
+}
+
+fn toy_config(examples: &Path, model: &Path) -> FinetuneConfig {
+    FinetuneConfig {
+        model: model.to_path_buf(),
+        examples: examples.to_path_buf(),
+        batch_size: 16,
+        epochs: 3.0,
+        lr: 3e-3,
+        head: HeadConfig {
+            pooling: Pooling::Mean,
+            ..HeadConfig::default()
+        },
+        seed: 7,
+        ..FinetuneConfig::default()
+    }
+}
+
+fn train(
+    config: &FinetuneConfig,
+    out: &Path,
+    stop_after: Option<u64>,
+) -> (FinetuneObjective, gradus_train::TrainReport) {
+    let mut objective = config.build().unwrap();
+    let tc = config.train_config(
+        objective.batcher.batches_per_epoch(),
+        objective.model.spec.kind,
+    );
+    let mut trainer = Trainer::new(tc, out);
+    trainer.stop_after = stop_after;
+    let report = trainer.run(&mut objective, &mut |_| {}).unwrap();
+    (objective, report)
+}
+
+fn snapshot(objective: &FinetuneObjective) -> Vec<(String, Vec<f32>)> {
+    objective
+        .params()
+        .iter()
+        .map(|(n, v, _)| {
+            (
+                n.to_string(),
+                v.as_tensor()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn frozen_parts_stay_put_while_the_rest_learns_and_the_best_epoch_is_kept() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (examples, model) = synthetic(tmp.path());
+    let config = FinetuneConfig {
+        freeze_embeddings: true,
+        freeze_layers: 1,
+        ..toy_config(&examples, &model)
+    };
+    let before = snapshot(&config.build().unwrap());
+    let out = tmp.path().join("run");
+    let (objective, report) = train(&config, &out, None);
+    let after = snapshot(&objective);
+    // Mean pooling leaves the pooler out of the graph.
+    for ((name, a), (_, b)) in before
+        .iter()
+        .zip(&after)
+        .filter(|((n, _), _)| !n.contains("pooler"))
+    {
+        let frozen = name.contains("embeddings.") || name.contains("encoder.layer.0.");
+        let same = a == b;
+        assert_eq!(frozen, same, "{name}: frozen {frozen}, unchanged {same}");
+    }
+    // Three epochs evaluated; the best accuracy's step is the one kept and restored.
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("eval.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    let best = lines
+        .iter()
+        .fold(None::<&serde_json::Value>, |b, l| match b {
+            Some(b) if b["accuracy"].as_f64() >= l["accuracy"].as_f64() => Some(b),
+            _ => Some(l),
+        })
+        .unwrap();
+    assert_eq!(report.best_step, best["step"].as_u64());
+    let kept: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("checkpoints/best/trainer.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(kept["step"], best["step"]);
+    let final_model = std::fs::read(out.join("model/model.safetensors")).unwrap();
+    let best_model = std::fs::read(out.join("checkpoints/best/model.safetensors")).unwrap();
+    assert!(
+        final_model == best_model,
+        "model/ is not the best checkpoint"
+    );
+    // The toy task is learnable: well above the 50% of chance.
+    let score = objective.score(&objective.dev).unwrap();
+    assert!(score.scalars["accuracy"] > 0.8, "{:?}", score.scalars);
+}
+
+#[test]
+fn resume_is_exact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (examples, model) = synthetic(tmp.path());
+    let config = FinetuneConfig {
+        max_steps: Some(20),
+        eval_steps: Some(10),
+        // Dropout on, so that the restored generator matters.
+        head: HeadConfig {
+            dropout: Some(0.2),
+            pooling: Pooling::Cls,
+            ..HeadConfig::default()
+        },
+        ..toy_config(&examples, &model)
+    };
+    let (_, full) = train(&config, &tmp.path().join("full"), None);
+    let split = tmp.path().join("split");
+    let (_, first) = train(&config, &split, Some(10));
+    let (_, second) = train(&config, &split, None);
+    assert_eq!(first.losses.len(), 10);
+    assert_eq!(second.resumed_from, Some(10));
+    assert_eq!(first.losses[..], full.losses[..10]);
+    assert_eq!(
+        second.losses[..],
+        full.losses[10..],
+        "losses after resume differ"
+    );
+}
+
+#[test]
+fn mismatches_fail_before_training() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (examples, model) = synthetic(tmp.path());
+    let base = toy_config(&examples, &model);
+    let err = |c: FinetuneConfig| c.build().unwrap_err().to_string();
+
+    let three = FinetuneConfig {
+        head: HeadConfig {
+            num_labels: Some(3),
+            ..HeadConfig::default()
+        },
+        ..base.clone()
+    };
+    let e = err(three);
+    assert!(e.contains("3 classes") && e.contains("2 labels"), "{e}");
+
+    let regression = FinetuneConfig {
+        head: HeadConfig {
+            kind: Some(TaskKind::Regression),
+            ..HeadConfig::default()
+        },
+        ..base.clone()
+    };
+    let e = err(regression);
+    assert!(
+        e.contains("regression") && e.contains("class labels"),
+        "{e}"
+    );
+
+    // A checkpoint that carries another tokenizer.
+    let other = gradus_tokenize::train(
+        &TkConfig {
+            kind: TokenizerKind::Wordpiece,
+            vocab_size: 60,
+            min_frequency: 1,
+            ..TkConfig::default()
+        },
+        &["completely different words here".to_string()],
+    )
+    .unwrap();
+    gradus_tokenize::save(&other, &model.join("tokenizer.json")).unwrap();
+    let e = err(base.clone());
+    assert!(e.contains("vocabulary") && e.contains("tiny-bert"), "{e}");
+    std::fs::remove_file(model.join("tokenizer.json")).unwrap();
+
+    let no_dev = FinetuneConfig {
+        dev_split: "test".into(),
+        ..base
+    };
+    let e = err(no_dev);
+    assert!(e.contains("dev split `test`"), "{e}");
+}
+
+#[test]
+fn a_finetuned_folder_labels_new_text() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (examples, model) = synthetic(tmp.path());
+    let out = tmp.path().join("run");
+    train(&toy_config(&examples, &model), &out, None);
+    let predictor = Predictor::load(&out.join("model"), &Device::Cpu).unwrap();
+    let texts = [
+        ("the movie was very good".to_string(), None),
+        ("the plot is awful".to_string(), None),
+    ];
+    let rows = predictor
+        .predict(&predictor.encode(&texts).unwrap())
+        .unwrap();
+    let names: Vec<_> = rows.iter().map(|p| p.predicted_name.clone()).collect();
+    assert_eq!(names, [Some("1".to_string()), Some("0".to_string())]);
+    assert!(
+        rows.iter()
+            .all(|p| (p.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5)
+    );
+    // The config is HF's: labels and problem type.
+    let config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("model/config.json")).unwrap())
+            .unwrap();
+    assert_eq!(config["num_labels"], 2);
+    assert_eq!(config["problem_type"], "single_label_classification");
+    assert_eq!(config["id2label"]["1"], "1");
+}
+
+/// SST-2 / STS-B encoded with MiniLM's tokenizer into `root`.
+fn glue_examples(root: &Path, minilm: &Path, task: &str) -> Option<PathBuf> {
+    let dir = gradus_testkit::shared(&format!("glue-{task}"))?;
+    let tk = gradus_tokenize::load(&minilm.join("tokenizer.json")).unwrap();
+    let config = if task == "sst2" {
+        ExamplesConfig {
+            task: "sst2".into(),
+            ..ExamplesConfig::default()
+        }
+    } else {
+        ExamplesConfig {
+            task: "stsb".into(),
+            text: "sentence1".into(),
+            text_pair: Some("sentence2".into()),
+            score: Some("score".into()),
+            ..ExamplesConfig::default()
+        }
+    };
+    let files = [
+        SplitFile::parse(
+            &format!("train={}", dir.join("train.tsv").display()),
+            "train",
+        ),
+        SplitFile::parse(
+            &format!("validation={}", dir.join("dev.tsv").display()),
+            "train",
+        ),
+    ];
+    let out = root.join(task);
+    gradus_tokenize::encode_examples(&tk, &config, &files, &out, OpenMode::Overwrite).unwrap();
+    Some(out)
+}
+
+fn minilm_config(minilm: &Path, examples: &Path, train: usize, dev: usize) -> FinetuneConfig {
+    FinetuneConfig {
+        model: minilm.to_path_buf(),
+        examples: examples.to_path_buf(),
+        train_examples: Some(train),
+        dev_examples: Some(dev),
+        batch_size: 8,
+        epochs: 2.0,
+        lr: 1e-4,
+        // Frozen word embeddings: a third faster, and little to learn there from 320 rows.
+        freeze_embeddings: true,
+        warmup_ratio: 0.1,
+        head: HeadConfig {
+            pooling: Pooling::Mean,
+            ..HeadConfig::default()
+        },
+        seed: 42,
+        ..FinetuneConfig::default()
+    }
+}
+
+#[test]
+fn minilm_on_sst2_and_stsb_slices_beats_chance_and_the_mean() {
+    let Some(minilm) = gradus_testkit::minilm() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let Some(sst2) = glue_examples(tmp.path(), &minilm, "sst2") else {
+        return;
+    };
+    let Some(stsb) = glue_examples(tmp.path(), &minilm, "stsb") else {
+        return;
+    };
+    let (objective, _) = train(
+        &minilm_config(&minilm, &sst2, 320, 200),
+        &tmp.path().join("sst2-run"),
+        None,
+    );
+    let acc = objective.score(&objective.dev).unwrap().scalars["accuracy"];
+    assert!(acc > 0.7, "SST-2 slice accuracy {acc} (chance 0.5)");
+
+    let (objective, _) = train(
+        &minilm_config(&minilm, &stsb, 320, 200),
+        &tmp.path().join("stsb-run"),
+        None,
+    );
+    let score = objective.score(&objective.dev).unwrap().scalars;
+    let mean = objective.train.iter().filter_map(|e| e.target).sum::<f32>() as f64
+        / objective.train.len() as f64;
+    let baseline = objective
+        .dev
+        .iter()
+        .filter_map(|e| e.target)
+        .map(|t| (f64::from(t) - mean).powi(2))
+        .sum::<f64>()
+        / objective.dev.len() as f64;
+    assert!(score["pearson"] > 0.5, "{score:?}");
+    assert!(
+        score["mse"] < 0.7 * baseline,
+        "MSE {} vs {baseline} for predicting the training mean",
+        score["mse"]
+    );
+}

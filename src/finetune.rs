@@ -1,0 +1,87 @@
+//! What `gradus-finetune` reports: progress messages and the final `metrics.json`.
+
+use std::path::Path;
+
+use anyhow::Context;
+use gradus_finetune::FinetuneObjective;
+use gradus_train::{StepOutput, TrainReport};
+use serde::Serialize;
+
+/// The progress-bar message of a step: its loss, and the selection metric when it
+/// evaluated.
+pub fn announce_eval(step: &StepOutput, metric: &str) -> String {
+    let eval = step
+        .eval
+        .as_ref()
+        .and_then(|e| e.get(metric))
+        .map_or(String::new(), |v| format!(" dev {metric} {v:.4}"));
+    format!("loss {:.4}{eval}", step.loss)
+}
+
+/// `metrics.json`: the final model's full dev report and how training went.
+#[derive(Debug, Serialize)]
+pub struct FinetuneSummary {
+    pub task: String,
+    pub kind: gradus_finetune::TaskKind,
+    pub metric_for_best: String,
+    pub best_value: Option<f64>,
+    pub best_step: Option<u64>,
+    pub steps: u64,
+    pub early_stopped: bool,
+    pub train_examples: usize,
+    pub train_seconds: f64,
+    pub tokens_per_second: f64,
+    /// Scalars of the final (best) model on the dev split.
+    pub dev: std::collections::BTreeMap<String, f64>,
+    /// Confusion matrix and per-class F1, or the regression report.
+    pub dev_report: serde_json::Value,
+}
+
+impl FinetuneSummary {
+    /// Scores the objective's current model (the best one, restored by the trainer).
+    pub fn new(
+        objective: &FinetuneObjective,
+        report: &TrainReport,
+        metric: &str,
+    ) -> anyhow::Result<Self> {
+        let score = objective.score(&objective.dev)?;
+        Ok(Self {
+            task: objective.model.spec.name.clone(),
+            kind: objective.model.spec.kind,
+            metric_for_best: metric.to_string(),
+            best_value: report.best_value,
+            best_step: report.best_step,
+            steps: report.steps,
+            early_stopped: report.early_stopped,
+            train_examples: objective.train.len(),
+            train_seconds: report.seconds,
+            tokens_per_second: report.tokens_per_second,
+            dev: score.scalars,
+            dev_report: score.report,
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// One line for the terminal.
+    pub fn line(&self, output: &Path) -> String {
+        let figures: Vec<String> = self
+            .dev
+            .iter()
+            .filter(|(k, _)| *k != "loss")
+            .map(|(k, v)| format!("{k} {v:.4}"))
+            .collect();
+        format!(
+            "{}: task {} after {} steps ({:.1} s), dev {}; best model in {}",
+            output.display(),
+            self.task,
+            self.steps,
+            self.train_seconds,
+            figures.join(", "),
+            output.join("model").display()
+        )
+    }
+}
