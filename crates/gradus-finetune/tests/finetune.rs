@@ -2,6 +2,8 @@
 //! best-checkpoint selection, exact resume, the checks before training, prediction), and
 //! real slices of SST-2 and STS-B from all-MiniLM-L6-v2.
 
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -13,51 +15,12 @@ use gradus_shard::OpenMode;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
 use gradus_train::{Objective, Trainer};
 
-const POSITIVE: [&str; 4] = ["good", "great", "fine", "nice"];
-const NEGATIVE: [&str; 4] = ["bad", "awful", "poor", "sad"];
-const FILLER: [&str; 10] = [
-    "the", "a", "movie", "film", "was", "is", "very", "plot", "actors", "story",
-];
-
-/// A seeded sentence with one sentiment word among filler, and its label.
-fn sentence(state: &mut u64) -> (String, u8) {
-    let mut next = |n: usize| {
-        *state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((*state >> 33) as usize) % n
-    };
-    let len = 3 + next(6);
-    let mut words: Vec<&str> = (0..len).map(|_| FILLER[next(FILLER.len())]).collect();
-    let label = next(2) as u8;
-    let word = if label == 1 {
-        POSITIVE[next(4)]
-    } else {
-        NEGATIVE[next(4)]
-    };
-    words.insert(next(len + 1), word);
-    (words.join(" "), label)
-}
-
-fn write_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
-    let mut state = seed;
-    let mut text = String::from("sentence\tlabel\n");
-    let mut sentences = Vec::new();
-    for _ in 0..rows {
-        let (s, l) = sentence(&mut state);
-        text.push_str(&format!("{s}\t{l}\n"));
-        sentences.push(s);
-    }
-    std::fs::write(path, text).unwrap();
-    sentences
-}
-
 /// An examples dataset of the synthetic task (train 400, validation 120) with its own
 /// WordPiece tokenizer, and a tiny random BERT checkpoint of that vocabulary.
 fn synthetic(root: &Path) -> (PathBuf, PathBuf) {
     let (train, dev) = (root.join("train.tsv"), root.join("dev.tsv"));
-    let mut texts = write_tsv(&train, 400, 1);
-    texts.extend(write_tsv(&dev, 120, 2));
+    let mut texts = gradus_testkit::toy_sentiment_tsv(&train, 400, 1);
+    texts.extend(gradus_testkit::toy_sentiment_tsv(&dev, 120, 2));
     let tk_config = TkConfig {
         kind: TokenizerKind::Wordpiece,
         vocab_size: 200,

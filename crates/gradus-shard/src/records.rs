@@ -325,54 +325,6 @@ impl Record for Example {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn examples_round_trip_through_a_batch() {
-        let rows = vec![
-            Example {
-                id: "sst2:0".into(),
-                task: "sst2".into(),
-                text: "a fine film".into(),
-                text_pair: None,
-                label: Some(1),
-                target: None,
-                input_ids: vec![101, 7, 8, 102],
-                token_type_ids: vec![0, 0, 0, 0],
-                split: "train".into(),
-            },
-            Example {
-                id: "stsb:0".into(),
-                task: "stsb".into(),
-                text: "a".into(),
-                text_pair: Some("b".into()),
-                label: None,
-                target: Some(3.5),
-                input_ids: vec![101, 1, 102, 2, 102],
-                token_type_ids: vec![0, 0, 0, 1, 1],
-                split: "validation".into(),
-            },
-        ];
-        let batch = Example::to_batch(&rows).unwrap();
-        assert_eq!(Example::from_batch(&batch).unwrap(), rows);
-    }
-
-    #[test]
-    fn tokens_count_their_ids() {
-        let rows = vec![TokenSeq {
-            doc_id: "d".into(),
-            input_ids: vec![1, 2, 3],
-            split: "train".into(),
-        }];
-        let batch = TokenSeq::to_batch(&rows).unwrap();
-        let n = batch.column(2).as_primitive::<UInt32Type>().value(0);
-        assert_eq!(n, 3);
-        assert_eq!(TokenSeq::from_batch(&batch).unwrap(), rows);
-    }
-}
-
 impl Record for Prediction {
     const KIND: DatasetKind = DatasetKind::Predictions;
 
@@ -430,5 +382,88 @@ impl Record for Prediction {
                 target: target.is_valid(i).then(|| target.value(i)),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn examples_round_trip_through_a_batch() {
+        let rows = vec![
+            Example {
+                id: "sst2:0".into(),
+                task: "sst2".into(),
+                text: "a fine film".into(),
+                text_pair: None,
+                label: Some(1),
+                target: None,
+                input_ids: vec![101, 7, 8, 102],
+                token_type_ids: vec![0, 0, 0, 0],
+                split: "train".into(),
+            },
+            Example {
+                id: "stsb:0".into(),
+                task: "stsb".into(),
+                text: "a".into(),
+                text_pair: Some("b".into()),
+                label: None,
+                target: Some(3.5),
+                input_ids: vec![101, 1, 102, 2, 102],
+                token_type_ids: vec![0, 0, 0, 1, 1],
+                split: "validation".into(),
+            },
+        ];
+        let batch = Example::to_batch(&rows).unwrap();
+        assert_eq!(Example::from_batch(&batch).unwrap(), rows);
+    }
+
+    #[test]
+    fn tokens_count_their_ids() {
+        let rows = vec![TokenSeq {
+            doc_id: "d".into(),
+            input_ids: vec![1, 2, 3],
+            split: "train".into(),
+        }];
+        let batch = TokenSeq::to_batch(&rows).unwrap();
+        let n = batch.column(2).as_primitive::<UInt32Type>().value(0);
+        assert_eq!(n, 3);
+        assert_eq!(TokenSeq::from_batch(&batch).unwrap(), rows);
+    }
+
+    #[test]
+    fn predictions_round_trip_with_and_without_classes() {
+        let rows = vec![
+            Prediction {
+                id: "sst2:validation:2".into(),
+                task: "sst2".into(),
+                split: "validation".into(),
+                text: "a charming journey".into(),
+                text_pair: None,
+                predicted: Some(1),
+                predicted_name: Some("positive".into()),
+                score: 0.75,
+                probs: vec![0.25, 0.75],
+                label: Some(1),
+                target: None,
+            },
+            Prediction {
+                id: "stsb:validation:3".into(),
+                task: "stsb".into(),
+                split: "validation".into(),
+                text: "a man".into(),
+                text_pair: Some("a person".into()),
+                predicted: None,
+                predicted_name: None,
+                score: 3.5,
+                probs: Vec::new(),
+                label: None,
+                target: Some(4.0),
+            },
+        ];
+        let batch = Prediction::to_batch(&rows).unwrap();
+        assert_eq!(batch.schema(), DatasetKind::Predictions.schema());
+        assert_eq!(Prediction::from_batch(&batch).unwrap(), rows);
     }
 }

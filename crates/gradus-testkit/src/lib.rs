@@ -195,3 +195,40 @@ fn run(cmd: &mut Command) -> Result<(), String> {
         ))
     }
 }
+
+/// Writes a toy sentiment task as TSV (`sentence<TAB>label`, header included): seeded
+/// filler sentences with one positive (label 1) or negative (label 0) word in them, so
+/// that a tiny model learns it in seconds. Returns the sentences.
+pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
+    const POSITIVE: [&str; 4] = ["good", "great", "fine", "nice"];
+    const NEGATIVE: [&str; 4] = ["bad", "awful", "poor", "sad"];
+    const FILLER: [&str; 10] = [
+        "the", "a", "movie", "film", "was", "is", "very", "plot", "actors", "story",
+    ];
+    let mut state = seed;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    };
+    let mut text = String::from("sentence\tlabel\n");
+    let mut sentences = Vec::new();
+    for _ in 0..rows {
+        let len = 3 + next(6);
+        let mut words: Vec<&str> = (0..len).map(|_| FILLER[next(FILLER.len())]).collect();
+        let label = next(2);
+        let word = if label == 1 {
+            POSITIVE[next(4)]
+        } else {
+            NEGATIVE[next(4)]
+        };
+        words.insert(next(len + 1), word);
+        let sentence = words.join(" ");
+        text.push_str(&format!("{sentence}\t{label}\n"));
+        sentences.push(sentence);
+    }
+    #[allow(clippy::unwrap_used)] // a test helper: a failed write should fail the test
+    std::fs::write(path, text).unwrap();
+    sentences
+}

@@ -1,0 +1,139 @@
+//! Best-checkpoint selection, early stopping and checkpoint pruning, driven by an
+//! objective whose evaluations follow a script.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{Device, Tensor};
+use gradus_model::{Ctx, ParamKind, Params};
+use gradus_train::{Objective, TrainConfig, Trainer};
+
+/// One weight pulled towards 3; evaluation `k` reports `accuracy = script[k]`.
+struct Scripted {
+    params: Params,
+    w: Tensor,
+    script: Vec<f64>,
+    evals: usize,
+}
+
+impl Scripted {
+    fn new(script: &[f64]) -> Self {
+        let mut params = Params::new(Device::Cpu, 0);
+        let w = params.constant("w", &[1], 0.0, ParamKind::Weight).unwrap();
+        Self {
+            params,
+            w,
+            script: script.to_vec(),
+            evals: 0,
+        }
+    }
+}
+
+impl Objective for Scripted {
+    type Batch = ();
+
+    fn params(&self) -> &Params {
+        &self.params
+    }
+    fn next_batch(&mut self) -> gradus_train::Result<()> {
+        Ok(())
+    }
+    fn weight(&self, _: &()) -> usize {
+        1
+    }
+    fn loss_sum(&self, _: &(), _: &mut Ctx<'_>) -> gradus_train::Result<Tensor> {
+        Ok((&self.w - 3.0)?.sqr()?.sum_all()?)
+    }
+    fn evaluate(&mut self) -> gradus_train::Result<BTreeMap<String, f64>> {
+        let acc = self.script[self.evals.min(self.script.len() - 1)];
+        self.evals += 1;
+        Ok(BTreeMap::from([
+            ("loss".to_string(), 1.0 - acc),
+            ("accuracy".to_string(), acc),
+        ]))
+    }
+    fn data_state(&self) -> gradus_train::Result<serde_json::Value> {
+        Ok(serde_json::Value::Null)
+    }
+    fn restore_data(&mut self, _: serde_json::Value) -> gradus_train::Result<()> {
+        Ok(())
+    }
+    fn save_model(&self, dir: &Path) -> gradus_train::Result<()> {
+        Ok(self.params.save(&dir.join("model.safetensors"))?)
+    }
+    fn flops_per_unit(&self) -> f64 {
+        1.0
+    }
+}
+
+fn weight_in(path: &Path) -> f32 {
+    let t = candle_core::safetensors::load(path, &Device::Cpu).unwrap();
+    t["w"].to_vec1::<f32>().unwrap()[0]
+}
+
+#[test]
+fn early_stopping_keeps_and_restores_the_best_evaluation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        steps: 100,
+        lr: 0.1,
+        eval_interval: 2,
+        keep_last: 2,
+        early_stopping_patience: Some(2),
+        metric_for_best: "accuracy".into(),
+        load_best_at_end: true,
+        ..TrainConfig::default()
+    };
+    let mut obj = Scripted::new(&[0.5, 0.7, 0.6, 0.65, 0.9]);
+    let report = Trainer::new(config, tmp.path())
+        .run(&mut obj, &mut |_| {})
+        .unwrap();
+    // Best at the 2nd evaluation (step 4); two without improvement stop the run at step 8.
+    assert!(report.early_stopped);
+    assert_eq!(
+        (report.steps, report.best_step, report.best_value),
+        (8, Some(4), Some(0.7))
+    );
+    let ckpts = tmp.path().join("checkpoints");
+    let mut kept: Vec<String> = std::fs::read_dir(&ckpts)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    kept.sort();
+    // Checkpoints come at improvements and at the stop; the newest two are kept.
+    assert_eq!(kept, ["best", "step-00000004", "step-00000008"]);
+    let best = weight_in(&ckpts.join("best/model.safetensors"));
+    assert_eq!(weight_in(&tmp.path().join("model/model.safetensors")), best);
+    assert_ne!(
+        weight_in(&ckpts.join("step-00000008/model.safetensors")),
+        best
+    );
+    let lines = std::fs::read_to_string(tmp.path().join("eval.jsonl")).unwrap();
+    let flags: Vec<bool> = lines
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["best"]
+                .as_bool()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(flags, [true, true, false, false]);
+}
+
+#[test]
+fn an_unknown_selection_metric_is_named() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        steps: 2,
+        eval_interval: 1,
+        metric_for_best: "f1".into(),
+        ..TrainConfig::default()
+    };
+    let err = Trainer::new(config, tmp.path())
+        .run(&mut Scripted::new(&[0.5]), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("`f1`") && err.contains("accuracy"), "{err}");
+}

@@ -1,0 +1,255 @@
+//! Pretrain → fine-tune → predict as a user drives it, on a toy sentiment task: a tiny
+//! BERT pretrained by `gradus-pretrain`, fine-tuned by `gradus-finetune`, then used by
+//! `gradus-predict` on arguments and on a whole examples dataset; and a head that does
+//! not fit the labels refused before anything is written.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn run(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Documents, tokenizer, tokens and a 30-step MLM pretraining of a tiny BERT.
+fn pretrain(root: &Path, train_tsv: &Path) -> std::path::PathBuf {
+    let sentences = root.join("sentences.txt");
+    let text = std::fs::read_to_string(train_tsv).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    std::fs::write(&sentences, lines.join("\n")).unwrap();
+    let (docs, tk, tokens, run_dir) = (
+        root.join("documents"),
+        root.join("tokenizer"),
+        root.join("tokens"),
+        root.join("pretrain"),
+    );
+    let gradus = env!("CARGO_BIN_EXE_gradus");
+    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
+    ok(&run(
+        gradus,
+        &[
+            "import",
+            "-i",
+            s(&sentences),
+            "-o",
+            s(&docs),
+            "--set",
+            "text_unit=line",
+        ],
+    ));
+    ok(&run(
+        tokenize,
+        &[
+            "train",
+            "-i",
+            s(&docs),
+            "-o",
+            s(&tk),
+            "--set",
+            "kind=wordpiece",
+            "--set",
+            "vocab_size=120",
+            "--set",
+            "min_frequency=1",
+        ],
+    ));
+    ok(&run(
+        tokenize,
+        &[
+            "encode",
+            "-i",
+            s(&docs),
+            "-t",
+            s(&tk.join("tokenizer.json")),
+            "-o",
+            s(&tokens),
+            "--set",
+            "validation_fraction=0.1",
+        ],
+    ));
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-pretrain"),
+        &[
+            "-o",
+            s(&run_dir),
+            "--objective",
+            "mlm",
+            "--set",
+            &format!("data.tokens=\"{}\"", tokens.display()),
+            "--set",
+            &format!("data.tokenizer=\"{}\"", tk.join("tokenizer.json").display()),
+            "--set",
+            "data.seq_len=16",
+            "--set",
+            "data.batch_size=8",
+            "--set",
+            "data.eval_windows=16",
+            "--set",
+            "bert.hidden_size=32",
+            "--set",
+            "bert.num_hidden_layers=1",
+            "--set",
+            "bert.num_attention_heads=2",
+            "--set",
+            "bert.intermediate_size=64",
+            "--set",
+            "bert.max_position_embeddings=32",
+            "--set",
+            "train.steps=30",
+        ],
+    ));
+    let model = run_dir.join("model");
+    assert!(
+        model.join("tokenizer.json").is_file(),
+        "the model folder carries its tokenizer"
+    );
+    model
+}
+
+#[test]
+fn pretrain_finetune_predict() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (train, dev) = (root.join("train.tsv"), root.join("dev.tsv"));
+    gradus_testkit::toy_sentiment_tsv(&train, 400, 1);
+    gradus_testkit::toy_sentiment_tsv(&dev, 100, 2);
+    let model = pretrain(root, &train);
+    let examples = root.join("examples");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-tokenize"),
+        &[
+            "examples",
+            "-t",
+            s(&model.join("tokenizer.json")),
+            "-i",
+            &format!("train={}", train.display()),
+            "-i",
+            &format!("validation={}", dev.display()),
+            "-o",
+            s(&examples),
+            "--set",
+            "task=toy",
+            "--set",
+            "max_len=24",
+        ],
+    ));
+    let finetune = env!("CARGO_BIN_EXE_gradus-finetune");
+    let common = [
+        "--model",
+        s(&model),
+        "--examples",
+        s(&examples),
+        "--set",
+        "epochs=3",
+        "--set",
+        "lr=3e-3",
+        "--set",
+        "batch_size=16",
+        "--set",
+        "head.pooling=\"mean\"",
+    ];
+
+    // A 3-class head for 2 labels: refused, one line, nothing written.
+    let refused = root.join("refused");
+    let out = run(
+        finetune,
+        &[
+            &common[..],
+            &["-o", s(&refused), "--set", "head.num_labels=3"],
+        ]
+        .concat(),
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("3 classes") && err.contains("2 labels"),
+        "{err}"
+    );
+    assert!(!refused.exists());
+
+    let run_dir = root.join("finetune");
+    let line = ok(&run(
+        finetune,
+        &[&common[..], &["-o", s(&run_dir)]].concat(),
+    ));
+    assert!(line.contains("dev accuracy"), "{line}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("metrics.json")).unwrap())
+            .unwrap();
+    assert!(
+        metrics["dev"]["accuracy"].as_f64().unwrap() > 0.8,
+        "{metrics}"
+    );
+    assert_eq!(
+        metrics["dev_report"]["confusion"]["counts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    assert_eq!(
+        std::fs::read_to_string(run_dir.join("eval.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        3
+    );
+
+    let predict = env!("CARGO_BIN_EXE_gradus-predict");
+    let labels = ok(&run(
+        predict,
+        &[
+            "--model",
+            s(&run_dir.join("model")),
+            "a very good film",
+            "the story was awful",
+        ],
+    ));
+    let rows: Vec<serde_json::Value> = labels
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows[0]["label"], "1", "{labels}");
+    assert_eq!(rows[1]["label"], "0", "{labels}");
+
+    let preds = root.join("predictions");
+    ok(&run(
+        predict,
+        &[
+            "--model",
+            s(&run_dir.join("model")),
+            "--examples",
+            s(&examples),
+            "--split",
+            "validation",
+            "-o",
+            s(&preds),
+        ],
+    ));
+    let verified = ok(&run(env!("CARGO_BIN_EXE_gradus"), &["verify", s(&preds)]));
+    assert!(
+        verified.starts_with("ok:") && verified.contains("100 rows"),
+        "{verified}"
+    );
+    let inspect = ok(&run(env!("CARGO_BIN_EXE_gradus"), &["inspect", s(&preds)]));
+    assert!(inspect.contains("predictions.toy.validation"), "{inspect}");
+}
