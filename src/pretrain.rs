@@ -74,6 +74,8 @@ pub struct PretrainConfig {
     pub bert: BertConfig,
     /// Share of tokens chosen for MLM prediction.
     pub mask_prob: f64,
+    /// MLM: join short documents until a sequence is full (as BERT's pretraining data).
+    pub pack_documents: bool,
     pub data: PretrainData,
     pub train: TrainConfig,
 }
@@ -88,6 +90,7 @@ impl Default for PretrainConfig {
             gpt: GptConfig::default(),
             bert: BertConfig::default(),
             mask_prob: 0.15,
+            pack_documents: true,
             data: PretrainData::default(),
             train: TrainConfig::default(),
         }
@@ -187,6 +190,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         mask_prob: config.mask_prob,
         vocab_size: bert.vocab_size,
         special,
+        pack: config.pack_documents,
     };
     let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
     let train = MlmStream::open(&d.tokens, spec("train"), config.seed)?;

@@ -35,6 +35,10 @@ pub struct MlmSpec {
     pub mask_prob: f64,
     pub vocab_size: usize,
     pub special: SpecialTokens,
+    /// Join consecutive short documents until a sequence is full, as BERT's pretraining
+    /// data joins sentences; otherwise each document starts a new example and short
+    /// ones leave most of it padding (and few tokens to predict).
+    pub pack: bool,
 }
 
 /// One example before batching.
@@ -137,8 +141,16 @@ impl MlmStream {
     }
 
     pub fn next_example(&mut self) -> Result<MlmExample> {
+        let full = if self.spec.nsp {
+            2 * ((self.spec.seq_len - 3) / 2)
+        } else {
+            self.spec.seq_len - 2
+        };
         while self.cursor.ready.is_empty() {
-            let doc = self.next_doc()?;
+            let mut doc = self.next_doc()?;
+            while self.spec.pack && doc.len() < full {
+                doc.extend(self.next_doc()?);
+            }
             self.examples_of(&doc);
         }
         self.cursor

@@ -206,6 +206,7 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         mask_prob: 0.3,
         vocab_size: 24,
         special,
+        pack: true,
     };
     let config = BertConfig {
         vocab_size: 24,
