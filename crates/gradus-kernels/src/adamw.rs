@@ -1,8 +1,13 @@
 //! AdamW in place: `m ← β1·m + (1−β1)·g`, `v ← β2·v + (1−β2)·g²`, then
 //! `p ← p·(1 − lr·wd) − lr · m̂ / (√v̂ + ε)` with bias-corrected `m̂`, `v̂`, the same
-//! arithmetic as the composed version in f32.
+//! arithmetic as the composed version in f32. Each pass is split over rayon's pool in
+//! chunks, as candle's own element-wise maps are.
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
+use rayon::prelude::*;
+
+/// Elements per parallel task: large enough that a task outweighs its scheduling.
+const CHUNK: usize = 1 << 14;
 
 /// The hyper-parameters of one update of one parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -108,9 +113,13 @@ impl InplaceOp3 for Update {
             c2,
             eps,
         } = *self;
-        for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
-            *p = *p * keep - lr * ((m / c1) / ((v / c2).sqrt() + eps));
-        }
+        p.par_chunks_mut(CHUNK)
+            .zip(m.par_chunks(CHUNK).zip(v.par_chunks(CHUNK)))
+            .for_each(|(p, (m, v))| {
+                for ((p, &m), &v) in p.iter_mut().zip(m).zip(v) {
+                    *p = *p * keep - lr * ((m / c1) / ((v / c2).sqrt() + eps));
+                }
+            });
         Ok(())
     }
 }
