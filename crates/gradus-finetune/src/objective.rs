@@ -108,12 +108,11 @@ impl Objective for FinetuneObjective {
     }
 
     fn data_state(&self) -> gradus_train::Result<serde_json::Value> {
-        serde_json::to_value(self.batcher.cursor).map_err(|e| TrainError::Data(e.to_string()))
+        gradus_train::cursor_to_json(&self.batcher.cursor)
     }
 
     fn restore_data(&mut self, state: serde_json::Value) -> gradus_train::Result<()> {
-        self.batcher.cursor = serde_json::from_value(state)
-            .map_err(|e| TrainError::Data(format!("data cursor: {e}")))?;
+        self.batcher.cursor = gradus_train::cursor_from_json(state)?;
         Ok(())
     }
 

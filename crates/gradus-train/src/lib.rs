@@ -22,4 +22,6 @@ mod trainer;
 
 pub use checkpoint::{Checkpoints, TrainerState};
 pub use error::{Result, TrainError};
-pub use trainer::{Objective, StepOutput, TrainConfig, TrainReport, Trainer};
+pub use trainer::{
+    Objective, StepOutput, TrainConfig, TrainReport, Trainer, cursor_from_json, cursor_to_json,
+};

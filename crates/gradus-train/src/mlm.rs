@@ -376,12 +376,11 @@ impl crate::Objective for MlmObjective {
     }
 
     fn data_state(&self) -> Result<serde_json::Value> {
-        serde_json::to_value(&self.train.cursor).map_err(|e| TrainError::Data(e.to_string()))
+        crate::cursor_to_json(&self.train.cursor)
     }
 
     fn restore_data(&mut self, state: serde_json::Value) -> Result<()> {
-        self.train.cursor = serde_json::from_value(state)
-            .map_err(|e| TrainError::Data(format!("data cursor: {e}")))?;
+        self.train.cursor = crate::cursor_from_json(state)?;
         Ok(())
     }
 

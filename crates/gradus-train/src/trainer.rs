@@ -43,6 +43,16 @@ pub trait Objective {
     }
 }
 
+/// A data cursor as the JSON a checkpoint stores (for [`Objective::data_state`]).
+pub fn cursor_to_json(cursor: &impl Serialize) -> Result<serde_json::Value> {
+    serde_json::to_value(cursor).map_err(|e| TrainError::Data(e.to_string()))
+}
+
+/// A data cursor back from a checkpoint (for [`Objective::restore_data`]).
+pub fn cursor_from_json<T: for<'de> Deserialize<'de>>(state: serde_json::Value) -> Result<T> {
+    serde_json::from_value(state).map_err(|e| TrainError::Data(format!("data cursor: {e}")))
+}
+
 /// The loop's settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
