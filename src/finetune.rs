@@ -3,9 +3,66 @@
 use std::path::Path;
 
 use anyhow::Context;
-use gradus_finetune::FinetuneObjective;
-use gradus_train::{StepOutput, TrainReport};
+use gradus_finetune::{FinetuneConfig, FinetuneObjective};
+use gradus_telemetry::Progress;
+use gradus_train::{StepOutput, TrainConfig, TrainReport, Trainer};
 use serde::Serialize;
+
+/// Builds the run of `config` (every check first) and only then empties `output`
+/// (with `overwrite`) and creates it.
+pub fn prepare(
+    config: &FinetuneConfig,
+    output: &Path,
+    overwrite: bool,
+) -> anyhow::Result<(FinetuneObjective, TrainConfig)> {
+    let objective = config.build()?;
+    let train = config.train_config(
+        objective.batcher.batches_per_epoch(),
+        objective.model.spec.kind,
+    );
+    if overwrite && output.exists() {
+        std::fs::remove_dir_all(output)
+            .with_context(|| format!("emptying {}", output.display()))?;
+    }
+    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
+    Ok((objective, train))
+}
+
+/// Trains a prepared run into `output` under a progress bar and writes `metrics.json`.
+pub fn train(
+    mut objective: FinetuneObjective,
+    train: TrainConfig,
+    output: &Path,
+) -> anyhow::Result<FinetuneSummary> {
+    let spec = &objective.model.spec;
+    tracing::info!(
+        "task `{}` ({:?}, {} outputs): {} training / {} dev examples, {} parameters, {} steps",
+        spec.name,
+        spec.kind,
+        spec.outputs(),
+        objective.train.len(),
+        objective.dev.len(),
+        objective.model.params.count(),
+        train.steps
+    );
+    if !objective.model.params.fresh_names().is_empty() {
+        tracing::info!("new: {}", objective.model.params.fresh_names().join(", "));
+    }
+    let metric = train.metric_for_best.clone();
+    let progress = Progress::new(
+        &format!("finetune {}", spec.name),
+        Some(train.steps),
+        "steps",
+    );
+    let report = Trainer::new(train, output).run(&mut objective, &mut |s| {
+        progress.inc(1);
+        progress.set_message(announce_eval(s, &metric));
+    })?;
+    progress.finish();
+    let summary = FinetuneSummary::new(&objective, &report, &metric)?;
+    summary.write(&output.join("metrics.json"))?;
+    Ok(summary)
+}
 
 /// The progress-bar message of a step: its loss, and the selection metric when it
 /// evaluated.

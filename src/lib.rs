@@ -14,4 +14,5 @@ pub mod cli;
 pub mod finetune;
 pub mod import;
 pub mod inspect;
+pub mod multitask;
 pub mod pretrain;

@@ -1,7 +1,8 @@
 //! Pretrain → fine-tune → predict as a user drives it, on a toy sentiment task: a tiny
 //! BERT pretrained by `gradus-pretrain`, fine-tuned by `gradus-finetune`, then used by
 //! `gradus-predict` on arguments and on a whole examples dataset; and a head that does
-//! not fit the labels refused before anything is written.
+//! not fit the labels refused before anything is written. Then `gradus-multitask` on the
+//! same model with a second (regression) task, fine-tuning one task afterwards.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -252,4 +253,156 @@ fn pretrain_finetune_predict() {
     );
     let inspect = ok(&run(env!("CARGO_BIN_EXE_gradus"), &["inspect", s(&preds)]));
     assert!(inspect.contains("predictions.toy.validation"), "{inspect}");
+}
+
+/// An examples dataset of `tsv` files (`train.tsv`, `dev.tsv` in `dir`) encoded with the
+/// model's tokenizer.
+fn examples(model: &Path, dir: &Path, task: &str, extra: &[&str]) -> std::path::PathBuf {
+    let out = dir.join(format!("{task}-examples"));
+    let tokenizer = model.join("tokenizer.json");
+    let args = [
+        "examples",
+        "-t",
+        s(&tokenizer),
+        "-i",
+        &format!("train={}", dir.join(format!("{task}-train.tsv")).display()),
+        "-i",
+        &format!(
+            "validation={}",
+            dir.join(format!("{task}-dev.tsv")).display()
+        ),
+        "-o",
+        s(&out),
+        "--set",
+        &format!("task=\"{task}\""),
+        "--set",
+        "max_len=24",
+    ];
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-tokenize"),
+        &[&args[..], extra].concat(),
+    ));
+    out
+}
+
+#[test]
+fn multitask_then_finetune_one_task() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let mut texts = gradus_testkit::toy_sentiment_tsv(&root.join("sentiment-train.tsv"), 400, 1);
+    gradus_testkit::toy_sentiment_tsv(&root.join("sentiment-dev.tsv"), 100, 2);
+    texts.extend(gradus_testkit::toy_intensity_tsv(
+        &root.join("intensity-train.tsv"),
+        400,
+        3,
+    ));
+    gradus_testkit::toy_intensity_tsv(&root.join("intensity-dev.tsv"), 100, 4);
+    // The pretraining corpus holds both tasks' sentences.
+    let corpus = root.join("corpus.tsv");
+    std::fs::write(&corpus, format!("sentence\n{}\n", texts.join("\n"))).unwrap();
+    let model = pretrain(root, &corpus);
+    let sentiment = examples(&model, root, "sentiment", &[]);
+    let intensity = examples(&model, root, "intensity", &["--set", "score=\"score\""]);
+    let config = root.join("multitask.toml");
+    let write_config = |second_name: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                r#"
+lr = 3e-3
+batch_size = 16
+epochs = 3
+strategy = {{ kind = "temperature", temperature = 2.0 }}
+finetune_tasks = ["sentiment"]
+
+[finetune]
+epochs = 1
+lr = 1e-3
+
+[[tasks]]
+name = "sentiment"
+examples = "{}"
+head = {{ pooling = "mean" }}
+
+[[tasks]]
+name = "{second_name}"
+examples = "{}"
+head = {{ kind = "regression", pooling = "mean" }}
+"#,
+                sentiment.display(),
+                intensity.display()
+            ),
+        )
+        .unwrap();
+    };
+    let multitask = env!("CARGO_BIN_EXE_gradus-multitask");
+    let args = |out: &Path| {
+        vec![
+            "-c".to_string(),
+            s(&config).to_string(),
+            "--model".into(),
+            s(&model).into(),
+            "-o".into(),
+            s(out).into(),
+        ]
+    };
+
+    // Two tasks of one name: refused, one line, nothing written.
+    write_config("sentiment");
+    let refused = root.join("refused");
+    let out = Command::new(multitask)
+        .args(args(&refused))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("two tasks are named `sentiment`"), "{err}");
+    assert!(!refused.exists());
+
+    write_config("intensity");
+    let run_dir = root.join("multitask");
+    let out = Command::new(multitask)
+        .args(args(&run_dir))
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let table = ok(&out);
+    assert!(table.contains("composite"), "{table}");
+    let metrics: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("metrics.json")).unwrap())
+            .unwrap();
+    let tasks = &metrics["tasks"];
+    assert!(
+        tasks["sentiment"]["dev"]["accuracy"].as_f64().unwrap() > 0.8,
+        "{metrics}"
+    );
+    assert!(
+        tasks["intensity"]["dev"]["pearson"].as_f64().unwrap() > 0.5,
+        "{metrics}"
+    );
+    // Only the task asked for is fine-tuned afterwards, from its exported checkpoint.
+    let tuned = &tasks["sentiment"]["finetuned"];
+    assert!(
+        tuned["dev"]["accuracy"].as_f64().unwrap() > 0.8,
+        "{metrics}"
+    );
+    assert!(tasks["intensity"].get("finetuned").is_none());
+    assert!(
+        run_dir
+            .join("finetune/sentiment/model/model.safetensors")
+            .is_file()
+    );
+    assert!(!run_dir.join("finetune/intensity").exists());
+    // Each exported task labels text on its own.
+    let labels = ok(&run(
+        env!("CARGO_BIN_EXE_gradus-predict"),
+        &[
+            "--model",
+            s(&run_dir.join("tasks/intensity")),
+            "the very very very plot",
+        ],
+    ));
+    let row: serde_json::Value = serde_json::from_str(labels.lines().next().unwrap()).unwrap();
+    assert!(row["score"].as_f64().unwrap() > 1.5, "{labels}");
 }

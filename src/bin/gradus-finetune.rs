@@ -7,10 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gradus::cli::{StageArgs, exit_with, write_resolved_config};
-use gradus::finetune::{FinetuneSummary, announce_eval};
+use gradus::finetune::prepare;
 use gradus_finetune::FinetuneConfig;
-use gradus_telemetry::{Progress, Telemetry, init_tracing};
-use gradus_train::Trainer;
+use gradus_telemetry::{Telemetry, init_tracing};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -42,41 +41,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         config.examples = examples;
     }
     // Every check runs before anything is written or deleted.
-    let mut objective = config.build()?;
-    let kind = objective.model.spec.kind;
-    let train = config.train_config(objective.batcher.batches_per_epoch(), kind);
-    if args.overwrite && output.exists() {
-        std::fs::remove_dir_all(&output)?;
-    }
-    std::fs::create_dir_all(&output)?;
+    let (objective, train) = prepare(&config, &output, args.overwrite)?;
     let _telemetry = Telemetry::install(
         "finetune",
         &output.join("metrics.jsonl"),
         args.metrics_addr()?,
     )?;
     write_resolved_config(&output, "finetune", &args, &config)?;
-    tracing::info!(
-        "task `{}` ({kind:?}, {} outputs): {} training / {} dev examples, {} parameters, {} steps",
-        objective.model.spec.name,
-        objective.model.spec.outputs(),
-        objective.train.len(),
-        objective.dev.len(),
-        objective.model.params.count(),
-        train.steps
-    );
-    if !objective.model.params.fresh_names().is_empty() {
-        tracing::info!("new: {}", objective.model.params.fresh_names().join(", "));
-    }
-    let metric = train.metric_for_best.clone();
-    let progress = Progress::new("finetune", Some(train.steps), "steps");
-    let trainer = Trainer::new(train, &output);
-    let report = trainer.run(&mut objective, &mut |s| {
-        progress.inc(1);
-        progress.set_message(announce_eval(s, &metric));
-    })?;
-    progress.finish();
-    let summary = FinetuneSummary::new(&objective, &report, &metric)?;
-    summary.write(&output.join("metrics.json"))?;
+    let summary = gradus::finetune::train(objective, train, &output)?;
     writeln!(std::io::stdout().lock(), "{}", summary.line(&output))?;
     Ok(())
 }

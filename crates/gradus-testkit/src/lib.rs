@@ -232,3 +232,34 @@ pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
     std::fs::write(path, text).unwrap();
     sentences
 }
+
+/// Writes a toy regression task as TSV (`sentence<TAB>score`, header included): filler
+/// sentences in which the score is the number of times "very" occurs (0 to 3). Returns
+/// the sentences.
+pub fn toy_intensity_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
+    const FILLER: [&str; 8] = ["the", "a", "movie", "film", "was", "is", "plot", "story"];
+    let mut state = seed ^ 0x5DEE_CE66;
+    let mut next = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    };
+    let mut text = String::from("sentence\tscore\n");
+    let mut sentences = Vec::new();
+    for _ in 0..rows {
+        let len = 3 + next(5);
+        let mut words: Vec<&str> = (0..len).map(|_| FILLER[next(FILLER.len())]).collect();
+        let very = next(4);
+        for _ in 0..very {
+            let at = next(words.len() + 1);
+            words.insert(at, "very");
+        }
+        let sentence = words.join(" ");
+        text.push_str(&format!("{sentence}\t{very}\n"));
+        sentences.push(sentence);
+    }
+    #[allow(clippy::unwrap_used)] // a test helper: a failed write should fail the test
+    std::fs::write(path, text).unwrap();
+    sentences
+}

@@ -41,6 +41,11 @@ pub trait Objective {
     fn lr_scale(&self, _name: &str) -> Option<f64> {
         Some(1.0)
     }
+    /// Extra figures of the step just taken (per-task losses in multi-task training),
+    /// written into its `train.jsonl` line.
+    fn step_metrics(&mut self) -> BTreeMap<String, f64> {
+        BTreeMap::new()
+    }
 }
 
 /// A data cursor as the JSON a checkpoint stores (for [`Objective::data_state`]).
@@ -128,6 +133,9 @@ pub struct StepOutput {
     pub tokens_per_second: f64,
     pub flops_per_second: f64,
     pub peak_rss_mib: f64,
+    /// The objective's own figures ([`Objective::step_metrics`]).
+    #[serde(flatten)]
+    pub details: BTreeMap<String, f64>,
     /// Validation metrics when this step evaluated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eval: Option<BTreeMap<String, f64>>,
@@ -223,6 +231,7 @@ impl Trainer {
                 tokens_per_second: tokens as f64 / secs,
                 flops_per_second: tokens as f64 * obj.flops_per_unit() / secs,
                 peak_rss_mib: peak_rss_mib(),
+                details: obj.step_metrics(),
                 eval: None,
             };
             let last = state.step == c.steps;

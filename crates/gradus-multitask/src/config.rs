@@ -1,0 +1,406 @@
+//! `gradus-multitask`'s configuration: the tasks, the strategy, the shared training
+//! settings (the same keys as `gradus-finetune`), and the checks that run before training.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use candle_core::Tensor;
+use gradus_finetune::data::{Batcher, load_examples, references, subset};
+use gradus_finetune::plan::LrPlan;
+use gradus_finetune::{
+    FinetuneConfig, HeadConfig, TaskKind, TaskSpec, check_vocabulary, read_bert_config, task_spec,
+};
+use gradus_train::TrainConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{MultitaskError, Result};
+use crate::model::MultitaskModel;
+use crate::objective::{MultitaskObjective, TaskData};
+use crate::sampler::{Strategy, TaskSampler, non_negative};
+
+/// One task: its data, head and share of the loss.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaskConfig {
+    /// Unique; names the head's parameters and the task's metrics (`<name>/accuracy`).
+    pub name: String,
+    /// An `examples` dataset encoded with the model's tokenizer.
+    pub examples: PathBuf,
+    pub train_split: String,
+    /// The split scored at each evaluation; a task whose examples lack it is not
+    /// evaluated (and may not count in the composite metric).
+    pub dev_split: String,
+    pub train_examples: Option<usize>,
+    pub dev_examples: Option<usize>,
+    pub head: HeadConfig,
+    /// The task loss's weight in the sum (joint) or its scale (one task per step).
+    pub weight: f64,
+    /// Overrides the shared `batch_size`.
+    pub batch_size: Option<usize>,
+    /// Overrides the shared `max_len`.
+    pub max_len: Option<usize>,
+    /// The dev metric that stands for this task: `accuracy` (classification) or
+    /// `pearson` (regression) by default.
+    pub metric: Option<String>,
+}
+
+impl Default for TaskConfig {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            examples: PathBuf::new(),
+            train_split: "train".into(),
+            dev_split: "validation".into(),
+            train_examples: None,
+            dev_examples: None,
+            head: HeadConfig::default(),
+            weight: 1.0,
+            batch_size: None,
+            max_len: None,
+            metric: None,
+        }
+    }
+}
+
+/// `gradus-multitask`'s TOML: `[[tasks]]`, `[strategy]`, and at the top level the
+/// shared training keys of `gradus-finetune` (`model`, `lr`, `epochs`, `batch_size`...;
+/// the per-task ones, like `examples` and `head`, go under each task).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MultitaskConfig {
+    pub tasks: Vec<TaskConfig>,
+    pub strategy: Strategy,
+    /// Tasks whose metric the `composite` dev metric averages; all by default.
+    pub composite: Option<Vec<String>>,
+    /// When present, each task is fine-tuned on its own from the multi-task model
+    /// afterwards with these settings (`model`, `examples` and `head` come from the task).
+    pub finetune: Option<FinetuneConfig>,
+    /// The tasks to fine-tune afterwards; all by default.
+    pub finetune_tasks: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub training: FinetuneConfig,
+    /// Keys no part of the config knows (a flattened struct cannot refuse them itself);
+    /// `build` reports them.
+    #[serde(flatten, skip_serializing)]
+    pub unknown: BTreeMap<String, serde_json::Value>,
+}
+
+impl Default for MultitaskConfig {
+    fn default() -> Self {
+        Self {
+            tasks: Vec::new(),
+            strategy: Strategy::Joint,
+            composite: None,
+            finetune: None,
+            finetune_tasks: None,
+            training: FinetuneConfig::default(),
+            unknown: BTreeMap::new(),
+        }
+    }
+}
+
+/// The metrics a task's score reports.
+fn known_metrics(kind: TaskKind) -> &'static [&'static str] {
+    match kind {
+        TaskKind::Classification => &["loss", "accuracy", "macro_f1", "mcc"],
+        TaskKind::Regression => &["loss", "mse", "pearson", "spearman"],
+    }
+}
+
+fn config_error(message: String) -> MultitaskError {
+    MultitaskError::Config(message)
+}
+
+impl MultitaskConfig {
+    /// Loads every task and the model and runs every check; nothing is trained yet.
+    pub fn build(&self) -> Result<MultitaskObjective> {
+        self.check_shape()?;
+        let t = &self.training;
+        let device = gradus_model::device(&t.device)?;
+        let bert = read_bert_config(&t.model)?;
+        let (mut tasks, mut specs, mut dropouts, mut tokenizer) =
+            (Vec::new(), Vec::new(), Vec::new(), None);
+        let mut pad = 0;
+        for (i, task) in self.tasks.iter().enumerate() {
+            let (tk, task_pad) = check_vocabulary(&t.model, &task.examples)?;
+            (pad, tokenizer) = (task_pad, tokenizer.or(Some(tk)));
+            let max_len = task
+                .max_len
+                .unwrap_or(t.max_len)
+                .min(bert.max_position_embeddings);
+            let (data, spec) = self.load_task(task, i, max_len, &device)?;
+            tasks.push(data);
+            specs.push(spec);
+            dropouts.push(task.head.dropout);
+        }
+        let composite = self.composite_tasks(&tasks)?;
+        let plan = LrPlan {
+            layers: bert.num_hidden_layers,
+            decay: t.layer_lr_decay,
+            head_scale: t.head_lr.map_or(1.0, |h| h / t.lr),
+            freeze_embeddings: t.freeze_embeddings,
+            freeze_layers: t.freeze_layers,
+        };
+        let model = MultitaskModel::load(
+            &t.model,
+            t.init,
+            specs,
+            &dropouts,
+            &plan.frozen_prefixes(),
+            &device,
+            t.seed,
+        )?;
+        let sizes = tasks.iter().map(|d| d.train.len()).collect();
+        let steps = self.train_config(&tasks).steps;
+        let horizon = steps * t.accumulation as u64;
+        let sampler = TaskSampler::new(self.strategy.clone(), sizes, t.seed, horizon)?;
+        let objective = MultitaskObjective::new(model, tasks, sampler, composite, pad, device)
+            .with_eval_batch_size(t.eval_batch_size)
+            .with_plan(plan)
+            .with_tokenizer(tokenizer);
+        self.check_metric_for_best(&objective)?;
+        Ok(objective)
+    }
+
+    /// Checks that need no data: tasks present and uniquely named, positive sizes, no
+    /// per-task keys at the top level.
+    fn check_shape(&self) -> Result<()> {
+        let t = &self.training;
+        if let Some(key) = self.unknown.keys().next() {
+            return Err(config_error(format!("unknown setting `{key}`")));
+        }
+        if self.tasks.is_empty() {
+            return Err(config_error("no tasks: add [[tasks]] entries".into()));
+        }
+        let mut names = BTreeSet::new();
+        for task in &self.tasks {
+            if task.name.is_empty() || task.name.contains(['/', '.']) {
+                return Err(config_error(format!(
+                    "task name {:?}: give each task a name without `/` or `.`",
+                    task.name
+                )));
+            }
+            if !names.insert(task.name.as_str()) {
+                return Err(config_error(format!(
+                    "two tasks are named `{}`; task names must be unique",
+                    task.name
+                )));
+            }
+            if task.batch_size == Some(0) || !non_negative(task.weight) {
+                return Err(config_error(format!(
+                    "task `{}`: batch_size must be positive and weight non-negative",
+                    task.name
+                )));
+            }
+        }
+        if t.batch_size == 0 || t.accumulation == 0 || t.eval_batch_size == 0 {
+            return Err(config_error(
+                "batch_size, eval_batch_size and accumulation must be positive".into(),
+            ));
+        }
+        let base = FinetuneConfig::default();
+        let per_task = [
+            ("examples", t.examples != base.examples),
+            ("head", t.head != base.head),
+            ("train_examples", t.train_examples.is_some()),
+            ("dev_examples", t.dev_examples.is_some()),
+            ("train_split", t.train_split != base.train_split),
+            ("dev_split", t.dev_split != base.dev_split),
+        ];
+        if let Some((key, _)) = per_task.iter().find(|(_, set)| *set) {
+            return Err(config_error(format!(
+                "`{key}` is set for each task under [[tasks]], not at the top level"
+            )));
+        }
+        for name in self.finetune_tasks.iter().flatten() {
+            if !names.contains(name.as_str()) {
+                return Err(config_error(format!(
+                    "finetune_tasks names `{name}`, which is not a task"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// A task's examples, batcher and head, checked against each other.
+    fn load_task(
+        &self,
+        task: &TaskConfig,
+        index: usize,
+        max_len: usize,
+        device: &candle_core::Device,
+    ) -> Result<(TaskData, TaskSpec)> {
+        let t = &self.training;
+        let train = load_examples(&task.examples, Some(&task.train_split), max_len)?;
+        if train.is_empty() {
+            return Err(config_error(format!(
+                "task `{}`: no examples in split `{}` of {}",
+                task.name,
+                task.train_split,
+                task.examples.display()
+            )));
+        }
+        let train = subset(train, task.train_examples, t.seed);
+        let dev = subset(
+            load_examples(&task.examples, Some(&task.dev_split), max_len)?,
+            task.dev_examples,
+            t.seed,
+        );
+        let spec = task_spec(&task.name, &task.head, &task.examples, &train, max_len)?;
+        references(&dev, &task.examples)?;
+        let metric = task.metric.clone().unwrap_or_else(|| {
+            match spec.kind {
+                TaskKind::Classification => "accuracy",
+                TaskKind::Regression => "pearson",
+            }
+            .into()
+        });
+        if !known_metrics(spec.kind).contains(&metric.as_str()) {
+            return Err(config_error(format!(
+                "task `{}`: metric `{metric}` is not one of {:?}",
+                task.name,
+                known_metrics(spec.kind)
+            )));
+        }
+        let class_weights = task
+            .head
+            .class_weights
+            .as_ref()
+            .map(|w| Tensor::from_vec(w.clone(), w.len(), device))
+            .transpose()?;
+        let lengths = train.iter().map(|e| e.input_ids.len()).collect();
+        // Each task shuffles with its own stream.
+        let seed = t.seed ^ ((index as u64 + 1) << 32);
+        let batch_size = task.batch_size.unwrap_or(t.batch_size);
+        let data = TaskData {
+            name: task.name.clone(),
+            dev_source: format!("split `{}` of {}", task.dev_split, task.examples.display()),
+            batcher: Batcher::new(lengths, batch_size, t.bucket_by_length, seed),
+            train,
+            dev,
+            weight: task.weight,
+            metric,
+            class_weights,
+        };
+        Ok((data, spec))
+    }
+
+    /// Indices of the tasks the composite metric averages; each must have dev data.
+    fn composite_tasks(&self, tasks: &[TaskData]) -> Result<Vec<usize>> {
+        let chosen: Vec<usize> = match &self.composite {
+            Some(names) => names
+                .iter()
+                .map(|n| {
+                    tasks.iter().position(|d| &d.name == n).ok_or_else(|| {
+                        config_error(format!("composite names `{n}`, which is not a task"))
+                    })
+                })
+                .collect::<Result<_>>()?,
+            None => (0..tasks.len()).collect(),
+        };
+        let needs = if self.training.early_stopping_patience.is_some() {
+            "early stopping and the best checkpoint need"
+        } else {
+            "the best checkpoint needs"
+        };
+        if self.metric_for_best() == "composite"
+            && let Some(d) = chosen.iter().map(|&i| &tasks[i]).find(|d| d.dev.is_empty())
+        {
+            return Err(config_error(format!(
+                "task `{}` has no dev examples ({}), but {needs} its `{}` in the composite \
+                 metric; give it a dev split or leave it out of `composite`",
+                d.name, d.dev_source, d.metric
+            )));
+        }
+        Ok(chosen)
+    }
+
+    /// `composite` unless the config names another: `loss` or `<task>/<metric>`.
+    pub fn metric_for_best(&self) -> String {
+        self.training
+            .metric_for_best
+            .clone()
+            .unwrap_or_else(|| "composite".into())
+    }
+
+    fn check_metric_for_best(&self, objective: &MultitaskObjective) -> Result<()> {
+        let metric = self.metric_for_best();
+        if metric == "composite" {
+            return Ok(());
+        }
+        if metric == "loss" {
+            if objective.tasks.iter().all(|d| d.dev.is_empty()) {
+                return Err(config_error(
+                    "metric_for_best `loss` needs dev examples in at least one task".into(),
+                ));
+            }
+            return Ok(());
+        }
+        let (task, name) = metric.split_once('/').unwrap_or(("", ""));
+        let Some(i) = objective.tasks.iter().position(|d| d.name == task) else {
+            return Err(config_error(format!(
+                "metric_for_best `{metric}`: use `composite`, `loss` or `<task>/<metric>`"
+            )));
+        };
+        let kind = objective.model.specs[i].kind;
+        if !known_metrics(kind).contains(&name) {
+            return Err(config_error(format!(
+                "metric_for_best `{metric}`: task `{task}` reports {:?}",
+                known_metrics(kind)
+            )));
+        }
+        if objective.tasks[i].dev.is_empty() {
+            return Err(config_error(format!(
+                "metric_for_best `{metric}`: task `{task}` has no dev examples ({})",
+                objective.tasks[i].dev_source
+            )));
+        }
+        Ok(())
+    }
+
+    /// Batches in one epoch: one pass over the largest task (joint, where every step
+    /// takes a batch of each), or over all tasks' batches together (one task per step).
+    fn batches_per_epoch(&self, tasks: &[TaskData]) -> usize {
+        let per_task = tasks.iter().map(|d| d.batcher.batches_per_epoch());
+        match self.strategy {
+            Strategy::Joint => per_task.max().unwrap_or(1),
+            _ => per_task.sum(),
+        }
+    }
+
+    /// The trainer's settings for these tasks.
+    pub fn train_config(&self, tasks: &[TaskData]) -> TrainConfig {
+        // The first task's kind only picks a default metric, which is replaced here.
+        let mut config = self
+            .training
+            .train_config(self.batches_per_epoch(tasks), TaskKind::Classification);
+        config.metric_for_best = self.metric_for_best();
+        config
+    }
+
+    /// The fine-tuning run of task `task` from the exported single-task checkpoint
+    /// `model`, when the config asks for one.
+    pub fn finetune_config(&self, task: &TaskConfig, model: PathBuf) -> Option<FinetuneConfig> {
+        let base = self.finetune.as_ref()?;
+        if self
+            .finetune_tasks
+            .as_ref()
+            .is_some_and(|names| !names.contains(&task.name))
+        {
+            return None;
+        }
+        Some(FinetuneConfig {
+            model,
+            examples: task.examples.clone(),
+            train_split: task.train_split.clone(),
+            dev_split: task.dev_split.clone(),
+            train_examples: task.train_examples,
+            dev_examples: task.dev_examples,
+            head: task.head.clone(),
+            max_len: task.max_len.unwrap_or(base.max_len),
+            batch_size: task.batch_size.unwrap_or(base.batch_size),
+            metric_for_best: base.metric_for_best.clone().or(task.metric.clone()),
+            ..base.clone()
+        })
+    }
+}

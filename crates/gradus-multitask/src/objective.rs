@@ -1,0 +1,335 @@
+//! The multi-task objective the shared trainer runs: batches from the tasks the sampler
+//! picks, the weighted sum of their mean losses, and per-task dev metrics.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use gradus_finetune::data::{BatchCursor, Batcher, PaddedBatch, TaskExample};
+use gradus_finetune::eval::{TaskScore, head_outputs, score};
+use gradus_finetune::plan::LrPlan;
+use gradus_finetune::task_loss;
+use gradus_model::{Ctx, Params};
+use gradus_train::{Objective, TrainError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::model::MultitaskModel;
+use crate::sampler::TaskSampler;
+
+/// One task's data and settings.
+#[derive(Debug)]
+pub struct TaskData {
+    pub name: String,
+    /// Where the dev examples come from, for messages.
+    pub dev_source: String,
+    pub train: Vec<TaskExample>,
+    pub dev: Vec<TaskExample>,
+    pub batcher: Batcher,
+    pub weight: f64,
+    /// The dev metric that stands for the task.
+    pub metric: String,
+    /// Per-class loss weights `[classes]`.
+    pub class_weights: Option<Tensor>,
+}
+
+impl TaskData {
+    /// Epochs of this task's training data consumed so far.
+    pub fn epochs(&self) -> f64 {
+        let c = self.batcher.cursor;
+        c.epoch as f64 + c.batch as f64 / self.batcher.batches_per_epoch().max(1) as f64
+    }
+}
+
+/// One micro-batch: a padded batch of each task the sampler drew.
+#[derive(Debug)]
+pub struct MultiBatch {
+    pub parts: Vec<(usize, PaddedBatch)>,
+}
+
+/// Where the data stands: the sampler's draws and each task's cursor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct DataState {
+    draws: u64,
+    cursors: BTreeMap<String, BatchCursor>,
+}
+
+/// The shared encoder, the tasks and the schedule that interleaves them.
+#[derive(Debug)]
+pub struct MultitaskObjective {
+    pub model: MultitaskModel,
+    pub tasks: Vec<TaskData>,
+    pub sampler: TaskSampler,
+    /// Tasks whose metric the `composite` dev metric averages.
+    pub composite: Vec<usize>,
+    pub eval_batch_size: usize,
+    pub pad: u32,
+    pub device: Device,
+    pub plan: Option<LrPlan>,
+    /// Copied beside the saved model so that it can label raw text.
+    pub tokenizer: Option<PathBuf>,
+    /// Per task: summed mean losses and micro-batches since the last step's report.
+    seen: RefCell<Vec<(f64, usize)>>,
+}
+
+impl MultitaskObjective {
+    pub fn new(
+        model: MultitaskModel,
+        tasks: Vec<TaskData>,
+        sampler: TaskSampler,
+        composite: Vec<usize>,
+        pad: u32,
+        device: Device,
+    ) -> Self {
+        let seen = RefCell::new(vec![(0.0, 0); tasks.len()]);
+        Self {
+            model,
+            tasks,
+            sampler,
+            composite,
+            eval_batch_size: 64,
+            pad,
+            device,
+            plan: None,
+            tokenizer: None,
+            seen,
+        }
+    }
+
+    pub fn with_eval_batch_size(mut self, n: usize) -> Self {
+        self.eval_batch_size = n.max(1);
+        self
+    }
+
+    pub fn with_plan(mut self, plan: LrPlan) -> Self {
+        self.plan = Some(plan);
+        self
+    }
+
+    pub fn with_tokenizer(mut self, tokenizer: Option<PathBuf>) -> Self {
+        self.tokenizer = tokenizer;
+        self
+    }
+
+    /// Each part's task and its mean loss (class-weighted cross-entropy or squared
+    /// error), before the task weights.
+    pub fn task_losses(
+        &self,
+        batch: &MultiBatch,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Vec<(usize, Tensor)>> {
+        batch
+            .parts
+            .iter()
+            .map(|(task, b)| {
+                let outputs = self.model.forward(*task, b, ctx)?;
+                let data = &self.tasks[*task];
+                let sum = task_loss(
+                    self.model.specs[*task].kind,
+                    &outputs,
+                    b,
+                    data.class_weights.as_ref(),
+                )?;
+                Ok((*task, (sum / b.examples.max(1) as f64)?))
+            })
+            .collect()
+    }
+
+    /// Task `task` scored on `examples` (dropout off).
+    pub fn score_task(&self, task: usize, examples: &[TaskExample]) -> Result<TaskScore> {
+        let outputs = head_outputs(
+            examples,
+            self.eval_batch_size,
+            self.pad,
+            &self.device,
+            |b| {
+                self.model
+                    .forward(task, b, &mut Ctx::eval())
+                    .map_err(|e| gradus_finetune::FinetuneError::Config(e.to_string()))
+            },
+        )?;
+        Ok(score(&self.model.specs[task], examples, &outputs)?)
+    }
+
+    /// Every task with dev examples, scored on them.
+    pub fn dev_scores(&self) -> Result<Vec<Option<TaskScore>>> {
+        (0..self.tasks.len())
+            .map(|i| {
+                let dev = &self.tasks[i].dev;
+                (!dev.is_empty())
+                    .then(|| self.score_task(i, dev))
+                    .transpose()
+            })
+            .collect()
+    }
+
+    /// The flat metrics of `scores`: `<task>/<metric>` for each, `loss` (the mean of the
+    /// task losses) and `composite` (the mean of the chosen tasks' metrics).
+    pub fn metrics(&self, scores: &[Option<TaskScore>]) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        let mut losses = Vec::new();
+        for (data, score) in self.tasks.iter().zip(scores) {
+            let Some(score) = score else { continue };
+            for (k, v) in &score.scalars {
+                out.insert(format!("{}/{k}", data.name), *v);
+            }
+            losses.extend(score.scalars.get("loss"));
+        }
+        if !losses.is_empty() {
+            out.insert("loss".into(), mean(&losses));
+        }
+        let chosen: Vec<f64> = self
+            .composite
+            .iter()
+            .filter_map(|&i| {
+                let s = scores[i].as_ref()?;
+                s.scalars.get(&self.tasks[i].metric).copied()
+            })
+            .collect();
+        if !chosen.is_empty() {
+            out.insert("composite".into(), mean(&chosen));
+        }
+        out
+    }
+
+    /// Writes each task as a single-task checkpoint `dir/<task>` (with the tokenizer);
+    /// returns the folders in task order.
+    pub fn export_tasks(&self, dir: &Path) -> Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for (i, data) in self.tasks.iter().enumerate() {
+            let to = dir.join(&data.name);
+            self.model.export_task(i, &to)?;
+            if let Some(tk) = &self.tokenizer {
+                let file = to.join("tokenizer.json");
+                std::fs::copy(tk, &file).map_err(|e| {
+                    crate::MultitaskError::Config(format!("{}: {e}", file.display()))
+                })?;
+            }
+            out.push(to);
+        }
+        Ok(out)
+    }
+
+    /// Mean real tokens per training example over all tasks.
+    fn mean_tokens(&self) -> f64 {
+        let (tokens, n) = self.tasks.iter().fold((0usize, 0usize), |(t, n), d| {
+            (
+                t + d.train.iter().map(|e| e.input_ids.len()).sum::<usize>(),
+                n + d.train.len(),
+            )
+        });
+        tokens as f64 / n.max(1) as f64
+    }
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len() as f64
+}
+
+impl Objective for MultitaskObjective {
+    type Batch = MultiBatch;
+
+    fn params(&self) -> &Params {
+        &self.model.params
+    }
+
+    fn next_batch(&mut self) -> gradus_train::Result<MultiBatch> {
+        let mut parts = Vec::new();
+        for task in self.sampler.next_tasks() {
+            let data = &mut self.tasks[task];
+            let indices = data.batcher.next_batch();
+            let refs: Vec<&TaskExample> = indices.iter().map(|&i| &data.train[i]).collect();
+            parts.push((task, PaddedBatch::new(&refs, self.pad, &self.device)?));
+        }
+        Ok(MultiBatch { parts })
+    }
+
+    /// Examples, so that tokens/s reads as examples/s as in fine-tuning.
+    fn weight(&self, batch: &MultiBatch) -> usize {
+        batch.parts.iter().map(|(_, b)| b.examples).sum()
+    }
+
+    /// The weighted sum of the parts' mean losses, times the batch's weight: the trainer
+    /// divides by the step's total weight, which gives back the weighted sum for one
+    /// micro-batch per step.
+    fn loss_sum(&self, batch: &MultiBatch, ctx: &mut Ctx<'_>) -> gradus_train::Result<Tensor> {
+        let mut total: Option<Tensor> = None;
+        for (task, loss) in self.task_losses(batch, ctx)? {
+            let value = f64::from(loss.to_scalar::<f32>()?);
+            if let Some(entry) = self.seen.borrow_mut().get_mut(task) {
+                entry.0 += value;
+                entry.1 += 1;
+            }
+            let weighted = (loss * self.tasks[task].weight)?;
+            total = Some(match total {
+                Some(t) => (t + weighted)?,
+                None => weighted,
+            });
+        }
+        let total = total.ok_or_else(|| TrainError::Data("an empty multi-task batch".into()))?;
+        Ok((total * self.weight(batch) as f64)?)
+    }
+
+    fn evaluate(&mut self) -> gradus_train::Result<BTreeMap<String, f64>> {
+        let scores = self.dev_scores()?;
+        Ok(self.metrics(&scores))
+    }
+
+    fn data_state(&self) -> gradus_train::Result<serde_json::Value> {
+        gradus_train::cursor_to_json(&DataState {
+            draws: self.sampler.draws,
+            cursors: self
+                .tasks
+                .iter()
+                .map(|d| (d.name.clone(), d.batcher.cursor))
+                .collect(),
+        })
+    }
+
+    fn restore_data(&mut self, state: serde_json::Value) -> gradus_train::Result<()> {
+        let state: DataState = gradus_train::cursor_from_json(state)?;
+        self.sampler.draws = state.draws;
+        for data in &mut self.tasks {
+            data.batcher.cursor = state.cursors.get(&data.name).copied().ok_or_else(|| {
+                TrainError::Data(format!(
+                    "the checkpoint has no cursor for task `{}`",
+                    data.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn save_model(&self, dir: &Path) -> gradus_train::Result<()> {
+        self.model.save(dir)?;
+        if let Some(tk) = &self.tokenizer {
+            let to = dir.join("tokenizer.json");
+            std::fs::copy(tk, &to)
+                .map_err(|e| TrainError::Data(format!("{}: {e}", to.display())))?;
+        }
+        Ok(())
+    }
+
+    fn flops_per_unit(&self) -> f64 {
+        6.0 * self.model.params.count() as f64 * self.mean_tokens()
+    }
+
+    fn lr_scale(&self, name: &str) -> Option<f64> {
+        self.plan.as_ref().map_or(Some(1.0), |p| p.scale(name))
+    }
+
+    /// `<task>/loss` (mean training loss of the task's micro-batches in this step) and
+    /// `<task>/epoch` (its epochs of data consumed).
+    fn step_metrics(&mut self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        for (data, (sum, n)) in self.tasks.iter().zip(self.seen.borrow_mut().iter_mut()) {
+            if *n > 0 {
+                out.insert(format!("{}/loss", data.name), *sum / *n as f64);
+            }
+            out.insert(format!("{}/epoch", data.name), data.epochs());
+            (*sum, *n) = (0.0, 0);
+        }
+        out
+    }
+}

@@ -1,0 +1,386 @@
+//! Multi-task training end to end on two synthetic tasks (a classification and a
+//! regression) and a tiny random encoder: the joint loss, learning both tasks, exact
+//! resume with the sampler's state, the checks before training, and the exported
+//! single-task checkpoints.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+use std::path::{Path, PathBuf};
+
+use candle_core::Device;
+use gradus_finetune::{FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, task_loss};
+use gradus_model::{Bert, BertConfig, Ctx, Params};
+use gradus_multitask::{MultitaskConfig, MultitaskObjective, Strategy, TaskConfig};
+use gradus_shard::OpenMode;
+use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
+use gradus_train::{Objective, TrainReport, Trainer};
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    sentiment: PathBuf,
+    intensity: PathBuf,
+    model: PathBuf,
+}
+
+/// Two examples datasets sharing one WordPiece tokenizer, `sentiment` (2 classes) and
+/// `intensity` (a score 0-3), each 400 training and 120 validation rows, and a tiny
+/// random BERT of that vocabulary.
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let tsv = |name: &str| root.join(format!("{name}.tsv"));
+    let mut texts = gradus_testkit::toy_sentiment_tsv(&tsv("s-train"), 400, 1);
+    texts.extend(gradus_testkit::toy_sentiment_tsv(&tsv("s-dev"), 120, 2));
+    texts.extend(gradus_testkit::toy_intensity_tsv(&tsv("i-train"), 400, 3));
+    texts.extend(gradus_testkit::toy_intensity_tsv(&tsv("i-dev"), 120, 4));
+    let tk = gradus_tokenize::train(
+        &TkConfig {
+            kind: TokenizerKind::Wordpiece,
+            vocab_size: 200,
+            min_frequency: 1,
+            ..TkConfig::default()
+        },
+        &texts,
+    )
+    .unwrap();
+    let encode = |task: &str, prefix: &str, score: Option<&str>| {
+        let files = [
+            SplitFile::parse(
+                &format!("train={}", tsv(&format!("{prefix}-train")).display()),
+                "train",
+            ),
+            SplitFile::parse(
+                &format!("validation={}", tsv(&format!("{prefix}-dev")).display()),
+                "train",
+            ),
+        ];
+        let config = ExamplesConfig {
+            task: task.into(),
+            score: score.map(str::to_string),
+            max_len: 16,
+            ..ExamplesConfig::default()
+        };
+        let out = root.join(task);
+        gradus_tokenize::encode_examples(&tk, &config, &files, &out, OpenMode::Overwrite).unwrap();
+        out
+    };
+    let sentiment = encode("sentiment", "s", None);
+    let intensity = encode("intensity", "i", Some("score"));
+    let model = root.join("tiny-bert");
+    std::fs::create_dir_all(&model).unwrap();
+    let bert = BertConfig {
+        vocab_size: tk.get_vocab_size(true),
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: 32,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..BertConfig::default()
+    };
+    let mut params = Params::new(Device::Cpu, 3);
+    Bert::new(&bert, &mut params).unwrap();
+    params.save(&model.join("model.safetensors")).unwrap();
+    std::fs::write(
+        model.join("config.json"),
+        serde_json::to_string(&bert).unwrap(),
+    )
+    .unwrap();
+    Fixture {
+        _tmp: tmp,
+        root,
+        sentiment,
+        intensity,
+        model,
+    }
+}
+
+fn task(name: &str, examples: &Path) -> TaskConfig {
+    TaskConfig {
+        name: name.into(),
+        examples: examples.to_path_buf(),
+        head: HeadConfig {
+            pooling: Pooling::Mean,
+            ..HeadConfig::default()
+        },
+        ..TaskConfig::default()
+    }
+}
+
+fn two_tasks(f: &Fixture, strategy: Strategy) -> MultitaskConfig {
+    let mut config = MultitaskConfig {
+        tasks: vec![
+            task("sentiment", &f.sentiment),
+            task("intensity", &f.intensity),
+        ],
+        strategy,
+        ..MultitaskConfig::default()
+    };
+    config.training.model = f.model.clone();
+    config.training.batch_size = 16;
+    config.training.epochs = 3.0;
+    config.training.lr = 3e-3;
+    config.training.seed = 7;
+    config
+}
+
+fn train(
+    config: &MultitaskConfig,
+    out: &Path,
+    stop_after: Option<u64>,
+) -> (MultitaskObjective, TrainReport) {
+    let mut objective = config.build().unwrap();
+    let mut trainer = Trainer::new(config.train_config(&objective.tasks), out);
+    trainer.stop_after = stop_after;
+    let report = trainer.run(&mut objective, &mut |_| {}).unwrap();
+    (objective, report)
+}
+
+#[test]
+fn the_joint_loss_is_the_weighted_sum_of_the_task_losses() {
+    let f = fixture();
+    let mut config = two_tasks(&f, Strategy::Joint);
+    config.tasks[0].weight = 0.7;
+    config.tasks[1].weight = 2.5;
+    let mut objective = config.build().unwrap();
+    let batch = objective.next_batch().unwrap();
+    assert_eq!(batch.parts.len(), 2, "joint batches hold every task");
+    let joint = objective.loss_sum(&batch, &mut Ctx::eval()).unwrap();
+    let joint = f64::from(joint.to_scalar::<f32>().unwrap()) / objective.weight(&batch) as f64;
+    let mut expected = 0.0;
+    for (t, b) in &batch.parts {
+        let out = objective.model.forward(*t, b, &mut Ctx::eval()).unwrap();
+        let kind = objective.model.specs[*t].kind;
+        let sum = task_loss(kind, &out, b, None).unwrap();
+        let mean = f64::from(sum.to_scalar::<f32>().unwrap()) / b.examples as f64;
+        expected += config.tasks[*t].weight * mean;
+    }
+    assert!(
+        (joint - expected).abs() < 1e-5 * expected.abs().max(1.0),
+        "joint {joint} vs weighted sum {expected}"
+    );
+}
+
+#[test]
+fn joint_training_improves_both_tasks_and_logs_each() {
+    let f = fixture();
+    let config = two_tasks(&f, Strategy::Joint);
+    let before = {
+        let o = config.build().unwrap();
+        o.metrics(&o.dev_scores().unwrap())
+    };
+    let out = f.root.join("joint");
+    let (objective, report) = train(&config, &out, None);
+    let after = objective.metrics(&objective.dev_scores().unwrap());
+    for metric in ["sentiment/accuracy", "intensity/pearson"] {
+        assert!(
+            after[metric] > before[metric] + 0.2,
+            "{metric}: {} before, {} after",
+            before[metric],
+            after[metric]
+        );
+    }
+    assert!(after["sentiment/accuracy"] > 0.8, "{after:?}");
+    assert!(after["intensity/pearson"] > 0.8, "{after:?}");
+    let composite = (after["sentiment/accuracy"] + after["intensity/pearson"]) / 2.0;
+    assert!((after["composite"] - composite).abs() < 1e-12);
+    assert_eq!(report.best_value, Some(after["composite"]));
+    // Every step logs each task's training loss and epochs; every evaluation each
+    // task's metrics.
+    let first = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
+    let line: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
+    for key in [
+        "sentiment/loss",
+        "intensity/loss",
+        "sentiment/epoch",
+        "intensity/epoch",
+    ] {
+        assert!(line[key].is_number(), "{key} missing from {line}");
+    }
+    let evals = std::fs::read_to_string(out.join("eval.jsonl")).unwrap();
+    let eval: serde_json::Value = serde_json::from_str(evals.lines().last().unwrap()).unwrap();
+    for key in [
+        "sentiment/macro_f1",
+        "intensity/spearman",
+        "composite",
+        "loss",
+    ] {
+        assert!(eval[key].is_number(), "{key} missing from {eval}");
+    }
+}
+
+#[test]
+fn resume_is_exact_with_the_sampler_state() {
+    let f = fixture();
+    let mut config = two_tasks(
+        &f,
+        Strategy::Temperature {
+            temperature: 2.0,
+            cap: None,
+            anneal_to: Some(1.0),
+        },
+    );
+    config.training.max_steps = Some(24);
+    config.training.eval_steps = Some(12);
+    config.tasks[0].head.dropout = Some(0.2);
+    let (_, full) = train(&config, &f.root.join("full"), None);
+    let split = f.root.join("split");
+    let (first, _) = train(&config, &split, Some(12));
+    assert_eq!(first.sampler.draws, 12);
+    let (_, second) = train(&config, &split, None);
+    assert_eq!(second.resumed_from, Some(12));
+    assert_eq!(
+        second.losses[..],
+        full.losses[12..],
+        "losses after resume differ"
+    );
+    // The per-task losses show which task each step drew: the same after resume.
+    let tasks_of = |dir: &Path| {
+        std::fs::read_to_string(dir.join("train.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                v["sentiment/loss"].is_number()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (a, b) = (tasks_of(&f.root.join("full")), tasks_of(&split));
+    assert_eq!(a, b);
+    assert!(
+        a.contains(&true) && a.contains(&false),
+        "both tasks drawn: {a:?}"
+    );
+}
+
+#[test]
+fn bad_configs_fail_before_training() {
+    let f = fixture();
+    let err = |c: MultitaskConfig| c.build().unwrap_err().to_string();
+
+    let mut twins = two_tasks(&f, Strategy::Joint);
+    twins.tasks[1].name = "sentiment".into();
+    let e = err(twins);
+    assert!(e.contains("two tasks are named `sentiment`"), "{e}");
+
+    let mut three = two_tasks(&f, Strategy::Joint);
+    three.tasks[0].head.num_labels = Some(3);
+    let e = err(three);
+    assert!(e.contains("3 classes") && e.contains("2 labels"), "{e}");
+
+    let mut regression_on_labels = two_tasks(&f, Strategy::Joint);
+    regression_on_labels.tasks[0].head.kind = Some(TaskKind::Regression);
+    let e = err(regression_on_labels);
+    assert!(
+        e.contains("regression") && e.contains("class labels"),
+        "{e}"
+    );
+
+    let mut no_dev = two_tasks(&f, Strategy::Joint);
+    no_dev.tasks[1].dev_split = "test".into();
+    no_dev.training.early_stopping_patience = Some(2);
+    let e = err(no_dev.clone());
+    assert!(
+        e.contains("task `intensity` has no dev examples") && e.contains("early stopping"),
+        "{e}"
+    );
+    // Left out of the composite, the task needs no dev data.
+    no_dev.composite = Some(vec!["sentiment".into()]);
+    assert!(no_dev.build().is_ok());
+
+    let mut bad_metric = two_tasks(&f, Strategy::Joint);
+    bad_metric.training.metric_for_best = Some("intensity/accuracy".into());
+    let e = err(bad_metric);
+    assert!(e.contains("intensity") && e.contains("pearson"), "{e}");
+
+    let mut per_task_key = two_tasks(&f, Strategy::Joint);
+    per_task_key.training.examples = f.sentiment.clone();
+    let e = err(per_task_key);
+    assert!(e.contains("`examples` is set for each task"), "{e}");
+
+    let e = err(two_tasks(
+        &f,
+        Strategy::Probabilities {
+            probabilities: vec![1.0],
+        },
+    ));
+    assert!(e.contains("1 probabilities for 2 tasks"), "{e}");
+}
+
+#[test]
+fn the_seed_recipe_is_a_few_lines_of_toml() {
+    let f = fixture();
+    let text = format!(
+        r#"
+model = "{model}"
+lr = 2e-5
+strategy = {{ kind = "joint" }}
+
+[[tasks]]
+name = "sentiment"
+examples = "{sentiment}"
+head = {{ kind = "classification", num_labels = 2 }}
+
+[[tasks]]
+name = "intensity"
+examples = "{intensity}"
+head = {{ kind = "regression" }}
+"#,
+        model = f.model.display(),
+        sentiment = f.sentiment.display(),
+        intensity = f.intensity.display(),
+    );
+    let config: MultitaskConfig = toml::from_str(&text).unwrap();
+    let objective = config.build().unwrap();
+    let kinds: Vec<_> = objective.model.specs.iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [TaskKind::Classification, TaskKind::Regression]);
+    assert_eq!(config.train_config(&objective.tasks).lr, 2e-5);
+    // Unknown keys are errors: at the top level before training, in a task when read.
+    let typo: MultitaskConfig = toml::from_str(&format!("learning_rate = 1e-4\n{text}")).unwrap();
+    let e = typo.build().unwrap_err().to_string();
+    assert!(e.contains("unknown setting `learning_rate`"), "{e}");
+    let bad_task = "[[tasks]]\nname = \"x\"\nwieght = 2";
+    assert!(toml::from_str::<MultitaskConfig>(bad_task).is_err());
+}
+
+#[test]
+fn each_task_exports_as_a_single_task_checkpoint_that_finetunes_further() {
+    let f = fixture();
+    let mut config = two_tasks(&f, Strategy::Alternating { phase: 2 });
+    config.finetune = Some(FinetuneConfig {
+        epochs: 1.0,
+        ..FinetuneConfig::default()
+    });
+    config.finetune_tasks = Some(vec!["sentiment".into()]);
+    let (objective, _) = train(&config, &f.root.join("alt"), None);
+    let dirs = objective.export_tasks(&f.root.join("alt/tasks")).unwrap();
+    let predictor = Predictor::load(&dirs[0], &Device::Cpu).unwrap();
+    let texts = [
+        ("the movie was very good".to_string(), None),
+        ("the plot is awful".to_string(), None),
+    ];
+    let rows = predictor
+        .predict(&predictor.encode(&texts).unwrap())
+        .unwrap();
+    let names: Vec<_> = rows.iter().map(|p| p.predicted_name.clone()).collect();
+    assert_eq!(names, [Some("1".to_string()), Some("0".to_string())]);
+    // Fine-tuning the exported task starts from its trained head and encoder.
+    let refine = config
+        .finetune_config(&config.tasks[0], dirs[0].clone())
+        .unwrap();
+    assert!(
+        config
+            .finetune_config(&config.tasks[1], dirs[1].clone())
+            .is_none()
+    );
+    assert_eq!(
+        (refine.epochs, refine.examples.clone()),
+        (1.0, f.sentiment.clone())
+    );
+    let start = refine.build().unwrap();
+    assert!(start.model.params.fresh_names().is_empty());
+    let score = start.score(&start.dev).unwrap();
+    assert!(score.scalars["accuracy"] > 0.8, "{:?}", score.scalars);
+}

@@ -1,0 +1,110 @@
+//! `gradus-multitask`: one pretrained encoder trained on several tasks at once (joint,
+//! alternating or sampled), each task exported as its own checkpoint in
+//! `OUTPUT/tasks/<task>`, then optionally fine-tuned on its own (`OUTPUT/finetune/<task>`).
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::finetune::prepare;
+use gradus::multitask::{MultitaskSummary, announce};
+use gradus_multitask::MultitaskConfig;
+use gradus_telemetry::{Progress, Telemetry, init_tracing};
+use gradus_train::Trainer;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gradus-multitask",
+    version,
+    about = "Train one encoder on several tasks at once, then optionally fine-tune each"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: StageArgs,
+    /// Checkpoint folder to start from (overrides the config's `model`).
+    #[arg(long)]
+    model: Option<PathBuf>,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = cli.args;
+    init_tracing(args.verbose);
+    args.apply_threads()?;
+    let output = args.output()?.to_path_buf();
+    let mut config: MultitaskConfig = args.resolve_config()?;
+    if let Some(model) = cli.model {
+        config.training.model = model;
+    }
+    // Every check runs before anything is written or deleted.
+    let mut objective = config.build()?;
+    let train = config.train_config(&objective.tasks);
+    if args.overwrite && output.exists() {
+        std::fs::remove_dir_all(&output)?;
+    }
+    std::fs::create_dir_all(&output)?;
+    let _telemetry = Telemetry::install(
+        "multitask",
+        &output.join("metrics.jsonl"),
+        args.metrics_addr()?,
+    )?;
+    write_resolved_config(&output, "multitask", &args, &config)?;
+    for (data, spec) in objective.tasks.iter().zip(&objective.model.specs) {
+        tracing::info!(
+            "task `{}` ({:?}, {} outputs, weight {}): {} training / {} dev examples",
+            data.name,
+            spec.kind,
+            spec.outputs(),
+            data.weight,
+            data.train.len(),
+            data.dev.len()
+        );
+    }
+    tracing::info!(
+        "{:?}: {} steps, {} parameters",
+        config.strategy,
+        train.steps,
+        objective.model.params.count()
+    );
+    let names: Vec<String> = objective.tasks.iter().map(|d| d.name.clone()).collect();
+    let metric = train.metric_for_best.clone();
+    let progress = Progress::new("multitask", Some(train.steps), "steps");
+    let report = Trainer::new(train, &output).run(&mut objective, &mut |s| {
+        progress.inc(1);
+        progress.set_message(announce(s, &names, &metric));
+    })?;
+    progress.finish();
+    let exported = objective.export_tasks(&output.join("tasks"))?;
+    let mut summary = MultitaskSummary::new(&config, &objective, &report, &exported)?;
+    drop(objective);
+    for (task, dir) in config.tasks.iter().zip(&exported) {
+        let Some(refine) = config.finetune_config(task, dir.clone()) else {
+            continue;
+        };
+        let out = output.join("finetune").join(&task.name);
+        // Not emptied: a rerun resumes the fine-tuning from its checkpoints.
+        let (objective, train) = prepare(&refine, &out, false)?;
+        write_resolved_config(&out, "finetune", &args, &refine)?;
+        let result = gradus::finetune::train(objective, train, &out)?;
+        if let Some(t) = summary.tasks.get_mut(&task.name) {
+            t.finetuned = Some(result);
+        }
+    }
+    summary.write(&output.join("metrics.json"))?;
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{}", summary.table())?;
+    writeln!(
+        stdout,
+        "{}: {} steps ({:.1} s); tasks in {}",
+        output.display(),
+        summary.steps,
+        summary.train_seconds,
+        output.join("tasks").display()
+    )?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    exit_with(run(Cli::parse()))
+}

@@ -1,0 +1,134 @@
+//! What `gradus-multitask` reports: the progress message, the final `metrics.json` with
+//! each task's dev figures, and the per-task fine-tuning that may follow.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Context;
+use gradus_multitask::{MultitaskConfig, MultitaskObjective, Strategy};
+use gradus_train::{StepOutput, TrainReport};
+use serde::Serialize;
+
+use crate::finetune::FinetuneSummary;
+
+/// The progress message of a step: each task's epochs so far, and the selection metric
+/// when the step evaluated.
+pub fn announce(step: &StepOutput, tasks: &[String], metric: &str) -> String {
+    let epochs: Vec<String> = tasks
+        .iter()
+        .filter_map(|t| {
+            let e = step.details.get(&format!("{t}/epoch"))?;
+            Some(format!("{t} {e:.2} ep"))
+        })
+        .collect();
+    let eval = step
+        .eval
+        .as_ref()
+        .and_then(|e| e.get(metric))
+        .map_or(String::new(), |v| format!(" · dev {metric} {v:.4}"));
+    format!("loss {:.4} · {}{eval}", step.loss, epochs.join(", "))
+}
+
+/// One task's figures in `metrics.json`.
+#[derive(Debug, Serialize)]
+pub struct TaskSummary {
+    pub kind: gradus_finetune::TaskKind,
+    pub metric: String,
+    pub train_examples: usize,
+    pub epochs: f64,
+    /// Scalars of the final (best) model on the task's dev split; absent without one.
+    pub dev: Option<BTreeMap<String, f64>>,
+    pub dev_report: Option<serde_json::Value>,
+    /// The exported single-task checkpoint.
+    pub model: String,
+    /// The per-task fine-tuning run that followed, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finetuned: Option<FinetuneSummary>,
+}
+
+/// `metrics.json` of a multi-task run.
+#[derive(Debug, Serialize)]
+pub struct MultitaskSummary {
+    pub strategy: Strategy,
+    pub metric_for_best: String,
+    pub best_value: Option<f64>,
+    pub best_step: Option<u64>,
+    pub steps: u64,
+    pub early_stopped: bool,
+    pub train_seconds: f64,
+    pub examples_per_second: f64,
+    /// `composite` and every `<task>/<metric>` of the final (best) model.
+    pub dev: BTreeMap<String, f64>,
+    pub tasks: BTreeMap<String, TaskSummary>,
+}
+
+impl MultitaskSummary {
+    /// Scores the objective's current model (the best one, restored by the trainer) on
+    /// every task; `exported` are the single-task folders in task order.
+    pub fn new(
+        config: &MultitaskConfig,
+        objective: &MultitaskObjective,
+        report: &TrainReport,
+        exported: &[std::path::PathBuf],
+    ) -> anyhow::Result<Self> {
+        let scores = objective.dev_scores()?;
+        let mut tasks = BTreeMap::new();
+        for (i, data) in objective.tasks.iter().enumerate() {
+            let score = scores[i].as_ref();
+            tasks.insert(
+                data.name.clone(),
+                TaskSummary {
+                    kind: objective.model.specs[i].kind,
+                    metric: data.metric.clone(),
+                    train_examples: data.train.len(),
+                    epochs: data.epochs(),
+                    dev: score.map(|s| s.scalars.clone()),
+                    dev_report: score.map(|s| s.report.clone()),
+                    model: exported[i].display().to_string(),
+                    finetuned: None,
+                },
+            );
+        }
+        Ok(Self {
+            strategy: config.strategy.clone(),
+            metric_for_best: config.metric_for_best(),
+            best_value: report.best_value,
+            best_step: report.best_step,
+            steps: report.steps,
+            early_stopped: report.early_stopped,
+            train_seconds: report.seconds,
+            examples_per_second: report.tokens_per_second,
+            dev: objective.metrics(&scores),
+            tasks,
+        })
+    }
+
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+    }
+
+    /// A table for the terminal: each task's metric after multi-task training and, when
+    /// it was fine-tuned on its own afterwards, after that.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<16} {:<10} {:>12} {:>12}\n",
+            "task", "metric", "multi-task", "fine-tuned"
+        );
+        for (name, t) in &self.tasks {
+            let multi = t.dev.as_ref().and_then(|d| d.get(&t.metric));
+            let tuned = t.finetuned.as_ref().and_then(|f| f.dev.get(&t.metric));
+            let cell = |v: Option<&f64>| v.map_or("-".to_string(), |v| format!("{v:.4}"));
+            out.push_str(&format!(
+                "{name:<16} {:<10} {:>12} {:>12}\n",
+                t.metric,
+                cell(multi),
+                cell(tuned)
+            ));
+        }
+        if let Some(c) = self.dev.get("composite") {
+            out.push_str(&format!("{:<16} {:<10} {c:>12.4}\n", "composite", "mean"));
+        }
+        out
+    }
+}
