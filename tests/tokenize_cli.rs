@@ -5,13 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-fn run(bin: &str, args: &[&str]) -> Output {
-    Command::new(bin)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap()
-}
+use gradus_testkit::{run_bin as run, succeeded as ok};
 
 fn tokenize(args: &[&str]) -> Output {
     run(env!("CARGO_BIN_EXE_gradus-tokenize"), args)
@@ -19,11 +13,6 @@ fn tokenize(args: &[&str]) -> Output {
 
 fn gradus(args: &[&str]) -> Output {
     run(env!("CARGO_BIN_EXE_gradus"), args)
-}
-
-fn ok(o: &Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn corpus(tmp: &Path) -> String {

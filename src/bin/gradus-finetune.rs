@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::cli::{StageArgs, exit_with, write_resolved_config, write_summary};
 use gradus::finetune::prepare;
 use gradus_finetune::FinetuneConfig;
 use gradus_telemetry::{Telemetry, init_tracing};
@@ -49,7 +49,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     write_resolved_config(&output, "finetune", &args, &config)?;
     let summary = gradus::finetune::train(objective, train, &output)?;
-    writeln!(std::io::stdout().lock(), "{}", summary.line(&output))?;
+    let line = summary.line(&output);
+    write_summary(&output, &format!("{line}\n"))?;
+    writeln!(std::io::stdout().lock(), "{line}")?;
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::cli::{StageArgs, exit_with, write_resolved_config, write_summary};
 use gradus::finetune::prepare;
 use gradus::multitask::{MultitaskSummary, announce};
 use gradus_multitask::MultitaskConfig;
@@ -92,16 +92,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     summary.write(&output.join("metrics.json"))?;
-    let mut stdout = std::io::stdout().lock();
-    write!(stdout, "{}", summary.table())?;
-    writeln!(
-        stdout,
-        "{}: {} steps ({:.1} s); tasks in {}",
+    let text = format!(
+        "{}{}: {} steps ({:.1} s); tasks in {}\n",
+        summary.table(),
         output.display(),
         summary.steps,
         summary.train_seconds,
         output.join("tasks").display()
-    )?;
+    );
+    write_summary(&output, &text)?;
+    write!(std::io::stdout().lock(), "{text}")?;
     Ok(())
 }
 

@@ -263,3 +263,19 @@ pub fn toy_intensity_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
     std::fs::write(path, text).unwrap();
     sentences
 }
+
+/// Runs binary `bin` with `args` (logging at `warn`) and returns what it did.
+pub fn run_bin(bin: &str, args: &[&str]) -> std::process::Output {
+    #[allow(clippy::unwrap_used)] // a test helper: a binary that cannot start fails the test
+    std::process::Command::new(bin)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// The standard output of a run that must have succeeded (its stderr in the panic).
+pub fn succeeded(o: &std::process::Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}

@@ -51,6 +51,52 @@ pub struct ExamplesConfig {
     pub on_error: OnError,
     /// Examples per encode batch.
     pub batch_rows: usize,
+    /// Moves a seeded share of one split's rows into another (a dev set cut from a
+    /// file that has no separate one).
+    pub holdout: Option<Holdout>,
+}
+
+/// A seeded, reproducible share of split `from`'s rows relabelled as split `to`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Holdout {
+    #[serde(default = "train_split")]
+    pub from: String,
+    #[serde(default = "validation_split")]
+    pub to: String,
+    /// Share of `from`'s rows moved, in (0, 1).
+    pub fraction: f64,
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn train_split() -> String {
+    "train".into()
+}
+
+fn validation_split() -> String {
+    "validation".into()
+}
+
+impl Holdout {
+    /// The split of a row of split `split` at `line`: each row is decided on its own
+    /// by a hash of the seed and its line, so the choice does not depend on the order
+    /// or number of the other rows.
+    pub fn split_of<'a>(&'a self, split: &'a str, line: usize) -> &'a str {
+        if split != self.from {
+            return split;
+        }
+        let mut z = self.seed ^ (line as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        // splitmix64's finaliser: a well-mixed 64-bit value per (seed, line).
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        if ((z >> 11) as f64 / (1u64 << 53) as f64) < self.fraction {
+            &self.to
+        } else {
+            split
+        }
+    }
 }
 
 impl Default for ExamplesConfig {
@@ -66,6 +112,7 @@ impl Default for ExamplesConfig {
             max_len: 128,
             on_error: OnError::Fail,
             batch_rows: 1024,
+            holdout: None,
         }
     }
 }
@@ -179,6 +226,14 @@ pub fn encode_examples(
     output: &Path,
     mode: OpenMode,
 ) -> Result<Manifest> {
+    if let Some(h) = &config.holdout
+        && !(h.fraction > 0.0 && h.fraction < 1.0)
+    {
+        return Err(TokenizeError::Config(format!(
+            "holdout.fraction {} is not between 0 and 1",
+            h.fraction
+        )));
+    }
     if config.label.is_some() && config.score.is_some() {
         return Err(TokenizeError::Config(
             "set `label` (classification) or `score` (regression), not both".into(),
@@ -295,7 +350,12 @@ fn encode_file(
                 continue;
             }
         };
+        let split = config.holdout.as_ref().map_or(f.file.split.as_str(), |h| {
+            h.split_of(&f.file.split, row.line)
+        });
         pending.push(Example {
+            // The file's own split: ids stay unique when a held-out row meets a row
+            // of the same line in the target split's file.
             id: format!("{}:{}:{}", config.task, f.file.split, row.line),
             task: config.task.clone(),
             text: text.to_string(),
@@ -304,7 +364,7 @@ fn encode_file(
             target,
             input_ids: Vec::new(),
             token_type_ids: Vec::new(),
-            split: f.file.split.clone(),
+            split: split.to_string(),
         });
         if pending.len() >= config.batch_rows.max(1) {
             flush(tk, &mut pending, key, writer, counts)?;
@@ -390,6 +450,28 @@ fn flush(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn holdout_moves_a_seeded_share_of_one_split() {
+        let h = Holdout {
+            from: "train".into(),
+            to: "validation".into(),
+            fraction: 0.2,
+            seed: 13,
+        };
+        let moved: Vec<usize> = (1..=10_000)
+            .filter(|&l| h.split_of("train", l) == "validation")
+            .collect();
+        assert!((1850..2150).contains(&moved.len()), "{}", moved.len());
+        // Other splits are left alone; another seed picks other rows.
+        assert!((1..100).all(|l| h.split_of("test", l) == "test"));
+        let other = Holdout {
+            seed: 14,
+            ..h.clone()
+        };
+        let moved_too = (1..=10_000).filter(|&l| other.split_of("train", l) == "validation");
+        assert!(moved_too.filter(|l| moved.binary_search(l).is_ok()).count() < 600);
+    }
 
     #[test]
     fn split_prefix_is_optional() {

@@ -38,7 +38,7 @@ pub use tokenizers::Tokenizer;
 
 pub use encode::{EncodeConfig, EncodeRun, Encoder, encode_dataset, split_of};
 pub use error::{Result, TokenizeError};
-pub use examples::{ExamplesConfig, LabelMap, OnError, SplitFile, encode_examples};
+pub use examples::{ExamplesConfig, Holdout, LabelMap, OnError, SplitFile, encode_examples};
 pub use sample::{Sampler, sample_dataset};
 pub use spec::{
     TokenizerKind, TrainConfig, bert_template, char_tokenizer, char_tokenizer_from, fingerprint,

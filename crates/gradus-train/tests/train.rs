@@ -242,7 +242,9 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
     );
     let before = gradus_train::Objective::evaluate(&mut obj).unwrap();
     let mut c = config_for_mlm();
-    c.steps = 400;
+    // MLM sits at the unigram plateau for a few hundred steps before attention learns
+    // positions; by 800 steps a working encoder predicts most counts (~0.9).
+    c.steps = 800;
     let report = Trainer::new(c, &dir.path().join("run"))
         .run(&mut obj, &mut |_| {})
         .unwrap();
@@ -252,8 +254,8 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         "{before:?} -> {after:?}"
     );
     assert!(
-        after["mlm_accuracy"] > 3.0 / 24.0,
-        "three times chance (1/24): {after:?}"
+        after["mlm_accuracy"] > 0.7,
+        "a position-blind encoder stays near 0.35: {after:?}"
     );
     assert!(
         after["nsp_loss"] < before["nsp_loss"],
