@@ -11,7 +11,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{Batcher, References, TaskExample, load_examples, references, subset};
 use crate::error::{FinetuneError, Result};
-use crate::model::{Init, Pooling, TaskKind, TaskModel, TaskSpec, read_bert_config};
+use crate::model::{
+    Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head, read_bert_config,
+};
 use crate::objective::FinetuneObjective;
 use crate::plan::LrPlan;
 
@@ -360,6 +362,7 @@ impl FinetuneConfig {
             &device,
             self.seed,
         )?;
+        centre_regression_head(&model.params, "classifier", &train)?;
         let class_weights = self
             .head
             .class_weights

@@ -8,7 +8,7 @@ use candle_core::{Device, Tensor};
 use gradus_model::{Bert, BertConfig, Ctx, Params, TaskHead};
 use serde::{Deserialize, Serialize};
 
-use crate::data::PaddedBatch;
+use crate::data::{PaddedBatch, TaskExample};
 use crate::error::{FinetuneError, Result};
 
 /// What the head predicts.
@@ -163,6 +163,27 @@ impl TaskModel {
         self.params.save(&dir.join("model.safetensors"))?;
         write_config(dir, self.bert.config(), &[&self.spec])
     }
+}
+
+/// Starts a new regression head at the mean training target: its bias (`<head>.bias`) is
+/// set to the mean when it was just initialised. With a zero bias, a few hundred small
+/// steps cannot move the output to targets centred far from 0 (STS-B's 0–5), and the
+/// encoder is bent to make up the offset instead.
+pub fn centre_regression_head(params: &Params, head: &str, train: &[TaskExample]) -> Result<()> {
+    let name = format!("{head}.bias");
+    if !params.is_fresh(&name) {
+        return Ok(());
+    }
+    let targets: Vec<f64> = train
+        .iter()
+        .filter_map(|e| e.target.map(f64::from))
+        .collect();
+    let Some(var) = params.get(&name).filter(|_| !targets.is_empty()) else {
+        return Ok(());
+    };
+    let mean = targets.iter().sum::<f64>() / targets.len() as f64;
+    var.set(&Tensor::full(mean as f32, var.dims(), var.device())?)?;
+    Ok(())
 }
 
 /// One vector per example `[batch, hidden]`.

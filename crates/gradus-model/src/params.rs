@@ -108,6 +108,11 @@ impl Params {
         &self.fresh_names
     }
 
+    /// Whether parameter `name` was initialised here rather than loaded from a checkpoint.
+    pub fn is_fresh(&self, name: &str) -> bool {
+        self.source.is_none() || self.fresh_names.iter().any(|n| n == name)
+    }
+
     /// A parameter drawn from N(0, std²) (or loaded).
     pub fn normal(
         &mut self,

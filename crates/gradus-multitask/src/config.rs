@@ -8,13 +8,14 @@ use candle_core::Tensor;
 use gradus_finetune::data::{Batcher, load_examples, references, subset};
 use gradus_finetune::plan::LrPlan;
 use gradus_finetune::{
-    FinetuneConfig, HeadConfig, TaskKind, TaskSpec, check_vocabulary, read_bert_config, task_spec,
+    FinetuneConfig, HeadConfig, TaskKind, TaskSpec, centre_regression_head, check_vocabulary,
+    read_bert_config, task_spec,
 };
 use gradus_train::TrainConfig;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MultitaskError, Result};
-use crate::model::MultitaskModel;
+use crate::model::{MultitaskModel, head_prefix};
 use crate::objective::{MultitaskObjective, TaskData};
 use crate::sampler::{Strategy, TaskSampler, non_negative};
 
@@ -150,6 +151,9 @@ impl MultitaskConfig {
             &device,
             t.seed,
         )?;
+        for data in &tasks {
+            centre_regression_head(&model.params, &head_prefix(&data.name), &data.train)?;
+        }
         let sizes = tasks.iter().map(|d| d.train.len()).collect();
         let steps = self.train_config(&tasks).steps;
         let horizon = steps * t.accumulation as u64;

@@ -384,3 +384,27 @@ fn each_task_exports_as_a_single_task_checkpoint_that_finetunes_further() {
     let score = start.score(&start.dev).unwrap();
     assert!(score.scalars["accuracy"] > 0.8, "{:?}", score.scalars);
 }
+
+#[test]
+fn a_new_regression_head_starts_at_the_mean_target() {
+    let f = fixture();
+    let objective = two_tasks(&f, Strategy::Joint).build().unwrap();
+    let targets: Vec<f32> = objective.tasks[1]
+        .train
+        .iter()
+        .map(|e| e.target.unwrap())
+        .collect();
+    let mean = targets.iter().sum::<f32>() / targets.len() as f32;
+    assert!(mean > 1.0, "the toy scores average about 1.5: {mean}");
+    let bias = |name: &str| {
+        let v = objective.model.params.get(name).unwrap();
+        v.as_tensor().to_vec1::<f32>().unwrap()
+    };
+    let regression = bias("heads.intensity.bias");
+    assert!(
+        (regression[0] - mean).abs() < 1e-5,
+        "{regression:?} vs {mean}"
+    );
+    // Classification heads keep their zero bias.
+    assert_eq!(bias("heads.sentiment.bias"), [0.0, 0.0]);
+}
