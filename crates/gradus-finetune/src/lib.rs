@@ -28,8 +28,8 @@ mod predict;
 pub use config::{Decay, FinetuneConfig, HeadConfig, check_vocabulary, dataset_labels, task_spec};
 pub use error::{FinetuneError, Result};
 pub use model::{
-    Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head, pool, read_bert_config,
-    read_task_spec, write_config,
+    Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head, copy_tokenizer, pool,
+    read_bert_config, read_task_spec, write_config,
 };
 pub use objective::{FinetuneObjective, task_loss};
 pub use predict::Predictor;

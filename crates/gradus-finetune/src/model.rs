@@ -186,6 +186,16 @@ pub fn centre_regression_head(params: &Params, head: &str, train: &[TaskExample]
     Ok(())
 }
 
+/// Copies the tokenizer (when there is one) beside a saved model, so that the folder
+/// labels raw text on its own.
+pub fn copy_tokenizer(tokenizer: Option<&Path>, dir: &Path) -> Result<()> {
+    if let Some(tk) = tokenizer {
+        let to = dir.join("tokenizer.json");
+        std::fs::copy(tk, &to).map_err(|e| FinetuneError::file(&to, e))?;
+    }
+    Ok(())
+}
+
 /// One vector per example `[batch, hidden]`.
 pub fn pool(bert: &Bert, pooling: Pooling, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
     Ok(match pooling {

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use gradus_model::{Ctx, Params, loss};
-use gradus_train::{Objective, TrainError};
+use gradus_train::Objective;
 
 use crate::data::{Batcher, PaddedBatch, TaskExample};
 use crate::eval::{TaskScore, head_outputs, score};
-use crate::model::{TaskKind, TaskModel};
+use crate::model::{TaskKind, TaskModel, copy_tokenizer};
 use crate::plan::LrPlan;
 
 /// One task's model, data and learning-rate plan.
@@ -118,12 +118,7 @@ impl Objective for FinetuneObjective {
 
     fn save_model(&self, dir: &Path) -> gradus_train::Result<()> {
         self.model.save(dir)?;
-        if let Some(tk) = &self.tokenizer {
-            let to = dir.join("tokenizer.json");
-            std::fs::copy(tk, &to)
-                .map_err(|e| TrainError::Data(format!("{}: {e}", to.display())))?;
-        }
-        Ok(())
+        Ok(copy_tokenizer(self.tokenizer.as_deref(), dir)?)
     }
 
     fn flops_per_unit(&self) -> f64 {

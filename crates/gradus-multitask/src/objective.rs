@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 use gradus_finetune::data::{BatchCursor, Batcher, PaddedBatch, TaskExample};
 use gradus_finetune::eval::{TaskScore, head_outputs, score};
 use gradus_finetune::plan::LrPlan;
-use gradus_finetune::task_loss;
+use gradus_finetune::{copy_tokenizer, task_loss};
 use gradus_model::{Ctx, Params};
 use gradus_train::{Objective, TrainError};
 use serde::{Deserialize, Serialize};
@@ -200,12 +200,7 @@ impl MultitaskObjective {
         for (i, data) in self.tasks.iter().enumerate() {
             let to = dir.join(&data.name);
             self.model.export_task(i, &to)?;
-            if let Some(tk) = &self.tokenizer {
-                let file = to.join("tokenizer.json");
-                std::fs::copy(tk, &file).map_err(|e| {
-                    crate::MultitaskError::Config(format!("{}: {e}", file.display()))
-                })?;
-            }
+            copy_tokenizer(self.tokenizer.as_deref(), &to)?;
             out.push(to);
         }
         Ok(out)
@@ -303,12 +298,7 @@ impl Objective for MultitaskObjective {
 
     fn save_model(&self, dir: &Path) -> gradus_train::Result<()> {
         self.model.save(dir)?;
-        if let Some(tk) = &self.tokenizer {
-            let to = dir.join("tokenizer.json");
-            std::fs::copy(tk, &to)
-                .map_err(|e| TrainError::Data(format!("{}: {e}", to.display())))?;
-        }
-        Ok(())
+        Ok(copy_tokenizer(self.tokenizer.as_deref(), dir)?)
     }
 
     fn flops_per_unit(&self) -> f64 {
