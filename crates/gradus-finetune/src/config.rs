@@ -319,10 +319,9 @@ impl FinetuneConfig {
         }
         let device = gradus_model::device(&self.device)?;
         let (tokenizer, pad) = check_vocabulary(&self.model, &self.examples)?;
+        let bert = read_bert_config(&self.model)?;
         // Inputs longer than the encoder's positions are cut to fit.
-        let max_len = self
-            .max_len
-            .min(read_bert_config(&self.model)?.max_position_embeddings);
+        let max_len = self.max_len.min(bert.max_position_embeddings);
         let train = load_examples(&self.examples, Some(&self.train_split), max_len)?;
         if train.is_empty() {
             return Err(FinetuneError::data(
@@ -345,9 +344,8 @@ impl FinetuneConfig {
         let name = self.examples_task(&train);
         let spec = task_spec(&name, &self.head, &self.examples, &train, max_len)?;
         references(&dev, &self.examples)?;
-        let layers = read_bert_config(&self.model)?.num_hidden_layers;
         let plan = LrPlan {
-            layers,
+            layers: bert.num_hidden_layers,
             decay: self.layer_lr_decay,
             head_scale: self.head_lr.map_or(1.0, |h| h / self.lr),
             freeze_embeddings: self.freeze_embeddings,
