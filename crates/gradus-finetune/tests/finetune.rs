@@ -10,7 +10,7 @@ use candle_core::Device;
 use gradus_finetune::{
     FinetuneConfig, FinetuneObjective, HeadConfig, Pooling, Predictor, TaskKind,
 };
-use gradus_model::{Bert, BertConfig, Params};
+use gradus_model::{Bert, BertConfig};
 use gradus_shard::OpenMode;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
 use gradus_train::{Objective, Trainer};
@@ -40,7 +40,6 @@ fn synthetic(root: &Path) -> (PathBuf, PathBuf) {
     };
     gradus_tokenize::encode_examples(&tk, &config, &files, &examples, OpenMode::Overwrite).unwrap();
     let model = root.join("tiny-bert");
-    std::fs::create_dir_all(&model).unwrap();
     let bert = BertConfig {
         vocab_size: tk.get_vocab_size(true),
         hidden_size: 32,
@@ -52,14 +51,7 @@ fn synthetic(root: &Path) -> (PathBuf, PathBuf) {
         attention_probs_dropout_prob: 0.0,
         ..BertConfig::default()
     };
-    let mut params = Params::new(Device::Cpu, 3);
-    Bert::new(&bert, &mut params).unwrap();
-    params.save(&model.join("model.safetensors")).unwrap();
-    std::fs::write(
-        model.join("config.json"),
-        serde_json::to_string(&bert).unwrap(),
-    )
-    .unwrap();
+    Bert::save_random(&bert, &model, 3).unwrap();
     (examples, model)
 }
 

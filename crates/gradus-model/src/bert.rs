@@ -40,6 +40,18 @@ fn linear(p: &mut Params, name: &str, io: (usize, usize), std: f64) -> Result<Li
 }
 
 impl Bert {
+    /// Writes a seeded, randomly initialised encoder of `config` as a checkpoint folder
+    /// (`config.json` + `model.safetensors`): a from-scratch starting point or baseline.
+    pub fn save_random(config: &BertConfig, dir: &std::path::Path, seed: u64) -> Result<()> {
+        std::fs::create_dir_all(dir).map_err(|e| ModelError::file(dir, e))?;
+        let mut params = Params::new(Device::Cpu, seed);
+        Bert::new(config, &mut params)?;
+        params.save(&dir.join("model.safetensors"))?;
+        let path = dir.join("config.json");
+        let text = serde_json::to_string_pretty(config).map_err(|e| ModelError::file(&path, e))?;
+        std::fs::write(&path, text).map_err(|e| ModelError::file(&path, e))
+    }
+
     pub fn new(config: &BertConfig, params: &mut Params) -> Result<Self> {
         config.validate()?;
         let (d, std, eps) = (

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gradus_finetune::{FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, task_loss};
-use gradus_model::{Bert, BertConfig, Ctx, Params};
+use gradus_model::{Bert, BertConfig, Ctx};
 use gradus_multitask::{MultitaskConfig, MultitaskObjective, Strategy, TaskConfig};
 use gradus_shard::OpenMode;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
@@ -68,7 +68,6 @@ fn fixture() -> Fixture {
     let sentiment = encode("sentiment", "s", None);
     let intensity = encode("intensity", "i", Some("score"));
     let model = root.join("tiny-bert");
-    std::fs::create_dir_all(&model).unwrap();
     let bert = BertConfig {
         vocab_size: tk.get_vocab_size(true),
         hidden_size: 32,
@@ -80,14 +79,7 @@ fn fixture() -> Fixture {
         attention_probs_dropout_prob: 0.0,
         ..BertConfig::default()
     };
-    let mut params = Params::new(Device::Cpu, 3);
-    Bert::new(&bert, &mut params).unwrap();
-    params.save(&model.join("model.safetensors")).unwrap();
-    std::fs::write(
-        model.join("config.json"),
-        serde_json::to_string(&bert).unwrap(),
-    )
-    .unwrap();
+    Bert::save_random(&bert, &model, 3).unwrap();
     Fixture {
         _tmp: tmp,
         root,
