@@ -196,6 +196,18 @@ fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
+/// A seeded linear congruential generator: each call gives a number below `n`. The toy
+/// data generators use it so that their rows never change with a dependency's version.
+fn lcg(seed: u64) -> impl FnMut(usize) -> usize {
+    let mut state = seed;
+    move |n| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    }
+}
+
 /// Writes a toy sentiment task as TSV (`sentence<TAB>label`, header included): seeded
 /// filler sentences with one positive (label 1) or negative (label 0) word in them, so
 /// that a tiny model learns it in seconds. Returns the sentences.
@@ -205,13 +217,7 @@ pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
     const FILLER: [&str; 10] = [
         "the", "a", "movie", "film", "was", "is", "very", "plot", "actors", "story",
     ];
-    let mut state = seed;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) as usize) % n
-    };
+    let mut next = lcg(seed);
     let mut text = String::from("sentence\tlabel\n");
     let mut sentences = Vec::new();
     for _ in 0..rows {
@@ -238,13 +244,7 @@ pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
 /// the sentences.
 pub fn toy_intensity_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
     const FILLER: [&str; 8] = ["the", "a", "movie", "film", "was", "is", "plot", "story"];
-    let mut state = seed ^ 0x5DEE_CE66;
-    let mut next = |n: usize| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) as usize) % n
-    };
+    let mut next = lcg(seed ^ 0x5DEE_CE66);
     let mut text = String::from("sentence\tscore\n");
     let mut sentences = Vec::new();
     for _ in 0..rows {
