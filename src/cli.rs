@@ -122,7 +122,8 @@ fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
         .with_context(|| format!("--metrics-addr {text:?}: expected HOST:PORT or PORT"))
 }
 
-/// Applies one `key=value` override; dotted keys reach into nested tables.
+/// Applies one `key=value` override; dotted keys reach into nested tables, and a number
+/// picks an element of an array of tables (`tasks.0.examples`).
 fn apply_override(table: &mut toml::Table, item: &str) -> anyhow::Result<()> {
     let Some((key, raw)) = item.split_once('=') else {
         bail!("--set {item:?}: expected KEY=VALUE");
@@ -134,13 +135,28 @@ fn apply_override(table: &mut toml::Table, item: &str) -> anyhow::Result<()> {
         bail!("--set {item:?}: empty key");
     };
     let mut here = table;
-    for part in parts {
+    let mut parts = parts.into_iter();
+    while let Some(part) = parts.next() {
         let next = here
             .entry(part.to_string())
             .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        here = next
-            .as_table_mut()
-            .with_context(|| format!("--set {item:?}: `{part}` is not a table"))?;
+        here = match next {
+            toml::Value::Table(t) => t,
+            toml::Value::Array(items) => {
+                let len = items.len();
+                let i = parts
+                    .next()
+                    .and_then(|p| p.parse::<usize>().ok())
+                    .filter(|&i| i < len)
+                    .with_context(|| {
+                        format!("--set {item:?}: `{part}` is an array of {len}; follow it with an index below {len}")
+                    })?;
+                items[i]
+                    .as_table_mut()
+                    .with_context(|| format!("--set {item:?}: `{part}.{i}` is not a table"))?
+            }
+            _ => bail!("--set {item:?}: `{part}` is not a table"),
+        };
     }
     here.insert(last.to_string(), value);
     Ok(())
@@ -248,6 +264,20 @@ mod tests {
         };
         let err = format!("{:#}", args.resolve_config::<Cfg>().unwrap_err());
         assert!(err.contains("min_wrds"), "{err}");
+    }
+
+    #[test]
+    fn an_index_reaches_into_an_array_of_tables() {
+        let mut t: toml::Table =
+            toml::from_str("[[tasks]]\nname = \"a\"\n[[tasks]]\nname = \"b\"\n").unwrap();
+        apply_override(&mut t, "tasks.1.examples=runs/x").unwrap();
+        assert_eq!(t["tasks"][1]["examples"].as_str(), Some("runs/x"));
+        assert!(t["tasks"][0].get("examples").is_none());
+        let err = apply_override(&mut t, "tasks.2.examples=y")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("an array of 2"), "{err}");
+        assert!(apply_override(&mut t, "tasks.examples=y").is_err());
     }
 
     #[test]

@@ -53,8 +53,8 @@ impl Default for ImportConfig {
     }
 }
 
-/// The files behind the `--input` paths: files as given, folders expanded to their
-/// files in name order, so every run sees the same order.
+/// The files behind the `--input` paths: files (or pipes) as given, folders expanded to
+/// their files in name order, so every run sees the same order.
 pub fn input_files(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
@@ -67,7 +67,8 @@ pub fn input_files(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
                 .collect();
             inside.sort();
             files.extend(inside);
-        } else if path.is_file() {
+        } else if path.exists() {
+            // Regular files, and also named pipes and /dev/stdin: import streams.
             files.push(path);
         } else {
             bail!("input {input}: no such file or folder");

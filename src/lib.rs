@@ -11,6 +11,7 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod cli;
+pub mod eval;
 pub mod finetune;
 pub mod import;
 pub mod inspect;

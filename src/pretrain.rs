@@ -111,20 +111,24 @@ fn eos_id(tk: &gradus_tokenize::Tokenizer, eos: &str) -> anyhow::Result<Option<u
     }
 }
 
-/// Builds the causal-LM objective: model sized to the tokenizer, streams, validation.
-pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
-    if config.dtype != "f32" {
-        anyhow::bail!("dtype `{}`: only f32 is supported", config.dtype);
-    }
-    let device = gradus_model::device(&config.device)?;
+/// Where a causal model's training and validation windows come from.
+#[derive(Debug, Clone)]
+pub struct ClmSplits {
+    pub train: StreamSpec,
+    pub validation: StreamSpec,
+    /// Token put between documents.
+    pub eos: Option<u32>,
+}
+
+/// The training and validation streams `config.data` describes: the dataset's `train`
+/// and `validation` splits, or the head and tail of `train` with `holdout_tail`.
+pub fn clm_splits(
+    config: &PretrainConfig,
+    tk: &gradus_tokenize::Tokenizer,
+) -> anyhow::Result<ClmSplits> {
     let d = &config.data;
-    let tk = gradus_tokenize::load(&d.tokenizer)
-        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
-    let eos = eos_id(&tk, &d.eos)?;
-    let mut gpt = config.gpt.clone();
-    gpt.vocab_size = tk.get_vocab_size(true);
-    gpt.n_positions = gpt.n_positions.max(d.seq_len);
-    let (train_spec, val_spec) = if d.holdout_tail > 0.0 {
+    let eos = eos_id(tk, &d.eos)?;
+    let (train, validation) = if d.holdout_tail > 0.0 {
         let total = ClmStream::count_tokens(&d.tokens, Some("train"), eos)?;
         let cut = (total as f64 * (1.0 - d.holdout_tail)).round() as u64;
         let spec = |start, end| StreamSpec {
@@ -141,6 +145,30 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
         };
         (spec("train"), spec("validation"))
     };
+    Ok(ClmSplits {
+        train,
+        validation,
+        eos,
+    })
+}
+
+/// Builds the causal-LM objective: model sized to the tokenizer, streams, validation.
+pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
+    if config.dtype != "f32" {
+        anyhow::bail!("dtype `{}`: only f32 is supported", config.dtype);
+    }
+    let device = gradus_model::device(&config.device)?;
+    let d = &config.data;
+    let tk = gradus_tokenize::load(&d.tokenizer)
+        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
+    let mut gpt = config.gpt.clone();
+    gpt.vocab_size = tk.get_vocab_size(true);
+    gpt.n_positions = gpt.n_positions.max(d.seq_len);
+    let ClmSplits {
+        train: train_spec,
+        validation: val_spec,
+        eos,
+    } = clm_splits(config, &tk)?;
     let validation = ClmStream::first_windows(&d.tokens, val_spec, eos, d.seq_len, d.eval_windows)?;
     let train = ClmStream::open(
         &d.tokens,

@@ -77,7 +77,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     // The model folder carries its tokenizer, so that it is complete for fine-tuning.
     let model_dir = output.join("model");
     if model_dir.is_dir() {
-        std::fs::copy(&config.data.tokenizer, model_dir.join("tokenizer.json"))?;
+        // Through the loader, so a folder or a vocab.txt also ends as tokenizer.json.
+        let tk = gradus_tokenize::load(&config.data.tokenizer)?;
+        let path = model_dir.join("tokenizer.json");
+        tk.save(&path, false)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     std::fs::write(
         output.join("report.json"),

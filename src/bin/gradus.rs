@@ -1,4 +1,4 @@
-//! `gradus`: dataset tools (`inspect`, `verify`, `import`).
+//! `gradus`: dataset tools (`inspect`, `verify`, `import`) and the pipeline runner (`run`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -44,6 +44,30 @@ enum Command {
         #[command(flatten)]
         args: StageArgs,
     },
+    /// Run a pipeline file: every stage whose output is not up to date, concurrently
+    /// where the graph allows, with one progress view and a summary table.
+    Run {
+        /// Pipeline file (TOML).
+        pipeline: PathBuf,
+        /// Print what would run and why; run nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Run this stage even if it is up to date (repeatable).
+        #[arg(long, value_name = "STAGE")]
+        force: Vec<String>,
+        /// Run this stage and everything downstream of it.
+        #[arg(long, value_name = "STAGE")]
+        from: Option<String>,
+        /// Stages at once at most.
+        #[arg(long, short = 'j')]
+        jobs: Option<usize>,
+        /// Folder for stage outputs, logs and run records (overrides the file's `run_dir`).
+        #[arg(long)]
+        run_dir: Option<PathBuf>,
+        /// More log output.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+    },
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -75,6 +99,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let rows = import::run(&args, &config)?;
             writeln!(stdout, "{}: {rows} documents", output.display())?;
+            Ok(())
+        }
+        Command::Run {
+            pipeline,
+            dry_run,
+            force,
+            from,
+            jobs,
+            run_dir,
+            verbose,
+        } => {
+            init_tracing(verbose);
+            let plan = gradus_pipeline::Plan::load(&pipeline, run_dir.as_deref())?;
+            let opts = gradus_pipeline::RunOptions {
+                dry_run,
+                force,
+                from,
+                jobs,
+                bin_dir: None,
+            };
+            let report = if dry_run {
+                gradus_pipeline::dry_run(&plan, &opts)?
+            } else {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("starting the runtime")?;
+                runtime.block_on(gradus_pipeline::run(&plan, &opts))?
+            };
+            write!(stdout, "{}", report.table())?;
             Ok(())
         }
     }

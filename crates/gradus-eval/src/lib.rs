@@ -1,6 +1,14 @@
-//! Evaluation for gradus. So far: the n-gram baseline that a language model's perplexity is
-//! reported against — interpolated Kneser-Ney (Chen & Goodman's formulation with one
-//! discount), trained on the same token ids the neural model saw.
+//! Evaluation for gradus: the figures, baselines and charts of a report.
+//!
+//! - [`lm`]: a causal model's loss, perplexity and bits per byte on fixed windows, and
+//!   the baselines measured on exactly the same targets — interpolated Kneser-Ney
+//!   ([`KneserNey`], Chen & Goodman's formulation with one discount) for causal models, a
+//!   unigram for masked-token prediction.
+//! - [`curves`]: training and validation curves read back from a run's JSONL metrics.
+//! - [`plots`]: SVG charts (curves, confusion matrix, predicted vs true).
+//! - [`report`]: `report.json` and `report.md`.
+//!
+//! Task metrics are `gradus-metrics`', the same code fine-tuning reports with.
 //!
 //! ```
 //! use gradus_eval::KneserNey;
@@ -10,6 +18,14 @@
 //! assert!(ppl > 1.0 && ppl < 3.1);
 //! ```
 
+pub mod curves;
+mod error;
+pub mod lm;
 mod ngram;
+pub mod plots;
+pub mod report;
 
-pub use ngram::{EvalError, KneserNey};
+pub use error::{EvalError, Result};
+pub use lm::{LmScore, Unigram, UnigramScore, clm_score, ngram_score};
+pub use ngram::KneserNey;
+pub use report::{Plot, Report, Section, SectionKind};

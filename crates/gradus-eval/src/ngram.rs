@@ -8,16 +8,10 @@
 
 use std::collections::HashMap;
 
+use crate::error::EvalError;
+
 /// The id standing for "before the sequence"; never predicted.
 const BOS: u32 = u32::MAX;
-
-#[derive(Debug, thiserror::Error, PartialEq)]
-pub enum EvalError {
-    #[error("n-gram model: {0}")]
-    Config(String),
-    #[error("n-gram model: token id {id} is outside the vocabulary of {vocab}")]
-    OutOfVocabulary { id: u32, vocab: usize },
-}
 
 /// Next-token counts of one context, and their total.
 #[derive(Debug, Default)]
@@ -205,9 +199,9 @@ mod tests {
         );
         assert!(tri < 1.5, "trigram of a counting stream: {tri}");
         let lm = KneserNey::train(&train, 3, 0.75, 10).unwrap();
-        assert_eq!(
+        assert!(matches!(
             lm.perplexity(&[vec![1, 10]]),
             Err(EvalError::OutOfVocabulary { id: 10, vocab: 10 })
-        );
+        ));
     }
 }

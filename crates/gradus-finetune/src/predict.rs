@@ -98,11 +98,16 @@ impl Predictor {
             .collect())
     }
 
+    /// The head's raw outputs for each example: logits, or the one regression value.
+    pub fn outputs(&self, examples: &[TaskExample]) -> Result<Vec<Vec<f32>>> {
+        head_outputs(examples, self.batch_size, self.pad, &self.device, |b| {
+            self.model.forward(b, &mut Ctx::eval())
+        })
+    }
+
     /// The model's prediction for each example.
     pub fn predict(&self, examples: &[TaskExample]) -> Result<Vec<Prediction>> {
-        let outputs = head_outputs(examples, self.batch_size, self.pad, &self.device, |b| {
-            self.model.forward(b, &mut Ctx::eval())
-        })?;
+        let outputs = self.outputs(examples)?;
         let spec = &self.model.spec;
         Ok(examples
             .iter()

@@ -37,7 +37,7 @@ use std::path::{Path, PathBuf};
 
 pub use jsonl::JsonlRecorder;
 pub use logging::init_tracing;
-pub use progress::Progress;
+pub use progress::{Progress, StatusLine};
 
 /// Why telemetry could not start.
 #[derive(Debug, thiserror::Error)]

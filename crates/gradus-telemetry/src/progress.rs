@@ -31,6 +31,37 @@ pub(crate) fn multi() -> &'static MultiProgress {
     })
 }
 
+/// One line of state for a unit of work without a count (a pipeline stage): a spinner
+/// with a message on a terminal, nothing elsewhere (callers log the changes).
+#[derive(Debug)]
+pub struct StatusLine {
+    bar: ProgressBar,
+}
+
+impl StatusLine {
+    /// A line labelled `label`, showing `message`.
+    pub fn new(label: &str, message: impl Into<String>) -> Self {
+        let bar = ProgressBar::new_spinner().with_style(
+            ProgressStyle::with_template("{prefix:>20} {spinner} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        let bar = multi().add(bar.with_prefix(label.to_string()));
+        bar.set_message(message.into());
+        Self { bar }
+    }
+
+    /// Replaces the message and turns the spinner.
+    pub fn set(&self, message: impl Into<String>) {
+        self.bar.set_message(message.into());
+        self.bar.tick();
+    }
+
+    /// Leaves the line standing with a final message.
+    pub fn finish(&self, message: impl Into<String>) {
+        self.bar.finish_with_message(message.into());
+    }
+}
+
 /// A unit of long work with an optional known total.
 #[derive(Debug)]
 pub struct Progress {

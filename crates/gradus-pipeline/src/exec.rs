@@ -1,0 +1,519 @@
+//! Running a plan: each stage a child process with its own log, started as soon as its
+//! upstreams are finished — or, for a stage that follows its input, as soon as the
+//! upstream has committed a shard. Ctrl-C stops the children; a rerun resumes them.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use gradus_telemetry::StatusLine;
+
+use crate::error::{PipelineError, Result};
+use crate::plan::{Plan, Stage};
+use crate::stamp::{
+    Action, Stamp, StampStatus, committed_shards, decide, input_digests, output_digest,
+};
+use crate::summary::{Outcome, RunReport, StageReport};
+
+/// How to run a plan.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Print what would run and why, run nothing.
+    pub dry_run: bool,
+    /// Stages to run even if up to date.
+    pub force: Vec<String>,
+    /// Run this stage and everything downstream of it even if up to date.
+    pub from: Option<String>,
+    /// Stages at once at most (default: the pipeline's `jobs`, else all that are ready).
+    pub jobs: Option<usize>,
+    /// Where the stage binaries are (default: beside the running executable, else PATH).
+    pub bin_dir: Option<PathBuf>,
+}
+
+const TICK: Duration = Duration::from_millis(200);
+/// How long stopped children get to exit before they are killed.
+const GRACE: Duration = Duration::from_secs(5);
+
+fn forced(plan: &Plan, opts: &RunOptions) -> Result<Vec<bool>> {
+    let mut forced = vec![false; plan.stages.len()];
+    for name in &opts.force {
+        forced[plan.find(name)?] = true;
+    }
+    if let Some(from) = &opts.from {
+        for i in plan.downstream(plan.find(from)?) {
+            forced[i] = true;
+        }
+    }
+    Ok(forced)
+}
+
+/// What would run and why, without running anything. A stage below one that would run
+/// is assumed to run too.
+pub fn dry_run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
+    let forced = forced(plan, opts)?;
+    let mut runs = vec![false; plan.stages.len()];
+    let mut stages = Vec::new();
+    for (i, stage) in plan.stages.iter().enumerate() {
+        let changing = stage
+            .deps
+            .iter()
+            .find(|&&d| runs[d])
+            .map(|&d| plan.stages[d].name.as_str());
+        let (outcome, reason) = match decide(plan, stage, forced[i], changing) {
+            Action::Skip => (Outcome::WouldSkip, "up to date".to_string()),
+            Action::Run { resume, reason } => {
+                runs[i] = true;
+                let how = if resume { "resume" } else { "run" };
+                (Outcome::WouldRun, format!("{how}: {reason}"))
+            }
+        };
+        stages.push(StageReport::new(plan, stage, outcome, reason));
+    }
+    Ok(RunReport::new(plan, stages, 0.0))
+}
+
+enum State {
+    Pending,
+    Running(Box<Running>),
+    Finished(StageReport),
+}
+
+struct Running {
+    child: Child,
+    started: Instant,
+    line: StatusLine,
+    reason: String,
+}
+
+/// Runs the plan; the report is also written to `RUN_DIR/pipeline.json` and
+/// `RUN_DIR/summary.txt`. A failed stage stops new starts, lets independent running
+/// stages finish, and returns its error after the report is written.
+pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
+    let forced = forced(plan, opts)?;
+    let started = Instant::now();
+    let logs = plan.run_dir.join("logs");
+    std::fs::create_dir_all(&logs).map_err(|e| PipelineError::file(&logs, e))?;
+    let bin_dir = opts.bin_dir.clone().or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+    });
+    let jobs = opts.jobs.or(plan.jobs).unwrap_or(usize::MAX).max(1);
+    let mut events = Events::open(&plan.run_dir.join("pipeline.jsonl"))?;
+    let mut states: Vec<State> = plan.stages.iter().map(|_| State::Pending).collect();
+    let mut failure: Option<PipelineError> = None;
+    let mut interrupted = false;
+    let signal = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&signal);
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+        }
+    });
+    loop {
+        reap(plan, &mut states, &mut failure, &mut events)?;
+        if failure.is_none() && !interrupted {
+            start_ready(
+                plan,
+                &mut states,
+                &forced,
+                jobs,
+                bin_dir.as_deref(),
+                &mut events,
+            )?;
+        } else {
+            give_up_pending(plan, &mut states, interrupted);
+        }
+        if states.iter().all(|s| matches!(s, State::Finished(_))) {
+            break;
+        }
+        show_progress(plan, &states);
+        tokio::time::sleep(TICK).await;
+        if !interrupted && signal.load(Ordering::SeqCst) {
+            interrupted = true;
+            tracing::warn!("interrupted: stopping the running stages");
+            stop_all(plan, &mut states, &mut events)?;
+        }
+    }
+    let report = RunReport::new(
+        plan,
+        states
+            .into_iter()
+            .filter_map(|s| match s {
+                State::Finished(r) => Some(r),
+                _ => None,
+            })
+            .collect(),
+        started.elapsed().as_secs_f64(),
+    );
+    report.write(&plan.run_dir)?;
+    if interrupted {
+        return Err(PipelineError::Interrupted);
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(report),
+    }
+}
+
+/// Collects finished children: records success, or the first failure (stopping the
+/// stages that follow the failed one, whose input will never be sealed).
+fn reap(
+    plan: &Plan,
+    states: &mut [State],
+    failure: &mut Option<PipelineError>,
+    events: &mut Events,
+) -> Result<()> {
+    for i in 0..states.len() {
+        let State::Running(run) = &mut states[i] else {
+            continue;
+        };
+        let Some(status) = run.child.try_wait().map_err(|e| {
+            PipelineError::stage(
+                &plan.stages[i].name,
+                format!("waiting for the process: {e}"),
+            )
+        })?
+        else {
+            continue;
+        };
+        let stage = &plan.stages[i];
+        let seconds = run.started.elapsed().as_secs_f64();
+        let log = plan.log_path(stage);
+        let digest = output_digest(stage.kind, &stage.output);
+        let report = if status.success() && digest.is_some() {
+            finish_stamp(plan, stage, digest, seconds)?;
+            let mut r = StageReport::new(plan, stage, Outcome::Done, run.reason.clone());
+            r.seconds = seconds;
+            run.line.finish(format!(
+                "done in {seconds:.1}s  {}",
+                r.figure.as_deref().unwrap_or("")
+            ));
+            tracing::info!("{}: done in {seconds:.1}s", stage.name);
+            events.write(&stage.name, "done", seconds, None)?;
+            r
+        } else {
+            let last = last_line(&log);
+            let status_text = if status.success() {
+                "exited without a complete output".to_string()
+            } else {
+                status.to_string()
+            };
+            run.line.finish(format!("failed: {last}"));
+            events.write(&stage.name, "failed", seconds, Some(&last))?;
+            if failure.is_none() {
+                *failure = Some(PipelineError::Failed {
+                    stage: stage.name.clone(),
+                    status: status_text,
+                    last_line: last,
+                    log: log.clone(),
+                });
+            }
+            let mut r = StageReport::new(plan, stage, Outcome::Failed, run.reason.clone());
+            r.seconds = seconds;
+            r
+        };
+        states[i] = State::Finished(report);
+        if failure.is_some() {
+            stop_followers(plan, states, i, events)?;
+        }
+    }
+    Ok(())
+}
+
+fn finish_stamp(plan: &Plan, stage: &Stage, output: Option<String>, seconds: f64) -> Result<()> {
+    let mut stamp = Stamp::read(plan, stage).unwrap_or_else(|| new_stamp(stage, Vec::new()));
+    stamp.status = StampStatus::Done;
+    stamp.inputs = input_digests(plan, stage)
+        .into_iter()
+        .filter_map(|(k, v)| Some((k, v?)))
+        .collect();
+    stamp.output = output;
+    stamp.seconds = Some(seconds);
+    stamp.write(plan, stage)
+}
+
+fn new_stamp(stage: &Stage, command: Vec<String>) -> Stamp {
+    Stamp {
+        stage: stage.name.clone(),
+        kind: stage.kind,
+        status: StampStatus::Running,
+        lineage: stage.lineage.clone(),
+        config_hash: stage.config_hash.clone(),
+        inputs: Default::default(),
+        output: None,
+        seconds: None,
+        command,
+    }
+}
+
+/// Whether stage `i` may start now: every upstream finished well, or — for the upstream
+/// it follows — running with a committed shard. `Err` when an upstream failed.
+fn readiness(plan: &Plan, states: &[State], i: usize) -> std::result::Result<bool, String> {
+    let stage = &plan.stages[i];
+    let mut ready = true;
+    for &d in &stage.deps {
+        match &states[d] {
+            State::Finished(r) if matches!(r.status, Outcome::Done | Outcome::Skipped) => {}
+            State::Finished(_) => return Err(plan.stages[d].name.clone()),
+            State::Running(_) if stage.follows == Some(d) => {
+                ready &= committed_shards(&plan.stages[d].output) > 0;
+            }
+            _ => ready = false,
+        }
+    }
+    Ok(ready)
+}
+
+fn start_ready(
+    plan: &Plan,
+    states: &mut [State],
+    forced: &[bool],
+    jobs: usize,
+    bin_dir: Option<&Path>,
+    events: &mut Events,
+) -> Result<()> {
+    for i in 0..states.len() {
+        if !matches!(states[i], State::Pending) {
+            continue;
+        }
+        let stage = &plan.stages[i];
+        match readiness(plan, states, i) {
+            Err(up) => {
+                let reason = format!("upstream `{up}` did not finish");
+                states[i] = State::Finished(StageReport::new(plan, stage, Outcome::NotRun, reason));
+                continue;
+            }
+            Ok(false) => continue,
+            Ok(true) => {}
+        }
+        let changing = stage
+            .follows
+            .filter(|&d| matches!(states[d], State::Running(_)));
+        let changing = changing.map(|d| plan.stages[d].name.as_str());
+        match decide(plan, stage, forced[i], changing) {
+            Action::Skip => {
+                let line = StatusLine::new(&stage.name, "");
+                let r = StageReport::new(plan, stage, Outcome::Skipped, "up to date".into());
+                line.finish(format!("up to date  {}", r.figure.as_deref().unwrap_or("")));
+                tracing::info!("{}: up to date, skipped", stage.name);
+                events.write(&stage.name, "skipped", 0.0, None)?;
+                states[i] = State::Finished(r);
+            }
+            Action::Run { resume, reason } => {
+                let running = states
+                    .iter()
+                    .filter(|s| matches!(s, State::Running(_)))
+                    .count();
+                if running >= jobs {
+                    continue;
+                }
+                let run = spawn(plan, stage, resume, &reason, bin_dir)?;
+                tracing::info!("{}: started ({reason})", stage.name);
+                events.write(&stage.name, "started", 0.0, Some(&reason))?;
+                states[i] = State::Running(Box::new(run));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn spawn(
+    plan: &Plan,
+    stage: &Stage,
+    resume: bool,
+    reason: &str,
+    bin_dir: Option<&Path>,
+) -> Result<Running> {
+    let (program, sub) = stage.kind.program();
+    let program_path = bin_dir
+        .map(|d| d.join(program))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(program));
+    let mut args: Vec<String> = sub.map(str::to_string).into_iter().collect();
+    args.extend(stage.args.iter().cloned());
+    args.extend(["--output".to_string(), stage.output.display().to_string()]);
+    if !resume {
+        // Removed here, before the stage starts, so that a stage following this one can
+        // never see the previous run's manifest.
+        if stage.output.exists() {
+            std::fs::remove_dir_all(&stage.output)
+                .map_err(|e| PipelineError::file(&stage.output, e))?;
+        }
+        args.push("--overwrite".into());
+    }
+    let mut command = vec![program.to_string()];
+    command.extend(args.iter().cloned());
+    new_stamp(stage, command.clone()).write(plan, stage)?;
+    let log_path = plan.log_path(stage);
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(resume)
+        .write(true)
+        .truncate(!resume)
+        .open(&log_path)
+        .map_err(|e| PipelineError::file(&log_path, e))?;
+    writeln!(log, "$ {}", command.join(" ")).map_err(|e| PipelineError::file(&log_path, e))?;
+    let err_log = log
+        .try_clone()
+        .map_err(|e| PipelineError::file(&log_path, e))?;
+    let mut cmd = Command::new(&program_path);
+    cmd.args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err_log));
+    if std::env::var_os("GRADUS_PROGRESS_SECS").is_none() {
+        // Progress lines in the log often enough for the pipeline view to show them.
+        cmd.env("GRADUS_PROGRESS_SECS", "2");
+    }
+    let child = cmd.spawn().map_err(|e| {
+        PipelineError::stage(
+            &stage.name,
+            format!("starting {}: {e}", program_path.display()),
+        )
+    })?;
+    Ok(Running {
+        child,
+        started: Instant::now(),
+        line: StatusLine::new(&stage.name, "starting"),
+        reason: reason.to_string(),
+    })
+}
+
+/// After a failure or an interruption, stages not started will not start.
+fn give_up_pending(plan: &Plan, states: &mut [State], interrupted: bool) {
+    for (i, s) in states.iter_mut().enumerate() {
+        if matches!(s, State::Pending) {
+            let reason = if interrupted {
+                "interrupted"
+            } else {
+                "an earlier stage failed"
+            };
+            *s = State::Finished(StageReport::new(
+                plan,
+                &plan.stages[i],
+                Outcome::NotRun,
+                reason.into(),
+            ));
+        }
+    }
+}
+
+/// Stops the running stages that follow stage `failed`.
+fn stop_followers(
+    plan: &Plan,
+    states: &mut [State],
+    failed: usize,
+    events: &mut Events,
+) -> Result<()> {
+    for i in 0..states.len() {
+        if plan.stages[i].follows == Some(failed) && matches!(states[i], State::Running(_)) {
+            stop(plan, states, i, events)?;
+        }
+    }
+    Ok(())
+}
+
+fn stop_all(plan: &Plan, states: &mut [State], events: &mut Events) -> Result<()> {
+    for i in 0..states.len() {
+        if matches!(states[i], State::Running(_)) {
+            stop(plan, states, i, events)?;
+        }
+    }
+    Ok(())
+}
+
+/// Lets a child exit (a terminal's Ctrl-C reaches it too), then kills it. Its record
+/// stays `running`, so the next run resumes it.
+fn stop(plan: &Plan, states: &mut [State], i: usize, events: &mut Events) -> Result<()> {
+    let State::Running(run) = &mut states[i] else {
+        return Ok(());
+    };
+    let stage = &plan.stages[i];
+    let deadline = Instant::now() + GRACE;
+    while Instant::now() < deadline {
+        if matches!(run.child.try_wait(), Ok(Some(_))) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = run.child.kill();
+    let _ = run.child.wait();
+    let seconds = run.started.elapsed().as_secs_f64();
+    run.line.finish("stopped");
+    events.write(&stage.name, "stopped", seconds, None)?;
+    let mut r = StageReport::new(plan, stage, Outcome::Interrupted, run.reason.clone());
+    r.seconds = seconds;
+    states[i] = State::Finished(r);
+    Ok(())
+}
+
+fn show_progress(plan: &Plan, states: &[State]) {
+    for (i, s) in states.iter().enumerate() {
+        if let State::Running(run) = s {
+            let last = last_line(&plan.log_path(&plan.stages[i]));
+            run.line.set(format!(
+                "{:>6.1}s  {}",
+                run.started.elapsed().as_secs_f64(),
+                last.chars().take(110).collect::<String>()
+            ));
+        }
+    }
+}
+
+/// The last non-empty line of a log (read from its last 8 KiB).
+pub fn last_line(path: &Path) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(8192)));
+    let mut buf = Vec::new();
+    let _ = f.read_to_end(&mut buf);
+    String::from_utf8_lossy(&buf)
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("")
+        .to_string()
+}
+
+/// `RUN_DIR/pipeline.jsonl`: one record per stage event.
+struct Events {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Events {
+    fn open(path: &Path) -> Result<Self> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| PipelineError::file(path, e))?;
+        Ok(Self {
+            file,
+            path: path.to_path_buf(),
+        })
+    }
+
+    fn write(
+        &mut self,
+        stage: &str,
+        event: &str,
+        seconds: f64,
+        detail: Option<&str>,
+    ) -> Result<()> {
+        let time = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        let record = serde_json::json!({
+            "time": time, "stage": stage, "event": event, "seconds": seconds, "detail": detail,
+        });
+        writeln!(self.file, "{record}").map_err(|e| PipelineError::file(&self.path, e))
+    }
+}

@@ -1,0 +1,26 @@
+//! The gradus pipeline runner: one TOML file names the stages (import, clean,
+//! tokenizer, encode, examples, pretrain, finetune, multitask, eval), their configs and
+//! which stage's output each reads (`@stage`); [`Plan::load`] resolves the graph and
+//! [`run`] runs it, each stage a process of its binary with its own log.
+//!
+//! - **Concurrency**: stages run as soon as their upstreams finish; an encode stage whose
+//!   input is another stage's dataset starts once that stage commits its first shard
+//!   and follows the rest (`--follow`).
+//! - **Incremental**: a stage is skipped when its last run finished with the same
+//!   settings all the way up and read the same upstream outputs (see [`stamp`]);
+//!   `force`, `from` and [`dry_run`] as `make -B` / `make -n`.
+//! - **Interrupts**: Ctrl-C stops the children; each stage's record stays `running`, so
+//!   the next run resumes those stages from their partial outputs.
+
+mod error;
+mod exec;
+pub mod plan;
+pub mod spec;
+pub mod stamp;
+mod summary;
+
+pub use error::{PipelineError, Result};
+pub use exec::{RunOptions, dry_run, last_line, run};
+pub use plan::{Plan, Stage};
+pub use spec::{PipelineFile, StageKind, StageSpec};
+pub use summary::{Outcome, RunReport, StageReport, key_figure};

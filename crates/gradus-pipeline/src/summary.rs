@@ -1,0 +1,209 @@
+//! What a run did: per stage its outcome, time and key figure, as a table on stdout and
+//! in `RUN_DIR/summary.txt`, and as JSON in `RUN_DIR/pipeline.json`.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::error::{PipelineError, Result};
+use crate::plan::{Plan, Stage};
+use crate::spec::StageKind;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    Skipped,
+    Failed,
+    Interrupted,
+    NotRun,
+    /// Dry run: would run.
+    WouldRun,
+    /// Dry run: up to date.
+    WouldSkip,
+}
+
+impl Outcome {
+    fn word(self) -> &'static str {
+        match self {
+            Self::Done => "done",
+            Self::Skipped => "up to date",
+            Self::Failed => "FAILED",
+            Self::Interrupted => "stopped",
+            Self::NotRun => "not run",
+            Self::WouldRun => "would run",
+            Self::WouldSkip => "up to date",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageReport {
+    pub stage: String,
+    pub kind: StageKind,
+    pub status: Outcome,
+    pub reason: String,
+    pub seconds: f64,
+    /// The stage's headline figure, read from its output.
+    pub figure: Option<String>,
+    pub output: PathBuf,
+    pub log: PathBuf,
+}
+
+impl StageReport {
+    pub fn new(plan: &Plan, stage: &Stage, status: Outcome, reason: String) -> Self {
+        let figure = matches!(
+            status,
+            Outcome::Done | Outcome::Skipped | Outcome::WouldSkip
+        )
+        .then(|| key_figure(stage.kind, &stage.output))
+        .flatten();
+        Self {
+            stage: stage.name.clone(),
+            kind: stage.kind,
+            status,
+            reason,
+            seconds: 0.0,
+            figure,
+            output: stage.output.clone(),
+            log: plan.log_path(stage),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub pipeline: String,
+    pub run_dir: PathBuf,
+    pub seconds: f64,
+    pub stages: Vec<StageReport>,
+    /// The report of the last evaluation stage, if any.
+    pub report: Option<PathBuf>,
+}
+
+impl RunReport {
+    pub fn new(plan: &Plan, stages: Vec<StageReport>, seconds: f64) -> Self {
+        let report = stages
+            .iter()
+            .rev()
+            .find(|s| s.kind == StageKind::Eval)
+            .map(|s| s.output.join("report.md"))
+            .filter(|p| p.is_file());
+        Self {
+            pipeline: plan.name.clone(),
+            run_dir: plan.run_dir.clone(),
+            seconds,
+            stages,
+            report,
+        }
+    }
+
+    /// The summary table: stage, kind, status, time, key figure.
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "{:<20} {:<10} {:<11} {:>8}  {}\n",
+            "stage", "kind", "status", "time", "key figure / reason"
+        );
+        for s in &self.stages {
+            let kind = format!("{:?}", s.kind).to_lowercase();
+            let time = if s.seconds > 0.0 {
+                format!("{:.1}s", s.seconds)
+            } else {
+                "–".into()
+            };
+            let note = match s.status {
+                Outcome::Done | Outcome::Skipped => s.figure.clone().unwrap_or_default(),
+                _ => s.reason.clone(),
+            };
+            let _ = writeln!(
+                out,
+                "{:<20} {kind:<10} {:<11} {time:>8}  {note}",
+                s.stage,
+                s.status.word()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "total {:.1}s; outputs in {}",
+            self.seconds,
+            self.run_dir.display()
+        );
+        if let Some(r) = &self.report {
+            let _ = writeln!(out, "report: {}", r.display());
+        }
+        out
+    }
+
+    /// Writes `pipeline.json` and `summary.txt` into `dir`.
+    pub fn write(&self, dir: &Path) -> Result<()> {
+        let json = dir.join("pipeline.json");
+        let text = serde_json::to_string_pretty(self).map_err(|e| PipelineError::file(&json, e))?;
+        std::fs::write(&json, text + "\n").map_err(|e| PipelineError::file(&json, e))?;
+        let txt = dir.join("summary.txt");
+        std::fs::write(&txt, self.table()).map_err(|e| PipelineError::file(&txt, e))
+    }
+}
+
+fn read_json(path: &Path) -> Option<Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+fn last_json_line(path: &Path) -> Option<Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(text.lines().rev().find(|l| !l.trim().is_empty())?).ok()
+}
+
+fn num(v: &Value, key: &str) -> Option<f64> {
+    v.get(key)?.as_f64()
+}
+
+/// The figure that stands for a finished stage's output.
+pub fn key_figure(kind: StageKind, output: &Path) -> Option<String> {
+    match kind {
+        StageKind::Import | StageKind::Clean | StageKind::Encode | StageKind::Examples => {
+            let m = read_json(&output.join("manifest.json"))?;
+            let rows: u64 = m
+                .get("shards")?
+                .as_array()?
+                .iter()
+                .filter_map(|s| s.get("rows")?.as_u64())
+                .sum();
+            let tokens = m.pointer("/stats/tokens").and_then(Value::as_u64);
+            Some(match tokens {
+                Some(t) => format!("{rows} rows, {t} tokens"),
+                None => format!("{rows} rows"),
+            })
+        }
+        StageKind::Tokenizer => {
+            let t = read_json(&output.join("tokenizer.json"))?;
+            let vocab = t.pointer("/model/vocab")?;
+            let n = vocab
+                .as_object()
+                .map(serde_json::Map::len)
+                .or_else(|| vocab.as_array().map(Vec::len))?;
+            Some(format!("vocabulary {n}"))
+        }
+        StageKind::Pretrain => {
+            let e = last_json_line(&output.join("eval.jsonl"))?;
+            let mut s = format!("validation loss {:.4}", num(&e, "loss")?);
+            if let Some(a) = num(&e, "mlm_accuracy") {
+                let _ = write!(s, ", MLM accuracy {a:.3}");
+            }
+            Some(s)
+        }
+        StageKind::Finetune | StageKind::Multitask => {
+            let m = read_json(&output.join("metrics.json"))?;
+            let metric = m.get("metric_for_best")?.as_str()?;
+            Some(format!("{metric} {:.4}", num(&m, "best_value")?))
+        }
+        StageKind::Eval => {
+            let r = read_json(&output.join("report.json"))?;
+            let first = r.pointer("/sections/0")?;
+            let key = first.get("key_metric")?.as_str()?;
+            let value = first.pointer(&format!("/metrics/{key}"))?.as_f64()?;
+            Some(format!("{} {key} {value:.4}", first.get("name")?.as_str()?))
+        }
+    }
+}

@@ -1,0 +1,57 @@
+//! `gradus-eval`: evaluates pretraining, fine-tuning and multi-task runs against
+//! baselines and writes `report.json`, `report.md` and SVG charts into the output.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::eval::{EvalConfig, evaluate};
+use gradus_telemetry::{Telemetry, init_tracing};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gradus-eval",
+    version,
+    about = "Evaluate trained models against baselines and write a report with charts"
+)]
+struct Cli {
+    #[command(flatten)]
+    args: StageArgs,
+    /// Run folders to evaluate (added to the config's `runs`).
+    runs: Vec<PathBuf>,
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let args = cli.args;
+    init_tracing(args.verbose);
+    args.apply_threads()?;
+    let output = args.output()?.to_path_buf();
+    let mut config: EvalConfig = args.resolve_config()?;
+    config.runs.extend(args.input.iter().map(PathBuf::from));
+    config.runs.extend(cli.runs);
+    if args.overwrite && output.exists() {
+        std::fs::remove_dir_all(&output)
+            .with_context(|| format!("removing {}", output.display()))?;
+    }
+    let _telemetry =
+        Telemetry::install("eval", &output.join("metrics.jsonl"), args.metrics_addr()?)?;
+    write_resolved_config(&output, "eval", &args, &config)?;
+    let report = evaluate(&config, &output)?;
+    let mut out = std::io::stdout().lock();
+    for s in &report.sections {
+        let value = s.key_value().map_or("–".into(), |v| format!("{v:.4}"));
+        let base = s
+            .key_baseline()
+            .map_or(String::new(), |(b, v)| format!(" ({b}: {v:.4})"));
+        writeln!(out, "{}: {} {value}{base}", s.name, s.key_metric)?;
+    }
+    writeln!(out, "report: {}", output.join("report.md").display())?;
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    exit_with(run(Cli::parse()))
+}

@@ -1,0 +1,556 @@
+//! `gradus-eval`: evaluates the runs of a pipeline and writes one report. A run folder is
+//! recognised by its resolved `config.toml`: pretraining (a language model on its tokens),
+//! fine-tuning (a task head on its dev split) or multi-task training (each exported task,
+//! and each task fine-tuned afterwards).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use gradus_eval::curves::{Series, read_jsonl, series, smooth};
+use gradus_eval::plots::{confusion_chart, line_chart, scatter_chart};
+use gradus_eval::{Plot, Report, Section, SectionKind, Unigram, clm_score, ngram_score};
+use gradus_finetune::data::{TaskExample, load_examples};
+use gradus_finetune::eval::score;
+use gradus_finetune::{FinetuneConfig, Predictor, TaskKind};
+use gradus_model::Gpt;
+use gradus_model::generate::{Sampling, generate};
+use gradus_multitask::MultitaskConfig;
+use gradus_telemetry::Progress;
+use gradus_train::Objective;
+use gradus_train::clm::ClmStream;
+use serde::{Deserialize, Serialize};
+
+use crate::pretrain::{PretrainConfig, PretrainObjective, clm_splits, mlm_objective};
+
+/// `gradus-eval`'s TOML.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EvalConfig {
+    /// The report's heading.
+    pub title: String,
+    /// Run folders to evaluate (`--input` adds more).
+    pub runs: Vec<PathBuf>,
+    /// `cpu` or `cuda:N`.
+    pub device: String,
+    pub batch_size: usize,
+    /// Language models: validation windows (or MLM sequences) evaluated.
+    pub max_windows: usize,
+    /// Order of the Kneser-Ney baseline of causal models.
+    pub baseline_order: usize,
+    /// Training tokens the baselines count (the start of the training stream).
+    pub baseline_tokens: usize,
+    /// Causal models: tokens of the sample shown in the report (0: none).
+    pub sample_tokens: usize,
+    pub seed: u64,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            title: "gradus evaluation".into(),
+            runs: Vec::new(),
+            device: "cpu".into(),
+            batch_size: 32,
+            max_windows: 512,
+            baseline_order: 3,
+            baseline_tokens: 2_000_000,
+            sample_tokens: 200,
+            seed: 0,
+        }
+    }
+}
+
+/// What produced a run folder, from its resolved config.
+#[derive(Debug)]
+enum Run {
+    Pretrain(Box<PretrainConfig>),
+    Finetune(Box<FinetuneConfig>),
+    Multitask(Box<MultitaskConfig>),
+}
+
+fn detect(dir: &Path) -> anyhow::Result<Run> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: not a run folder", path.display()))?;
+    let table: toml::Table =
+        toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
+    let parse = || format!("config {}", path.display());
+    if table.contains_key("objective") {
+        Ok(Run::Pretrain(Box::new(
+            toml::from_str(&text).with_context(parse)?,
+        )))
+    } else if table.contains_key("tasks") {
+        Ok(Run::Multitask(Box::new(
+            toml::from_str(&text).with_context(parse)?,
+        )))
+    } else if table.contains_key("head") {
+        Ok(Run::Finetune(Box::new(
+            toml::from_str(&text).with_context(parse)?,
+        )))
+    } else {
+        anyhow::bail!(
+            "{}: not the config of a pretraining, fine-tuning or multi-task run",
+            path.display()
+        )
+    }
+}
+
+/// Evaluates every run of `config` into a report in `output` (charts beside it).
+pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
+    if config.runs.is_empty() {
+        anyhow::bail!("nothing to evaluate: name run folders with `runs` or --input");
+    }
+    std::fs::create_dir_all(output).with_context(|| format!("output {}", output.display()))?;
+    let progress = Progress::new("eval", Some(config.runs.len() as u64), "runs");
+    let mut sections = Vec::new();
+    for dir in &config.runs {
+        let name = run_name(dir);
+        progress.set_message(name.clone());
+        match detect(dir)? {
+            Run::Pretrain(c) => sections.push(lm_section(config, dir, &name, &c, output)?),
+            Run::Finetune(c) => sections.push(task_section(config, dir, &name, &c, output)?),
+            Run::Multitask(c) => {
+                sections.extend(multitask_sections(config, dir, &name, &c, output)?)
+            }
+        }
+        progress.inc(1);
+    }
+    progress.finish();
+    let report = Report {
+        title: config.title.clone(),
+        sections,
+    };
+    report.write(output)?;
+    Ok(report)
+}
+
+fn run_name(dir: &Path) -> String {
+    dir.file_name().map_or_else(
+        || dir.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    )
+}
+
+fn file_stem(name: &str) -> String {
+    name.replace(['/', ' '], "-")
+}
+
+/// Loss and learning-rate charts from a run's `train.jsonl` and `eval.jsonl`.
+/// `extra_train` names further per-step series (e.g. each task's loss).
+fn curves(
+    dir: &Path,
+    name: &str,
+    extra_train: &[String],
+    output: &Path,
+) -> anyhow::Result<Vec<Plot>> {
+    let train = read_jsonl(&dir.join("train.jsonl"))?;
+    let eval = read_jsonl(&dir.join("eval.jsonl"))?;
+    let window = (train.len() / 50).max(1);
+    let mut lines: Vec<Series> = Vec::new();
+    let mut push = |s: Series| {
+        if !s.points.is_empty() {
+            lines.push(s);
+        }
+    };
+    push(smooth(&series(&train, "step", "loss", "train"), window));
+    for key in extra_train {
+        push(smooth(&series(&train, "step", key, key), window));
+    }
+    push(series(&eval, "step", "loss", "validation"));
+    let mut plots = Vec::new();
+    let stem = file_stem(name);
+    if !lines.is_empty() {
+        let file = format!("{stem}-loss.svg");
+        line_chart(
+            &output.join(&file),
+            &format!("{name}: loss"),
+            "step",
+            "loss",
+            &lines,
+        )?;
+        plots.push(Plot {
+            title: format!("{name}: loss"),
+            file,
+        });
+    }
+    let lr = series(&train, "step", "lr", "learning rate");
+    if !lr.points.is_empty() {
+        let file = format!("{stem}-lr.svg");
+        line_chart(
+            &output.join(&file),
+            &format!("{name}: learning rate"),
+            "step",
+            "lr",
+            &[lr],
+        )?;
+        plots.push(Plot {
+            title: format!("{name}: learning rate"),
+            file,
+        });
+    }
+    Ok(plots)
+}
+
+fn lm_section(
+    ec: &EvalConfig,
+    dir: &Path,
+    name: &str,
+    config: &PretrainConfig,
+    output: &Path,
+) -> anyhow::Result<Section> {
+    let mut config = config.clone();
+    config.device.clone_from(&ec.device);
+    config.data.eval_windows = ec.max_windows;
+    let mut section = match config.objective {
+        PretrainObjective::Clm => clm_section(ec, dir, name, &config)?,
+        PretrainObjective::Mlm | PretrainObjective::MlmNsp => mlm_section(ec, dir, name, &config)?,
+    };
+    section.plots = curves(dir, name, &[], output)?;
+    Ok(section)
+}
+
+/// The start of the training stream, as windows of at most 4096 tokens, for baselines.
+fn baseline_train(
+    config: &PretrainConfig,
+    splits: &crate::pretrain::ClmSplits,
+    tokens: usize,
+) -> anyhow::Result<Vec<Vec<u32>>> {
+    let len = 4096;
+    let windows = tokens.div_ceil(len).max(1);
+    Ok(ClmStream::first_windows(
+        &config.data.tokens,
+        splits.train.clone(),
+        splits.eos,
+        len - 1,
+        windows,
+    )?)
+}
+
+fn clm_section(
+    ec: &EvalConfig,
+    dir: &Path,
+    name: &str,
+    config: &PretrainConfig,
+) -> anyhow::Result<Section> {
+    let device = gradus_model::device(&config.device)?;
+    let model_dir = dir.join("model");
+    let (model, _params) = Gpt::load(&model_dir, device.clone())?;
+    let d = &config.data;
+    let tk = gradus_tokenize::load(&d.tokenizer)
+        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
+    let splits = clm_splits(config, &tk)?;
+    let windows = ClmStream::first_windows(
+        &d.tokens,
+        splits.validation.clone(),
+        splits.eos,
+        d.seq_len,
+        ec.max_windows,
+    )?;
+    let mut bytes = 0u64;
+    for w in &windows {
+        let text = tk
+            .decode(&w[1..], false)
+            .map_err(|e| anyhow::anyhow!("decoding validation tokens: {e}"))?;
+        bytes += text.len() as u64;
+    }
+    let neural = clm_score(&model, &windows, ec.batch_size, &device, Some(bytes))?;
+    let train = baseline_train(config, &splits, ec.baseline_tokens)?;
+    let vocab = model.config().vocab_size;
+    let ngram = ngram_score(&train, &windows, ec.baseline_order, vocab, Some(bytes))?;
+    let metrics = |s: &gradus_eval::LmScore| {
+        let mut m = BTreeMap::from([
+            ("loss".to_string(), s.loss),
+            ("perplexity".to_string(), s.perplexity),
+        ]);
+        if let Some(b) = s.bits_per_byte {
+            m.insert("bits_per_byte".into(), b);
+        }
+        m
+    };
+    let sample = if ec.sample_tokens > 0 {
+        let prompt = match splits.eos {
+            Some(eos) => vec![eos],
+            None => windows.first().map(|w| w[..1].to_vec()).unwrap_or_default(),
+        };
+        let sampling = Sampling {
+            seed: ec.seed,
+            ..Sampling::default()
+        };
+        let ids = generate(&model, &prompt, ec.sample_tokens, &sampling, None)?;
+        Some(
+            tk.decode(&ids, false)
+                .map_err(|e| anyhow::anyhow!("decoding the sample: {e}"))?,
+        )
+    } else {
+        None
+    };
+    Ok(Section {
+        name: name.to_string(),
+        kind: SectionKind::LanguageModel,
+        source: dir.display().to_string(),
+        data: format!("{} ({} tokens)", d.tokens.display(), neural.tokens),
+        key_metric: "perplexity".into(),
+        higher_is_better: false,
+        metrics: metrics(&neural),
+        baselines: [(format!("kneser-ney-{}", ec.baseline_order), metrics(&ngram))].into(),
+        details: serde_json::json!({ "bytes": bytes, "windows": windows.len(), "seq_len": d.seq_len }),
+        plots: Vec::new(),
+        sample,
+    })
+}
+
+fn mlm_section(
+    ec: &EvalConfig,
+    dir: &Path,
+    name: &str,
+    config: &PretrainConfig,
+) -> anyhow::Result<Section> {
+    let mut objective = mlm_objective(config)?;
+    objective
+        .params
+        .restore(&dir.join("model").join("model.safetensors"))?;
+    let metrics = objective.evaluate()?;
+    let targets: Vec<u32> = objective
+        .validation
+        .iter()
+        .flat_map(|e| e.targets.iter().map(|&(_, t)| t))
+        .collect();
+    let tk = gradus_tokenize::load(&config.data.tokenizer)
+        .with_context(|| format!("tokenizer {}", config.data.tokenizer.display()))?;
+    let splits = clm_splits(config, &tk)?;
+    let train = baseline_train(config, &splits, ec.baseline_tokens)?;
+    let unigram = Unigram::train(
+        train.iter().map(Vec::as_slice),
+        objective.model.config().vocab_size,
+    )
+    .score(&targets)?;
+    let mut baseline = BTreeMap::from([
+        ("mlm_loss".to_string(), unigram.loss),
+        ("perplexity".to_string(), unigram.perplexity),
+        ("mlm_accuracy".to_string(), unigram.accuracy),
+    ]);
+    let nsp: Vec<u32> = objective.validation.iter().filter_map(|e| e.nsp).collect();
+    if !nsp.is_empty() {
+        let ones = nsp.iter().filter(|&&l| l == 1).count();
+        let majority = ones.max(nsp.len() - ones) as f64 / nsp.len() as f64;
+        baseline.insert("nsp_accuracy".into(), majority);
+    }
+    Ok(Section {
+        name: name.to_string(),
+        kind: SectionKind::LanguageModel,
+        source: dir.display().to_string(),
+        data: format!(
+            "{} (validation, {} masked tokens)",
+            config.data.tokens.display(),
+            targets.len()
+        ),
+        key_metric: "mlm_accuracy".into(),
+        higher_is_better: true,
+        metrics,
+        baselines: [("unigram".to_string(), baseline)].into(),
+        details: serde_json::json!({ "sequences": objective.validation.len() }),
+        plots: Vec::new(),
+        sample: None,
+    })
+}
+
+/// Where a task's data and model are.
+struct TaskRun<'a> {
+    name: &'a str,
+    /// Run folder (curves), if the task was trained on its own.
+    dir: Option<&'a Path>,
+    model: PathBuf,
+    examples: &'a Path,
+    train_split: &'a str,
+    dev_split: &'a str,
+    key_metric: Option<String>,
+}
+
+fn task_section(
+    ec: &EvalConfig,
+    dir: &Path,
+    name: &str,
+    config: &FinetuneConfig,
+    output: &Path,
+) -> anyhow::Result<Section> {
+    evaluate_task(
+        ec,
+        &TaskRun {
+            name,
+            dir: Some(dir),
+            model: dir.join("model"),
+            examples: &config.examples,
+            train_split: &config.train_split,
+            dev_split: &config.dev_split,
+            key_metric: config.metric_for_best.clone(),
+        },
+        output,
+    )
+}
+
+fn multitask_sections(
+    ec: &EvalConfig,
+    dir: &Path,
+    name: &str,
+    config: &MultitaskConfig,
+    output: &Path,
+) -> anyhow::Result<Vec<Section>> {
+    let mut out = Vec::new();
+    for task in &config.tasks {
+        let section_name = format!("{name}/{}", task.name);
+        out.push(evaluate_task(
+            ec,
+            &TaskRun {
+                name: &section_name,
+                dir: None,
+                model: dir.join("tasks").join(&task.name),
+                examples: &task.examples,
+                train_split: &task.train_split,
+                dev_split: &task.dev_split,
+                key_metric: task.metric.clone(),
+            },
+            output,
+        )?);
+        let tuned = dir.join("finetune").join(&task.name);
+        if tuned.join("config.toml").is_file()
+            && let Run::Finetune(c) = detect(&tuned)?
+        {
+            let tuned_name = format!("{section_name} (fine-tuned)");
+            out.push(task_section(ec, &tuned, &tuned_name, &c, output)?);
+        }
+    }
+    // The shared training curves go with the first task's section.
+    let per_task: Vec<String> = config
+        .tasks
+        .iter()
+        .map(|t| format!("{}/loss", t.name))
+        .collect();
+    if let Some(first) = out.first_mut() {
+        first
+            .plots
+            .splice(0..0, curves(dir, name, &per_task, output)?);
+    }
+    Ok(out)
+}
+
+/// A constant predictor from the training split: the majority class, or the mean target.
+fn constant_outputs(kind: TaskKind, classes: usize, train: &[TaskExample]) -> Vec<f32> {
+    match kind {
+        TaskKind::Classification => {
+            let mut counts = vec![0usize; classes.max(1)];
+            for l in train.iter().filter_map(|e| e.label) {
+                if let Some(c) = usize::try_from(l).ok().and_then(|l| counts.get_mut(l)) {
+                    *c += 1;
+                }
+            }
+            let best = (0..counts.len()).max_by_key(|&i| (counts[i], std::cmp::Reverse(i)));
+            (0..counts.len())
+                .map(|i| if Some(i) == best { 1.0 } else { 0.0 })
+                .collect()
+        }
+        TaskKind::Regression => {
+            let t: Vec<f32> = train.iter().filter_map(|e| e.target).collect();
+            vec![t.iter().sum::<f32>() / t.len().max(1) as f32]
+        }
+    }
+}
+
+fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::Result<Section> {
+    let device = gradus_model::device(&ec.device)?;
+    let mut predictor = Predictor::load(&run.model, &device)?;
+    predictor.batch_size = ec.batch_size.max(1);
+    let spec = predictor.model.spec.clone();
+    let dev = load_examples(run.examples, Some(run.dev_split), spec.max_len)?;
+    if dev.is_empty() {
+        anyhow::bail!(
+            "{}: no examples in split `{}`",
+            run.examples.display(),
+            run.dev_split
+        );
+    }
+    let outputs = predictor.outputs(&dev)?;
+    let scored = score(&spec, &dev, &outputs)?;
+    let train = load_examples(run.examples, Some(run.train_split), spec.max_len)?;
+    let constant = constant_outputs(spec.kind, spec.labels.len(), &train);
+    let base = score(&spec, &dev, &vec![constant; dev.len()])?;
+    let baseline: BTreeMap<String, f64> = base
+        .scalars
+        .into_iter()
+        // A constant has no correlation, and its logits no calibrated loss.
+        .filter(|(k, v)| v.is_finite() && !(k == "loss" && spec.kind == TaskKind::Classification))
+        .collect();
+    let (default_key, baseline_name) = match spec.kind {
+        TaskKind::Classification => ("accuracy", "majority class"),
+        TaskKind::Regression => ("pearson", "mean target"),
+    };
+    let key_metric = run
+        .key_metric
+        .clone()
+        .filter(|k| scored.scalars.contains_key(k))
+        .unwrap_or_else(|| default_key.into());
+    let mut plots = match run.dir {
+        Some(dir) => curves(dir, run.name, &[], output)?,
+        None => Vec::new(),
+    };
+    plots.push(task_chart(
+        run.name,
+        &spec,
+        &dev,
+        &outputs,
+        &scored.report,
+        output,
+    )?);
+    Ok(Section {
+        name: run.name.to_string(),
+        kind: SectionKind::Task,
+        source: run.model.display().to_string(),
+        data: format!(
+            "{} ({}, {} examples)",
+            run.examples.display(),
+            run.dev_split,
+            dev.len()
+        ),
+        higher_is_better: key_metric != "mse" && key_metric != "loss",
+        key_metric,
+        metrics: scored.scalars,
+        baselines: [(baseline_name.to_string(), baseline)].into(),
+        details: scored.report,
+        plots,
+        sample: None,
+    })
+}
+
+/// The confusion matrix of a classifier, or predicted against true values of a regressor.
+fn task_chart(
+    name: &str,
+    spec: &gradus_finetune::TaskSpec,
+    dev: &[TaskExample],
+    outputs: &[Vec<f32>],
+    report: &serde_json::Value,
+    output: &Path,
+) -> anyhow::Result<Plot> {
+    let stem = file_stem(name);
+    match spec.kind {
+        TaskKind::Classification => {
+            let counts: Vec<Vec<u64>> =
+                serde_json::from_value(report["confusion"]["counts"].clone())
+                    .context("the task report has no confusion matrix")?;
+            let file = format!("{stem}-confusion.svg");
+            let title = format!("{name}: confusion matrix");
+            confusion_chart(&output.join(&file), &title, &spec.labels, &counts)?;
+            Ok(Plot { title, file })
+        }
+        TaskKind::Regression => {
+            let points: Vec<(f64, f64)> = dev
+                .iter()
+                .zip(outputs)
+                .filter_map(|(e, o)| Some((f64::from(e.target?), f64::from(*o.first()?))))
+                .collect();
+            let file = format!("{stem}-scatter.svg");
+            let title = format!("{name}: predicted vs true");
+            scatter_chart(&output.join(&file), &title, &points)?;
+            Ok(Plot { title, file })
+        }
+    }
+}
