@@ -403,6 +403,11 @@ threads = 1
 "train.checkpoint_interval" = 10
 "train.eval_interval" = 50
 "train.schedule.warmup" = 10
+[[stage]]
+name = "eval"
+kind = "eval"
+input = ["@pretrain"]
+set = {{ sample_tokens = 20, max_windows = 64 }}
 "#,
             run = dir.join("run").display(),
             encode = encode.display(),
@@ -447,11 +452,33 @@ watch = ["data"]"#;
         ("tok", "skipped"),
         ("tokens", "done"),
         ("pretrain", "done"),
+        ("eval", "done"),
     ];
     assert_eq!(
         got,
         want.map(|(a, b)| (a.to_string(), b.to_string())).to_vec()
     );
+    // The causal model's report: perplexity and bits per byte beside a Kneser-Ney
+    // trigram on the same characters, and a sample.
+    let report = read_json(&run.join("eval/report.json"));
+    let pre = section(&report, "pretrain");
+    let vocab = read_json(&run.join("tok/tokenizer.json"))["model"]["vocab"]
+        .as_object()
+        .unwrap()
+        .len() as f64;
+    for m in [&pre["metrics"], &pre["baselines"]["kneser-ney-3"]] {
+        let ppl = m["perplexity"].as_f64().unwrap();
+        assert!(
+            ppl > 1.0 && ppl < vocab,
+            "perplexity {ppl}, vocabulary {vocab}"
+        );
+        let bpb = m["bits_per_byte"].as_f64().unwrap();
+        assert!(
+            bpb > 0.0 && bpb < vocab.log2() + 0.01,
+            "bits per byte {bpb}"
+        );
+    }
+    assert_eq!(pre["sample"].as_str().map(|t| t.chars().count()), Some(20));
     // Deleting an output is a change too.
     std::fs::remove_file(run.join("tok/tokenizer.json")).unwrap();
     succeeded(&run_pipeline(&file, &[]));

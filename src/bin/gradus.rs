@@ -64,6 +64,10 @@ enum Command {
         /// Folder for stage outputs, logs and run records (overrides the file's `run_dir`).
         #[arg(long)]
         run_dir: Option<PathBuf>,
+        /// Override a stage's config key, e.g. `--set pretrain.train.steps=500`
+        /// (repeatable; values are TOML, bare words are strings).
+        #[arg(long = "set", value_name = "STAGE.KEY=VALUE")]
+        overrides: Vec<String>,
         /// More log output.
         #[arg(long, short = 'v')]
         verbose: bool,
@@ -108,10 +112,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             from,
             jobs,
             run_dir,
+            overrides,
             verbose,
         } => {
             init_tracing(verbose);
-            let plan = gradus_pipeline::Plan::load(&pipeline, run_dir.as_deref())?;
+            let plan = gradus_pipeline::Plan::load(&pipeline, run_dir.as_deref(), &overrides)?;
             let opts = gradus_pipeline::RunOptions {
                 dry_run,
                 force,
@@ -129,6 +134,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 runtime.block_on(gradus_pipeline::run(&plan, &opts))?
             };
             write!(stdout, "{}", report.table())?;
+            if dry_run {
+                for (stage, r) in plan.stages.iter().zip(&report.stages) {
+                    if r.status == gradus_pipeline::Outcome::WouldRun {
+                        let resume = r.reason.starts_with("resume");
+                        let command = gradus_pipeline::command_line(stage, resume).join(" ");
+                        writeln!(stdout, "  {}: {command}", stage.name)?;
+                    }
+                }
+            }
             Ok(())
         }
     }

@@ -75,6 +75,19 @@ pub fn dry_run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
     Ok(RunReport::new(plan, stages, 0.0))
 }
 
+/// The program and arguments that run `stage` (`resume`: continue its output).
+pub fn command_line(stage: &Stage, resume: bool) -> Vec<String> {
+    let (program, sub) = stage.kind.program();
+    let mut command = vec![program.to_string()];
+    command.extend(sub.map(str::to_string));
+    command.extend(stage.args.iter().cloned());
+    command.extend(["--output".to_string(), stage.output.display().to_string()]);
+    if !resume {
+        command.push("--overwrite".into());
+    }
+    command
+}
+
 enum State {
     Pending,
     Running(Box<Running>),
@@ -328,25 +341,18 @@ fn spawn(
     reason: &str,
     bin_dir: Option<&Path>,
 ) -> Result<Running> {
-    let (program, sub) = stage.kind.program();
+    let command = command_line(stage, resume);
     let program_path = bin_dir
-        .map(|d| d.join(program))
+        .map(|d| d.join(&command[0]))
         .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(program));
-    let mut args: Vec<String> = sub.map(str::to_string).into_iter().collect();
-    args.extend(stage.args.iter().cloned());
-    args.extend(["--output".to_string(), stage.output.display().to_string()]);
-    if !resume {
+        .unwrap_or_else(|| PathBuf::from(&command[0]));
+    let args = &command[1..];
+    if !resume && stage.output.exists() {
         // Removed here, before the stage starts, so that a stage following this one can
         // never see the previous run's manifest.
-        if stage.output.exists() {
-            std::fs::remove_dir_all(&stage.output)
-                .map_err(|e| PipelineError::file(&stage.output, e))?;
-        }
-        args.push("--overwrite".into());
+        std::fs::remove_dir_all(&stage.output)
+            .map_err(|e| PipelineError::file(&stage.output, e))?;
     }
-    let mut command = vec![program.to_string()];
-    command.extend(args.iter().cloned());
     new_stamp(stage, command.clone()).write(plan, stage)?;
     let log_path = plan.log_path(stage);
     let mut log = std::fs::OpenOptions::new()
@@ -361,7 +367,7 @@ fn spawn(
         .try_clone()
         .map_err(|e| PipelineError::file(&log_path, e))?;
     let mut cmd = Command::new(&program_path);
-    cmd.args(&args)
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err_log));

@@ -20,7 +20,7 @@ pub mod stamp;
 mod summary;
 
 pub use error::{PipelineError, Result};
-pub use exec::{RunOptions, dry_run, last_line, run};
+pub use exec::{RunOptions, command_line, dry_run, last_line, run};
 pub use plan::{Plan, Stage};
 pub use spec::{PipelineFile, StageKind, StageSpec};
 pub use summary::{Outcome, RunReport, StageReport, key_figure};

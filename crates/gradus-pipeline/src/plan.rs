@@ -43,13 +43,27 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Reads and checks `file`; `run_dir` overrides the file's.
-    pub fn load(file: &Path, run_dir: Option<&Path>) -> Result<Self> {
+    /// Reads and checks `file`; `run_dir` overrides the file's, and each `overrides`
+    /// item (`STAGE.KEY=VALUE`) adds to that stage's `set`.
+    pub fn load(file: &Path, run_dir: Option<&Path>, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(file).map_err(|e| PipelineError::file(file, e))?;
-        let parsed: PipelineFile = toml::from_str(&text).map_err(|e| PipelineError::Pipeline {
-            file: file.to_path_buf(),
-            message: e.to_string(),
+        let text = expand_env(&text, &|name| std::env::var(name).ok()).map_err(|message| {
+            PipelineError::Pipeline {
+                file: file.to_path_buf(),
+                message,
+            }
         })?;
+        let mut parsed: PipelineFile =
+            toml::from_str(&text).map_err(|e| PipelineError::Pipeline {
+                file: file.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        for item in overrides {
+            add_override(&mut parsed, item).map_err(|message| PipelineError::Pipeline {
+                file: file.to_path_buf(),
+                message,
+            })?;
+        }
         Self::from_file(parsed, file, run_dir)
     }
 
@@ -162,6 +176,75 @@ impl Plan {
             .join("logs")
             .join(format!("{}.log", stage.name))
     }
+}
+
+/// `STAGE.KEY=VALUE` into that stage's `set` (the value a TOML literal, or else text).
+fn add_override(parsed: &mut PipelineFile, item: &str) -> std::result::Result<(), String> {
+    let parts = item
+        .split_once('=')
+        .and_then(|(k, v)| Some((k.split_once('.')?, v)));
+    let Some(((stage, key), raw)) = parts else {
+        return Err(format!("--set {item:?}: expected STAGE.KEY=VALUE"));
+    };
+    let spec = parsed
+        .stages
+        .iter_mut()
+        .find(|s| s.name == stage)
+        .ok_or_else(|| format!("--set {item:?}: no stage `{stage}`"))?;
+    let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+    spec.set.insert(key.to_string(), value);
+    Ok(())
+}
+
+/// Replaces `${NAME}` with the variable's value and `${NAME:-default}` with the value or,
+/// when unset or empty, the (itself expanded) default — as a shell does.
+pub fn expand_env(
+    text: &str,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let body_start = start + 2;
+        // The matching brace, allowing `${...}` inside a default.
+        let mut depth = 1;
+        let mut end = None;
+        let bytes = rest.as_bytes();
+        let mut i = body_start;
+        while i < bytes.len() {
+            if rest[i..].starts_with("${") {
+                depth += 1;
+                i += 2;
+                continue;
+            }
+            if bytes[i] == b'}' {
+                depth -= 1;
+                if depth == 0 {
+                    end = Some(i);
+                    break;
+                }
+            }
+            i += 1;
+        }
+        let end = end.ok_or_else(|| format!("`{}`: no closing brace", &rest[start..]))?;
+        let body = &rest[body_start..end];
+        let (name, default) = match body.split_once(":-") {
+            Some((n, d)) => (n, Some(d)),
+            None => (body, None),
+        };
+        match (var(name).filter(|v| !v.is_empty()), default) {
+            (Some(v), _) => out.push_str(&v),
+            (None, Some(d)) => out.push_str(&expand_env(d, var)?),
+            (None, None) => return Err(format!("environment variable `{name}` is not set")),
+        }
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
 }
 
 /// Kahn's algorithm, keeping the file's order among stages that are ready together.
@@ -440,6 +523,38 @@ mod tests {
             "tok and everything after it changed"
         );
         assert_eq!(a.stages[2].config_hash, b.stages[2].config_hash);
+    }
+
+    #[test]
+    fn command_line_overrides_join_the_stage_set() {
+        let mut parsed: PipelineFile = toml::from_str(CHAIN).unwrap();
+        add_override(&mut parsed, "pretrain.train.steps=10").unwrap();
+        add_override(&mut parsed, "tok.kind=bpe").unwrap();
+        let p =
+            Plan::from_file(parsed.clone(), Path::new("p.toml"), Some(Path::new("run"))).unwrap();
+        assert!(p.stages[3].args.contains(&"train.steps=10".to_string()));
+        assert!(p.stages[1].args.contains(&"kind=\"bpe\"".to_string()));
+        assert!(
+            add_override(&mut parsed, "nope.x=1")
+                .unwrap_err()
+                .contains("no stage `nope`")
+        );
+        assert!(add_override(&mut parsed, "pretrain=1").is_err());
+    }
+
+    #[test]
+    fn environment_variables_expand_with_defaults() {
+        let var = |n: &str| (n == "HOME").then(|| "/home/u".to_string());
+        assert_eq!(
+            expand_env("a ${HOME}/x ${CACHE:-${HOME}/.cache}/m", &var).unwrap(),
+            "a /home/u/x /home/u/.cache/m"
+        );
+        assert!(expand_env("${NOPE}", &var).unwrap_err().contains("`NOPE`"));
+        assert!(
+            expand_env("${HOME", &var)
+                .unwrap_err()
+                .contains("closing brace")
+        );
     }
 
     #[test]

@@ -22,6 +22,9 @@
 //! config = "pipelines/demo/pretrain.toml"
 //! set = { "data.tokens" = "@tokens" }   # config overrides, as `--set`
 //! ```
+//!
+//! `${NAME}` and `${NAME:-default}` anywhere in the file are environment variables, as
+//! in a shell. Relative paths are relative to the folder `gradus run` runs in.
 
 use std::path::PathBuf;
 

@@ -114,7 +114,9 @@ impl RunReport {
                 "–".into()
             };
             let note = match s.status {
-                Outcome::Done | Outcome::Skipped => s.figure.clone().unwrap_or_default(),
+                Outcome::Done | Outcome::Skipped | Outcome::WouldSkip => {
+                    s.figure.clone().unwrap_or_default()
+                }
                 _ => s.reason.clone(),
             };
             let _ = writeln!(
@@ -124,12 +126,16 @@ impl RunReport {
                 s.status.word()
             );
         }
-        let _ = writeln!(
-            out,
-            "total {:.1}s; outputs in {}",
-            self.seconds,
-            self.run_dir.display()
-        );
+        let dry = self
+            .stages
+            .iter()
+            .all(|s| matches!(s.status, Outcome::WouldRun | Outcome::WouldSkip));
+        let head = if dry {
+            "dry run".to_string()
+        } else {
+            format!("total {:.1}s", self.seconds)
+        };
+        let _ = writeln!(out, "{head}; outputs in {}", self.run_dir.display());
         if let Some(r) = &self.report {
             let _ = writeln!(out, "report: {}", r.display());
         }
