@@ -40,6 +40,13 @@ pub struct PretrainData {
     /// Token appended between documents that lack it; `auto`: the tokenizer's
     /// end-of-text token if it has one.
     pub eos: String,
+    /// Start on a `tokens` dataset still being written and follow it: the first epoch
+    /// waits for each next shard (validation waits until it has its windows), which
+    /// reads exactly what the sealed dataset holds, in the same order. With
+    /// `holdout_tail` the stage waits for the seal, since the tail is a share of the whole.
+    pub follow: bool,
+    /// With `follow`: give up after this many seconds without a new shard.
+    pub follow_timeout_secs: u64,
 }
 
 impl Default for PretrainData {
@@ -53,6 +60,8 @@ impl Default for PretrainData {
             eval_windows: 512,
             shuffle_buffer: 8192,
             eos: "auto".into(),
+            follow: false,
+            follow_timeout_secs: 3600,
         }
     }
 }
@@ -97,6 +106,31 @@ impl Default for PretrainConfig {
     }
 }
 
+impl PretrainData {
+    /// How long a following stream waits for a shard; `None` when not following.
+    pub fn follow_timeout(&self) -> Option<std::time::Duration> {
+        self.follow
+            .then(|| std::time::Duration::from_secs(self.follow_timeout_secs))
+    }
+}
+
+/// Waits until the dataset in `dir` is sealed (a tail hold-out needs all of it).
+fn wait_sealed(dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let mut have = 0;
+    loop {
+        let ds = gradus_shard::wait_for_shards(
+            dir,
+            have,
+            std::time::Duration::from_millis(200),
+            timeout,
+        )?;
+        if ds.manifest().sealed {
+            return Ok(());
+        }
+        have = ds.manifest().shards.len();
+    }
+}
+
 /// The end-of-text token id `eos` names, if any.
 fn eos_id(tk: &gradus_tokenize::Tokenizer, eos: &str) -> anyhow::Result<Option<u32>> {
     match eos {
@@ -128,13 +162,18 @@ pub fn clm_splits(
 ) -> anyhow::Result<ClmSplits> {
     let d = &config.data;
     let eos = eos_id(tk, &d.eos)?;
+    let follow = d.follow_timeout();
     let (train, validation) = if d.holdout_tail > 0.0 {
+        if let Some(timeout) = follow {
+            wait_sealed(&d.tokens, timeout)?;
+        }
         let total = ClmStream::count_tokens(&d.tokens, Some("train"), eos)?;
         let cut = (total as f64 * (1.0 - d.holdout_tail)).round() as u64;
         let spec = |start, end| StreamSpec {
             split: Some("train".into()),
             start,
             end,
+            follow: None,
         };
         (spec(0, Some(cut)), spec(cut, None))
     } else {
@@ -142,6 +181,7 @@ pub fn clm_splits(
             split: Some(s.into()),
             start: 0,
             end: None,
+            follow,
         };
         (spec("train"), spec("validation"))
     };
@@ -219,6 +259,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         vocab_size: bert.vocab_size,
         special,
         pack: config.pack_documents,
+        follow: d.follow_timeout(),
     };
     let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
     let train = MlmStream::open(&d.tokens, spec("train"), config.seed)?;

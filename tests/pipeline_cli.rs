@@ -231,7 +231,7 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 #[test]
-fn encode_follows_an_upstream_that_is_still_writing() {
+fn encode_and_pretraining_follow_an_upstream_that_is_still_writing() {
     let dir = tempfile::tempdir().unwrap();
     let tokenizer = char_tokenizer(dir.path());
     // The upstream reads a named pipe, so it is exactly as slow as this test writes.
@@ -245,6 +245,8 @@ fn encode_follows_an_upstream_that_is_still_writing() {
     );
     let import = dir.path().join("import.toml");
     std::fs::write(&import, "max_rows_per_shard = 20\nbatch_rows = 20\n").unwrap();
+    let encode = dir.path().join("encode.toml");
+    std::fs::write(&encode, "validation_fraction = 0.2\n").unwrap();
     let run = dir.path().join("run");
     let file = dir.path().join("stream.toml");
     std::fs::write(
@@ -259,12 +261,32 @@ input = ["{fifo}"]
 [[stage]]
 name = "tokens"
 kind = "encode"
+config = "{encode}"
 input = ["@docs"]
 tokenizer = "{tok}"
+[[stage]]
+name = "pretrain"
+kind = "pretrain"
+config = "pipelines/shakespeare-char/pretrain.toml"
+start_after_shards = 2
+threads = 1
+[stage.set]
+"data.tokens" = "@tokens"
+"data.tokenizer" = "{tok}"
+"data.holdout_tail" = 0.0
+"data.seq_len" = 8
+"data.eval_windows" = 4
+"gpt.n_layer" = 1
+"gpt.n_embd" = 16
+"gpt.n_head" = 2
+"train.steps" = 20
+"train.eval_interval" = 20
+"train.schedule.warmup" = 2
 "#,
             run = run.display(),
             import = import.display(),
             fifo = fifo.display(),
+            encode = encode.display(),
             tok = tokenizer.display()
         ),
     )
@@ -296,15 +318,25 @@ tokenizer = "{tok}"
     wait_for("the first token shard", Duration::from_secs(120), || {
         shard_count(&tokens) > 0
     });
+    // Pretraining starts once two token shards exist, while the documents are open.
+    let events = run.join("pipeline.jsonl");
+    wait_for("pretraining to start", Duration::from_secs(120), || {
+        std::fs::read_to_string(&events).is_ok_and(|t| {
+            t.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|e| e["stage"] == "pretrain" && e["event"] == "started")
+        })
+    });
     assert!(
         !sealed(&run.join("docs")),
-        "the upstream sealed before the follower committed a shard"
+        "the upstream sealed before its followers started"
     );
     tx.send(()).unwrap();
     writer.join().unwrap();
     let out = runner.wait_with_output().unwrap();
     succeeded(&out);
     assert!(sealed(&run.join("docs")) && sealed(&tokens));
+    assert_eq!(status_of(&run, "pretrain"), "done");
     let rows = |d: &Path| -> u64 {
         read_json(&d.join("manifest.json"))["shards"]
             .as_array()

@@ -273,7 +273,7 @@ fn readiness(plan: &Plan, states: &[State], i: usize) -> std::result::Result<boo
             State::Finished(r) if matches!(r.status, Outcome::Done | Outcome::Skipped) => {}
             State::Finished(_) => return Err(plan.stages[d].name.clone()),
             State::Running(_) if stage.follows == Some(d) => {
-                ready &= committed_shards(&plan.stages[d].output) > 0;
+                ready &= committed_shards(&plan.stages[d].output) >= stage.start_after_shards;
             }
             _ => ready = false,
         }

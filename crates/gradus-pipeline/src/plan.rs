@@ -23,6 +23,8 @@ pub struct Stage {
     pub deps: Vec<usize>,
     /// The upstream whose shards this stage consumes while they are written.
     pub follows: Option<usize>,
+    /// With `follows`: committed upstream shards needed before this stage starts.
+    pub start_after_shards: usize,
     /// Hash of the kind, the arguments and the contents of every file the stage reads
     /// that is not another stage's output (config, watched files, external inputs).
     pub config_hash: String,
@@ -350,23 +352,36 @@ impl Resolver<'_> {
             }
             args.extend([flag.to_string(), resolved]);
         }
+        let mut sets = Vec::new();
+        flatten(&s.set, "", &mut sets);
+        for (key, value) in sets {
+            let before = deps.len();
+            let value = self.value(&value, &s.name, &mut deps)?;
+            // Pretraining follows the tokens it is pointed at.
+            if s.kind == StageKind::Pretrain
+                && key == "data.tokens"
+                && deps.len() > before
+                && all[deps[before]].kind.writes_shards()
+            {
+                follows = Some(deps[before]);
+            }
+            args.extend(["--set".to_string(), format!("{key}={value}")]);
+        }
         if s.follow == Some(true) && follows.is_none() {
             return Err(PipelineError::stage(
                 &s.name,
-                "`follow` needs a stage that can follow (encode) and an input that is another stage's dataset",
+                "`follow` needs an encode stage whose input, or a pretrain stage whose \
+                 `data.tokens`, is another stage's dataset",
             ));
         }
         if s.follow == Some(false) {
             follows = None;
         }
         if follows.is_some() {
-            args.push("--follow".into());
-        }
-        let mut sets = Vec::new();
-        flatten(&s.set, "", &mut sets);
-        for (key, value) in sets {
-            let value = self.value(&value, &s.name, &mut deps)?;
-            args.extend(["--set".to_string(), format!("{key}={value}")]);
+            match s.kind {
+                StageKind::Pretrain => args.extend(["--set".into(), "data.follow=true".into()]),
+                _ => args.push("--follow".into()),
+            }
         }
         if let Some(t) = s.threads {
             args.extend(["--threads".to_string(), t.to_string()]);
@@ -390,6 +405,7 @@ impl Resolver<'_> {
             args,
             deps,
             follows,
+            start_after_shards: s.start_after_shards.unwrap_or(1).max(1),
             lineage: String::new(),
         })
     }
@@ -498,6 +514,8 @@ mod tests {
             ["--input", "run/docs", "--tokenizer", "run/tok", "--follow"]
         );
         let pre = &p.stages[3];
+        assert_eq!(pre.follows, Some(2));
+        assert!(pre.args.contains(&"data.follow=true".to_string()));
         assert!(
             pre.args.contains(&"data.tokens=\"run/tokens\"".to_string()),
             "{:?}",

@@ -78,9 +78,10 @@ impl StageKind {
         )
     }
 
-    /// Whether the stage can consume its input's shards while they are written.
+    /// Whether the stage can consume its input's shards while they are written: encode
+    /// its `input` documents, pretraining its `data.tokens`.
     pub fn can_follow(self) -> bool {
-        self == Self::Encode
+        matches!(self, Self::Encode | Self::Pretrain)
     }
 
     /// The files (relative to the output) that exist only once the stage has finished
@@ -147,9 +148,12 @@ pub struct StageSpec {
     /// Stages to wait for besides those referred to with `@`.
     #[serde(default)]
     pub after: Vec<String>,
-    /// Encode: consume the input's shards while they are written (default true when
-    /// the input is another stage's dataset).
+    /// Encode and pretrain: consume the input's shards while they are written (default
+    /// true when the input is another stage's dataset).
     pub follow: Option<bool>,
+    /// With `follow`: start once the followed stage has committed this many shards
+    /// (default 1).
+    pub start_after_shards: Option<usize>,
     /// Worker threads of the stage (default: every core).
     pub threads: Option<usize>,
     /// The stage's seed (`--seed`).

@@ -54,7 +54,7 @@ pub use manifest::{
     FORMAT_VERSION, InputRef, MANIFEST_FILE, Manifest, Producer, ShardEntry, check_inside,
     config_hash,
 };
-pub use reader::{Batches, Dataset, Follow, ReadOptions, ShardReader, follow};
+pub use reader::{Batches, Dataset, Follow, ReadOptions, ShardReader, follow, wait_for_shards};
 pub use records::{Document, Example, Prediction, Record, TokenSeq, TokensBuilder};
 pub use schema::{
     DatasetKind, check_schema, documents_schema, examples_schema, f32_list, predictions_schema,

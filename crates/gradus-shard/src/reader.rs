@@ -408,6 +408,40 @@ impl Follow {
     }
 }
 
+/// Opens the dataset in `dir` once its manifest lists more than `have` shards or says it
+/// is sealed (the folder need not exist yet), checking every `poll`. Waiting longer than
+/// `timeout` for either is an error naming the dataset. For readers that follow a
+/// dataset by shard index rather than through [`Follow`].
+pub fn wait_for_shards(
+    dir: &Path,
+    have: usize,
+    poll: Duration,
+    timeout: Duration,
+) -> Result<Dataset> {
+    let since = Instant::now();
+    loop {
+        if let Some(manifest) = Manifest::load_if_exists(dir)?
+            && (manifest.sealed || manifest.shards.len() > have)
+        {
+            return Ok(Dataset {
+                dir: dir.to_path_buf(),
+                manifest,
+            });
+        }
+        if since.elapsed() > timeout {
+            return Err(ShardError::State {
+                dataset: dir.to_path_buf(),
+                reason: format!(
+                    "waited {} for shard {} or the seal",
+                    humanize(since.elapsed()),
+                    have + 1
+                ),
+            });
+        }
+        thread::sleep(poll);
+    }
+}
+
 fn humanize(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }

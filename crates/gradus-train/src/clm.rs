@@ -5,6 +5,7 @@
 //! serialisable [`ClmCursor`], so a resumed run continues with the very next window.
 
 use std::path::Path;
+use std::time::Duration;
 
 use arrow::array::AsArray;
 use candle_core::{Device, Tensor};
@@ -23,6 +24,44 @@ pub struct StreamSpec {
     /// Tokens `[start, end)` of the joined stream (for a tail hold-out of one long text).
     pub start: u64,
     pub end: Option<u64>,
+    /// Follow a dataset still being written: at the end of its committed shards, wait (up
+    /// to this long) for the next shard or the seal instead of ending the epoch. Shards
+    /// are only ever appended, so the stream reads what it would read once sealed.
+    #[serde(skip)]
+    pub follow: Option<Duration>,
+}
+
+/// How often a following stream looks for a new shard.
+const FOLLOW_POLL: Duration = Duration::from_millis(200);
+
+/// Opens a tokens dataset; when following, waits for it to exist first.
+pub(crate) fn open_tokens(dir: &Path, follow: Option<Duration>) -> Result<Dataset> {
+    let ds = match follow {
+        Some(timeout) => gradus_shard::wait_for_shards(dir, 0, FOLLOW_POLL, timeout)?,
+        None => Dataset::open(dir)?,
+    };
+    if ds.kind() != DatasetKind::Tokens {
+        return Err(TrainError::Data(format!(
+            "{}: a {} dataset, not tokens",
+            dir.display(),
+            ds.kind()
+        )));
+    }
+    Ok(ds)
+}
+
+/// For a following reader at the end of `dataset`'s committed shards: waits for another
+/// shard or the seal and reopens; true if there are more shards to read.
+pub(crate) fn await_more(dataset: &mut Dataset, follow: Option<Duration>) -> Result<bool> {
+    let Some(timeout) = follow else {
+        return Ok(false);
+    };
+    if dataset.manifest().sealed {
+        return Ok(false);
+    }
+    let have = dataset.manifest().shards.len();
+    *dataset = gradus_shard::wait_for_shards(dataset.dir(), have, FOLLOW_POLL, timeout)?;
+    Ok(dataset.manifest().shards.len() > have)
 }
 
 /// Where a stream stands.
@@ -165,7 +204,7 @@ impl ClmStream {
         if seq_len == 0 {
             return Err(TrainError::Config("seq_len must be positive".into()));
         }
-        let dataset = Dataset::open_kind(dir, DatasetKind::Tokens)?;
+        let dataset = open_tokens(dir, spec.follow)?;
         Ok(Self {
             reader: DocReader {
                 dataset,
@@ -238,12 +277,18 @@ impl ClmStream {
 
     /// Moves one document into windows; false at the end of the data.
     fn fill(&mut self) -> Result<bool> {
-        let shards = self.reader.dataset.manifest().shards.len();
         let end = self.reader.spec.end.unwrap_or(u64::MAX);
         let start = self.reader.spec.start;
         loop {
+            let shards = self.reader.dataset.manifest().shards.len();
             let c = &self.cursor;
-            if c.shard >= shards || c.token >= end {
+            if c.token >= end {
+                return Ok(false);
+            }
+            if c.shard >= shards {
+                if await_more(&mut self.reader.dataset, self.reader.spec.follow)? {
+                    continue;
+                }
                 return Ok(false);
             }
             let (shard, row) = (c.shard, c.row as usize);
@@ -312,6 +357,7 @@ impl ClmStream {
             split: split.map(str::to_string),
             start: 0,
             end: None,
+            follow: None,
         };
         let mut s = Self::open(dir, spec, eos, 1, 1, 0, false)?;
         let shards = s.reader.dataset.manifest().shards.len();

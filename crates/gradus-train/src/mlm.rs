@@ -10,7 +10,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 use gradus_model::{Bert, BertHeads, Ctx, Params, loss};
-use gradus_shard::{Dataset, DatasetKind};
+use gradus_shard::Dataset;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,9 @@ pub struct MlmSpec {
     /// data joins sentences; otherwise each document starts a new example and short
     /// ones leave most of it padding (and few tokens to predict).
     pub pack: bool,
+    /// Follow a dataset still being written (see [`crate::clm::StreamSpec::follow`]).
+    #[serde(skip)]
+    pub follow: Option<std::time::Duration>,
 }
 
 /// One example before batching.
@@ -81,7 +84,7 @@ impl MlmStream {
             return Err(TrainError::Config("MLM seq_len must be at least 8".into()));
         }
         Ok(Self {
-            dataset: Dataset::open_kind(dir, DatasetKind::Tokens)?,
+            dataset: crate::clm::open_tokens(dir, spec.follow)?,
             spec,
             loaded: None,
             cursor: MlmCursor {
@@ -97,11 +100,19 @@ impl MlmStream {
 
     /// The next document's tokens (without `[CLS]`/`[SEP]`), starting over at the end.
     fn next_doc(&mut self) -> Result<Vec<u32>> {
-        let shards = self.dataset.manifest().shards.len();
         // At most one pass over every shard, twice (the end of an epoch, then the next).
-        for _ in 0..2 * shards + 2 {
+        let mut steps = 0;
+        loop {
+            let shards = self.dataset.manifest().shards.len();
+            if steps > 2 * shards + 2 {
+                break;
+            }
+            steps += 1;
             let c = &self.cursor;
             if c.shard >= shards {
+                if crate::clm::await_more(&mut self.dataset, self.spec.follow)? {
+                    continue;
+                }
                 self.cursor.epoch += 1;
                 (self.cursor.shard, self.cursor.row) = (0, 0);
                 continue;

@@ -52,6 +52,7 @@ fn objective(data: &Path, dropout: f32) -> ClmObjective {
         split: Some(s.into()),
         start: 0,
         end: None,
+        follow: None,
     };
     ClmObjective {
         model,
@@ -207,6 +208,7 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         vocab_size: 24,
         special,
         pack: true,
+        follow: None,
     };
     let config = BertConfig {
         vocab_size: 24,
@@ -273,4 +275,90 @@ fn config_for_mlm() -> TrainConfig {
         },
         ..TrainConfig::default()
     }
+}
+
+/// Writes the rows of `tokens(..)` again into `dir`, one shard at a time with pauses, as
+/// an encode stage still running would.
+fn tokens_slowly(dir: &Path, docs: usize, pause: std::time::Duration) {
+    let producer = Producer::new("test", &()).unwrap();
+    let opts = WriterOptions {
+        max_rows_per_shard: 10,
+        ..WriterOptions::default()
+    };
+    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
+    let rows: Vec<TokenSeq> = (0..docs)
+        .map(|i| TokenSeq {
+            doc_id: format!("d{i}"),
+            input_ids: (0..20 + i % 7).map(|j| ((i + j) % 15) as u32).collect(),
+            split: if i % 10 == 9 { "validation" } else { "train" }.into(),
+        })
+        .collect();
+    for (i, chunk) in rows.chunks(10).enumerate() {
+        std::thread::sleep(pause);
+        w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
+            .unwrap();
+        w.finish_source(&format!("s{i}")).unwrap();
+    }
+    w.seal().unwrap();
+}
+
+#[test]
+fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
+    use gradus_train::mlm::{MlmSpec, MlmStream, SpecialTokens};
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let sealed = dir.path().join("sealed");
+    tokens_slowly(&sealed, 120, Duration::ZERO);
+    let growing = dir.path().join("growing");
+    let writer = {
+        let growing = growing.clone();
+        std::thread::spawn(move || tokens_slowly(&growing, 120, Duration::from_millis(30)))
+    };
+    let clm = |data: &Path, follow| {
+        let spec = |s: &str| StreamSpec {
+            split: Some(s.into()),
+            start: 0,
+            end: None,
+            follow,
+        };
+        let mut s = ClmStream::open(data, spec("train"), Some(15), 12, 16, 3, true).unwrap();
+        // More windows than one epoch holds: the second epoch starts over the whole data.
+        let windows: Vec<Vec<u32>> = (0..400).map(|_| s.next_window().unwrap()).collect();
+        let val = ClmStream::first_windows(data, spec("validation"), Some(15), 12, 20).unwrap();
+        (windows, val)
+    };
+    let followed = clm(&growing, Some(Duration::from_secs(30)));
+    writer.join().unwrap();
+    assert_eq!(followed, clm(&sealed, None));
+    assert_eq!(followed.1.len(), 20);
+
+    let growing = dir.path().join("growing-mlm");
+    let writer = {
+        let growing = growing.clone();
+        std::thread::spawn(move || tokens_slowly(&growing, 120, Duration::from_millis(30)))
+    };
+    let mlm = |data: &Path, follow| {
+        let spec = MlmSpec {
+            split: Some("train".into()),
+            seq_len: 19,
+            nsp: true,
+            mask_prob: 0.15,
+            vocab_size: 16,
+            special: SpecialTokens {
+                cls: 1,
+                sep: 2,
+                mask: 3,
+                pad: 0,
+            },
+            pack: true,
+            follow,
+        };
+        let mut s = MlmStream::open(data, spec, 5).unwrap();
+        (0..300)
+            .map(|_| s.next_example().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let followed = mlm(&growing, Some(Duration::from_secs(30)));
+    writer.join().unwrap();
+    assert_eq!(followed, mlm(&sealed, None));
 }
