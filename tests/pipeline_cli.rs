@@ -190,25 +190,33 @@ fn demo_pipeline_runs_end_to_end_then_reruns_only_what_changed() {
     }
 }
 
-/// Imports a small text and trains a character tokenizer: `dir/setup/tok/tokenizer.json`.
-fn char_tokenizer(dir: &Path) -> PathBuf {
-    let file = dir.join("setup.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"run_dir = "{}"
-[[stage]]
-name = "text"
-kind = "import"
-input = ["data/reviews/reviews.txt"]
+/// A pipeline's first stages: `text` (the given stage table, a documents dataset) and
+/// `tok`, a character tokenizer trained on it.
+fn text_and_char_tokenizer(run: &Path, text: &str) -> String {
+    format!(
+        r#"run_dir = "{}"
+{text}
 [[stage]]
 name = "tok"
 kind = "tokenizer"
 config = "pipelines/shakespeare-char/tokenizer.toml"
 input = ["@text"]
 "#,
-            dir.join("setup").display()
-        ),
+        run.display()
+    )
+}
+
+const IMPORT_REVIEWS: &str = r#"[[stage]]
+name = "text"
+kind = "import"
+input = ["data/reviews/reviews.txt"]"#;
+
+/// Imports a small text and trains a character tokenizer: `dir/setup/tok/tokenizer.json`.
+fn char_tokenizer(dir: &Path) -> PathBuf {
+    let file = dir.join("setup.toml");
+    std::fs::write(
+        &file,
+        text_and_char_tokenizer(&dir.join("setup"), IMPORT_REVIEWS),
     )
     .unwrap();
     succeeded(&run_pipeline(&file, &[]));
@@ -355,36 +363,23 @@ fn a_failed_stage_is_named_and_its_downstream_does_not_run() {
     let dir = tempfile::tempdir().unwrap();
     let run = dir.path().join("run");
     let file = dir.path().join("bad.toml");
-    std::fs::write(
-        &file,
-        format!(
-            r#"run_dir = "{}"
-[[stage]]
-name = "docs"
-kind = "import"
-input = ["{}"]
-[[stage]]
-name = "tok"
-kind = "tokenizer"
-config = "pipelines/shakespeare-char/tokenizer.toml"
-input = ["@docs"]
-"#,
-            run.display(),
-            dir.path().join("missing.txt").display()
-        ),
-    )
-    .unwrap();
+    let missing = dir.path().join("missing.txt");
+    let text = format!(
+        "[[stage]]\nname = \"text\"\nkind = \"import\"\ninput = [\"{}\"]",
+        missing.display()
+    );
+    std::fs::write(&file, text_and_char_tokenizer(&run, &text)).unwrap();
     let out = run_pipeline(&file, &[]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     let last = err.lines().last().unwrap_or("");
     assert!(
-        last.starts_with("error: stage `docs` failed")
+        last.starts_with("error: stage `text` failed")
             && last.contains("missing.txt")
-            && last.contains("docs.log"),
+            && last.contains("text.log"),
         "{err}"
     );
-    assert_eq!(status_of(&run, "docs"), "failed");
+    assert_eq!(status_of(&run, "text"), "failed");
     assert_eq!(status_of(&run, "tok"), "not_run");
 
     let bad_ref = dir.path().join("ref.toml");
@@ -405,13 +400,7 @@ fn tiny_lm(dir: &Path, first: &str, encode: &Path, steps: u32) -> PathBuf {
     std::fs::write(
         &file,
         format!(
-            r#"run_dir = "{run}"
-{first}
-[[stage]]
-name = "tok"
-kind = "tokenizer"
-config = "pipelines/shakespeare-char/tokenizer.toml"
-input = ["@text"]
+            r#"{head}
 [[stage]]
 name = "tokens"
 kind = "encode"
@@ -441,18 +430,13 @@ kind = "eval"
 input = ["@pretrain"]
 set = {{ sample_tokens = 20, max_windows = 64 }}
 "#,
-            run = dir.join("run").display(),
+            head = text_and_char_tokenizer(&dir.join("run"), first),
             encode = encode.display(),
         ),
     )
     .unwrap();
     file
 }
-
-const IMPORT_REVIEWS: &str = r#"[[stage]]
-name = "text"
-kind = "import"
-input = ["data/reviews/reviews.txt"]"#;
 
 #[test]
 fn changing_the_encode_config_reruns_it_and_what_follows_but_not_clean() {

@@ -1,8 +1,10 @@
 //! Report charts as SVG: curves, a confusion matrix, predicted against true values.
 
+use std::ops::Range;
 use std::path::Path;
 
 use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
@@ -35,6 +37,31 @@ fn canvas(path: &Path) -> Result<DrawingArea<SVGBackend<'_>, Shift>> {
     Ok(root)
 }
 
+/// Axes with `title`, ranges and labels, on a white canvas.
+fn axes<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    path: &Path,
+    title: &str,
+    (xs, ys): (Range<f64>, Range<f64>),
+    (x_label, y_label): (&str, &str),
+) -> Result<ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>> {
+    let err = failed(path);
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 20))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(64)
+        .build_cartesian_2d(xs, ys)
+        .map_err(|e| err(e.to_string()))?;
+    chart
+        .configure_mesh()
+        .x_desc(x_label)
+        .y_desc(y_label)
+        .draw()
+        .map_err(|e| err(e.to_string()))?;
+    Ok(chart)
+}
+
 /// Lines of `series` against a shared x axis; series of few points also get markers.
 pub fn line_chart(
     path: &Path,
@@ -52,19 +79,8 @@ pub fn line_chart(
     };
     let err = failed(path);
     let root = canvas(path)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(xs.0..xs.1, ys.0..ys.1)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc(x_label)
-        .y_desc(y_label)
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    let ranges = (xs.0..xs.1, ys.0..ys.1);
+    let mut chart = axes(&root, path, title, ranges, (x_label, y_label))?;
     for (i, s) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
         chart
@@ -175,19 +191,7 @@ pub fn scatter_chart(path: &Path, title: &str, points: &[(f64, f64)]) -> Result<
     };
     let err = failed(path);
     let root = canvas(path)?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(title, ("sans-serif", 20))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(64)
-        .build_cartesian_2d(lo..hi, lo..hi)
-        .map_err(|e| err(e.to_string()))?;
-    chart
-        .configure_mesh()
-        .x_desc("true")
-        .y_desc("predicted")
-        .draw()
-        .map_err(|e| err(e.to_string()))?;
+    let mut chart = axes(&root, path, title, (lo..hi, lo..hi), ("true", "predicted"))?;
     chart
         .draw_series(LineSeries::new([(lo, lo), (hi, hi)], BLACK.mix(0.4)))
         .map_err(|e| err(e.to_string()))?;

@@ -14,9 +14,15 @@ use gradus_train::{TrainConfig, TrainError, Trainer};
 /// A tokens dataset of `docs` documents over a 16-token vocabulary, in two shards: each
 /// document counts up from a start, so the next token is learnable.
 fn tokens(dir: &Path, docs: usize) {
+    write_tokens(dir, docs, docs.div_ceil(2), std::time::Duration::ZERO);
+}
+
+/// The documents of [`tokens`], `per_shard` to a shard, pausing before each shard as an
+/// encode stage still running would.
+fn write_tokens(dir: &Path, docs: usize, per_shard: usize, pause: std::time::Duration) {
     let producer = Producer::new("test", &()).unwrap();
     let opts = WriterOptions {
-        max_rows_per_shard: docs.div_ceil(2),
+        max_rows_per_shard: per_shard,
         ..WriterOptions::default()
     };
     let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
@@ -27,7 +33,8 @@ fn tokens(dir: &Path, docs: usize) {
             split: if i % 10 == 9 { "validation" } else { "train" }.into(),
         })
         .collect();
-    for (i, chunk) in rows.chunks(docs.div_ceil(2)).enumerate() {
+    for (i, chunk) in rows.chunks(per_shard).enumerate() {
+        std::thread::sleep(pause);
         w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
             .unwrap();
         w.finish_source(&format!("s{i}")).unwrap();
@@ -277,42 +284,17 @@ fn config_for_mlm() -> TrainConfig {
     }
 }
 
-/// Writes the rows of `tokens(..)` again into `dir`, one shard at a time with pauses, as
-/// an encode stage still running would.
-fn tokens_slowly(dir: &Path, docs: usize, pause: std::time::Duration) {
-    let producer = Producer::new("test", &()).unwrap();
-    let opts = WriterOptions {
-        max_rows_per_shard: 10,
-        ..WriterOptions::default()
-    };
-    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
-    let rows: Vec<TokenSeq> = (0..docs)
-        .map(|i| TokenSeq {
-            doc_id: format!("d{i}"),
-            input_ids: (0..20 + i % 7).map(|j| ((i + j) % 15) as u32).collect(),
-            split: if i % 10 == 9 { "validation" } else { "train" }.into(),
-        })
-        .collect();
-    for (i, chunk) in rows.chunks(10).enumerate() {
-        std::thread::sleep(pause);
-        w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
-            .unwrap();
-        w.finish_source(&format!("s{i}")).unwrap();
-    }
-    w.seal().unwrap();
-}
-
 #[test]
 fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
     use gradus_train::mlm::{MlmSpec, MlmStream, SpecialTokens};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let sealed = dir.path().join("sealed");
-    tokens_slowly(&sealed, 120, Duration::ZERO);
+    write_tokens(&sealed, 120, 10, Duration::ZERO);
     let growing = dir.path().join("growing");
     let writer = {
         let growing = growing.clone();
-        std::thread::spawn(move || tokens_slowly(&growing, 120, Duration::from_millis(30)))
+        std::thread::spawn(move || write_tokens(&growing, 120, 10, Duration::from_millis(30)))
     };
     let clm = |data: &Path, follow| {
         let spec = |s: &str| StreamSpec {
@@ -335,7 +317,7 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
     let growing = dir.path().join("growing-mlm");
     let writer = {
         let growing = growing.clone();
-        std::thread::spawn(move || tokens_slowly(&growing, 120, Duration::from_millis(30)))
+        std::thread::spawn(move || write_tokens(&growing, 120, 10, Duration::from_millis(30)))
     };
     let mlm = |data: &Path, follow| {
         let spec = MlmSpec {
