@@ -16,7 +16,8 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench demo demo-make minilm clean shakespeare wikitext-mlm sst2 stsb \
+.PHONY: all build test lint fmt bench demo demo-make minilm clean shakespeare webtext glue \
+	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-agnews
 
 all: build
@@ -99,23 +100,19 @@ $(DEMO_REPORT): pipelines/demo/eval.toml $(DEMO_MODEL) $(DEMO_FINETUNE) $(DEMO_M
 	$(BIN)/gradus-eval -c $< $(DEMO)/pretrain $(DEMO)/finetune $(DEMO)/multitask \
 	    --output $(@D) --overwrite
 
-# nanoGPT's CPU recipe on Tiny Shakespeare: import, character tokenizer, encode, pretrain,
-# then 500 sampled characters. SEED picks the run's seed.
+# nanoGPT's CPU recipe on Tiny Shakespeare through the pipeline runner: import, character
+# tokenizer, encode, pretrain, report with 500 sampled characters. SEED picks the run's
+# seed (initialisation, data order and dropout); each seed has its own run folder.
 SHARED ?= ../shared/datasets
-SHAKESPEARE := $(RUNS)/shakespeare-char
 SEED ?= 1337
 shakespeare: build
-	$(BIN)/gradus import -c pipelines/shakespeare-char/import.toml \
-	    --input $(SHARED)/tinyshakespeare/input.txt --output $(SHAKESPEARE)/documents --overwrite
-	$(BIN)/gradus-tokenize train -c pipelines/shakespeare-char/tokenizer.toml \
-	    --input $(SHAKESPEARE)/documents --output $(SHAKESPEARE)/tokenizer --overwrite
-	$(BIN)/gradus-tokenize encode -c pipelines/shakespeare-char/encode.toml \
-	    --tokenizer $(SHAKESPEARE)/tokenizer/tokenizer.json \
-	    --input $(SHAKESPEARE)/documents --output $(SHAKESPEARE)/tokens --overwrite
-	$(BIN)/gradus-pretrain -c pipelines/shakespeare-char/pretrain.toml --seed $(SEED) \
-	    --output $(SHAKESPEARE)/pretrain-$(SEED) --overwrite
-	$(BIN)/gradus-generate --model $(SHAKESPEARE)/pretrain-$(SEED)/model \
-	    --tokenizer $(SHAKESPEARE)/tokenizer/tokenizer.json --max-new-tokens 500 --seed $(SEED)
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/shakespeare-char.toml \
+	    --set pretrain.seed=$(SEED) --set pretrain.train.seed=$(SEED) \
+	    --run-dir $(RUNS)/shakespeare-char-$(SEED)
+
+# The Common Crawl sample cleaned, a byte-level BPE, a small GPT, a report.
+webtext: build
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/webtext.toml
 
 # A small BERT pretrained with MLM + NSP on WikiText-2's validation text.
 WIKITEXT := $(RUNS)/wikitext-mlm
@@ -169,6 +166,10 @@ sst2: $(SST2_EXAMPLES)
 	    --output $(GLUE)/sst2 --overwrite
 	$(BIN)/gradus-predict --model $(GLUE)/sst2/model \
 	    "a gorgeous, witty, seductive movie." "the plot is nothing but boilerplate clichés"
+
+# The GLUE pipeline: both single-task runs, both multi-task runs, one report.
+glue: build minilm
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/glue-minilm.toml
 
 stsb: $(STSB_EXAMPLES)
 	$(BIN)/gradus-finetune -c pipelines/glue-minilm/stsb.toml --model $(MINILM_MODEL) \

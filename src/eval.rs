@@ -18,10 +18,12 @@ use gradus_model::generate::{Sampling, generate};
 use gradus_multitask::MultitaskConfig;
 use gradus_telemetry::Progress;
 use gradus_train::Objective;
-use gradus_train::clm::ClmStream;
+use gradus_train::clm::{ClmStream, StreamSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::pretrain::{PretrainConfig, PretrainObjective, clm_splits, mlm_objective};
+use crate::pretrain::{
+    ClmSplits, PretrainConfig, PretrainObjective, clm_splits, eos_id, mlm_objective,
+};
 
 /// `gradus-eval`'s TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,6 +33,8 @@ pub struct EvalConfig {
     pub title: String,
     /// Run folders to evaluate (`--input` adds more).
     pub runs: Vec<PathBuf>,
+    /// Checkpoint folders to evaluate on a dataset of your choice.
+    pub checkpoints: Vec<CheckpointSpec>,
     /// `cpu` or `cuda:N`.
     pub device: String,
     pub batch_size: usize,
@@ -50,6 +54,7 @@ impl Default for EvalConfig {
         Self {
             title: "gradus evaluation".into(),
             runs: Vec::new(),
+            checkpoints: Vec::new(),
             device: "cpu".into(),
             batch_size: 32,
             max_windows: 512,
@@ -59,6 +64,32 @@ impl Default for EvalConfig {
             seed: 0,
         }
     }
+}
+
+/// A model folder outside a run: a causal LM (GPT-2 layout: `config.json`,
+/// `model.safetensors`) scored on a `tokens` dataset, or a fine-tuned task checkpoint
+/// scored on an `examples` dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSpec {
+    /// Section name (default: the folder's name).
+    pub name: Option<String>,
+    pub model: PathBuf,
+    /// Causal LMs: the tokens to score (its `split`) and to train the baseline on (its
+    /// `train` split).
+    pub tokens: Option<PathBuf>,
+    /// Default: the model folder's `tokenizer.json`.
+    pub tokenizer: Option<PathBuf>,
+    /// Causal LMs: window length (default: the model's context).
+    pub seq_len: Option<usize>,
+    /// Tasks: the examples to score (its `split`; the baseline learns from `train`).
+    pub examples: Option<PathBuf>,
+    #[serde(default = "validation")]
+    pub split: String,
+}
+
+fn validation() -> String {
+    "validation".into()
 }
 
 /// What produced a run folder, from its resolved config.
@@ -98,11 +129,12 @@ fn detect(dir: &Path) -> anyhow::Result<Run> {
 
 /// Evaluates every run of `config` into a report in `output` (charts beside it).
 pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
-    if config.runs.is_empty() {
-        anyhow::bail!("nothing to evaluate: name run folders with `runs` or --input");
+    if config.runs.is_empty() && config.checkpoints.is_empty() {
+        anyhow::bail!("nothing to evaluate: name run folders (`runs` or --input) or `checkpoints`");
     }
     std::fs::create_dir_all(output).with_context(|| format!("output {}", output.display()))?;
-    let progress = Progress::new("eval", Some(config.runs.len() as u64), "runs");
+    let total = config.runs.len() + config.checkpoints.len();
+    let progress = Progress::new("eval", Some(total as u64), "models");
     let mut sections = Vec::new();
     for dir in &config.runs {
         let name = run_name(dir);
@@ -114,6 +146,12 @@ pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
                 sections.extend(multitask_sections(config, dir, &name, &c, output)?)
             }
         }
+        progress.inc(1);
+    }
+    for spec in &config.checkpoints {
+        let name = spec.name.clone().unwrap_or_else(|| run_name(&spec.model));
+        progress.set_message(name.clone());
+        sections.push(checkpoint_section(config, spec, &name, output)?);
         progress.inc(1);
     }
     progress.finish();
@@ -203,7 +241,24 @@ fn lm_section(
     config.device.clone_from(&ec.device);
     config.data.eval_windows = ec.max_windows;
     let mut section = match config.objective {
-        PretrainObjective::Clm => clm_section(ec, dir, name, &config)?,
+        PretrainObjective::Clm => {
+            let d = &config.data;
+            let tokenizer = load_tokenizer(&d.tokenizer)?;
+            let which = if d.holdout_tail > 0.0 {
+                format!("last {:.0}% of train", d.holdout_tail * 100.0)
+            } else {
+                "validation split".to_string()
+            };
+            let lm = ClmData {
+                model: dir.join("model"),
+                tokens: &d.tokens,
+                splits: clm_splits(&config, &tokenizer)?,
+                tokenizer,
+                seq_len: d.seq_len,
+                which,
+            };
+            clm_section(ec, name, dir, &lm)?
+        }
         PretrainObjective::Mlm | PretrainObjective::MlmNsp => mlm_section(ec, dir, name, &config)?,
     };
     section.plots = curves(dir, name, &[], output)?;
@@ -212,14 +267,14 @@ fn lm_section(
 
 /// The start of the training stream, as windows of at most 4096 tokens, for baselines.
 fn baseline_train(
-    config: &PretrainConfig,
-    splits: &crate::pretrain::ClmSplits,
+    dataset: &Path,
+    splits: &ClmSplits,
     tokens: usize,
 ) -> anyhow::Result<Vec<Vec<u32>>> {
     let len = 4096;
     let windows = tokens.div_ceil(len).max(1);
     Ok(ClmStream::first_windows(
-        &config.data.tokens,
+        dataset,
         splits.train.clone(),
         splits.eos,
         len - 1,
@@ -227,24 +282,35 @@ fn baseline_train(
     )?)
 }
 
+fn load_tokenizer(path: &Path) -> anyhow::Result<gradus_tokenize::Tokenizer> {
+    gradus_tokenize::load(path).with_context(|| format!("tokenizer {}", path.display()))
+}
+
+/// A causal model and the tokens it is scored on.
+struct ClmData<'a> {
+    model: PathBuf,
+    tokens: &'a Path,
+    tokenizer: gradus_tokenize::Tokenizer,
+    splits: ClmSplits,
+    seq_len: usize,
+    /// Which part of `tokens` is scored, for the report.
+    which: String,
+}
+
 fn clm_section(
     ec: &EvalConfig,
-    dir: &Path,
     name: &str,
-    config: &PretrainConfig,
+    source: &Path,
+    lm: &ClmData<'_>,
 ) -> anyhow::Result<Section> {
-    let device = gradus_model::device(&config.device)?;
-    let model_dir = dir.join("model");
-    let (model, _params) = Gpt::load(&model_dir, device.clone())?;
-    let d = &config.data;
-    let tk = gradus_tokenize::load(&d.tokenizer)
-        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
-    let splits = clm_splits(config, &tk)?;
+    let device = gradus_model::device(&ec.device)?;
+    let (model, _params) = Gpt::load(&lm.model, device.clone())?;
+    let (tk, splits) = (&lm.tokenizer, &lm.splits);
     let windows = ClmStream::first_windows(
-        &d.tokens,
+        lm.tokens,
         splits.validation.clone(),
         splits.eos,
-        d.seq_len,
+        lm.seq_len,
         ec.max_windows,
     )?;
     let mut bytes = 0u64;
@@ -255,7 +321,7 @@ fn clm_section(
         bytes += text.len() as u64;
     }
     let neural = clm_score(&model, &windows, ec.batch_size, &device, Some(bytes))?;
-    let train = baseline_train(config, &splits, ec.baseline_tokens)?;
+    let train = baseline_train(lm.tokens, splits, ec.baseline_tokens)?;
     let vocab = model.config().vocab_size;
     let ngram = ngram_score(&train, &windows, ec.baseline_order, vocab, Some(bytes))?;
     let metrics = |s: &gradus_eval::LmScore| {
@@ -288,13 +354,18 @@ fn clm_section(
     Ok(Section {
         name: name.to_string(),
         kind: SectionKind::LanguageModel,
-        source: dir.display().to_string(),
-        data: format!("{} ({} tokens)", d.tokens.display(), neural.tokens),
+        source: source.display().to_string(),
+        data: format!(
+            "{} ({}, {} tokens)",
+            lm.tokens.display(),
+            lm.which,
+            neural.tokens
+        ),
         key_metric: "perplexity".into(),
         higher_is_better: false,
         metrics: metrics(&neural),
         baselines: [(format!("kneser-ney-{}", ec.baseline_order), metrics(&ngram))].into(),
-        details: serde_json::json!({ "bytes": bytes, "windows": windows.len(), "seq_len": d.seq_len }),
+        details: serde_json::json!({ "bytes": bytes, "windows": windows.len(), "seq_len": lm.seq_len }),
         plots: Vec::new(),
         sample,
     })
@@ -316,10 +387,8 @@ fn mlm_section(
         .iter()
         .flat_map(|e| e.targets.iter().map(|&(_, t)| t))
         .collect();
-    let tk = gradus_tokenize::load(&config.data.tokenizer)
-        .with_context(|| format!("tokenizer {}", config.data.tokenizer.display()))?;
-    let splits = clm_splits(config, &tk)?;
-    let train = baseline_train(config, &splits, ec.baseline_tokens)?;
+    let splits = clm_splits(config, &load_tokenizer(&config.data.tokenizer)?)?;
+    let train = baseline_train(&config.data.tokens, &splits, ec.baseline_tokens)?;
     let unigram = Unigram::train(
         train.iter().map(Vec::as_slice),
         objective.model.config().vocab_size,
@@ -353,6 +422,76 @@ fn mlm_section(
         plots: Vec::new(),
         sample: None,
     })
+}
+
+/// A checkpoint folder on the dataset its spec names.
+fn checkpoint_section(
+    ec: &EvalConfig,
+    spec: &CheckpointSpec,
+    name: &str,
+    output: &Path,
+) -> anyhow::Result<Section> {
+    let path = spec.model.join("config.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("checkpoint {}", path.display()))?;
+    let config: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("checkpoint {}", path.display()))?;
+    let need = |what: &str, v: Option<&PathBuf>| -> anyhow::Result<PathBuf> {
+        v.cloned().with_context(|| {
+            format!(
+                "checkpoint {}: give `{what}` to evaluate it on",
+                spec.model.display()
+            )
+        })
+    };
+    if config.get("gradus_task").is_some() {
+        let examples = need("examples", spec.examples.as_ref())?;
+        let run = TaskRun {
+            name,
+            dir: None,
+            model: spec.model.clone(),
+            examples: &examples,
+            train_split: "train",
+            dev_split: &spec.split,
+            key_metric: None,
+        };
+        return evaluate_task(ec, &run, output);
+    }
+    if config.get("model_type").and_then(serde_json::Value::as_str) != Some("gpt2") {
+        anyhow::bail!(
+            "checkpoint {}: neither a causal LM (GPT-2) nor a fine-tuned task; masked LMs \
+             are evaluated from their pretraining run folder",
+            spec.model.display()
+        );
+    }
+    let tokens = need("tokens", spec.tokens.as_ref())?;
+    let tokenizer_path = spec
+        .tokenizer
+        .clone()
+        .unwrap_or_else(|| spec.model.join("tokenizer.json"));
+    let tokenizer = load_tokenizer(&tokenizer_path)?;
+    let context = config
+        .get("n_positions")
+        .and_then(serde_json::Value::as_u64);
+    let split = |s: &str| StreamSpec {
+        split: Some(s.into()),
+        start: 0,
+        end: None,
+        follow: None,
+    };
+    let lm = ClmData {
+        model: spec.model.clone(),
+        tokens: &tokens,
+        splits: ClmSplits {
+            train: split("train"),
+            validation: split(&spec.split),
+            eos: eos_id(&tokenizer, "auto")?,
+        },
+        tokenizer,
+        seq_len: spec.seq_len.or(context.map(|c| c as usize)).unwrap_or(256),
+        which: format!("{} split", spec.split),
+    };
+    clm_section(ec, name, &spec.model, &lm)
 }
 
 /// Where a task's data and model are.

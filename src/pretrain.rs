@@ -132,7 +132,7 @@ fn wait_sealed(dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::R
 }
 
 /// The end-of-text token id `eos` names, if any.
-fn eos_id(tk: &gradus_tokenize::Tokenizer, eos: &str) -> anyhow::Result<Option<u32>> {
+pub fn eos_id(tk: &gradus_tokenize::Tokenizer, eos: &str) -> anyhow::Result<Option<u32>> {
     match eos {
         "none" => Ok(None),
         "auto" => Ok(["<|endoftext|>", "</s>", "<eos>", "[EOS]"]

@@ -12,6 +12,17 @@ use gradus_testkit::{run_bin, succeeded};
 use serde_json::Value;
 
 const GRADUS: &str = env!("CARGO_BIN_EXE_gradus");
+const GRADUS_EVAL: &str = env!("CARGO_BIN_EXE_gradus-eval");
+
+/// `gradus-eval` on one checkpoint folder (`spec`: the `checkpoints` entry's keys).
+fn eval_checkpoint(spec: &str, output: &Path) -> Value {
+    let set = format!("checkpoints=[{{ {spec} }}]");
+    succeeded(&run_bin(
+        GRADUS_EVAL,
+        &["--set", &set, "--output", output.to_str().unwrap()],
+    ));
+    read_json(&output.join("report.json"))
+}
 
 fn read_json(path: &Path) -> Value {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -151,6 +162,20 @@ fn demo_pipeline_runs_end_to_end_then_reruns_only_what_changed() {
         }
     }
     assert!(run.join("eval/report.md").is_file());
+
+    // The fine-tuned checkpoint alone, on the same examples, scores what its run did.
+    let alone = eval_checkpoint(
+        &format!(
+            "model = \"{}\", examples = \"{}\"",
+            run.join("finetune/model").display(),
+            run.join("sentiment-examples").display()
+        ),
+        &dir.path().join("checkpoint-eval"),
+    );
+    assert_eq!(
+        section(&alone, "model")["metrics"]["accuracy"],
+        section(&report, "finetune")["metrics"]["accuracy"]
+    );
 
     // Nothing changed: every stage is skipped.
     succeeded(&run_pipeline(&file, &[]));
@@ -495,6 +520,28 @@ watch = ["data"]"#;
         );
     }
     assert_eq!(pre["sample"].as_str().map(|t| t.chars().count()), Some(20));
+    // The causal checkpoint alone, on the validation split the new encode config made.
+    let alone = eval_checkpoint(
+        &format!(
+            "model = \"{}\", tokens = \"{}\", seq_len = 32",
+            run.join("pretrain/model").display(),
+            run.join("tokens").display()
+        ),
+        &dir.path().join("checkpoint-eval"),
+    );
+    let s = section(&alone, "model");
+    assert!(
+        s["data"].as_str().unwrap().contains("validation split"),
+        "{s}"
+    );
+    let ppl = s["metrics"]["perplexity"].as_f64().unwrap();
+    assert!(ppl > 1.0 && ppl < vocab, "{s}");
+    assert!(
+        s["baselines"]["kneser-ney-3"]["perplexity"]
+            .as_f64()
+            .unwrap()
+            > 1.0
+    );
     // Deleting an output is a change too.
     std::fs::remove_file(run.join("tok/tokenizer.json")).unwrap();
     succeeded(&run_pipeline(&file, &[]));

@@ -207,11 +207,10 @@ pub fn encode_dataset(
         let stats = encode_shard(encoder, config, input, &shard, &key, &mut writer)?;
         stats.record(writer.stats_mut(), &key);
         writer.finish_source(&key)?;
-        if run.follow.is_some() {
-            // Streaming: commit what this upstream shard gave at once, so that the next
-            // stage sees it now rather than when an output shard fills.
-            writer.flush()?;
-        }
+        // Output shards end where upstream shards end, in follow mode and batch mode
+        // alike (so both write the same dataset): a stage following this one sees each
+        // upstream shard's tokens as soon as they are encoded.
+        writer.flush()?;
         progress(shard.rows);
     }
     EncodeStats::summarise(writer.stats_mut());
