@@ -11,6 +11,27 @@
 //!   `force`, `from` and [`dry_run`] as `make -B` / `make -n`.
 //! - **Interrupts**: Ctrl-C stops the children; each stage's record stays `running`, so
 //!   the next run resumes those stages from their partial outputs.
+//!
+//! ```
+//! use gradus_pipeline::{PipelineFile, Plan};
+//! let file: PipelineFile = toml::from_str(r#"
+//!     [[stage]]
+//!     name = "tokens"
+//!     kind = "encode"
+//!     input = ["@docs"]
+//!     tokenizer = "tokenizer.json"
+//!
+//!     [[stage]]
+//!     name = "docs"
+//!     kind = "import"
+//!     input = ["corpus.txt"]
+//! "#).unwrap();
+//! let plan = Plan::from_file(file, "p.toml".as_ref(), Some("runs/x".as_ref())).unwrap();
+//! // Upstream first; encode follows the import's shards as they are committed.
+//! assert_eq!(plan.stages[0].name, "docs");
+//! assert_eq!(plan.stages[1].follows, Some(0));
+//! assert!(plan.stages[1].args.contains(&"--follow".to_string()));
+//! ```
 
 mod error;
 mod exec;
