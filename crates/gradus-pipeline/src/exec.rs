@@ -34,8 +34,9 @@ pub struct RunOptions {
 }
 
 const TICK: Duration = Duration::from_millis(200);
-/// How long stopped children get to exit before they are killed.
-const GRACE: Duration = Duration::from_secs(5);
+/// How long stopped children get to exit by themselves (a terminal's Ctrl-C reaches them
+/// too) before they are killed; every stage resumes after a kill, so this is short.
+const GRACE: Duration = Duration::from_secs(2);
 
 fn forced(plan: &Plan, opts: &RunOptions) -> Result<Vec<bool>> {
     let mut forced = vec![false; plan.stages.len()];
