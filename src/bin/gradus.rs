@@ -1,6 +1,6 @@
 //! `gradus`: dataset tools (`inspect`, `verify`, `import`) and the pipeline runner (`run`).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -131,7 +131,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     .enable_all()
                     .build()
                     .context("starting the runtime")?;
-                runtime.block_on(gradus_pipeline::run(&plan, &opts))?
+                let report = runtime.block_on(gradus_pipeline::run(&plan, &opts))?;
+                // The stage lines end without a newline on a terminal.
+                if std::io::stderr().is_terminal() {
+                    writeln!(std::io::stderr())?;
+                }
+                report
             };
             write!(stdout, "{}", report.table())?;
             if dry_run {

@@ -471,7 +471,8 @@ fn show_progress(plan: &Plan, states: &[State]) {
     }
 }
 
-/// The last non-empty line of a log (read from its last 8 KiB).
+/// The last line a stage wrote to its log (read from its last 8 KiB); the command line
+/// the runner wrote at the top does not count.
 pub fn last_line(path: &Path) -> String {
     let Ok(mut f) = std::fs::File::open(path) else {
         return String::new();
@@ -484,7 +485,7 @@ pub fn last_line(path: &Path) -> String {
         .lines()
         .rev()
         .map(str::trim)
-        .find(|l| !l.is_empty())
+        .find(|l| !l.is_empty() && !l.starts_with("$ "))
         .unwrap_or("")
         .to_string()
 }
