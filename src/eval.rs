@@ -136,8 +136,9 @@ pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
     let total = config.runs.len() + config.checkpoints.len();
     let progress = Progress::new("eval", Some(total as u64), "models");
     let mut sections = Vec::new();
+    let mut used = std::collections::HashSet::new();
     for dir in &config.runs {
-        let name = run_name(dir);
+        let name = unique_name(dir, &mut used);
         progress.set_message(name.clone());
         match detect(dir)? {
             Run::Pretrain(c) => sections.push(lm_section(config, dir, &name, &c, output)?),
@@ -149,7 +150,10 @@ pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
         progress.inc(1);
     }
     for spec in &config.checkpoints {
-        let name = spec.name.clone().unwrap_or_else(|| run_name(&spec.model));
+        let name = match &spec.name {
+            Some(n) => n.clone(),
+            None => unique_name(&spec.model, &mut used),
+        };
         progress.set_message(name.clone());
         sections.push(checkpoint_section(config, spec, &name, output)?);
         progress.inc(1);
@@ -168,6 +172,23 @@ fn run_name(dir: &Path) -> String {
         || dir.display().to_string(),
         |n| n.to_string_lossy().into_owned(),
     )
+}
+
+/// The folder's name, or with its parent's (`seed-2/pretrain`) when another run already
+/// took it: section names are also chart file names.
+fn unique_name(dir: &Path, used: &mut std::collections::HashSet<String>) -> String {
+    let mut name = run_name(dir);
+    if used.contains(&name) {
+        let parent = dir.parent().map_or_else(String::new, run_name);
+        name = format!("{parent}/{name}");
+    }
+    let mut candidate = name.clone();
+    let mut n = 2;
+    while !used.insert(candidate.clone()) {
+        candidate = format!("{name}-{n}");
+        n += 1;
+    }
+    candidate
 }
 
 fn file_stem(name: &str) -> String {
@@ -691,5 +712,20 @@ fn task_chart(
             scatter_chart(&output.join(&file), &title, &points)?;
             Ok(Plot { title, file })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sections_of_same_named_runs_get_distinct_names() {
+        let mut used = std::collections::HashSet::new();
+        let names: Vec<String> = ["runs/a/pretrain", "runs/b/pretrain", "runs/b/pretrain", "x"]
+            .iter()
+            .map(|p| unique_name(Path::new(p), &mut used))
+            .collect();
+        assert_eq!(names, ["pretrain", "b/pretrain", "b/pretrain-2", "x"]);
     }
 }
