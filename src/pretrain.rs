@@ -114,21 +114,13 @@ impl PretrainData {
     }
 }
 
-/// Waits until the dataset in `dir` is sealed (a tail hold-out needs all of it).
+/// Waits until the dataset in `dir` is sealed (a tail hold-out needs all of it): follows
+/// its shards to the end.
 fn wait_sealed(dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::Result<()> {
-    let mut have = 0;
-    loop {
-        let ds = gradus_shard::wait_for_shards(
-            dir,
-            have,
-            std::time::Duration::from_millis(200),
-            timeout,
-        )?;
-        if ds.manifest().sealed {
-            return Ok(());
-        }
-        have = ds.manifest().shards.len();
+    for shard in gradus_shard::follow(dir).timeout(timeout) {
+        shard?;
     }
+    Ok(())
 }
 
 /// The end-of-text token id `eos` names, if any.

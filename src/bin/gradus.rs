@@ -118,7 +118,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(verbose);
             let plan = gradus_pipeline::Plan::load(&pipeline, run_dir.as_deref(), &overrides)?;
             let opts = gradus_pipeline::RunOptions {
-                dry_run,
                 force,
                 from,
                 jobs,

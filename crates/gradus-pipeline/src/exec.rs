@@ -21,8 +21,6 @@ use crate::summary::{Outcome, RunReport, StageReport};
 /// How to run a plan.
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
-    /// Print what would run and why, run nothing.
-    pub dry_run: bool,
     /// Stages to run even if up to date.
     pub force: Vec<String>,
     /// Run this stage and everything downstream of it even if up to date.

@@ -11,6 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use gradus_shard::Manifest;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -84,22 +85,19 @@ pub fn output_digest(kind: StageKind, output: &Path) -> Option<String> {
     Some(format!("{:016x}", h.digest()))
 }
 
+/// A dataset folder's manifest, if it has a readable one.
+pub fn manifest(dir: &Path) -> Option<Manifest> {
+    Manifest::load_if_exists(dir).ok().flatten()
+}
+
 /// Whether a dataset folder's manifest says it is sealed.
 pub fn is_sealed(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|m| m.get("sealed")?.as_bool())
-        .unwrap_or(false)
+    manifest(dir).is_some_and(|m| m.sealed)
 }
 
 /// Committed shards in a dataset folder (0 when it has no manifest yet).
 pub fn committed_shards(dir: &Path) -> usize {
-    std::fs::read_to_string(dir.join("manifest.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .and_then(|m| Some(m.get("shards")?.as_array()?.len()))
-        .unwrap_or(0)
+    manifest(dir).map_or(0, |m| m.shards.len())
 }
 
 /// What to do with a stage.

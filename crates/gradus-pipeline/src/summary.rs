@@ -169,14 +169,9 @@ fn num(v: &Value, key: &str) -> Option<f64> {
 pub fn key_figure(kind: StageKind, output: &Path) -> Option<String> {
     match kind {
         StageKind::Import | StageKind::Clean | StageKind::Encode | StageKind::Examples => {
-            let m = read_json(&output.join("manifest.json"))?;
-            let rows: u64 = m
-                .get("shards")?
-                .as_array()?
-                .iter()
-                .filter_map(|s| s.get("rows")?.as_u64())
-                .sum();
-            let tokens = m.pointer("/stats/tokens").and_then(Value::as_u64);
+            let m = crate::stamp::manifest(output)?;
+            let rows = m.rows();
+            let tokens = m.stats.get("tokens").and_then(Value::as_u64);
             Some(match tokens {
                 Some(t) => format!("{rows} rows, {t} tokens"),
                 None => format!("{rows} rows"),
