@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use candle_core::Device;
-use gradus_model::{Ctx, Gpt};
-use gradus_train::clm::{ClmBatch, clm_loss_sum};
+use gradus_model::Gpt;
+use gradus_train::clm::clm_nll;
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};
@@ -50,13 +50,7 @@ pub fn clm_score(
     device: &Device,
     bytes: Option<u64>,
 ) -> Result<LmScore> {
-    let (mut nll, mut tokens) = (0.0, 0u64);
-    for chunk in windows.chunks(batch_size.max(1)) {
-        let batch = ClmBatch::from_windows(chunk, device)?;
-        let sum = clm_loss_sum(model, &batch, &mut Ctx::eval())?;
-        nll += f64::from(sum.to_scalar::<f32>()?);
-        tokens += batch.tokens() as u64;
-    }
+    let (nll, tokens) = clm_nll(model, windows, batch_size, device)?;
     LmScore::from_sum(nll, tokens, bytes)
 }
 

@@ -406,13 +406,7 @@ impl crate::Objective for ClmObjective {
     }
 
     fn evaluate(&mut self) -> Result<std::collections::BTreeMap<String, f64>> {
-        let (mut sum, mut tokens) = (0.0, 0usize);
-        for chunk in self.validation.chunks(self.batch_size.max(1)) {
-            let batch = ClmBatch::from_windows(chunk, &self.device)?;
-            let l = clm_loss_sum(&self.model, &batch, &mut gradus_model::Ctx::eval())?;
-            sum += f64::from(l.to_scalar::<f32>()?);
-            tokens += batch.tokens();
-        }
+        let (sum, tokens) = clm_nll(&self.model, &self.validation, self.batch_size, &self.device)?;
         let loss = if tokens == 0 {
             f64::NAN
         } else {
@@ -449,6 +443,24 @@ impl crate::Objective for ClmObjective {
             .map_or(c.n_positions, |w| w.len() - 1);
         6.0 * self.params.count() as f64 + 12.0 * (c.n_layer * seq * c.n_embd) as f64
     }
+}
+
+/// Summed next-token NLL (nats) of `model` over `windows` of `seq_len + 1` ids, in eval
+/// mode, `batch_size` windows at a time; and the number of predicted tokens.
+pub fn clm_nll(
+    model: &gradus_model::Gpt,
+    windows: &[Vec<u32>],
+    batch_size: usize,
+    device: &Device,
+) -> Result<(f64, u64)> {
+    let (mut sum, mut tokens) = (0.0, 0u64);
+    for chunk in windows.chunks(batch_size.max(1)) {
+        let batch = ClmBatch::from_windows(chunk, device)?;
+        let l = clm_loss_sum(model, &batch, &mut gradus_model::Ctx::eval())?;
+        sum += f64::from(l.to_scalar::<f32>()?);
+        tokens += batch.tokens() as u64;
+    }
+    Ok((sum, tokens))
 }
 
 /// Summed next-token cross-entropy of a batch.
