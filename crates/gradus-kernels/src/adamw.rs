@@ -4,10 +4,10 @@
 //! chunks, as candle's own element-wise maps are.
 
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
-use rayon::prelude::*;
 
-/// Elements per parallel task: large enough that a task outweighs its scheduling.
-const CHUNK: usize = 1 << 14;
+use crate::par::CHUNK;
+use crate::storage::{f32s as slice, f32s_mut as slice_mut};
+use rayon::prelude::*;
 
 /// The hyper-parameters of one update of one parameter.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -20,26 +20,6 @@ pub struct AdamwStep {
     pub weight_decay: f64,
     /// Updates done, this one included (for the bias correction).
     pub step: u64,
-}
-
-fn slice<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        bail!("adamw: {what} is not f32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
-        None => bail!("adamw: {what} is not contiguous"),
-    }
-}
-
-fn slice_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
-    let CpuStorage::F32(data) = s else {
-        bail!("adamw: {what} is not f32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&mut data[a..b]),
-        None => bail!("adamw: {what} is not contiguous"),
-    }
 }
 
 /// `dst ← a·dst + b·f(g)`, with `f` the identity or the square.

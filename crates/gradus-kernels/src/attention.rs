@@ -1,0 +1,249 @@
+//! Multi-head self-attention straight from the fused `[batch, seq, 3·width]` projection
+//! to the merged `[batch, seq, width]` output: no split or merge of heads, no `[seq, seq]`
+//! score or mask tensor. Each query row computes its scores into a buffer of one row,
+//! takes the softmax and the weighted sum of values; the backward pass recomputes those
+//! probabilities (as flash attention does) instead of keeping them. Causal attention
+//! stops each row at its own position; a key mask (1 = token, 0 = padding) drops padded
+//! keys, as BERT's additive −∞ mask does.
+
+use std::sync::Arc;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::math::{axpy, dot, exp, max};
+use crate::storage::f32s;
+
+/// The shape and options shared by the forward and backward kernels.
+#[derive(Debug, Clone)]
+struct Spec {
+    batch: usize,
+    seq: usize,
+    width: usize,
+    heads: usize,
+    causal: bool,
+    /// `[batch, seq]` key weights (1 keep, 0 drop), or every key kept.
+    keys: Option<Arc<[f32]>>,
+}
+
+impl Spec {
+    fn head_dim(&self) -> usize {
+        self.width / self.heads
+    }
+
+    fn scale(&self) -> f32 {
+        1.0 / (self.head_dim() as f32).sqrt()
+    }
+
+    /// Keys row `i` attends to.
+    fn span(&self, i: usize) -> usize {
+        if self.causal { i + 1 } else { self.seq }
+    }
+
+    fn check(&self, qkv: &[f32]) -> Result<()> {
+        if qkv.len() != self.batch * self.seq * 3 * self.width {
+            bail!("attention: {} projected values for {:?}", qkv.len(), self)
+        }
+        Ok(())
+    }
+
+    /// Softmax probabilities of query `i` of head `h` (in batch-local `qkv`) over its
+    /// keys, written to `p[..span]`; `keep` is the batch's key mask.
+    fn probs(&self, qkv: &[f32], keep: Option<&[f32]>, h: usize, i: usize, p: &mut [f32]) {
+        let (w3, dh, off) = (3 * self.width, self.head_dim(), h * self.head_dim());
+        let q = &qkv[i * w3 + off..][..dh];
+        let n = self.span(i);
+        let scale = self.scale();
+        for (j, s) in p[..n].iter_mut().enumerate() {
+            *s = dot(q, &qkv[j * w3 + self.width + off..][..dh]) * scale;
+        }
+        if let Some(keep) = keep {
+            for (s, &k) in p[..n].iter_mut().zip(keep) {
+                if k == 0.0 {
+                    *s = f32::NEG_INFINITY;
+                }
+            }
+        }
+        let m = max(&p[..n]);
+        if m == f32::NEG_INFINITY {
+            // Every key masked: no weight anywhere, a zero output.
+            p[..n].fill(0.0);
+            return;
+        }
+        let mut total = 0.0;
+        for s in &mut p[..n] {
+            *s = exp(*s - m);
+            total += *s;
+        }
+        if let Some(keep) = keep {
+            // exp clamps −∞ to a tiny positive number; masked keys must weigh exactly 0.
+            total = 0.0;
+            for (s, &k) in p[..n].iter_mut().zip(keep) {
+                *s *= k;
+                total += *s;
+            }
+        }
+        let inv = 1.0 / total;
+        p[..n].iter_mut().for_each(|s| *s *= inv);
+    }
+
+    fn forward(&self, qkv: &[f32]) -> Result<Vec<f32>> {
+        self.check(qkv)?;
+        let (t, d, dh) = (self.seq, self.width, self.head_dim());
+        let mut out = vec![0.0f32; self.batch * t * d];
+        out.par_chunks_mut(t * d)
+            .zip(qkv.par_chunks(t * 3 * d))
+            .enumerate()
+            .for_each(|(b, (out, qkv))| {
+                let keep = self.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+                let mut p = vec![0.0f32; t];
+                for h in 0..self.heads {
+                    for i in 0..t {
+                        self.probs(qkv, keep, h, i, &mut p);
+                        let o = &mut out[i * d + h * dh..][..dh];
+                        for (j, &pj) in p[..self.span(i)].iter().enumerate() {
+                            axpy(o, pj, &qkv[j * 3 * d + 2 * d + h * dh..][..dh]);
+                        }
+                    }
+                }
+            });
+        Ok(out)
+    }
+
+    /// d(qkv) from qkv, the output and its gradient: with P the probabilities and
+    /// dS = P ⊙ (dO·Vᵀ − rowsum(dO ⊙ O)), dQ = dS·K·scale, dK = dSᵀ·Q·scale, dV = Pᵀ·dO.
+    fn backward(&self, qkv: &[f32], out: &[f32], dout: &[f32]) -> Result<Vec<f32>> {
+        self.check(qkv)?;
+        let (t, d, dh) = (self.seq, self.width, self.head_dim());
+        if out.len() != self.batch * t * d || dout.len() != out.len() {
+            bail!(
+                "attention backward: {} outputs, {} gradients",
+                out.len(),
+                dout.len()
+            )
+        }
+        let scale = self.scale();
+        let mut dqkv = vec![0.0f32; qkv.len()];
+        dqkv.par_chunks_mut(t * 3 * d)
+            .zip(qkv.par_chunks(t * 3 * d))
+            .zip(out.par_chunks(t * d).zip(dout.par_chunks(t * d)))
+            .enumerate()
+            .for_each(|(b, ((dqkv, qkv), (out, dout)))| {
+                let keep = self.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+                let mut p = vec![0.0f32; t];
+                let mut dq = vec![0.0f32; dh];
+                for h in 0..self.heads {
+                    let off = h * dh;
+                    for i in 0..t {
+                        self.probs(qkv, keep, h, i, &mut p);
+                        let o_grad = &dout[i * d + off..][..dh];
+                        let rowsum = dot(o_grad, &out[i * d + off..][..dh]);
+                        let q = &qkv[i * 3 * d + off..][..dh];
+                        dq.fill(0.0);
+                        for (j, &pj) in p[..self.span(i)].iter().enumerate() {
+                            if pj == 0.0 {
+                                continue;
+                            }
+                            let base = j * 3 * d + off;
+                            let v = &qkv[base + 2 * d..][..dh];
+                            let ds = pj * (dot(o_grad, v) - rowsum) * scale;
+                            axpy(&mut dq, ds, &qkv[base + d..][..dh]);
+                            axpy(&mut dqkv[base + d..][..dh], ds, q);
+                            axpy(&mut dqkv[base + 2 * d..][..dh], pj, o_grad);
+                        }
+                        axpy(&mut dqkv[i * 3 * d + off..][..dh], 1.0, &dq);
+                    }
+                }
+            });
+        Ok(dqkv)
+    }
+}
+
+struct Attention(Spec);
+
+impl CustomOp1 for Attention {
+    fn name(&self) -> &'static str {
+        "gradus-attention"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let out = self.0.forward(f32s(s, l, "attention projection")?)?;
+        Ok((
+            CpuStorage::F32(out),
+            Shape::from((self.0.batch, self.0.seq, self.0.width)),
+        ))
+    }
+
+    fn bwd(&self, qkv: &Tensor, out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
+        let grad =
+            qkv.apply_op3_no_bwd(out, &dout.contiguous()?, &AttentionGrad(self.0.clone()))?;
+        Ok(Some(grad))
+    }
+}
+
+/// `(qkv, out, dout) → d(qkv)`.
+struct AttentionGrad(Spec);
+
+impl CustomOp3 for AttentionGrad {
+    fn name(&self) -> &'static str {
+        "gradus-attention-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        os: &CpuStorage,
+        ol: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let qkv = f32s(qs, ql, "attention projection")?;
+        let out = f32s(os, ol, "attention output")?;
+        let dout = f32s(gs, gl, "attention gradient")?;
+        let grad = self.0.backward(qkv, out, dout)?;
+        Ok((CpuStorage::F32(grad), ql.shape().clone()))
+    }
+}
+
+/// Scaled dot-product self-attention of `heads` heads over an f32 CPU projection `qkv`
+/// `[batch, seq, 3·width]` (queries, keys, values side by side, each `width` wide with
+/// the heads side by side), giving `[batch, seq, width]`. `causal` lets position i see
+/// positions ≤ i; `key_mask` `[batch, seq]` (1 token, 0 padding) hides padded keys.
+/// Differentiable in `qkv`.
+pub fn attention(
+    qkv: &Tensor,
+    heads: usize,
+    causal: bool,
+    key_mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let (batch, seq, w3) = qkv.dims3()?;
+    if heads == 0 || w3 % 3 != 0 || (w3 / 3) % heads != 0 {
+        bail!("attention: a projection {w3} wide does not split into q, k, v of {heads} heads")
+    }
+    let keys = match key_mask {
+        Some(m) => {
+            let m = m
+                .to_dtype(candle_core::DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            if m.len() != batch * seq {
+                bail!(
+                    "attention: a key mask of {} values for {batch} × {seq} tokens",
+                    m.len()
+                )
+            }
+            Some(m.into())
+        }
+        None => None,
+    };
+    let spec = Spec {
+        batch,
+        seq,
+        width: w3 / 3,
+        heads,
+        causal,
+        keys,
+    };
+    qkv.contiguous()?.apply_op1(Attention(spec))
+}

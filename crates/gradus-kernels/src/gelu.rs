@@ -1,0 +1,100 @@
+//! GELU, x·Φ(x), in its exact (erf) form and GPT-2's tanh form, with a backward pass. The
+//! composed candle version is a dozen tensor ops and scalar `erf` calls; here it is one
+//! pass forward and one backward.
+
+use std::f32::consts::FRAC_2_SQRT_PI;
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+
+use crate::math::{normal_cdf, normal_pdf, tanh};
+use crate::par::{map1, map2};
+use crate::storage::f32s;
+
+/// Which GELU: `Erf` is x·Φ(x) (BERT's `gelu`, nanoGPT's `nn.GELU()`), `Tanh` is
+/// GPT-2's `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeluForm {
+    Erf,
+    Tanh,
+}
+
+/// √(2/π).
+const K: f32 = FRAC_2_SQRT_PI * std::f32::consts::FRAC_1_SQRT_2;
+const A: f32 = 0.044_715;
+
+#[inline(always)]
+fn gelu_erf(x: f32) -> f32 {
+    x * normal_cdf(x)
+}
+
+#[inline(always)]
+fn gelu_erf_grad(x: f32, g: f32) -> f32 {
+    g * (normal_cdf(x) + x * normal_pdf(x))
+}
+
+#[inline(always)]
+fn gelu_tanh(x: f32) -> f32 {
+    0.5 * x * (1.0 + tanh(K * (x + A * x * x * x)))
+}
+
+#[inline(always)]
+fn gelu_tanh_grad(x: f32, g: f32) -> f32 {
+    let th = tanh(K * (x + A * x * x * x));
+    g * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * K * (1.0 + 3.0 * A * x * x))
+}
+
+struct Gelu(GeluForm);
+
+impl CustomOp1 for Gelu {
+    fn name(&self) -> &'static str {
+        "gradus-gelu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(s, l, "gelu input")?;
+        let y = match self.0 {
+            GeluForm::Erf => map1(x, gelu_erf),
+            GeluForm::Tanh => map1(x, gelu_tanh),
+        };
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(x.apply_op2_no_bwd(
+            &grad.contiguous()?,
+            &GeluGrad(self.0),
+        )?))
+    }
+}
+
+/// dL/dx from x and dL/dy.
+struct GeluGrad(GeluForm);
+
+impl CustomOp2 for GeluGrad {
+    fn name(&self) -> &'static str {
+        "gradus-gelu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (f32s(xs, xl, "gelu input")?, f32s(gs, gl, "gelu gradient")?);
+        if x.len() != g.len() {
+            bail!("gelu backward: {} inputs, {} gradients", x.len(), g.len())
+        }
+        let dx = match self.0 {
+            GeluForm::Erf => map2(x, g, gelu_erf_grad),
+            GeluForm::Tanh => map2(x, g, gelu_tanh_grad),
+        };
+        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+    }
+}
+
+/// GELU of an f32 CPU tensor of any shape, differentiable.
+pub fn gelu(x: &Tensor, form: GeluForm) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Gelu(form))
+}
