@@ -1,18 +1,88 @@
-//! Tokens per second of one training step (forward + backward + AdamW update) on the
-//! default threads: nanoGPT's CPU Shakespeare config (4 × 4 × 128, block 64, batch 12)
-//! and a BERT-mini MLM step (4 layers, 256 wide, seq 128, 15% of tokens predicted).
-//! Under `cargo bench` 30 timed steps after 3 warm-up ones; as a test, 2 of each.
-//! Results go to `$CARGO_TARGET_DIR/bench-train.json`.
+//! Tokens per second of one training step (forward + backward + AdamW update), split
+//! into its phases, with gradus's fused CPU kernels and with candle's composed ops:
+//! nanoGPT's CPU Shakespeare config (4 × 4 × 128, block 64, batch 12) and a BERT-mini MLM
+//! step (4 layers, 256 wide, seq 128, batch 32, 15% of tokens predicted). Also counts
+//! the page faults per step (minor faults of the process).
+//!
+//! Under `cargo bench` 30 timed steps (10 for BERT-mini) after 3 warm-up ones; as a test,
+//! 2 of each. When `python3` has `torch` (or `$GRADUS_TORCH_PYTHON` names such a Python),
+//! `benches/train_step_torch.py` runs the same two steps in PyTorch in the same
+//! invocation and the ratio is printed: this machine is noisy, so the ratio measured side
+//! by side is the figure to compare. Results go to `$CARGO_TARGET_DIR/bench-train.json`.
+//! It runs with the binaries' allocator and thread plan. An argument `gpt` or `bert` runs only that model, `fused` or `composed` only those
+//! kernels.
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
 use std::collections::HashMap;
 use std::time::Instant;
 
-use candle_core::{Device, Tensor};
-use gradus_model::{Bert, BertConfig, BertHeads, Ctx, Gpt, GptConfig, Params, loss};
+use candle_core::{DType, Device, Tensor};
+use gradus_model::{Bert, BertConfig, BertHeads, Ctx, Gpt, GptConfig, Kernels, Params, loss};
 use gradus_train::optim::{Optimizer, OptimizerConfig};
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Seconds per step of each phase, and minor page faults per step.
+#[derive(Debug, Default, Clone, Copy)]
+struct Phases {
+    forward: f64,
+    backward: f64,
+    optimizer: f64,
+    faults: f64,
+}
+
+impl Phases {
+    fn total(&self) -> f64 {
+        self.forward + self.backward + self.optimizer
+    }
+}
+
+/// Minor page faults of this process so far (`/proc/self/stat`, field 10); 0 elsewhere.
+fn minor_faults() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the parenthesised command name, which may hold spaces.
+            let rest = s.rsplit_once(')')?.1;
+            rest.split_whitespace().nth(7)?.parse::<f64>().ok()
+        })
+        .unwrap_or(0.0)
+}
+
+/// One training step's phases, each a closure over the state the previous one returned.
+trait Step {
+    fn forward(&mut self) -> Tensor;
+    fn backward(&mut self, loss: &Tensor) -> HashMap<String, Tensor>;
+    fn update(&mut self, grads: &HashMap<String, Tensor>);
+}
+
+fn measure(steps: usize, step: &mut dyn Step) -> Phases {
+    for _ in 0..3.min(steps) {
+        let l = step.forward();
+        let g = step.backward(&l);
+        step.update(&g);
+    }
+    let mut p = Phases::default();
+    let faults = minor_faults();
+    for _ in 0..steps {
+        let t = Instant::now();
+        let l = step.forward();
+        let t1 = Instant::now();
+        let g = step.backward(&l);
+        let t2 = Instant::now();
+        step.update(&g);
+        p.forward += (t1 - t).as_secs_f64();
+        p.backward += (t2 - t1).as_secs_f64();
+        p.optimizer += t2.elapsed().as_secs_f64();
+    }
+    let n = steps as f64;
+    Phases {
+        forward: p.forward / n,
+        backward: p.backward / n,
+        optimizer: p.optimizer / n,
+        faults: (minor_faults() - faults) / n,
+    }
+}
 
 fn grads_of(params: &Params, l: &Tensor) -> HashMap<String, Tensor> {
     let g = l.backward().expect("backward");
@@ -22,119 +92,251 @@ fn grads_of(params: &Params, l: &Tensor) -> HashMap<String, Tensor> {
         .collect()
 }
 
-/// Seconds per step of `step`, after warm-up.
-fn time(steps: usize, mut step: impl FnMut()) -> f64 {
-    for _ in 0..3.min(steps) {
-        step();
+/// nanoGPT's CPU recipe: 65 characters, block 64, batch 12, no bias, exact GELU.
+struct GptStep {
+    gpt: Gpt,
+    params: Params,
+    opt: Optimizer,
+    x: Tensor,
+    y: Tensor,
+}
+
+const GPT_BATCH: usize = 12;
+const GPT_BLOCK: usize = 64;
+
+impl GptStep {
+    fn new(kernels: Kernels) -> Self {
+        let config = GptConfig {
+            vocab_size: 65,
+            n_positions: GPT_BLOCK,
+            n_embd: 128,
+            n_layer: 4,
+            n_head: 4,
+            bias: false,
+            activation_function: "gelu".into(),
+            ..GptConfig::default()
+        }
+        .with_dropout(0.0);
+        let mut params = Params::new(Device::Cpu, 0).with_kernels(kernels);
+        let gpt = Gpt::new(&config, &mut params).expect("gpt");
+        let opt = Optimizer::new(&OptimizerConfig::default(), &params).expect("optimizer");
+        let n = GPT_BATCH * GPT_BLOCK;
+        let ids: Vec<u32> = (0..=n).map(|i| (i * 7 % 65) as u32).collect();
+        let x =
+            Tensor::from_vec(ids[..n].to_vec(), (GPT_BATCH, GPT_BLOCK), &Device::Cpu).expect("x");
+        let y = Tensor::from_vec(ids[1..].to_vec(), n, &Device::Cpu).expect("y");
+        Self {
+            gpt,
+            params,
+            opt,
+            x,
+            y,
+        }
     }
-    let start = Instant::now();
-    for _ in 0..steps {
-        step();
+}
+
+impl Step for GptStep {
+    fn forward(&mut self) -> Tensor {
+        let n = GPT_BATCH * GPT_BLOCK;
+        let logits = self
+            .gpt
+            .logits(&self.x, &mut Ctx::eval())
+            .expect("forward")
+            .reshape((n, 65))
+            .expect("reshape");
+        let sum = loss::nll_sum(&logits, &self.y, None, self.gpt.kernels()).expect("loss");
+        (sum / n as f64).expect("mean")
     }
-    start.elapsed().as_secs_f64() / steps as f64
+
+    fn backward(&mut self, loss: &Tensor) -> HashMap<String, Tensor> {
+        grads_of(&self.params, loss)
+    }
+
+    fn update(&mut self, grads: &HashMap<String, Tensor>) {
+        self.opt.step(grads, 1e-3).expect("step");
+    }
+}
+
+const BERT_BATCH: usize = 32;
+const BERT_SEQ: usize = 128;
+const BERT_WIDTH: usize = 256;
+
+/// BERT-mini MLM: 4 layers, 256 wide, 8,192 tokens, every 7th position predicted.
+struct BertStep {
+    bert: Bert,
+    heads: BertHeads,
+    params: Params,
+    opt: Optimizer,
+    ids: Tensor,
+    types: Tensor,
+    mask: Tensor,
+    positions: Tensor,
+    targets: Tensor,
+}
+
+impl BertStep {
+    fn new(kernels: Kernels) -> Self {
+        let config = BertConfig {
+            vocab_size: 8192,
+            hidden_size: BERT_WIDTH,
+            num_hidden_layers: 4,
+            num_attention_heads: 4,
+            intermediate_size: 4 * BERT_WIDTH,
+            hidden_dropout_prob: 0.0,
+            attention_probs_dropout_prob: 0.0,
+            ..BertConfig::default()
+        };
+        let mut params = Params::new(Device::Cpu, 0).with_kernels(kernels);
+        let bert = Bert::new(&config, &mut params).expect("bert");
+        let heads = BertHeads::new(&bert, &mut params).expect("heads");
+        let opt = Optimizer::new(&OptimizerConfig::default(), &params).expect("optimizer");
+        let n = BERT_BATCH * BERT_SEQ;
+        let ids: Vec<u32> = (0..n).map(|i| (i * 31 % 8192) as u32).collect();
+        let ids = Tensor::from_vec(ids, (BERT_BATCH, BERT_SEQ), &Device::Cpu).expect("ids");
+        let picked: Vec<u32> = (0..n as u32).filter(|i| i % 7 == 3).collect();
+        let targets: Vec<u32> = picked.iter().map(|i| i * 13 % 8192).collect();
+        let targets = Tensor::from_vec(targets, picked.len(), &Device::Cpu).expect("targets");
+        let positions = Tensor::from_vec(picked.clone(), picked.len(), &Device::Cpu).expect("pos");
+        Self {
+            types: ids.zeros_like().expect("types"),
+            mask: Tensor::ones((BERT_BATCH, BERT_SEQ), DType::F32, &Device::Cpu).expect("mask"),
+            bert,
+            heads,
+            params,
+            opt,
+            ids,
+            positions,
+            targets,
+        }
+    }
+}
+
+impl Step for BertStep {
+    fn forward(&mut self) -> Tensor {
+        let h = self
+            .bert
+            .forward(&self.ids, &self.types, &self.mask, &mut Ctx::eval())
+            .expect("forward");
+        let flat = h
+            .reshape((BERT_BATCH * BERT_SEQ, BERT_WIDTH))
+            .expect("flat")
+            .index_select(&self.positions, 0)
+            .expect("select");
+        let logits = self.heads.mlm.forward(&flat).expect("mlm");
+        let sum = loss::nll_sum(&logits, &self.targets, None, self.bert.kernels()).expect("loss");
+        (sum / self.targets.elem_count() as f64).expect("mean")
+    }
+
+    fn backward(&mut self, loss: &Tensor) -> HashMap<String, Tensor> {
+        grads_of(&self.params, loss)
+    }
+
+    fn update(&mut self, grads: &HashMap<String, Tensor>) {
+        self.opt.step(grads, 1e-4).expect("step");
+    }
+}
+
+fn report(run: &str, kernels: Kernels, tokens: usize, p: &Phases) -> Value {
+    let tps = tokens as f64 / p.total();
+    println!(
+        "{run} [{kernels:?}]: {:.1} ms/step (forward {:.1}, backward {:.1}, optimizer {:.1}), {tps:.0} tokens/s, {:.0} page faults/step",
+        p.total() * 1e3,
+        p.forward * 1e3,
+        p.backward * 1e3,
+        p.optimizer * 1e3,
+        p.faults
+    );
+    json!({
+        "run": run,
+        "kernels": format!("{kernels:?}").to_lowercase(),
+        "ms_per_step": p.total() * 1e3,
+        "forward_ms": p.forward * 1e3,
+        "backward_ms": p.backward * 1e3,
+        "optimizer_ms": p.optimizer * 1e3,
+        "tokens_per_second": tps,
+        "page_faults_per_step": p.faults,
+    })
+}
+
+/// The PyTorch script's results (`{"gpt_nanogpt_cpu": tokens/s, "bert_mini_mlm": ...}`),
+/// when a Python with torch is there.
+fn torch(bench: bool, only: Option<&str>) -> Option<HashMap<String, f64>> {
+    let python = std::env::var("GRADUS_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/train_step_torch.py");
+    let mut cmd = std::process::Command::new(&python);
+    cmd.arg(script)
+        .arg(if bench { "--bench" } else { "--test" });
+    if let Some(only) = only {
+        cmd.arg(only);
+    }
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        println!(
+            "PyTorch comparison skipped ({python}: {})",
+            err.lines().last().unwrap_or("failed")
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
 }
 
 fn main() {
+    // The binaries' thread plan, on every core.
+    gradus::cli::thread_plan(std::thread::available_parallelism().map_or(1, |n| n.get()));
     let bench = std::env::args().any(|a| a == "--bench");
-    let steps = if bench { 30 } else { 2 };
-    let dev = Device::Cpu;
+    let only = std::env::args().find(|a| a == "gpt" || a == "bert");
+    let wants = |m: &str| only.as_deref().is_none_or(|o| o == m);
+    let steps = |n: usize| if bench { n } else { 2 };
     let mut results = Vec::new();
-
-    // nanoGPT CPU recipe: 65 characters, block 64, batch 12.
-    let config = GptConfig {
-        vocab_size: 65,
-        n_positions: 64,
-        n_embd: 128,
-        n_layer: 4,
-        n_head: 4,
-        bias: false,
-        activation_function: "gelu".into(),
-        ..GptConfig::default()
+    let mut ours = HashMap::new();
+    let only_kernels = std::env::args().find(|a| a == "fused" || a == "composed");
+    let kernel_runs = [Kernels::Composed, Kernels::Fused].into_iter().filter(|k| {
+        only_kernels
+            .as_deref()
+            .is_none_or(|o| format!("{k:?}").to_lowercase() == o)
+    });
+    for kernels in kernel_runs {
+        if wants("gpt") {
+            let p = measure(steps(30), &mut GptStep::new(kernels));
+            results.push(report(
+                "gpt_nanogpt_cpu",
+                kernels,
+                GPT_BATCH * GPT_BLOCK,
+                &p,
+            ));
+            ours.insert(
+                ("gpt_nanogpt_cpu", kernels),
+                (GPT_BATCH * GPT_BLOCK) as f64 / p.total(),
+            );
+        }
+        if wants("bert") {
+            let p = measure(steps(10), &mut BertStep::new(kernels));
+            results.push(report("bert_mini_mlm", kernels, BERT_BATCH * BERT_SEQ, &p));
+            ours.insert(
+                ("bert_mini_mlm", kernels),
+                (BERT_BATCH * BERT_SEQ) as f64 / p.total(),
+            );
+        }
     }
-    .with_dropout(0.0);
-    let mut params = Params::new(dev.clone(), 0);
-    let gpt = Gpt::new(&config, &mut params).expect("gpt");
-    let mut opt = Optimizer::new(&OptimizerConfig::default(), &params).expect("optimizer");
-    let ids: Vec<u32> = (0..12 * 65).map(|i| (i * 7 % 65) as u32).collect();
-    let x = Tensor::from_vec(ids[..12 * 64].to_vec(), (12, 64), &dev).expect("x");
-    let y = Tensor::from_vec(ids[1..=12 * 64].to_vec(), 12 * 64, &dev).expect("y");
-    let secs = time(steps, || {
-        let logits = gpt
-            .logits(&x, &mut Ctx::eval())
-            .expect("fwd")
-            .reshape((12 * 64, 65))
-            .expect("reshape");
-        let l = (loss::nll_sum(&logits, &y, None).expect("loss") / (12.0 * 64.0)).expect("mean");
-        let g = grads_of(&params, &l);
-        opt.step(&g, 1e-3).expect("step");
-    });
-    let tps = 12.0 * 64.0 / secs;
-    println!(
-        "gpt nanoGPT-cpu (4x4x128, block 64, batch 12): {:.1} ms/step, {tps:.0} tokens/s (PyTorch 2.15, 2 threads: ~10,400)",
-        secs * 1e3
-    );
-    results.push(
-        json!({"run": "gpt_nanogpt_cpu", "ms_per_step": secs * 1e3, "tokens_per_second": tps}),
-    );
-
-    // BERT-mini MLM: batch 8 × 128 tokens, every 7th token predicted (~15%).
-    let config = BertConfig {
-        vocab_size: 8192,
-        hidden_size: 256,
-        num_hidden_layers: 4,
-        num_attention_heads: 4,
-        intermediate_size: 1024,
-        hidden_dropout_prob: 0.0,
-        attention_probs_dropout_prob: 0.0,
-        ..BertConfig::default()
-    };
-    let mut params = Params::new(dev.clone(), 0);
-    let bert = Bert::new(&config, &mut params).expect("bert");
-    let heads = BertHeads::new(&bert, &mut params).expect("heads");
-    let mut opt = Optimizer::new(&OptimizerConfig::default(), &params).expect("optimizer");
-    let (b, t) = (8usize, 128usize);
-    let ids = Tensor::from_vec(
-        (0..b * t)
-            .map(|i| (i * 31 % 8192) as u32)
-            .collect::<Vec<_>>(),
-        (b, t),
-        &dev,
-    )
-    .expect("ids");
-    let types = ids.zeros_like().expect("types");
-    let mask = Tensor::ones((b, t), candle_core::DType::F32, &dev).expect("mask");
-    let picked: Vec<u32> = (0..(b * t) as u32).filter(|i| i % 7 == 3).collect();
-    let targets = Tensor::from_vec(
-        picked.iter().map(|i| i * 13 % 8192).collect::<Vec<_>>(),
-        picked.len(),
-        &dev,
-    )
-    .expect("targets");
-    let positions = Tensor::from_vec(picked.clone(), picked.len(), &dev).expect("positions");
-    let secs = time(steps, || {
-        let h = bert
-            .forward(&ids, &types, &mask, &mut Ctx::eval())
-            .expect("fwd");
-        let flat = h
-            .reshape((b * t, 256))
-            .expect("flat")
-            .index_select(&positions, 0)
-            .expect("select");
-        let l = (loss::nll_sum(&heads.mlm.forward(&flat).expect("mlm"), &targets, None)
-            .expect("loss")
-            / picked.len() as f64)
-            .expect("mean");
-        let g = grads_of(&params, &l);
-        opt.step(&g, 1e-4).expect("step");
-    });
-    let tps = (b * t) as f64 / secs;
-    println!(
-        "bert-mini MLM (4x256, seq 128, batch 8): {:.1} ms/step, {tps:.0} tokens/s",
-        secs * 1e3
-    );
-    results
-        .push(json!({"run": "bert_mini_mlm", "ms_per_step": secs * 1e3, "tokens_per_second": tps}));
-
+    match torch(bench, only.as_deref()) {
+        Some(theirs) => {
+            for (run, tps) in &theirs {
+                if let Some(mine) = ours.get(&(run.as_str(), Kernels::Fused)) {
+                    println!(
+                        "{run}: gradus {mine:.0} tokens/s, PyTorch {tps:.0} tokens/s, ratio {:.2}",
+                        mine / tps
+                    );
+                    results.push(
+                        json!({"run": run, "pytorch_tokens_per_second": tps, "ratio": mine / tps}),
+                    );
+                }
+            }
+        }
+        None => println!(
+            "(no PyTorch here; on this project's 2-core machine PyTorch 2.15 ran the nanoGPT step at ~10,400 tokens/s)"
+        ),
+    }
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let path = std::path::Path::new(&dir).join("bench-train.json");
     std::fs::write(

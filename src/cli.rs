@@ -104,13 +104,40 @@ impl StageArgs {
         })
     }
 
-    /// Sizes the process-wide rayon pool, which every parallel loop of gradus (and of the
-    /// tokenizers) runs on, to `threads()`. Call once, before any parallel work.
+    /// Applies the thread plan ([`thread_plan`]) for `threads()` and sizes the
+    /// process-wide rayon pool to it. Call once, first thing, before any parallel work.
     pub fn apply_threads(&self) -> anyhow::Result<()> {
+        thread_plan(self.threads());
         rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads())
             .build_global()
             .context("setting up the worker threads")
+    }
+}
+
+/// One pool for all parallel work: gradus's loops, its fused kernels and candle's matrix
+/// multiplies run on rayon's global pool of `threads` workers (candle sizes its gemm
+/// split from `RAYON_NUM_THREADS`, which is set to match), while candle's own spinning
+/// pool for element-wise ops gets no extra workers (`CANDLE_NUM_THREADS=1`, unless
+/// already set): two pools that each take every core fight over them, and on the CPU
+/// the heavy element-wise work runs in the fused kernels on rayon anyway.
+#[allow(unsafe_code)]
+pub fn thread_plan(threads: usize) {
+    let plan = [
+        ("RAYON_NUM_THREADS", Some(threads.to_string())),
+        (
+            "CANDLE_NUM_THREADS",
+            std::env::var_os("CANDLE_NUM_THREADS")
+                .is_none()
+                .then(|| "1".to_string()),
+        ),
+    ];
+    for (key, value) in plan {
+        if let Some(value) = value {
+            // SAFETY: called at start-up, before the process starts any thread (the rayon
+            // pool is built just after), so nothing reads the environment concurrently.
+            unsafe { std::env::set_var(key, value) };
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use gradus_model::{Ctx, Params, loss};
+use gradus_model::{Ctx, Kernels, Params, loss};
 use gradus_train::Objective;
 
 use crate::data::{Batcher, PaddedBatch, TaskExample};
@@ -49,13 +49,14 @@ impl FinetuneObjective {
     }
 }
 
-/// The summed loss of a batch: cross-entropy (class-weighted when weights are given) or
-/// squared error.
+/// The summed loss of a batch: cross-entropy (class-weighted when weights are given, on
+/// the model's `kernels`) or squared error.
 pub fn task_loss(
     kind: TaskKind,
     outputs: &Tensor,
     batch: &PaddedBatch,
     class_weights: Option<&Tensor>,
+    kernels: Kernels,
 ) -> crate::Result<Tensor> {
     let missing = |what: &str| crate::FinetuneError::Config(format!("a batch without {what}"));
     Ok(match kind {
@@ -67,7 +68,7 @@ pub fn task_loss(
             let weights = class_weights
                 .map(|w| w.index_select(labels, 0))
                 .transpose()?;
-            loss::nll_sum(outputs, labels, weights.as_ref())?
+            loss::nll_sum(outputs, labels, weights.as_ref(), kernels)?
         }
         TaskKind::Regression => {
             let targets = batch.targets.as_ref().ok_or_else(|| missing("targets"))?;
@@ -100,6 +101,7 @@ impl Objective for FinetuneObjective {
             &outputs,
             batch,
             self.class_weights.as_ref(),
+            self.model.bert.kernels(),
         )?)
     }
 

@@ -11,7 +11,8 @@ use std::sync::Arc;
 use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::math::{axpy, dot, exp, max};
+use crate::math::{axpy, dot, exp, max, sum};
+use crate::simd::avx2;
 use crate::storage::f32s;
 
 /// The shape and options shared by the forward and backward kernels.
@@ -27,15 +28,18 @@ struct Spec {
 }
 
 impl Spec {
+    #[inline(always)]
     fn head_dim(&self) -> usize {
         self.width / self.heads
     }
 
+    #[inline(always)]
     fn scale(&self) -> f32 {
         1.0 / (self.head_dim() as f32).sqrt()
     }
 
     /// Keys row `i` attends to.
+    #[inline(always)]
     fn span(&self, i: usize) -> usize {
         if self.causal { i + 1 } else { self.seq }
     }
@@ -47,66 +51,73 @@ impl Spec {
         Ok(())
     }
 
-    /// Softmax probabilities of query `i` of head `h` (in batch-local `qkv`) over its
-    /// keys, written to `p[..span]`; `keep` is the batch's key mask.
-    fn probs(&self, qkv: &[f32], keep: Option<&[f32]>, h: usize, i: usize, p: &mut [f32]) {
-        let (w3, dh, off) = (3 * self.width, self.head_dim(), h * self.head_dim());
-        let q = &qkv[i * w3 + off..][..dh];
-        let n = self.span(i);
-        let scale = self.scale();
-        for (j, s) in p[..n].iter_mut().enumerate() {
-            *s = dot(q, &qkv[j * w3 + self.width + off..][..dh]) * scale;
-        }
-        if let Some(keep) = keep {
-            for (s, &k) in p[..n].iter_mut().zip(keep) {
-                if k == 0.0 {
-                    *s = f32::NEG_INFINITY;
-                }
+    /// Copies one head's keys (`part` 1) or values (`part` 2) of a batch element out of
+    /// `qkv` transposed, `[head_dim][seq]`: the score loops then run along keys, which
+    /// vectorises without a horizontal sum per key.
+    #[inline(always)]
+    fn transposed(&self, qkv: &[f32], part: usize, h: usize, out: &mut [f32]) {
+        let (t, w3, dh) = (self.seq, 3 * self.width, self.head_dim());
+        let off = part * self.width + h * dh;
+        for j in 0..t {
+            for (d, &x) in qkv[j * w3 + off..][..dh].iter().enumerate() {
+                out[d * t + j] = x;
             }
         }
-        let m = max(&p[..n]);
+    }
+
+    /// Softmax probabilities of query `i` of head `h` over its keys, written to
+    /// `p[..span]`, from the batch element's `qkv`, its transposed keys `kt` and key mask.
+    #[inline(always)]
+    fn probs(
+        &self,
+        qkv: &[f32],
+        kt: &[f32],
+        keep: Option<&[f32]>,
+        h: usize,
+        i: usize,
+        p: &mut [f32],
+    ) {
+        let (t, dh) = (self.seq, self.head_dim());
+        let q = &qkv[i * 3 * self.width + h * dh..][..dh];
+        let p = &mut p[..self.span(i)];
+        let n = p.len();
+        p.fill(0.0);
+        let scale = self.scale();
+        for (d, &qd) in q.iter().enumerate() {
+            axpy(p, qd * scale, &kt[d * t..][..n]);
+        }
+        if let Some(keep) = keep {
+            for (s, &k) in p.iter_mut().zip(keep) {
+                *s = if k == 0.0 { f32::NEG_INFINITY } else { *s };
+            }
+        }
+        let m = max(p);
         if m == f32::NEG_INFINITY {
             // Every key masked: no weight anywhere, a zero output.
-            p[..n].fill(0.0);
+            p.fill(0.0);
             return;
         }
-        let mut total = 0.0;
-        for s in &mut p[..n] {
+        for s in p.iter_mut() {
             *s = exp(*s - m);
-            total += *s;
         }
         if let Some(keep) = keep {
             // exp clamps −∞ to a tiny positive number; masked keys must weigh exactly 0.
-            total = 0.0;
-            for (s, &k) in p[..n].iter_mut().zip(keep) {
+            for (s, &k) in p.iter_mut().zip(keep) {
                 *s *= k;
-                total += *s;
             }
         }
-        let inv = 1.0 / total;
-        p[..n].iter_mut().for_each(|s| *s *= inv);
+        let inv = 1.0 / sum(p);
+        p.iter_mut().for_each(|s| *s *= inv);
     }
 
     fn forward(&self, qkv: &[f32]) -> Result<Vec<f32>> {
         self.check(qkv)?;
-        let (t, d, dh) = (self.seq, self.width, self.head_dim());
+        let (t, d) = (self.seq, self.width);
         let mut out = vec![0.0f32; self.batch * t * d];
         out.par_chunks_mut(t * d)
             .zip(qkv.par_chunks(t * 3 * d))
             .enumerate()
-            .for_each(|(b, (out, qkv))| {
-                let keep = self.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
-                let mut p = vec![0.0f32; t];
-                for h in 0..self.heads {
-                    for i in 0..t {
-                        self.probs(qkv, keep, h, i, &mut p);
-                        let o = &mut out[i * d + h * dh..][..dh];
-                        for (j, &pj) in p[..self.span(i)].iter().enumerate() {
-                            axpy(o, pj, &qkv[j * 3 * d + 2 * d + h * dh..][..dh]);
-                        }
-                    }
-                }
-            });
+            .for_each(|(b, (out, qkv))| forward_batch(self, b, out, qkv));
         Ok(out)
     }
 
@@ -114,7 +125,7 @@ impl Spec {
     /// dS = P ⊙ (dO·Vᵀ − rowsum(dO ⊙ O)), dQ = dS·K·scale, dK = dSᵀ·Q·scale, dV = Pᵀ·dO.
     fn backward(&self, qkv: &[f32], out: &[f32], dout: &[f32]) -> Result<Vec<f32>> {
         self.check(qkv)?;
-        let (t, d, dh) = (self.seq, self.width, self.head_dim());
+        let (t, d) = (self.seq, self.width);
         if out.len() != self.batch * t * d || dout.len() != out.len() {
             bail!(
                 "attention backward: {} outputs, {} gradients",
@@ -122,40 +133,82 @@ impl Spec {
                 dout.len()
             )
         }
-        let scale = self.scale();
         let mut dqkv = vec![0.0f32; qkv.len()];
         dqkv.par_chunks_mut(t * 3 * d)
             .zip(qkv.par_chunks(t * 3 * d))
             .zip(out.par_chunks(t * d).zip(dout.par_chunks(t * d)))
             .enumerate()
             .for_each(|(b, ((dqkv, qkv), (out, dout)))| {
-                let keep = self.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
-                let mut p = vec![0.0f32; t];
-                let mut dq = vec![0.0f32; dh];
-                for h in 0..self.heads {
-                    let off = h * dh;
-                    for i in 0..t {
-                        self.probs(qkv, keep, h, i, &mut p);
-                        let o_grad = &dout[i * d + off..][..dh];
-                        let rowsum = dot(o_grad, &out[i * d + off..][..dh]);
-                        let q = &qkv[i * 3 * d + off..][..dh];
-                        dq.fill(0.0);
-                        for (j, &pj) in p[..self.span(i)].iter().enumerate() {
-                            if pj == 0.0 {
-                                continue;
-                            }
-                            let base = j * 3 * d + off;
-                            let v = &qkv[base + 2 * d..][..dh];
-                            let ds = pj * (dot(o_grad, v) - rowsum) * scale;
-                            axpy(&mut dq, ds, &qkv[base + d..][..dh]);
-                            axpy(&mut dqkv[base + d..][..dh], ds, q);
-                            axpy(&mut dqkv[base + 2 * d..][..dh], pj, o_grad);
-                        }
-                        axpy(&mut dqkv[i * 3 * d + off..][..dh], 1.0, &dq);
-                    }
-                }
+                backward_batch(self, b, dqkv, qkv, out, dout)
             });
         Ok(dqkv)
+    }
+}
+
+avx2! {
+    /// One batch element of the forward pass: every head, every query row.
+    fn forward_batch(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
+        let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
+        let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+        let (mut p, mut kt) = (vec![0.0f32; t], vec![0.0f32; dh * t]);
+        for h in 0..spec.heads {
+            spec.transposed(qkv, 1, h, &mut kt);
+            for i in 0..t {
+                spec.probs(qkv, &kt, keep, h, i, &mut p);
+                let o = &mut out[i * d + h * dh..][..dh];
+                for (j, &pj) in p[..spec.span(i)].iter().enumerate() {
+                    axpy(o, pj, &qkv[j * 3 * d + 2 * d + h * dh..][..dh]);
+                }
+            }
+        }
+    }
+}
+
+avx2! {
+    /// One batch element of the backward pass.
+    fn backward_batch(
+        spec: &Spec,
+        b: usize,
+        dqkv: &mut [f32],
+        qkv: &[f32],
+        out: &[f32],
+        dout: &[f32],
+    ) {
+        let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
+        let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+        let (mut p, mut ds) = (vec![0.0f32; t], vec![0.0f32; t]);
+        let (mut kt, mut vt) = (vec![0.0f32; dh * t], vec![0.0f32; dh * t]);
+        let mut dq = vec![0.0f32; dh];
+        let scale = spec.scale();
+        for h in 0..spec.heads {
+            let off = h * dh;
+            spec.transposed(qkv, 1, h, &mut kt);
+            spec.transposed(qkv, 2, h, &mut vt);
+            for i in 0..t {
+                let n = spec.span(i);
+                spec.probs(qkv, &kt, keep, h, i, &mut p);
+                let o_grad = &dout[i * d + off..][..dh];
+                let rowsum = dot(o_grad, &out[i * d + off..][..dh]);
+                // ds = dO·Vᵀ along the keys, then P ⊙ (ds − rowsum)·scale.
+                let ds = &mut ds[..n];
+                ds.fill(0.0);
+                for (dd, &g) in o_grad.iter().enumerate() {
+                    axpy(ds, g, &vt[dd * t..][..n]);
+                }
+                for (s, &pj) in ds.iter_mut().zip(&p[..n]) {
+                    *s = pj * (*s - rowsum) * scale;
+                }
+                let q = &qkv[i * 3 * d + off..][..dh];
+                dq.fill(0.0);
+                for (j, (&sj, &pj)) in ds.iter().zip(&p[..n]).enumerate() {
+                    let base = j * 3 * d + off;
+                    axpy(&mut dq, sj, &qkv[base + d..][..dh]);
+                    axpy(&mut dqkv[base + d..][..dh], sj, q);
+                    axpy(&mut dqkv[base + 2 * d..][..dh], pj, o_grad);
+                }
+                axpy(&mut dqkv[i * 3 * d + off..][..dh], 1.0, &dq);
+            }
+        }
     }
 }
 

@@ -8,6 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 
 use crate::math::{normal_cdf, normal_pdf, tanh};
 use crate::par::{map1, map2};
+use crate::simd::avx2;
 use crate::storage::f32s;
 
 /// Which GELU: `Erf` is x·Φ(x) (BERT's `gelu`, nanoGPT's `nn.GELU()`), `Tanh` is
@@ -43,6 +44,38 @@ fn gelu_tanh_grad(x: f32, g: f32) -> f32 {
     g * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * K * (1.0 + 3.0 * A * x * x))
 }
 
+avx2! {
+    fn gelu_erf_chunk(out: &mut [f32], x: &[f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = gelu_erf(x);
+        }
+    }
+}
+
+avx2! {
+    fn gelu_tanh_chunk(out: &mut [f32], x: &[f32]) {
+        for (o, &x) in out.iter_mut().zip(x) {
+            *o = gelu_tanh(x);
+        }
+    }
+}
+
+avx2! {
+    fn gelu_erf_grad_chunk(out: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+            *o = gelu_erf_grad(x, g);
+        }
+    }
+}
+
+avx2! {
+    fn gelu_tanh_grad_chunk(out: &mut [f32], x: &[f32], g: &[f32]) {
+        for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
+            *o = gelu_tanh_grad(x, g);
+        }
+    }
+}
+
 struct Gelu(GeluForm);
 
 impl CustomOp1 for Gelu {
@@ -53,8 +86,8 @@ impl CustomOp1 for Gelu {
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = f32s(s, l, "gelu input")?;
         let y = match self.0 {
-            GeluForm::Erf => map1(x, gelu_erf),
-            GeluForm::Tanh => map1(x, gelu_tanh),
+            GeluForm::Erf => map1(x, gelu_erf_chunk),
+            GeluForm::Tanh => map1(x, gelu_tanh_chunk),
         };
         Ok((CpuStorage::F32(y), l.shape().clone()))
     }
@@ -87,8 +120,8 @@ impl CustomOp2 for GeluGrad {
             bail!("gelu backward: {} inputs, {} gradients", x.len(), g.len())
         }
         let dx = match self.0 {
-            GeluForm::Erf => map2(x, g, gelu_erf_grad),
-            GeluForm::Tanh => map2(x, g, gelu_tanh_grad),
+            GeluForm::Erf => map2(x, g, gelu_erf_grad_chunk),
+            GeluForm::Tanh => map2(x, g, gelu_tanh_grad_chunk),
         };
         Ok((CpuStorage::F32(dx), xl.shape().clone()))
     }

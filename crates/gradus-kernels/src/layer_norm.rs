@@ -7,16 +7,17 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::math::{dot, sum};
+use crate::math::{dot, sum, sum_squared_deviation};
 use crate::par::rows_per_task;
+use crate::simd::avx2;
 use crate::storage::f32s;
 
 /// (μ, 1/√(σ² + ε)) of a row, σ² from the centred values (two passes, as PyTorch).
-#[inline]
+#[inline(always)]
 fn stats(row: &[f32], eps: f32) -> (f32, f32) {
     let n = row.len() as f32;
     let mean = sum(row) / n;
-    let var = row.iter().map(|&x| (x - mean) * (x - mean)).sum::<f32>() / n;
+    let var = sum_squared_deviation(row, mean) / n;
     (mean, 1.0 / (var + eps).sqrt())
 }
 
@@ -29,24 +30,29 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) -> Result<Vec<f32>
     let rows = rows_per_task(d) * d;
     y.par_chunks_mut(rows)
         .zip(x.par_chunks(rows))
-        .for_each(|(y, x)| {
-            for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
-                let (mean, rstd) = stats(x, eps);
-                match b {
-                    Some(b) => {
-                        for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
-                            *y = (x - mean) * rstd * w + b;
-                        }
+        .for_each(|(y, x)| forward_rows(y, x, w, b, eps));
+    Ok(y)
+}
+
+avx2! {
+    fn forward_rows(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
+        let d = w.len();
+        for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            let (mean, rstd) = stats(x, eps);
+            match b {
+                Some(b) => {
+                    for (((y, &x), &w), &b) in y.iter_mut().zip(x).zip(w).zip(b) {
+                        *y = (x - mean) * rstd * w + b;
                     }
-                    None => {
-                        for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
-                            *y = (x - mean) * rstd * w;
-                        }
+                }
+                None => {
+                    for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+                        *y = (x - mean) * rstd * w;
                     }
                 }
             }
-        });
-    Ok(y)
+        }
+    }
 }
 
 /// `[dx…, dw…, db…]` in one buffer: dx = (1/σ)·(g − mean(g) − x̂·mean(g·x̂)) with g = dy·w,
@@ -66,37 +72,7 @@ fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
     let partial: Vec<Vec<f32>> = dx
         .par_chunks_mut(rows)
         .zip(x.par_chunks(rows).zip(dy.par_chunks(rows)))
-        .map(|(dx, (x, dy))| {
-            let mut acc = vec![0.0f32; 2 * d];
-            let mut g = vec![0.0f32; d];
-            let mut xhat = vec![0.0f32; d];
-            for ((dx, x), dy) in dx
-                .chunks_exact_mut(d)
-                .zip(x.chunks_exact(d))
-                .zip(dy.chunks_exact(d))
-            {
-                let (mean, rstd) = stats(x, eps);
-                for ((xh, g), ((&x, &dy), &w)) in xhat
-                    .iter_mut()
-                    .zip(g.iter_mut())
-                    .zip(x.iter().zip(dy).zip(w))
-                {
-                    *xh = (x - mean) * rstd;
-                    *g = dy * w;
-                }
-                let mean_g = sum(&g) / d as f32;
-                let mean_gx = dot(&g, &xhat) / d as f32;
-                for ((dx, &g), &xh) in dx.iter_mut().zip(&g).zip(&xhat) {
-                    *dx = rstd * (g - mean_g - xh * mean_gx);
-                }
-                let (dw, db) = acc.split_at_mut(d);
-                for (((dw, db), &dy), &xh) in dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(&xhat) {
-                    *dw += dy * xh;
-                    *db += dy;
-                }
-            }
-            acc
-        })
+        .map(|(dx, (x, dy))| backward_rows(dx, x, dy, w, eps))
         .collect();
     let (_, dwb) = out.split_at_mut(x.len());
     for acc in partial {
@@ -105,6 +81,42 @@ fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
         }
     }
     Ok(out)
+}
+
+avx2! {
+    /// dx of a block of rows, and its rows' [Σ dy·x̂, Σ dy].
+    fn backward_rows(dx: &mut [f32], x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+        let d = w.len();
+        let mut acc = vec![0.0f32; 2 * d];
+        let mut g = vec![0.0f32; d];
+        let mut xhat = vec![0.0f32; d];
+        for ((dx, x), dy) in dx
+            .chunks_exact_mut(d)
+            .zip(x.chunks_exact(d))
+            .zip(dy.chunks_exact(d))
+        {
+            let (mean, rstd) = stats(x, eps);
+            for ((xh, g), ((&x, &dy), &w)) in xhat
+                .iter_mut()
+                .zip(g.iter_mut())
+                .zip(x.iter().zip(dy).zip(w))
+            {
+                *xh = (x - mean) * rstd;
+                *g = dy * w;
+            }
+            let mean_g = sum(&g) / d as f32;
+            let mean_gx = dot(&g, &xhat) / d as f32;
+            for ((dx, &g), &xh) in dx.iter_mut().zip(&g).zip(&xhat) {
+                *dx = rstd * (g - mean_g - xh * mean_gx);
+            }
+            let (dw, db) = acc.split_at_mut(d);
+            for (((dw, db), &dy), &xh) in dw.iter_mut().zip(db.iter_mut()).zip(dy).zip(&xhat) {
+                *dw += dy * xh;
+                *db += dy;
+            }
+        }
+        acc
+    }
 }
 
 struct LayerNorm {

@@ -15,6 +15,7 @@ mod gelu;
 mod layer_norm;
 pub mod math;
 mod par;
+mod simd;
 mod storage;
 
 pub use adamw::{AdamwStep, adamw_in_place};

@@ -86,10 +86,32 @@ pub fn sum(a: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + rest.iter().sum::<f32>()
 }
 
-/// max aᵢ (−∞ for an empty slice).
+/// Σ (aᵢ − c)² in eight lanes.
+#[inline(always)]
+pub fn sum_squared_deviation(a: &[f32], c: f32) -> f32 {
+    let (a8, rest) = a.as_chunks::<8>();
+    let mut acc = [0.0f32; 8];
+    for x in a8 {
+        for l in 0..8 {
+            acc[l] += (x[l] - c) * (x[l] - c);
+        }
+    }
+    acc.iter().sum::<f32>() + rest.iter().map(|&x| (x - c) * (x - c)).sum::<f32>()
+}
+
+/// max aᵢ (−∞ for an empty slice), in eight lanes.
 #[inline(always)]
 pub fn max(a: &[f32]) -> f32 {
-    a.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x))
+    let (a8, rest) = a.as_chunks::<8>();
+    let mut acc = [f32::NEG_INFINITY; 8];
+    for x in a8 {
+        for l in 0..8 {
+            acc[l] = if x[l] > acc[l] { x[l] } else { acc[l] };
+        }
+    }
+    acc.iter()
+        .chain(rest)
+        .fold(f32::NEG_INFINITY, |m, &x| m.max(x))
 }
 
 /// y ← y + a·x.
@@ -140,6 +162,11 @@ mod tests {
         assert!((dot(&a, &b) - plain).abs() < 1e-4);
         assert!((sum(&a) - a.iter().sum::<f32>()).abs() < 1e-4);
         assert_eq!(max(&a), 15.0);
+        assert_eq!(
+            max(&a[..9]),
+            a[..9].iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x))
+        );
+        assert_eq!(max(&[]), f32::NEG_INFINITY);
         assert_eq!(dot(&[], &[]), 0.0);
     }
 

@@ -6,29 +6,22 @@ use rayon::prelude::*;
 /// Elements per parallel task: large enough that a task outweighs its scheduling.
 pub(crate) const CHUNK: usize = 1 << 14;
 
-/// `f` over every element of `x`.
-pub(crate) fn map1(x: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+/// `f(out_chunk, x_chunk)` over `x` in chunks: `f` maps each element of its input chunk
+/// to the same place in its output chunk.
+pub(crate) fn map1(x: &[f32], f: fn(&mut [f32], &[f32])) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK))
-        .for_each(|(out, x)| {
-            for (o, &x) in out.iter_mut().zip(x) {
-                *o = f(x);
-            }
-        });
+        .for_each(|(out, x)| f(out, x));
     out
 }
 
-/// `f` over every pair of elements of `x` and `y` (same length).
-pub(crate) fn map2(x: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+/// `f(out_chunk, x_chunk, y_chunk)` over `x` and `y` (same length) in chunks.
+pub(crate) fn map2(x: &[f32], y: &[f32], f: fn(&mut [f32], &[f32], &[f32])) -> Vec<f32> {
     let mut out = vec![0.0f32; x.len()];
     out.par_chunks_mut(CHUNK)
         .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(out, (x, y))| {
-            for ((o, &x), &y) in out.iter_mut().zip(x).zip(y) {
-                *o = f(x, y);
-            }
-        });
+        .for_each(|(out, (x, y))| f(out, x, y));
     out
 }
 

@@ -7,7 +7,8 @@ use candle_core::{D, DType, Device, Tensor};
 
 use crate::config::{BertConfig, PositionEmbedding, activate};
 use crate::error::{ModelError, Result};
-use crate::layers::{Ctx, LayerNorm, Linear, attention, merge_heads, split_heads};
+use crate::kernels::Kernels;
+use crate::layers::{AttentionMask, Ctx, LayerNorm, Linear, self_attention};
 use crate::params::{ParamKind, Params, WeightLayout};
 
 #[derive(Debug, Clone)]
@@ -33,6 +34,7 @@ pub struct Bert {
     emb_ln: LayerNorm,
     layers: Vec<Layer>,
     pooler: Linear,
+    kernels: Kernels,
 }
 
 fn linear(p: &mut Params, name: &str, io: (usize, usize), std: f64) -> Result<Linear> {
@@ -107,11 +109,17 @@ impl Bert {
             emb_ln,
             layers,
             pooler,
+            kernels: params.kernels(),
         })
     }
 
     pub fn config(&self) -> &BertConfig {
         &self.config
+    }
+
+    /// The kernels the model runs on (chosen by its [`Params`]).
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// The token embedding matrix `[vocab, hidden]`, which the MLM decoder shares.
@@ -145,33 +153,33 @@ impl Bert {
             .add(&lookup(&self.token_type, type_ids)?)?
             .broadcast_add(&self.position.narrow(0, 0, t)?)?;
         let mut x = ctx.dropout(&self.emb_ln.forward(&x)?, self.config.hidden_dropout_prob)?;
-        // 0 where attending is allowed, −1e9 at padding: [batch, 1, 1, seq].
-        let mask = ((attention_mask.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?;
         for layer in &self.layers {
-            x = self.layer(layer, &x, &mask, ctx)?;
+            x = self.layer(layer, &x, attention_mask, ctx)?;
         }
         Ok(x)
     }
 
-    fn layer(&self, l: &Layer, x: &Tensor, mask: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    fn layer(&self, l: &Layer, x: &Tensor, keys: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let (heads, p) = (
             self.config.num_attention_heads,
             self.config.hidden_dropout_prob,
         );
-        let q = split_heads(&l.query.forward(x)?, heads)?;
-        let k = split_heads(&l.key.forward(x)?, heads)?;
-        let v = split_heads(&l.value.forward(x)?, heads)?;
-        let a = attention(
-            &q,
-            &k,
-            &v,
-            mask,
+        let qkv = Linear::concat(&[&l.query, &l.key, &l.value])?.forward(x)?;
+        let a = self_attention(
+            &qkv,
+            heads,
+            AttentionMask::Keys(keys),
             self.config.attention_probs_dropout_prob,
+            self.kernels,
             ctx,
         )?;
-        let a = ctx.dropout(&l.attn_out.forward(&merge_heads(&a)?)?, p)?;
+        let a = ctx.dropout(&l.attn_out.forward(&a)?, p)?;
         let x = l.attn_ln.forward(&(x + a)?)?;
-        let m = activate(&self.config.hidden_act, &l.intermediate.forward(&x)?)?;
+        let m = activate(
+            &self.config.hidden_act,
+            &l.intermediate.forward(&x)?,
+            self.kernels,
+        )?;
         let m = ctx.dropout(&l.output.forward(&m)?, p)?;
         l.output_ln.forward(&(x + m)?)
     }
@@ -213,6 +221,7 @@ pub struct MlmHead {
     decoder: Tensor,
     bias: Tensor,
     act: String,
+    kernels: Kernels,
 }
 
 impl MlmHead {
@@ -241,16 +250,18 @@ impl MlmHead {
                 ParamKind::Bias,
             )?,
             act: c.hidden_act.clone(),
+            kernels: bert.kernels(),
         })
     }
 
     /// Vocabulary logits for hidden states `[..., hidden]`.
     pub fn forward(&self, hidden: &Tensor) -> Result<Tensor> {
-        let h = self
-            .ln
-            .forward(&activate(&self.act, &self.dense.forward(hidden)?)?)?;
-        Ok(h.broadcast_matmul(&self.decoder)?
-            .broadcast_add(&self.bias)?)
+        let h = self.ln.forward(&activate(
+            &self.act,
+            &self.dense.forward(hidden)?,
+            self.kernels,
+        )?)?;
+        Ok(crate::layers::matmul_rows(&h, &self.decoder)?.broadcast_add(&self.bias)?)
     }
 }
 

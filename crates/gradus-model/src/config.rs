@@ -157,10 +157,15 @@ fn check_activation(name: &str) -> Result<()> {
 pub(crate) fn activate(
     name: &str,
     x: &candle_core::Tensor,
+    kernels: crate::Kernels,
 ) -> candle_core::Result<candle_core::Tensor> {
+    use gradus_kernels::GeluForm;
+    let fused = kernels.fuse(x);
     match name {
+        "gelu_new" if fused => gradus_kernels::gelu(x, GeluForm::Tanh),
         "gelu_new" => x.gelu(),
         "relu" => x.relu(),
+        _ if fused => gradus_kernels::gelu(x, GeluForm::Erf),
         _ => x.gelu_erf(),
     }
 }

@@ -2,11 +2,12 @@
 //! and a GELU MLP, a final layer norm, the output projection tied to the token embedding.
 //! Parameter names and `[in, out]` weights are those of HF `GPT2LMHeadModel`.
 
-use candle_core::{D, DType, Device, Tensor};
+use candle_core::{Device, Tensor};
 
 use crate::config::GptConfig;
 use crate::error::{ModelError, Result};
-use crate::layers::{Ctx, LayerNorm, Linear, attention, merge_heads, split_heads};
+use crate::kernels::Kernels;
+use crate::layers::{AttentionMask, Ctx, LayerNorm, Linear, self_attention};
 use crate::params::{ParamKind, Params, WeightLayout};
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,7 @@ pub struct Gpt {
     wpe: Tensor,
     blocks: Vec<Block>,
     ln_f: LayerNorm,
+    kernels: Kernels,
 }
 
 impl Gpt {
@@ -96,6 +98,7 @@ impl Gpt {
             wpe,
             blocks,
             ln_f,
+            kernels: params.kernels(),
         })
     }
 
@@ -105,6 +108,11 @@ impl Gpt {
 
     pub fn device(&self) -> &Device {
         self.wte.device()
+    }
+
+    /// The kernels the model runs on (chosen by its [`Params`]).
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// Loads a model folder (`config.json` + `model.safetensors`, ours or HF GPT-2's).
@@ -121,7 +129,7 @@ impl Gpt {
     /// Next-token logits `[batch, seq, vocab]` for `ids` `[batch, seq]` (u32).
     pub fn logits(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let h = self.hidden(ids, ctx)?;
-        Ok(h.broadcast_matmul(&self.wte.t()?)?)
+        crate::layers::matmul_rows(&h, &self.wte.t()?)
     }
 
     /// The final hidden states `[batch, seq, n_embd]`.
@@ -139,33 +147,27 @@ impl Gpt {
                 .reshape((b, t, self.config.n_embd))?;
         let pos = self.wpe.narrow(0, 0, t)?;
         let mut x = ctx.dropout(&tok.broadcast_add(&pos)?, self.config.embd_pdrop)?;
-        let mask = causal_mask(t, ids.device())?;
         for block in &self.blocks {
-            x = self.block(block, &x, &mask, ctx)?;
+            x = self.block(block, &x, ctx)?;
         }
         self.ln_f.forward(&x)
     }
 
-    fn block(&self, blk: &Block, x: &Tensor, mask: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        let (heads, d) = (self.config.n_head, self.config.n_embd);
+    fn block(&self, blk: &Block, x: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let qkv = blk.c_attn.forward(&blk.ln_1.forward(x)?)?;
-        let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, heads)?;
-        let k = split_heads(&qkv.narrow(D::Minus1, d, d)?, heads)?;
-        let v = split_heads(&qkv.narrow(D::Minus1, 2 * d, d)?, heads)?;
-        let y = attention(&q, &k, &v, mask, self.config.attn_pdrop, ctx)?;
-        let y = blk.attn_proj.forward(&merge_heads(&y)?)?;
+        let y = self_attention(
+            &qkv,
+            self.config.n_head,
+            AttentionMask::Causal,
+            self.config.attn_pdrop,
+            self.kernels,
+            ctx,
+        )?;
+        let y = blk.attn_proj.forward(&y)?;
         let x = (x + ctx.dropout(&y, self.config.resid_pdrop)?)?;
         let m = blk.c_fc.forward(&blk.ln_2.forward(&x)?)?;
-        let m = crate::config::activate(&self.config.activation_function, &m)?;
+        let m = crate::config::activate(&self.config.activation_function, &m, self.kernels)?;
         let m = blk.mlp_proj.forward(&m)?;
         Ok((x + ctx.dropout(&m, self.config.resid_pdrop)?)?)
     }
-}
-
-/// `[seq, seq]`: 0 on and below the diagonal, −∞ above it.
-fn causal_mask(t: usize, device: &Device) -> Result<Tensor> {
-    let values: Vec<f32> = (0..t)
-        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
-        .collect();
-    Ok(Tensor::from_vec(values, (t, t), device)?.to_dtype(DType::F32)?)
 }

@@ -1,11 +1,13 @@
-//! Building blocks with a backward pass: linear, layer norm (composed: candle's fused
-//! biased `LayerNorm` has no gradient), dropout driven by a seeded generator, attention.
+//! Building blocks with a backward pass: linear, layer norm (fused, or composed: candle's
+//! fused biased `LayerNorm` has no gradient), dropout driven by a seeded generator,
+//! self-attention from a fused q/k/v projection.
 
-use candle_core::{D, Device, Tensor};
+use candle_core::{D, DType, Device, Tensor};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::Result;
+use crate::kernels::Kernels;
 use crate::params::{ParamKind, Params, WeightLayout};
 
 /// Training or evaluation, and in training the generator dropout draws from (so that a
@@ -85,20 +87,47 @@ impl Linear {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = x.broadcast_matmul(&self.weight_in_out)?;
+        let y = matmul_rows(x, &self.weight_in_out)?;
         Ok(match &self.bias {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
     }
+
+    /// One linear layer whose outputs are those of `parts` side by side (BERT's query,
+    /// key and value as one projection): one matmul instead of three, and the fused
+    /// attention reads its input in that layout.
+    pub fn concat(parts: &[&Linear]) -> Result<Self> {
+        let weights: Vec<&Tensor> = parts.iter().map(|l| &l.weight_in_out).collect();
+        let biases: Option<Vec<&Tensor>> = parts.iter().map(|l| l.bias.as_ref()).collect();
+        Ok(Self {
+            weight_in_out: Tensor::cat(&weights, 1)?,
+            bias: biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
+        })
+    }
 }
 
-/// Layer norm over the last dimension, composed of differentiable ops.
+/// `x W` for `x` `[..., in]` and `W` `[in, out]`, as one `[rows, in] × [in, out]` matrix
+/// product. (A broadcast batched matmul gives the same forward, but its backward computes
+/// dW as one small product per batch element and then sums them.)
+pub fn matmul_rows(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    let mut dims = x.dims().to_vec();
+    let Some(inputs) = dims.pop() else {
+        return Ok(x.broadcast_matmul(w)?);
+    };
+    let rows = dims.iter().product::<usize>();
+    let y = x.reshape((rows, inputs))?.matmul(w)?;
+    dims.push(w.dim(1)?);
+    Ok(y.reshape(dims)?)
+}
+
+/// Layer norm over the last dimension: the fused kernel, or composed of candle ops.
 #[derive(Debug, Clone)]
 pub struct LayerNorm {
     weight: Tensor,
     bias: Option<Tensor>,
     eps: f64,
+    kernels: Kernels,
 }
 
 impl LayerNorm {
@@ -109,10 +138,23 @@ impl LayerNorm {
         } else {
             None
         };
-        Ok(Self { weight, bias, eps })
+        Ok(Self {
+            weight,
+            bias,
+            eps,
+            kernels: p.kernels(),
+        })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.kernels.fuse(x) {
+            return Ok(gradus_kernels::layer_norm(
+                x,
+                &self.weight,
+                self.bias.as_ref(),
+                self.eps,
+            )?);
+        }
         let centred = x.broadcast_sub(&x.mean_keepdim(D::Minus1)?)?;
         let var = centred.sqr()?.mean_keepdim(D::Minus1)?;
         let normed = centred.broadcast_div(&(var + self.eps)?.sqrt()?)?;
@@ -124,9 +166,60 @@ impl LayerNorm {
     }
 }
 
+/// What a self-attention layer attends to.
+#[derive(Debug, Clone, Copy)]
+pub enum AttentionMask<'a> {
+    /// Each position sees itself and the positions before it.
+    Causal,
+    /// `[batch, seq]`, 1 for tokens and 0 for padding that no position may see.
+    Keys(&'a Tensor),
+}
+
+/// Multi-head self-attention from a fused projection `qkv` `[batch, seq, 3·width]`
+/// (queries, keys, values side by side) to `[batch, seq, width]`: the fused kernel
+/// unless attention dropout is active in training (the kernel has none), else composed.
+pub fn self_attention(
+    qkv: &Tensor,
+    heads: usize,
+    mask: AttentionMask<'_>,
+    dropout: f32,
+    kernels: Kernels,
+    ctx: &mut Ctx<'_>,
+) -> Result<Tensor> {
+    if kernels.fuse(qkv) && (dropout <= 0.0 || !ctx.is_train()) {
+        let out = match mask {
+            AttentionMask::Causal => gradus_kernels::attention(qkv, heads, true, None),
+            AttentionMask::Keys(keys) => gradus_kernels::attention(qkv, heads, false, Some(keys)),
+        };
+        return Ok(out?);
+    }
+    let (b, t, w3) = qkv.dims3()?;
+    let d = w3 / 3;
+    let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, heads)?;
+    let k = split_heads(&qkv.narrow(D::Minus1, d, d)?, heads)?;
+    let v = split_heads(&qkv.narrow(D::Minus1, 2 * d, d)?, heads)?;
+    let additive = match mask {
+        AttentionMask::Causal => causal_mask(t, qkv.device())?,
+        // 0 where attending is allowed, −1e9 at padding: [batch, 1, 1, seq].
+        AttentionMask::Keys(keys) => {
+            ((keys.to_dtype(DType::F32)? - 1.0)? * 1e9)?.reshape((b, 1, 1, t))?
+        }
+    };
+    let y = attention(&q, &k, &v, &additive.to_dtype(qkv.dtype())?, dropout, ctx)?;
+    merge_heads(&y)
+}
+
+/// `[seq, seq]`: 0 on and below the diagonal, −∞ above it.
+fn causal_mask(t: usize, device: &candle_core::Device) -> Result<Tensor> {
+    let values: Vec<f32> = (0..t)
+        .flat_map(|i| (0..t).map(move |j| if j <= i { 0.0 } else { f32::NEG_INFINITY }))
+        .collect();
+    Ok(Tensor::from_vec(values, (t, t), device)?)
+}
+
 /// Multi-head attention over `[batch, heads, seq, head_dim]` tensors; `mask` is added to
 /// the scores (0 where allowed, a large negative number where not) and broadcast.
-pub fn attention(
+fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
@@ -143,7 +236,7 @@ pub fn attention(
 }
 
 /// `[batch, seq, heads * dim]` → `[batch, heads, seq, dim]`.
-pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
+fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
     let (b, t, width) = x.dims3()?;
     Ok(x.reshape((b, t, heads, width / heads))?
         .transpose(1, 2)?
@@ -151,7 +244,7 @@ pub fn split_heads(x: &Tensor, heads: usize) -> Result<Tensor> {
 }
 
 /// `[batch, heads, seq, dim]` → `[batch, seq, heads * dim]`.
-pub fn merge_heads(x: &Tensor) -> Result<Tensor> {
+fn merge_heads(x: &Tensor) -> Result<Tensor> {
     let (b, h, t, d) = x.dims4()?;
     Ok(x.transpose(1, 2)?.contiguous()?.reshape((b, t, h * d))?)
 }

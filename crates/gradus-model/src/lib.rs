@@ -7,7 +7,9 @@
 //! without the `bert.` / `transformer.` prefix) load into these models.
 //!
 //! Only ops with a backward pass are used: candle's fused `softmax_last_dim` and biased
-//! `LayerNorm` drop gradients, so softmax and layer norm are composed here.
+//! `LayerNorm` drop gradients. On the CPU, GELU, layer norm, attention and the loss run
+//! as `gradus-kernels`' fused ops with their own backward; with [`Kernels::Composed`]
+//! (and on other devices) they are composed of candle ops.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -26,6 +28,7 @@ mod config;
 mod error;
 pub mod generate;
 mod gpt;
+mod kernels;
 mod layers;
 pub mod loss;
 mod params;
@@ -34,7 +37,8 @@ pub use bert::{Bert, BertHeads, MlmHead, TaskHead};
 pub use config::{BertConfig, GptConfig, PositionEmbedding};
 pub use error::{ModelError, Result};
 pub use gpt::Gpt;
-pub use layers::{Ctx, LayerNorm, Linear};
+pub use kernels::Kernels;
+pub use layers::{AttentionMask, Ctx, LayerNorm, Linear, self_attention};
 pub use params::{ParamKind, Params, WeightLayout};
 
 /// Parses a device name: `cpu` or `cuda:N` (`cuda` alone is `cuda:0`).

@@ -4,17 +4,28 @@
 use candle_core::{D, DType, Tensor};
 
 use crate::error::Result;
+use crate::kernels::Kernels;
 
 /// Sum over rows of −log p(target) for `logits` `[rows, classes]` and u32 `targets`
-/// `[rows]`; rows whose `weights` (f32 `[rows]`, optional) is 0 do not count.
-pub fn nll_sum(logits: &Tensor, targets: &Tensor, weights: Option<&Tensor>) -> Result<Tensor> {
-    let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
-    let picked = logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?;
-    let picked = match weights {
-        Some(w) => picked.mul(w)?,
-        None => picked,
+/// `[rows]`; rows whose `weights` (f32 `[rows]`, optional) is 0 do not count. `kernels`
+/// is the model's choice (the fused cross-entropy, or log-softmax and gather).
+pub fn nll_sum(
+    logits: &Tensor,
+    targets: &Tensor,
+    weights: Option<&Tensor>,
+    kernels: Kernels,
+) -> Result<Tensor> {
+    let nll = if kernels.fuse(logits) {
+        gradus_kernels::cross_entropy(logits, targets)?
+    } else {
+        let logp = candle_nn::ops::log_softmax(logits, D::Minus1)?;
+        logp.gather(&targets.unsqueeze(1)?, 1)?.squeeze(1)?.neg()?
     };
-    Ok(picked.sum_all()?.neg()?)
+    let nll = match weights {
+        Some(w) => nll.mul(w)?,
+        None => nll,
+    };
+    Ok(nll.sum_all()?)
 }
 
 /// Rows whose arg-max equals the target (and whose weight is non-zero).

@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
 
 use crate::error::{ModelError, Result};
+use crate::kernels::Kernels;
 
 /// How a linear layer's weight is stored: `[in, out]` (GPT-2's `Conv1D`) or `[out, in]`
 /// (PyTorch `nn.Linear`, as BERT).
@@ -50,6 +51,8 @@ pub struct Params {
     /// Name prefixes of frozen parameters: the model gets them as constants, so that
     /// backward computes no gradient for them.
     frozen: Vec<String>,
+    /// The kernels the models built from this store use.
+    kernels: Kernels,
 }
 
 impl Params {
@@ -63,7 +66,19 @@ impl Params {
             source: None,
             fresh_names: Vec::new(),
             frozen: Vec::new(),
+            kernels: Kernels::default(),
         }
+    }
+
+    /// Chooses the kernels of the models built from this store from now on (fused by
+    /// default).
+    pub fn with_kernels(mut self, kernels: Kernels) -> Self {
+        self.kernels = kernels;
+        self
+    }
+
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// Freezes the parameters created from now on whose names start with one of

@@ -6,7 +6,7 @@
 use candle_core::{D, Device, Tensor};
 use gradus_model::generate::{Sampling, generate};
 use gradus_model::{
-    Bert, BertConfig, BertHeads, Ctx, Gpt, GptConfig, ModelError, Params, TaskHead, loss,
+    Bert, BertConfig, BertHeads, Ctx, Gpt, GptConfig, Kernels, ModelError, Params, TaskHead, loss,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -76,60 +76,67 @@ fn check_gradients(params: &Params, loss: &dyn Fn() -> Tensor) {
 
 #[test]
 fn gpt_gradients_match_finite_differences() {
-    let mut params = Params::new(Device::Cpu, 1);
-    // Dropout configured but off in evaluation, where the check runs.
-    let gpt = Gpt::new(&tiny_gpt().with_dropout(0.3), &mut params).unwrap();
-    let ids = Tensor::new(&[[1u32, 5, 7, 2, 9], [3, 3, 12, 0, 4]], &Device::Cpu).unwrap();
-    let targets = Tensor::new(&[5u32, 7, 2, 9, 1, 3, 12, 0, 4, 4], &Device::Cpu).unwrap();
-    check_gradients(&params, &|| {
-        let logits = gpt
-            .logits(&ids, &mut Ctx::eval())
-            .unwrap()
-            .reshape((10, 13))
-            .unwrap();
-        loss::nll_sum(&logits, &targets, None).unwrap()
-    });
+    for kernels in [Kernels::Fused, Kernels::Composed] {
+        let mut params = Params::new(Device::Cpu, 1).with_kernels(kernels);
+        // Dropout configured but off in evaluation, where the check runs.
+        let gpt = Gpt::new(&tiny_gpt().with_dropout(0.3), &mut params).unwrap();
+        let ids = Tensor::new(&[[1u32, 5, 7, 2, 9], [3, 3, 12, 0, 4]], &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[5u32, 7, 2, 9, 1, 3, 12, 0, 4, 4], &Device::Cpu).unwrap();
+        check_gradients(&params, &|| {
+            let logits = gpt
+                .logits(&ids, &mut Ctx::eval())
+                .unwrap()
+                .reshape((10, 13))
+                .unwrap();
+            loss::nll_sum(&logits, &targets, None, kernels).unwrap()
+        });
+    }
 }
 
 #[test]
 fn bert_and_heads_gradients_match_finite_differences() {
-    let mut params = Params::new(Device::Cpu, 2);
-    let bert = Bert::new(&tiny_bert(), &mut params).unwrap();
-    let heads = BertHeads::new(&bert, &mut params).unwrap();
-    let classifier = TaskHead::new(&bert, &mut params, "classifier", 3).unwrap();
-    let ids = Tensor::new(&[[2u32, 5, 7, 3, 0], [2, 9, 3, 11, 3]], &Device::Cpu).unwrap();
-    let types = Tensor::new(&[[0u32, 0, 0, 0, 0], [0, 0, 0, 1, 1]], &Device::Cpu).unwrap();
-    let mask = Tensor::new(
-        &[[1f32, 1., 1., 1., 0.], [1., 1., 1., 1., 1.]],
-        &Device::Cpu,
-    )
-    .unwrap();
-    let mlm_targets = Tensor::new(&[5u32, 7, 9, 11], &Device::Cpu).unwrap();
-    let positions = Tensor::new(&[1u32, 2, 6, 8], &Device::Cpu).unwrap();
-    check_gradients(&params, &|| {
-        let mut ctx = Ctx::eval();
-        let h = bert.forward(&ids, &types, &mask, &mut ctx).unwrap();
-        let pooled = bert.pool(&h).unwrap();
-        let flat = h
-            .reshape((10, 8))
-            .unwrap()
-            .index_select(&positions, 0)
+    for kernels in [Kernels::Fused, Kernels::Composed] {
+        let mut params = Params::new(Device::Cpu, 2).with_kernels(kernels);
+        let bert = Bert::new(&tiny_bert(), &mut params).unwrap();
+        let heads = BertHeads::new(&bert, &mut params).unwrap();
+        let classifier = TaskHead::new(&bert, &mut params, "classifier", 3).unwrap();
+        let ids = Tensor::new(&[[2u32, 5, 7, 3, 0], [2, 9, 3, 11, 3]], &Device::Cpu).unwrap();
+        let types = Tensor::new(&[[0u32, 0, 0, 0, 0], [0, 0, 0, 1, 1]], &Device::Cpu).unwrap();
+        let mask = Tensor::new(
+            &[[1f32, 1., 1., 1., 0.], [1., 1., 1., 1., 1.]],
+            &Device::Cpu,
+        )
+        .unwrap();
+        let mlm_targets = Tensor::new(&[5u32, 7, 9, 11], &Device::Cpu).unwrap();
+        let positions = Tensor::new(&[1u32, 2, 6, 8], &Device::Cpu).unwrap();
+        check_gradients(&params, &|| {
+            let mut ctx = Ctx::eval();
+            let h = bert.forward(&ids, &types, &mask, &mut ctx).unwrap();
+            let pooled = bert.pool(&h).unwrap();
+            let flat = h
+                .reshape((10, 8))
+                .unwrap()
+                .index_select(&positions, 0)
+                .unwrap();
+            let mlm_logits = heads.mlm.forward(&flat).unwrap();
+            let mlm = loss::nll_sum(&mlm_logits, &mlm_targets, None, kernels).unwrap();
+            let nsp = loss::nll_sum(
+                &heads.nsp(&pooled).unwrap(),
+                &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap(),
+                None,
+                kernels,
+            )
             .unwrap();
-        let mlm = loss::nll_sum(&heads.mlm.forward(&flat).unwrap(), &mlm_targets, None).unwrap();
-        let nsp = loss::nll_sum(
-            &heads.nsp(&pooled).unwrap(),
-            &Tensor::new(&[0u32, 1], &Device::Cpu).unwrap(),
-            None,
-        )
-        .unwrap();
-        let cls = loss::nll_sum(
-            &classifier.forward(&pooled, &mut ctx).unwrap(),
-            &Tensor::new(&[2u32, 0], &Device::Cpu).unwrap(),
-            None,
-        )
-        .unwrap();
-        (mlm + nsp + cls).unwrap()
-    });
+            let cls = loss::nll_sum(
+                &classifier.forward(&pooled, &mut ctx).unwrap(),
+                &Tensor::new(&[2u32, 0], &Device::Cpu).unwrap(),
+                None,
+                kernels,
+            )
+            .unwrap();
+            (mlm + nsp + cls).unwrap()
+        });
+    }
 }
 
 #[test]

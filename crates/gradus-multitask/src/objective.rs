@@ -130,6 +130,7 @@ impl MultitaskObjective {
                     &outputs,
                     b,
                     data.class_weights.as_ref(),
+                    self.model.bert.kernels(),
                 )?;
                 Ok((*task, (sum / b.examples.max(1) as f64)?))
             })

@@ -145,7 +145,7 @@ fn the_joint_loss_is_the_weighted_sum_of_the_task_losses() {
     for (t, b) in &batch.parts {
         let out = objective.model.forward(*t, b, &mut Ctx::eval()).unwrap();
         let kind = objective.model.specs[*t].kind;
-        let sum = task_loss(kind, &out, b, None).unwrap();
+        let sum = task_loss(kind, &out, b, None, objective.model.bert.kernels()).unwrap();
         let mean = f64::from(sum.to_scalar::<f32>().unwrap()) / b.examples as f64;
         expected += config.tasks[*t].weight * mean;
     }

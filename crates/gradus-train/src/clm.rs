@@ -476,5 +476,6 @@ pub fn clm_loss_sum(
         &logits,
         &batch.targets.flatten_all()?,
         None,
+        model.kernels(),
     )?)
 }

@@ -317,14 +317,15 @@ fn losses(
     let (b, t, d) = h.dims3()?;
     let picked = h.reshape((b * t, d))?.index_select(&batch.positions, 0)?;
     let logits = obj.heads.mlm.forward(&picked)?;
-    let mut total = loss::nll_sum(&logits, &batch.targets, None)?;
+    let kernels = obj.model.kernels();
+    let mut total = loss::nll_sum(&logits, &batch.targets, None, kernels)?;
     let mut nsp_logits = None;
     if let Some(labels) = &batch.nsp {
         let nl = obj.heads.nsp(&obj.model.pool(&h)?)?;
         // Mean NSP loss per example, weighted so that dividing by the step's targets
         // gives mean MLM loss + mean NSP loss, as BertForPreTraining.
         let scale = batch.n_targets as f64 / batch.n_examples as f64;
-        total = (total + (loss::nll_sum(&nl, labels, None)? * scale)?)?;
+        total = (total + (loss::nll_sum(&nl, labels, None, kernels)? * scale)?)?;
         nsp_logits = Some(nl);
     }
     Ok((total, logits, nsp_logits))
@@ -358,12 +359,15 @@ impl crate::Objective for MlmObjective {
         for chunk in self.validation.chunks(self.batch_size.max(1)) {
             let batch = MlmBatch::new(chunk, self.train.spec.special.pad, &self.device)?;
             let (_, logits, nsp) = losses(self, &batch, &mut Ctx::eval())?;
-            mlm_loss +=
-                f64::from(loss::nll_sum(&logits, &batch.targets, None)?.to_scalar::<f32>()?);
+            let kernels = self.model.kernels();
+            mlm_loss += f64::from(
+                loss::nll_sum(&logits, &batch.targets, None, kernels)?.to_scalar::<f32>()?,
+            );
             mlm_hits += loss::correct(&logits, &batch.targets, None)?;
             targets += batch.n_targets;
             if let (Some(nl), Some(labels)) = (nsp, &batch.nsp) {
-                nsp_loss += f64::from(loss::nll_sum(&nl, labels, None)?.to_scalar::<f32>()?);
+                nsp_loss +=
+                    f64::from(loss::nll_sum(&nl, labels, None, kernels)?.to_scalar::<f32>()?);
                 nsp_hits += loss::correct(&nl, labels, None)?;
                 examples += batch.n_examples;
             }
