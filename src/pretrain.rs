@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use gradus_model::{Bert, BertConfig, BertHeads, Gpt, GptConfig, Params};
+use gradus_model::{Bert, BertConfig, BertHeads, Gpt, GptConfig, Kernels, Params};
 use gradus_train::TrainConfig;
 use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
 use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
@@ -75,6 +75,9 @@ pub struct PretrainConfig {
     pub device: String,
     /// `f32` (bf16 is not supported yet).
     pub dtype: String,
+    /// `fused` (gradus-kernels' fused GELU, layer norm, attention and loss on the CPU;
+    /// candle's ops on other devices) or `composed` (candle's ops everywhere).
+    pub kernels: Kernels,
     /// Seeds initialisation and data order (dropout: `train.seed`).
     pub seed: u64,
     /// The model of `clm`.
@@ -95,6 +98,7 @@ impl Default for PretrainConfig {
             objective: PretrainObjective::Clm,
             device: "cpu".into(),
             dtype: "f32".into(),
+            kernels: Kernels::default(),
             seed: 0,
             gpt: GptConfig::default(),
             bert: BertConfig::default(),
@@ -211,7 +215,7 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
         config.seed,
         true,
     )?;
-    let mut params = Params::new(device.clone(), config.seed);
+    let mut params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
     let model = Gpt::new(&gpt, &mut params)?;
     Ok(ClmObjective {
         model,
@@ -255,7 +259,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
     };
     let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
     let train = MlmStream::open(&d.tokens, spec("train"), config.seed)?;
-    let mut params = Params::new(device.clone(), config.seed);
+    let mut params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
     let model = Bert::new(&bert, &mut params)?;
     let heads = BertHeads::new(&model, &mut params)?;
     Ok(MlmObjective {

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use candle_core::Device;
-use gradus_model::{Gpt, GptConfig, Params};
+use gradus_model::{Gpt, GptConfig, Kernels, Params};
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
 use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
 use gradus_train::schedule::Schedule;
@@ -43,6 +43,10 @@ fn write_tokens(dir: &Path, docs: usize, per_shard: usize, pause: std::time::Dur
 }
 
 fn objective(data: &Path, dropout: f32) -> ClmObjective {
+    objective_on(data, dropout, Kernels::default())
+}
+
+fn objective_on(data: &Path, dropout: f32, kernels: Kernels) -> ClmObjective {
     let config = GptConfig {
         vocab_size: 16,
         n_positions: 16,
@@ -53,7 +57,7 @@ fn objective(data: &Path, dropout: f32) -> ClmObjective {
         ..GptConfig::default()
     }
     .with_dropout(dropout);
-    let mut params = Params::new(Device::Cpu, 7);
+    let mut params = Params::new(Device::Cpu, 7).with_kernels(kernels);
     let model = Gpt::new(&config, &mut params).unwrap();
     let spec = |s: &str| StreamSpec {
         split: Some(s.into()),
@@ -149,6 +153,30 @@ fn resumed_run_has_bit_identical_losses() {
         bits(&whole.losses[10..]),
         "steps 11-20 differ after resume"
     );
+}
+
+#[test]
+fn fused_and_composed_kernels_give_the_same_loss_trajectory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 60);
+    let run = |kernels: Kernels| {
+        let out = dir.path().join(format!("{kernels:?}"));
+        Trainer::new(config(50), &out)
+            .run(&mut objective_on(&data, 0.0, kernels), &mut |_| {})
+            .unwrap()
+    };
+    let (fused, composed) = (run(Kernels::Fused), run(Kernels::Composed));
+    assert_eq!(fused.losses.len(), 50);
+    let (first, last) = (fused.losses[0], fused.losses[49]);
+    assert!(last < 0.8 * first, "it learns: {first} -> {last}");
+    for (step, (f, c)) in fused.losses.iter().zip(&composed.losses).enumerate() {
+        assert!(
+            (f - c).abs() <= 1e-3 * c.abs(),
+            "step {}: fused loss {f}, composed {c}",
+            step + 1
+        );
+    }
 }
 
 #[test]
