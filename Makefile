@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench demo demo-make minilm clean shakespeare webtext glue \
+.PHONY: all build test lint fmt bench bench-train demo demo-make minilm clean shakespeare webtext glue \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-agnews
 
@@ -42,7 +42,15 @@ bench:
 	$(CARGO) bench --profile dev --bench shard
 	$(CARGO) bench --profile dev --bench tokenize
 	$(CARGO) bench --profile dev --bench clean
-	$(CARGO) bench --profile dev --bench train_step
+	$(MAKE) bench-train
+
+# Training speed: each fused kernel against candle's composed ops, then a whole training
+# step (nanoGPT CPU config, BERT-mini MLM) per phase with both, and beside it the same
+# steps in PyTorch (benches/train_step_torch.py) when TORCH_PYTHON has torch.
+TORCH_PYTHON ?= python3
+bench-train:
+	$(CARGO) bench --profile dev --bench kernels
+	GRADUS_TORCH_PYTHON=$(TORCH_PYTHON) $(CARGO) bench --profile dev --bench train_step
 
 # The whole job on the project's own sample data (data/), through the pipeline runner:
 # clean → WordPiece tokenizer → tokens → a tiny BERT pretrained with MLM + NSP → sentiment

@@ -71,11 +71,12 @@ fn main() {
         time(reps, &x, &|t| composed_ln.forward(t).expect("ln")),
     );
 
-    let qkv = input(&[12, 64, 3 * d], 3);
+    let qkv = input(&[rows, 3 * d], 3);
     let attend = |kernels| {
         move |t: &Tensor| {
             self_attention(
                 t,
+                12,
                 heads,
                 AttentionMask::Causal,
                 0.0,

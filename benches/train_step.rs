@@ -140,10 +140,8 @@ impl Step for GptStep {
         let n = GPT_BATCH * GPT_BLOCK;
         let logits = self
             .gpt
-            .logits(&self.x, &mut Ctx::eval())
-            .expect("forward")
-            .reshape((n, 65))
-            .expect("reshape");
+            .logits_rows(&self.x, &mut Ctx::eval())
+            .expect("forward");
         let sum = loss::nll_sum(&logits, &self.y, None, self.gpt.kernels()).expect("loss");
         (sum / n as f64).expect("mean")
     }

@@ -25,6 +25,8 @@ struct Spec {
     causal: bool,
     /// `[batch, seq]` key weights (1 keep, 0 drop), or every key kept.
     keys: Option<Arc<[f32]>>,
+    /// The output's shape: the input's leading dimensions, then `width`.
+    out_dims: Vec<usize>,
 }
 
 impl Spec {
@@ -221,10 +223,7 @@ impl CustomOp1 for Attention {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let out = self.0.forward(f32s(s, l, "attention projection")?)?;
-        Ok((
-            CpuStorage::F32(out),
-            Shape::from((self.0.batch, self.0.seq, self.0.width)),
-        ))
+        Ok((CpuStorage::F32(out), Shape::from(self.0.out_dims.clone())))
     }
 
     fn bwd(&self, qkv: &Tensor, out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
@@ -259,18 +258,25 @@ impl CustomOp3 for AttentionGrad {
     }
 }
 
-/// Scaled dot-product self-attention of `heads` heads over an f32 CPU projection `qkv`
-/// `[batch, seq, 3·width]` (queries, keys, values side by side, each `width` wide with
-/// the heads side by side), giving `[batch, seq, width]`. `causal` lets position i see
-/// positions ≤ i; `key_mask` `[batch, seq]` (1 token, 0 padding) hides padded keys.
-/// Differentiable in `qkv`.
+/// Scaled dot-product self-attention of `heads` heads over an f32 CPU projection `qkv` of
+/// `batch` sequences, `[batch · seq, 3·width]` or `[batch, seq, 3·width]` (queries, keys,
+/// values side by side, each `width` wide with the heads side by side), giving the same
+/// leading shape with `width` values. `causal` lets position i see positions ≤ i;
+/// `key_mask` `[batch, seq]` (1 token, 0 padding) hides padded keys. Differentiable in
+/// `qkv`.
 pub fn attention(
     qkv: &Tensor,
+    batch: usize,
     heads: usize,
     causal: bool,
     key_mask: Option<&Tensor>,
 ) -> Result<Tensor> {
-    let (batch, seq, w3) = qkv.dims3()?;
+    let w3 = qkv.dim(candle_core::D::Minus1)?;
+    let rows = qkv.elem_count() / w3.max(1);
+    if batch == 0 || rows % batch != 0 || (qkv.rank() == 3 && qkv.dim(0)? != batch) {
+        bail!("attention: {:?} is not {batch} sequences", qkv.dims())
+    }
+    let seq = rows / batch;
     if heads == 0 || w3 % 3 != 0 || (w3 / 3) % heads != 0 {
         bail!("attention: a projection {w3} wide does not split into q, k, v of {heads} heads")
     }
@@ -290,6 +296,10 @@ pub fn attention(
         }
         None => None,
     };
+    let mut out_dims = qkv.dims().to_vec();
+    if let Some(last) = out_dims.last_mut() {
+        *last = w3 / 3;
+    }
     let spec = Spec {
         batch,
         seq,
@@ -297,6 +307,7 @@ pub fn attention(
         heads,
         causal,
         keys,
+        out_dims,
     };
     qkv.contiguous()?.apply_op1(Attention(spec))
 }

@@ -217,12 +217,12 @@ fn causal_attention_matches_the_composed_version() {
         compare(
             &format!("causal attention {b}×{t}×{d}/{heads}"),
             &[&qkv],
-            |x| attention(&x[0], heads, true, None).unwrap(),
+            |x| attention(&x[0], b, heads, true, None).unwrap(),
             |x| composed_attention(&x[0], heads, true, None),
         );
     }
     let big = var(&[2, 9, 24], 9.0, 1e3);
-    let (out, grads) = with_grads(&[&big], |x| attention(&x[0], 2, true, None).unwrap());
+    let (out, grads) = with_grads(&[&big], |x| attention(&x[0], 2, 2, true, None).unwrap());
     assert_finite("attention of large inputs", &out);
     assert_finite("attention gradient of large inputs", &grads[0]);
 }
@@ -240,10 +240,17 @@ fn padded_attention_matches_the_composed_version() {
     compare(
         "padded attention",
         &[&qkv],
-        |x| attention(&x[0], heads, false, Some(&keys)).unwrap(),
+        |x| attention(&x[0], b, heads, false, Some(&keys)).unwrap(),
         |x| composed_attention(&x[0], heads, false, Some(&keys)),
     );
-    assert!(attention(qkv.as_tensor(), 5, false, None).is_err());
+    assert!(attention(qkv.as_tensor(), b, 5, false, None).is_err());
+    assert!(attention(qkv.as_tensor(), 2, heads, false, None).is_err());
+    // The same projection as rows of one matrix.
+    let rows = qkv.as_tensor().reshape((b * t, 3 * d)).unwrap();
+    let flat = attention(&rows, b, heads, false, Some(&keys)).unwrap();
+    let full = attention(qkv.as_tensor(), b, heads, false, Some(&keys)).unwrap();
+    assert_eq!(flat.dims(), &[b * t, d]);
+    assert_close("rows layout", &flat, &full.reshape((b * t, d)).unwrap());
 }
 
 #[test]

@@ -152,14 +152,25 @@ impl Bert {
         let x = lookup(&self.word, ids)?
             .add(&lookup(&self.token_type, type_ids)?)?
             .broadcast_add(&self.position.narrow(0, 0, t)?)?;
-        let mut x = ctx.dropout(&self.emb_ln.forward(&x)?, self.config.hidden_dropout_prob)?;
+        // The layers work on `[batch · seq, hidden]` rows: a reshape is a node of the
+        // backward graph, and candle accumulates each node's gradient into fresh zeros.
+        let x = self.emb_ln.forward(&x.reshape((b * t, d))?)?;
+        let mut x = ctx.dropout(&x, self.config.hidden_dropout_prob)?;
         for layer in &self.layers {
-            x = self.layer(layer, &x, attention_mask, ctx)?;
+            x = self.layer(layer, &x, b, attention_mask, ctx)?;
         }
-        Ok(x)
+        Ok(x.reshape((b, t, d))?)
     }
 
-    fn layer(&self, l: &Layer, x: &Tensor, keys: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    /// One layer over `[batch · seq, hidden]` rows of `batch` sequences.
+    fn layer(
+        &self,
+        l: &Layer,
+        x: &Tensor,
+        batch: usize,
+        keys: &Tensor,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Tensor> {
         let (heads, p) = (
             self.config.num_attention_heads,
             self.config.hidden_dropout_prob,
@@ -167,6 +178,7 @@ impl Bert {
         let qkv = Linear::concat(&[&l.query, &l.key, &l.value])?.forward(x)?;
         let a = self_attention(
             &qkv,
+            batch,
             heads,
             AttentionMask::Keys(keys),
             self.config.attention_probs_dropout_prob,

@@ -128,12 +128,29 @@ impl Gpt {
 
     /// Next-token logits `[batch, seq, vocab]` for `ids` `[batch, seq]` (u32).
     pub fn logits(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        let h = self.hidden(ids, ctx)?;
-        crate::layers::matmul_rows(&h, &self.wte.t()?)
+        let (b, t) = ids.dims2()?;
+        Ok(self
+            .logits_rows(ids, ctx)?
+            .reshape((b, t, self.config.vocab_size))?)
+    }
+
+    /// Next-token logits as `[batch · seq, vocab]`, the layout the loss takes.
+    pub fn logits_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        Ok(self.hidden_rows(ids, ctx)?.matmul(&self.wte.t()?)?)
     }
 
     /// The final hidden states `[batch, seq, n_embd]`.
     pub fn hidden(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        Ok(self
+            .hidden_rows(ids, ctx)?
+            .reshape((b, t, self.config.n_embd))?)
+    }
+
+    /// The final hidden states as `[batch · seq, n_embd]`. Inside the model every
+    /// activation keeps this two-dimensional layout: a reshape is a node of the backward
+    /// graph, and candle accumulates each node's gradient into a fresh zero tensor.
+    fn hidden_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.config.n_positions {
             return Err(ModelError::Config(format!(
@@ -141,22 +158,26 @@ impl Gpt {
                 self.config.n_positions
             )));
         }
-        let tok =
-            self.wte
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, self.config.n_embd))?;
+        let d = self.config.n_embd;
+        let tok = self
+            .wte
+            .index_select(&ids.flatten_all()?, 0)?
+            .reshape((b, t, d))?;
         let pos = self.wpe.narrow(0, 0, t)?;
-        let mut x = ctx.dropout(&tok.broadcast_add(&pos)?, self.config.embd_pdrop)?;
+        let x = tok.broadcast_add(&pos)?.reshape((b * t, d))?;
+        let mut x = ctx.dropout(&x, self.config.embd_pdrop)?;
         for block in &self.blocks {
-            x = self.block(block, &x, ctx)?;
+            x = self.block(block, &x, b, ctx)?;
         }
         self.ln_f.forward(&x)
     }
 
-    fn block(&self, blk: &Block, x: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    /// One block over `[batch · seq, n_embd]` rows of `batch` sequences.
+    fn block(&self, blk: &Block, x: &Tensor, batch: usize, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let qkv = blk.c_attn.forward(&blk.ln_1.forward(x)?)?;
         let y = self_attention(
             &qkv,
+            batch,
             self.config.n_head,
             AttentionMask::Causal,
             self.config.attn_pdrop,

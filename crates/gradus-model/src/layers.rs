@@ -111,6 +111,9 @@ impl Linear {
 /// product. (A broadcast batched matmul gives the same forward, but its backward computes
 /// dW as one small product per batch element and then sums them.)
 pub fn matmul_rows(x: &Tensor, w: &Tensor) -> Result<Tensor> {
+    if x.rank() == 2 {
+        return Ok(x.matmul(w)?);
+    }
     let mut dims = x.dims().to_vec();
     let Some(inputs) = dims.pop() else {
         return Ok(x.broadcast_matmul(w)?);
@@ -175,11 +178,13 @@ pub enum AttentionMask<'a> {
     Keys(&'a Tensor),
 }
 
-/// Multi-head self-attention from a fused projection `qkv` `[batch, seq, 3·width]`
-/// (queries, keys, values side by side) to `[batch, seq, width]`: the fused kernel
-/// unless attention dropout is active in training (the kernel has none), else composed.
+/// Multi-head self-attention from a fused projection `qkv` `[batch · seq, 3·width]` of
+/// `batch` sequences (queries, keys, values side by side) to `[batch · seq, width]`: the
+/// fused kernel unless attention dropout is active in training (the kernel has none),
+/// else composed.
 pub fn self_attention(
     qkv: &Tensor,
+    batch: usize,
     heads: usize,
     mask: AttentionMask<'_>,
     dropout: f32,
@@ -188,13 +193,16 @@ pub fn self_attention(
 ) -> Result<Tensor> {
     if kernels.fuse(qkv) && (dropout <= 0.0 || !ctx.is_train()) {
         let out = match mask {
-            AttentionMask::Causal => gradus_kernels::attention(qkv, heads, true, None),
-            AttentionMask::Keys(keys) => gradus_kernels::attention(qkv, heads, false, Some(keys)),
+            AttentionMask::Causal => gradus_kernels::attention(qkv, batch, heads, true, None),
+            AttentionMask::Keys(keys) => {
+                gradus_kernels::attention(qkv, batch, heads, false, Some(keys))
+            }
         };
         return Ok(out?);
     }
-    let (b, t, w3) = qkv.dims3()?;
-    let d = w3 / 3;
+    let (rows, w3) = qkv.dims2()?;
+    let (b, t, d) = (batch, rows / batch.max(1), w3 / 3);
+    let qkv = qkv.reshape((b, t, w3))?;
     let q = split_heads(&qkv.narrow(D::Minus1, 0, d)?, heads)?;
     let k = split_heads(&qkv.narrow(D::Minus1, d, d)?, heads)?;
     let v = split_heads(&qkv.narrow(D::Minus1, 2 * d, d)?, heads)?;
@@ -206,7 +214,7 @@ pub fn self_attention(
         }
     };
     let y = attention(&q, &k, &v, &additive.to_dtype(qkv.dtype())?, dropout, ctx)?;
-    merge_heads(&y)
+    Ok(merge_heads(&y)?.reshape((rows, d))?)
 }
 
 /// `[seq, seq]`: 0 on and below the diagonal, −∞ above it.

@@ -469,9 +469,7 @@ pub fn clm_loss_sum(
     batch: &ClmBatch,
     ctx: &mut gradus_model::Ctx<'_>,
 ) -> Result<Tensor> {
-    let logits = model.logits(&batch.inputs, ctx)?;
-    let v = logits.dim(candle_core::D::Minus1)?;
-    let logits = logits.reshape(((), v))?;
+    let logits = model.logits_rows(&batch.inputs, ctx)?;
     Ok(gradus_model::loss::nll_sum(
         &logits,
         &batch.targets.flatten_all()?,
