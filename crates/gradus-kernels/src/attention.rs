@@ -273,7 +273,7 @@ pub fn attention(
 ) -> Result<Tensor> {
     let w3 = qkv.dim(candle_core::D::Minus1)?;
     let rows = qkv.elem_count() / w3.max(1);
-    if batch == 0 || rows % batch != 0 || (qkv.rank() == 3 && qkv.dim(0)? != batch) {
+    if batch == 0 || !rows.is_multiple_of(batch) || (qkv.rank() == 3 && qkv.dim(0)? != batch) {
         bail!("attention: {:?} is not {batch} sequences", qkv.dims())
     }
     let seq = rows / batch;
