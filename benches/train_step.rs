@@ -4,8 +4,8 @@
 //! step (4 layers, 256 wide, seq 128, batch 32, 15% of tokens predicted). Also counts
 //! the page faults per step (minor faults of the process).
 //!
-//! Under `cargo bench` 30 timed steps (10 for BERT-mini) after 3 warm-up ones; as a test,
-//! 2 of each. When `python3` has `torch` (or `$GRADUS_TORCH_PYTHON` names such a Python),
+//! Under `cargo bench` 60 timed steps (15 for BERT-mini) after 3 warm-up ones, each phase
+//! its median over the steps; as a test, 2 of each. When `python3` has `torch` (or `$GRADUS_TORCH_PYTHON` names such a Python),
 //! `benches/train_step_torch.py` runs the same two steps in PyTorch in the same
 //! invocation and the ratio is printed: this machine is noisy, so the ratio measured side
 //! by side is the figure to compare. Results go to `$CARGO_TARGET_DIR/bench-train.json`.
@@ -56,13 +56,15 @@ trait Step {
     fn update(&mut self, grads: &HashMap<String, Tensor>);
 }
 
+/// Per-phase medians over `steps` timed steps (after 3 warm-up ones): the median keeps a
+/// step slowed by other work on the machine from moving the figure.
 fn measure(steps: usize, step: &mut dyn Step) -> Phases {
     for _ in 0..3.min(steps) {
         let l = step.forward();
         let g = step.backward(&l);
         step.update(&g);
     }
-    let mut p = Phases::default();
+    let (mut fwd, mut bwd, mut opt) = (Vec::new(), Vec::new(), Vec::new());
     let faults = minor_faults();
     for _ in 0..steps {
         let t = Instant::now();
@@ -71,17 +73,21 @@ fn measure(steps: usize, step: &mut dyn Step) -> Phases {
         let g = step.backward(&l);
         let t2 = Instant::now();
         step.update(&g);
-        p.forward += (t1 - t).as_secs_f64();
-        p.backward += (t2 - t1).as_secs_f64();
-        p.optimizer += t2.elapsed().as_secs_f64();
+        fwd.push((t1 - t).as_secs_f64());
+        bwd.push((t2 - t1).as_secs_f64());
+        opt.push(t2.elapsed().as_secs_f64());
     }
-    let n = steps as f64;
     Phases {
-        forward: p.forward / n,
-        backward: p.backward / n,
-        optimizer: p.optimizer / n,
-        faults: (minor_faults() - faults) / n,
+        forward: median(&mut fwd),
+        backward: median(&mut bwd),
+        optimizer: median(&mut opt),
+        faults: (minor_faults() - faults) / steps as f64,
     }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
 fn grads_of(params: &Params, l: &Tensor) -> HashMap<String, Tensor> {
@@ -296,7 +302,7 @@ fn main() {
     });
     for kernels in kernel_runs {
         if wants("gpt") {
-            let p = measure(steps(30), &mut GptStep::new(kernels));
+            let p = measure(steps(60), &mut GptStep::new(kernels));
             results.push(report(
                 "gpt_nanogpt_cpu",
                 kernels,
@@ -309,7 +315,7 @@ fn main() {
             );
         }
         if wants("bert") {
-            let p = measure(steps(10), &mut BertStep::new(kernels));
+            let p = measure(steps(15), &mut BertStep::new(kernels));
             results.push(report("bert_mini_mlm", kernels, BERT_BATCH * BERT_SEQ, &p));
             ours.insert(
                 ("bert_mini_mlm", kernels),
