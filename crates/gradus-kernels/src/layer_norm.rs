@@ -119,6 +119,21 @@ avx2! {
     }
 }
 
+/// The forward kernel on candle's storage (input, weight, optional bias).
+fn forward_storage(
+    (xs, xl): (&CpuStorage, &Layout),
+    (ws, wl): (&CpuStorage, &Layout),
+    bias: Option<(&CpuStorage, &Layout)>,
+    eps: f32,
+) -> Result<(CpuStorage, Shape)> {
+    let x = f32s(xs, xl, "layer norm input")?;
+    let w = f32s(ws, wl, "layer norm weight")?;
+    let b = bias
+        .map(|(bs, bl)| f32s(bs, bl, "layer norm bias"))
+        .transpose()?;
+    Ok((CpuStorage::F32(forward(x, w, b, eps)?), xl.shape().clone()))
+}
+
 struct LayerNorm {
     eps: f32,
 }
@@ -137,13 +152,7 @@ impl CustomOp3 for LayerNorm {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (
-            f32s(xs, xl, "layer norm input")?,
-            f32s(ws, wl, "layer norm weight")?,
-        );
-        let b = f32s(bs, bl, "layer norm bias")?;
-        let y = forward(x, w, Some(b), self.eps)?;
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+        forward_storage((xs, xl), (ws, wl), Some((bs, bl)), self.eps)
     }
 
     fn bwd(
@@ -192,12 +201,7 @@ impl CustomOp2 for LayerNormNoBias {
         ws: &CpuStorage,
         wl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (x, w) = (
-            f32s(xs, xl, "layer norm input")?,
-            f32s(ws, wl, "layer norm weight")?,
-        );
-        let y = forward(x, w, None, self.eps)?;
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+        forward_storage((xs, xl), (ws, wl), None, self.eps)
     }
 
     fn bwd(

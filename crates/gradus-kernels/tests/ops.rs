@@ -212,7 +212,15 @@ fn composed_attention(qkv: &Tensor, heads: usize, causal: bool, keys: Option<&Te
 
 #[test]
 fn causal_attention_matches_the_composed_version() {
-    for (b, t, d, heads) in [(1, 1, 4, 1), (2, 5, 12, 3), (3, 17, 16, 4), (2, 64, 64, 4)] {
+    // Head widths 4, 16, 32 and 64.
+    for (b, t, d, heads) in [
+        (1, 1, 4, 1),
+        (2, 5, 12, 3),
+        (3, 17, 16, 4),
+        (2, 64, 64, 4),
+        (2, 9, 64, 2),
+        (1, 7, 64, 1),
+    ] {
         let qkv = var(&[b, t, 3 * d], 8.0, 1.5);
         compare(
             &format!("causal attention {b}×{t}×{d}/{heads}"),
