@@ -247,6 +247,44 @@ fn sampling_is_seeded_and_top_k_one_is_greedy() {
 
 /// all-MiniLM-L6-v2 as sentence-transformers runs it: the hidden values and mean-pooled,
 /// normalised embeddings of the reference sentences, number by number.
+/// A GPT-2 written by Hugging Face transformers (`tests/fixtures/make_tiny_gpt2.py`:
+/// `GPT2LMHeadModel.save_pretrained`, HF `config.json`, Conv1D weights, biases, tied
+/// head) loads and gives transformers' own logits, with both kernel choices.
+#[test]
+fn an_hf_gpt2_checkpoint_gives_transformers_logits() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-gpt2");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    let (gpt, _) = Gpt::load(&dir, Device::Cpu).unwrap();
+    assert_eq!(gpt.config().activation_function, "gelu_new");
+    for kernels in [Kernels::Fused, Kernels::Composed] {
+        let config = gpt.config().clone();
+        let mut params = Params::from_checkpoint(&dir, Device::Cpu, 0, &[])
+            .unwrap()
+            .with_kernels(kernels);
+        let model = Gpt::new(&config, &mut params).unwrap();
+        let input = Tensor::new(ids.clone(), &Device::Cpu).unwrap();
+        let got: Vec<Vec<Vec<f32>>> = model
+            .logits(&input, &mut Ctx::eval())
+            .unwrap()
+            .to_vec3()
+            .unwrap();
+        for (s, (g, w)) in got.iter().zip(&want).enumerate() {
+            for (t, (g, w)) in g.iter().zip(w).enumerate() {
+                for (v, (g, w)) in g.iter().zip(w).enumerate() {
+                    assert!(
+                        (g - w).abs() < 1e-4 * w.abs().max(1.0),
+                        "{kernels:?} logits[{s}][{t}][{v}]: {g} vs transformers' {w}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn minilm_matches_its_reference_outputs() {
     let (Some(model), Some(reference)) = (
