@@ -184,7 +184,8 @@ stsb: $(STSB_EXAMPLES)
 	    --output $(GLUE)/stsb --overwrite
 
 # SST-2 + STS-B on one shared encoder, at the single-task runs' budget, with each
-# strategy: a joint step takes a batch of both tasks, so it gets half the steps.
+# strategy: a joint step takes a batch of both tasks, so it gets half the steps; the
+# probabilities 0.41 / 0.59 give each task its single-task step count.
 MULTITASK := $(BIN)/gradus-multitask -c pipelines/glue-minilm/multitask.toml --model $(MINILM_MODEL)
 glue-multitask: $(SST2_EXAMPLES) $(STSB_EXAMPLES)
 	$(MULTITASK) --set 'strategy={kind="joint"}' --set max_steps=914 --set eval_steps=457 \
@@ -192,6 +193,8 @@ glue-multitask: $(SST2_EXAMPLES) $(STSB_EXAMPLES)
 	$(MULTITASK) --set 'strategy={kind="alternating"}' --output $(GLUE)/multitask-alternating \
 	    --overwrite
 	$(MULTITASK) --output $(GLUE)/multitask-temperature --overwrite
+	$(MULTITASK) --set 'strategy={kind="probabilities", probabilities=[0.41, 0.59]}' \
+	    --output $(GLUE)/multitask-probabilities --overwrite
 
 # The same with AG News as a third task: one more [[tasks]] entry, no code.
 glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
