@@ -120,9 +120,11 @@ impl StageArgs {
 /// split from `RAYON_NUM_THREADS`, which is set to match), while candle's own spinning
 /// pool for element-wise ops gets no extra workers (`CANDLE_NUM_THREADS=1`, unless
 /// already set): two pools that each take every core fight over them, and on the CPU
-/// the heavy element-wise work runs in the fused kernels on rayon anyway.
+/// the heavy element-wise work runs in the fused kernels on rayon anyway. The allocator
+/// is told to keep freed memory at the same time ([`crate::keep_freed_memory`]).
 #[allow(unsafe_code)]
 pub fn thread_plan(threads: usize) {
+    crate::keep_freed_memory();
     let plan = [
         ("RAYON_NUM_THREADS", Some(threads.to_string())),
         (

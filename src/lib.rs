@@ -10,6 +10,20 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc's `purge_delay` option.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
+/// Tells the allocator never to hand freed memory back to the OS. By default mimalloc
+/// purges pages left free for 10 ms, and a training step frees its activations for
+/// longer than that, so every step faulted them back in, zeroed by the kernel: ~5,000
+/// page faults and 7% of a BERT-mini step.
+#[allow(unsafe_code)]
+pub fn keep_freed_memory() {
+    // SAFETY: setting an allocator option is thread-safe and valid at any time; −1
+    // means "never purge".
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, -1) };
+}
+
 pub mod cli;
 pub mod eval;
 pub mod finetune;

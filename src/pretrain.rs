@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use gradus_model::{Bert, BertConfig, BertHeads, Gpt, GptConfig, Kernels, Params};
 use gradus_train::TrainConfig;
-use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
+use gradus_train::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
 use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
 use serde::{Deserialize, Serialize};
 
@@ -37,6 +37,10 @@ pub struct PretrainData {
     pub eval_windows: usize,
     /// Windows held for shuffling.
     pub shuffle_buffer: usize,
+    /// Causal LM: `epochs` (windows cut back to back, each token a target once an epoch)
+    /// or `random` (each window at a random offset, with replacement, as nanoGPT's
+    /// `get_batch`; the training tokens are held in memory).
+    pub sampling: Sampling,
     /// Token appended between documents that lack it; `auto`: the tokenizer's
     /// end-of-text token if it has one.
     pub eos: String,
@@ -59,6 +63,7 @@ impl Default for PretrainData {
             holdout_tail: 0.0,
             eval_windows: 512,
             shuffle_buffer: 8192,
+            sampling: Sampling::Epochs,
             eos: "auto".into(),
             follow: false,
             follow_timeout_secs: 3600,
@@ -214,7 +219,8 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
         d.shuffle_buffer,
         config.seed,
         true,
-    )?;
+    )?
+    .with_sampling(d.sampling)?;
     let mut params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
     let model = Gpt::new(&gpt, &mut params)?;
     Ok(ClmObjective {

@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use crate::math::{axpy, dot, exp, max, sum};
-use crate::simd::avx2;
+use crate::simd::wide;
 use crate::storage::f32s;
 
 /// The shape and options shared by the forward and backward kernels.
@@ -147,7 +147,7 @@ impl Spec {
     }
 }
 
-avx2! {
+wide! {
     /// One batch element of the forward pass: every head, every query row.
     fn forward_batch(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
         let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
@@ -166,7 +166,7 @@ avx2! {
     }
 }
 
-avx2! {
+wide! {
     /// One batch element of the backward pass.
     fn backward_batch(
         spec: &Spec,

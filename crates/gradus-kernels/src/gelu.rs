@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 
 use crate::math::{normal_cdf, normal_pdf, tanh};
 use crate::par::{map1, map2};
-use crate::simd::avx2;
+use crate::simd::wide;
 use crate::storage::f32s;
 
 /// Which GELU: `Erf` is x·Φ(x) (BERT's `gelu`, nanoGPT's `nn.GELU()`), `Tanh` is
@@ -44,7 +44,7 @@ fn gelu_tanh_grad(x: f32, g: f32) -> f32 {
     g * (0.5 * (1.0 + th) + 0.5 * x * (1.0 - th * th) * K * (1.0 + 3.0 * A * x * x))
 }
 
-avx2! {
+wide! {
     fn gelu_erf_chunk(out: &mut [f32], x: &[f32]) {
         for (o, &x) in out.iter_mut().zip(x) {
             *o = gelu_erf(x);
@@ -52,7 +52,7 @@ avx2! {
     }
 }
 
-avx2! {
+wide! {
     fn gelu_tanh_chunk(out: &mut [f32], x: &[f32]) {
         for (o, &x) in out.iter_mut().zip(x) {
             *o = gelu_tanh(x);
@@ -60,7 +60,7 @@ avx2! {
     }
 }
 
-avx2! {
+wide! {
     fn gelu_erf_grad_chunk(out: &mut [f32], x: &[f32], g: &[f32]) {
         for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
             *o = gelu_erf_grad(x, g);
@@ -68,7 +68,7 @@ avx2! {
     }
 }
 
-avx2! {
+wide! {
     fn gelu_tanh_grad_chunk(out: &mut [f32], x: &[f32], g: &[f32]) {
         for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
             *o = gelu_tanh_grad(x, g);

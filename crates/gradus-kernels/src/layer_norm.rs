@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use crate::math::{dot, sum, sum_squared_deviation};
 use crate::par::rows_per_task;
-use crate::simd::avx2;
+use crate::simd::wide;
 use crate::storage::f32s;
 
 /// (μ, 1/√(σ² + ε)) of a row, σ² from the centred values (two passes, as PyTorch).
@@ -34,7 +34,7 @@ fn forward(x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) -> Result<Vec<f32>
     Ok(y)
 }
 
-avx2! {
+wide! {
     fn forward_rows(y: &mut [f32], x: &[f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
         let d = w.len();
         for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
@@ -83,7 +83,7 @@ fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
     Ok(out)
 }
 
-avx2! {
+wide! {
     /// dx of a block of rows, and its rows' [Σ dy·x̂, Σ dy].
     fn backward_rows(dx: &mut [f32], x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
         let d = w.len();

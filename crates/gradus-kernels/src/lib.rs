@@ -1,7 +1,7 @@
 //! Fused CPU kernels for training on candle, each a `CustomOp` with its backward pass.
 //!
 //! Composed candle ops allocate a fresh tensor per op and call scalar library functions
-//! (`exp`, `erf`) per element; GELU, layer norm, attention and the loss made of them cost
+//! (`exp`, `erf`) per element; GELU, layer norm, attention, the loss and the broadcast adds made of them cost
 //! several times PyTorch's fused kernels, forward and backward. Here each is one pass over
 //! its data forward and one backward, in loops written to vectorise, split over rayon's
 //! pool in fixed chunks (so results do not depend on the thread count). The AdamW update
@@ -9,6 +9,7 @@
 //! ops on other devices.
 
 mod adamw;
+mod add_rows;
 mod attention;
 mod cross_entropy;
 mod gelu;
@@ -19,6 +20,7 @@ mod simd;
 mod storage;
 
 pub use adamw::{AdamwStep, adamw_in_place};
+pub use add_rows::add_rows;
 pub use attention::attention;
 pub use cross_entropy::cross_entropy;
 pub use gelu::{GeluForm, gelu};

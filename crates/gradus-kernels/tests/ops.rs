@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use candle_core::{D, DType, Device, Tensor, Var};
-use gradus_kernels::{GeluForm, attention, cross_entropy, gelu, layer_norm};
+use gradus_kernels::{GeluForm, add_rows, attention, cross_entropy, gelu, layer_norm};
 
 /// Deterministic values in [−scale, scale].
 fn values(n: usize, seed: f32, scale: f32) -> Vec<f32> {
@@ -108,6 +108,48 @@ fn gelu_matches_candle_in_both_forms() {
 }
 
 /// Layer norm as composed candle ops.
+#[test]
+fn add_rows_matches_a_broadcast_add() {
+    // A bias over rows, positions over sequences, one row, and more rows than one
+    // parallel task holds (so the bias gradient is summed over several blocks).
+    for (x_shape, b_shape) in [
+        (vec![5, 3], vec![3]),
+        (vec![6, 4, 7], vec![4, 7]),
+        (vec![1, 1], vec![1]),
+        (vec![700, 65], vec![65]),
+    ] {
+        let x = var(&x_shape, 8.0, 2.0);
+        let b = var(&b_shape, 9.0, 1.0);
+        compare(
+            &format!("add rows {x_shape:?} + {b_shape:?}"),
+            &[&x, &b],
+            |t| add_rows(&t[0], &t[1]).unwrap(),
+            |t| t[0].broadcast_add(&t[1]).unwrap(),
+        );
+    }
+    // `[seq · batch, width]` rows with `[seq, width]` positions, as the models call it.
+    let x = var(&[12, 5], 10.0, 1.0);
+    let b = var(&[4, 5], 11.0, 1.0);
+    compare(
+        "add rows over flattened sequences",
+        &[&x, &b],
+        |t| add_rows(&t[0], &t[1]).unwrap(),
+        |t| {
+            t[0].reshape((3, 4, 5))
+                .unwrap()
+                .broadcast_add(&t[1])
+                .unwrap()
+                .reshape((12, 5))
+                .unwrap()
+        },
+    );
+    let x = Tensor::zeros((5, 3), DType::F32, &Device::Cpu).unwrap();
+    let wrong_width = Tensor::zeros(4, DType::F32, &Device::Cpu).unwrap();
+    let not_whole = Tensor::zeros((2, 3), DType::F32, &Device::Cpu).unwrap();
+    assert!(add_rows(&x, &wrong_width).is_err());
+    assert!(add_rows(&x, &not_whole).is_err());
+}
+
 fn composed_layer_norm(x: &Tensor, w: &Tensor, b: Option<&Tensor>, eps: f64) -> Tensor {
     let centred = x
         .broadcast_sub(&x.mean_keepdim(D::Minus1).unwrap())

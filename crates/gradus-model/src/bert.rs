@@ -144,17 +144,14 @@ impl Bert {
             )));
         }
         let d = self.config.hidden_size;
-        let lookup = |table: &Tensor, ids: &Tensor| -> Result<Tensor> {
-            Ok(table
-                .index_select(&ids.flatten_all()?, 0)?
-                .reshape((b, t, d))?)
-        };
-        let x = lookup(&self.word, ids)?
-            .add(&lookup(&self.token_type, type_ids)?)?
-            .broadcast_add(&self.position.narrow(0, 0, t)?)?;
         // The layers work on `[batch · seq, hidden]` rows: a reshape is a node of the
         // backward graph, and candle accumulates each node's gradient into fresh zeros.
-        let x = self.emb_ln.forward(&x.reshape((b * t, d))?)?;
+        let lookup = |table: &Tensor, ids: &Tensor| -> Result<Tensor> {
+            Ok(table.index_select(&ids.flatten_all()?, 0)?)
+        };
+        let x = lookup(&self.word, ids)?.add(&lookup(&self.token_type, type_ids)?)?;
+        let x = self.kernels.add_rows(&x, &self.position.narrow(0, 0, t)?)?;
+        let x = self.emb_ln.forward(&x)?;
         let mut x = ctx.dropout(&x, self.config.hidden_dropout_prob)?;
         for layer in &self.layers {
             x = self.layer(layer, &x, b, attention_mask, ctx)?;
@@ -273,7 +270,8 @@ impl MlmHead {
             &self.dense.forward(hidden)?,
             self.kernels,
         )?)?;
-        Ok(crate::layers::matmul_rows(&h, &self.decoder)?.broadcast_add(&self.bias)?)
+        self.kernels
+            .add_rows(&crate::layers::matmul_rows(&h, &self.decoder)?, &self.bias)
     }
 }
 

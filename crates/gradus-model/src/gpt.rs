@@ -159,12 +159,10 @@ impl Gpt {
             )));
         }
         let d = self.config.n_embd;
-        let tok = self
-            .wte
-            .index_select(&ids.flatten_all()?, 0)?
-            .reshape((b, t, d))?;
+        let tok = self.wte.index_select(&ids.flatten_all()?, 0)?;
         let pos = self.wpe.narrow(0, 0, t)?;
-        let x = tok.broadcast_add(&pos)?.reshape((b * t, d))?;
+        // `[batch · seq, d]` rows plus the `[seq, d]` positions repeated per sequence.
+        let x = self.kernels.add_rows(&tok, &pos)?;
         let mut x = ctx.dropout(&x, self.config.embd_pdrop)?;
         for block in &self.blocks {
             x = self.block(block, &x, b, ctx)?;

@@ -1,8 +1,10 @@
 //! The one switch between gradus's fused CPU kernels (`gradus-kernels`) and candle's
-//! composed ops for GELU, layer norm, attention and the cross-entropy loss.
+//! composed ops for GELU, layer norm, attention, the cross-entropy loss and broadcast adds.
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
 
 /// Which implementation the models and losses use. `Fused` takes the fused kernels where
 /// they exist (f32 on the CPU) and candle's ops elsewhere (CUDA, other dtypes), so GPU
@@ -19,5 +21,18 @@ impl Kernels {
     /// Whether `x` goes through a fused kernel.
     pub fn fuse(self, x: &Tensor) -> bool {
         self == Self::Fused && x.device().is_cpu() && x.dtype() == DType::F32
+    }
+
+    /// `x + b` with `b` repeated along `x` (a bias over rows, position embeddings over
+    /// sequences): the fused kernel, whose backward sums the bias gradient row-wise, or
+    /// candle's broadcast add.
+    pub fn add_rows(self, x: &Tensor, b: &Tensor) -> Result<Tensor> {
+        if self.fuse(x) && self.fuse(b) {
+            return Ok(gradus_kernels::add_rows(x, b)?);
+        }
+        // `x` as repeats of `b`'s shape, so that the broadcast lines up.
+        let mut repeats = vec![x.elem_count() / b.elem_count().max(1)];
+        repeats.extend_from_slice(b.dims());
+        Ok(x.reshape(repeats)?.broadcast_add(b)?.reshape(x.shape())?)
     }
 }

@@ -56,6 +56,7 @@ pub struct Linear {
     /// Stored as `[in, out]` whatever the checkpoint layout, so the forward is one matmul.
     weight_in_out: Tensor,
     bias: Option<Tensor>,
+    kernels: Kernels,
 }
 
 impl Linear {
@@ -83,15 +84,16 @@ impl Linear {
         Ok(Self {
             weight_in_out: weight,
             bias,
+            kernels: p.kernels(),
         })
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         let y = matmul_rows(x, &self.weight_in_out)?;
-        Ok(match &self.bias {
-            Some(b) => y.broadcast_add(b)?,
-            None => y,
-        })
+        match &self.bias {
+            Some(b) => self.kernels.add_rows(&y, b),
+            None => Ok(y),
+        }
     }
 
     /// One linear layer whose outputs are those of `parts` side by side (BERT's query,
@@ -103,6 +105,7 @@ impl Linear {
         Ok(Self {
             weight_in_out: Tensor::cat(&weights, 1)?,
             bias: biases.map(|b| Tensor::cat(&b, 0)).transpose()?,
+            kernels: parts.first().map_or(Kernels::default(), |l| l.kernels),
         })
     }
 }

@@ -180,6 +180,19 @@ pub(crate) fn read_token_rows(
     Ok(rows)
 }
 
+/// How a training stream draws its windows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Epochs of windows cut back to back (every token a target once an epoch, the cut
+    /// moved by a random offset each epoch), shuffled through a buffer.
+    #[default]
+    Epochs,
+    /// Each window starts at a uniformly random token of the stream, drawn with
+    /// replacement: nanoGPT's `get_batch`. The selected tokens are held in memory.
+    Random,
+}
+
 /// A shuffled, endless stream of `seq_len + 1` token windows.
 #[derive(Debug)]
 pub struct ClmStream {
@@ -187,6 +200,8 @@ pub struct ClmStream {
     seq_len: usize,
     buffer_size: usize,
     shuffle: bool,
+    /// With [`Sampling::Random`]: the whole selected stream, documents joined.
+    joined: Option<Vec<u32>>,
     pub cursor: ClmCursor,
 }
 
@@ -215,6 +230,7 @@ impl ClmStream {
             seq_len,
             buffer_size: if shuffle { buffer_size.max(1) } else { 1 },
             shuffle,
+            joined: None,
             cursor: ClmCursor {
                 epoch: 0,
                 shard: 0,
@@ -228,8 +244,54 @@ impl ClmStream {
         })
     }
 
+    /// Switches the stream to `sampling`. [`Sampling::Random`] reads the selected tokens
+    /// into memory (a following stream waits for the seal first); the cursor is then the
+    /// generator alone, so a resumed run draws the same windows.
+    pub fn with_sampling(mut self, sampling: Sampling) -> Result<Self> {
+        if sampling == Sampling::Epochs {
+            self.joined = None;
+            return Ok(self);
+        }
+        let mut joined = Vec::new();
+        let reader = &mut self.reader;
+        let (start, end) = (reader.spec.start, reader.spec.end.unwrap_or(u64::MAX));
+        let (mut shard, mut token) = (0, 0u64);
+        loop {
+            if shard >= reader.dataset.manifest().shards.len() {
+                if await_more(&mut reader.dataset, reader.spec.follow)? {
+                    continue;
+                }
+                break;
+            }
+            for doc in reader.shard(shard)? {
+                let (a, b) = (token, token + doc.len() as u64);
+                let lo = start.clamp(a, b) - a;
+                let hi = end.clamp(a, b) - a;
+                joined.extend_from_slice(&doc[lo as usize..hi.max(lo) as usize]);
+                token = b;
+            }
+            shard += 1;
+        }
+        reader.loaded = None;
+        if joined.len() <= self.seq_len {
+            return Err(TrainError::Data(format!(
+                "{}: {} tokens selected, fewer than one window of {}",
+                reader.dataset.dir().display(),
+                joined.len(),
+                self.seq_len + 1
+            )));
+        }
+        self.joined = Some(joined);
+        Ok(self)
+    }
+
     /// The next window, starting a new epoch at the end of the data.
     pub fn next_window(&mut self) -> Result<Vec<u32>> {
+        if let Some(joined) = &self.joined {
+            let n = self.seq_len + 1;
+            let i = self.cursor.rng.random_range(0..=joined.len() - n);
+            return Ok(joined[i..i + n].to_vec());
+        }
         let mut empty_epochs = 0;
         loop {
             if self.cursor.buffer.len() >= self.buffer_size

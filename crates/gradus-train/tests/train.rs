@@ -7,7 +7,7 @@ use std::path::Path;
 use candle_core::Device;
 use gradus_model::{Gpt, GptConfig, Kernels, Params};
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
-use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
+use gradus_train::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
 use gradus_train::schedule::Schedule;
 use gradus_train::{TrainConfig, TrainError, Trainer};
 
@@ -153,6 +153,60 @@ fn resumed_run_has_bit_identical_losses() {
         bits(&whole.losses[10..]),
         "steps 11-20 differ after resume"
     );
+}
+
+#[test]
+fn random_sampling_draws_windows_anywhere_and_resumes_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 40);
+    // The training documents as the stream joins them: each one counts up and ends
+    // with the end-of-text token 15.
+    let joined: Vec<u32> = (0..40usize)
+        .filter(|i| i % 10 != 9)
+        .flat_map(|i| {
+            (0..20 + i % 7)
+                .map(move |j| ((i + j) % 15) as u32)
+                .chain([15])
+        })
+        .collect();
+    let random = || {
+        let mut obj = objective(&data, 0.0);
+        obj.train = obj.train.with_sampling(Sampling::Random).unwrap();
+        obj
+    };
+    let mut obj = random();
+    let mut starts = std::collections::BTreeSet::new();
+    for _ in 0..4000 {
+        let w = obj.train.next_window().unwrap();
+        assert_eq!(w.len(), 13);
+        let at = (0..=joined.len() - 13)
+            .filter(|&i| joined[i..i + 13] == w[..])
+            .collect::<Vec<_>>();
+        assert!(!at.is_empty(), "window {w:?} is not in the joined stream");
+        starts.extend(at);
+    }
+    // ~4000 draws over ~900 offsets: almost every offset is drawn, including windows
+    // across a document boundary.
+    let offsets = joined.len() - 12;
+    assert!(
+        starts.len() > offsets * 9 / 10,
+        "{} of {offsets}",
+        starts.len()
+    );
+
+    let whole = Trainer::new(config(16), &dir.path().join("whole"))
+        .run(&mut random(), &mut |_| {})
+        .unwrap();
+    let mut killed = Trainer::new(config(16), &dir.path().join("resumed"));
+    killed.stop_after = Some(8);
+    killed.run(&mut random(), &mut |_| {}).unwrap();
+    let rest = Trainer::new(config(16), &dir.path().join("resumed"))
+        .run(&mut random(), &mut |_| {})
+        .unwrap();
+    assert_eq!(rest.resumed_from, Some(8));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&rest.losses), bits(&whole.losses[8..]));
 }
 
 #[test]

@@ -1,0 +1,133 @@
+//! `x + b` where `b` repeats down `x`: a bias `[width]` added to every row of
+//! `[rows, width]`, or position embeddings `[seq, width]` added to each sequence of
+//! `[batch · seq, width]`. candle's broadcast add computes the same forward, but its
+//! backward sums the gradient over the broadcast dimension with a divide and a modulo per
+//! element (its reduction is fast only over the last dimensions), which cost BERT-mini's
+//! step more than its layer norms. Here the bias gradient is a sum of whole periods of
+//! the output gradient, in fixed blocks of periods added in order, so the result does not
+//! depend on the number of threads.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::par::rows_per_task;
+use crate::simd::wide;
+use crate::storage::f32s;
+
+wide! {
+    /// `y = x + b` over whole periods of `b.len()` values.
+    fn add_periods(y: &mut [f32], x: &[f32], b: &[f32]) {
+        for (y, x) in y.chunks_exact_mut(b.len()).zip(x.chunks_exact(b.len())) {
+            for ((y, &x), &b) in y.iter_mut().zip(x).zip(b) {
+                *y = x + b;
+            }
+        }
+    }
+}
+
+wide! {
+    /// `acc += Σ` of the whole periods of `dy`, period by period.
+    fn sum_periods(acc: &mut [f32], dy: &[f32]) {
+        for dy in dy.chunks_exact(acc.len()) {
+            for (a, &g) in acc.iter_mut().zip(dy) {
+                *a += g;
+            }
+        }
+    }
+}
+
+/// Values per parallel task: a whole number of periods of `period` values.
+fn block(period: usize) -> usize {
+    rows_per_task(period) * period
+}
+
+fn check(x: usize, period: usize) -> Result<()> {
+    if period == 0 || !x.is_multiple_of(period) {
+        bail!("add rows: {x} values are not whole periods of {period}")
+    }
+    Ok(())
+}
+
+struct AddRows;
+
+impl CustomOp2 for AddRows {
+    fn name(&self) -> &'static str {
+        "gradus-add-rows"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(xs, xl, "add rows input")?;
+        let b = f32s(bs, bl, "add rows addend")?;
+        check(x.len(), b.len())?;
+        let mut y = vec![0.0f32; x.len()];
+        let n = block(b.len());
+        y.par_chunks_mut(n)
+            .zip(x.par_chunks(n))
+            .for_each(|(y, x)| add_periods(y, x, b));
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        b: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let db = dy
+            .contiguous()?
+            .apply_op1_no_bwd(&SumPeriods {
+                period: b.elem_count(),
+            })?
+            .reshape(b.shape())?;
+        Ok((Some(dy.clone()), Some(db)))
+    }
+}
+
+/// `dy → Σ` of its periods of `period` values, a 1-D tensor of `period`.
+struct SumPeriods {
+    period: usize,
+}
+
+impl CustomOp1 for SumPeriods {
+    fn name(&self) -> &'static str {
+        "gradus-sum-periods"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dy = f32s(s, l, "add rows gradient")?;
+        let p = self.period;
+        check(dy.len(), p)?;
+        let partial: Vec<Vec<f32>> = dy
+            .par_chunks(block(p))
+            .map(|dy| {
+                let mut acc = vec![0.0f32; p];
+                sum_periods(&mut acc, dy);
+                acc
+            })
+            .collect();
+        let mut out = vec![0.0f32; p];
+        for acc in partial {
+            for (o, a) in out.iter_mut().zip(acc) {
+                *o += a;
+            }
+        }
+        Ok((CpuStorage::F32(out), Shape::from(p)))
+    }
+}
+
+/// `x + b` for f32 CPU tensors where `b`'s values repeat along `x` (`x.elem_count()` a
+/// multiple of `b.elem_count()`, row-major): differentiable in both.
+pub fn add_rows(x: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let last = |t: &Tensor| t.dims().last().copied().unwrap_or(1);
+    if last(x) != last(b) {
+        bail!("add rows: {:?} against {:?}", x.dims(), b.dims())
+    }
+    x.contiguous()?.apply_op2(&b.contiguous()?, AddRows)
+}
