@@ -18,7 +18,7 @@ RUNS := runs
 
 .PHONY: all build test lint fmt bench bench-train demo demo-make minilm clean shakespeare webtext glue \
 	wikitext-mlm sst2 stsb \
-	sst2-scratch glue-multitask glue-multitask-agnews
+	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews
 
 all: build
 
@@ -195,6 +195,12 @@ glue-multitask: $(SST2_EXAMPLES) $(STSB_EXAMPLES)
 	$(MULTITASK) --output $(GLUE)/multitask-temperature --overwrite
 	$(MULTITASK) --set 'strategy={kind="probabilities", probabilities=[0.41, 0.59]}' \
 	    --output $(GLUE)/multitask-probabilities --overwrite
+	$(MAKE) glue-multitask-finetune
+
+# MT-DNN's recipe on the same budget: multi-task training, then STS-B fine-tuned alone.
+glue-multitask-finetune: $(SST2_EXAMPLES) $(STSB_EXAMPLES)
+	$(BIN)/gradus-multitask -c pipelines/glue-minilm/multitask-finetune.toml \
+	    --model $(MINILM_MODEL) --output $(GLUE)/multitask-finetune --overwrite
 
 # The same with AG News as a third task: one more [[tasks]] entry, no code.
 glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)

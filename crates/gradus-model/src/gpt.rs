@@ -158,10 +158,10 @@ impl Gpt {
                 self.config.n_positions
             )));
         }
-        let d = self.config.n_embd;
         let tok = self.wte.index_select(&ids.flatten_all()?, 0)?;
         let pos = self.wpe.narrow(0, 0, t)?;
-        // `[batch · seq, d]` rows plus the `[seq, d]` positions repeated per sequence.
+        // `[batch · seq, n_embd]` rows plus the `[seq, n_embd]` positions repeated per
+        // sequence.
         let x = self.kernels.add_rows(&tok, &pos)?;
         let mut x = ctx.dropout(&x, self.config.embd_pdrop)?;
         for block in &self.blocks {
