@@ -147,21 +147,228 @@ impl Spec {
     }
 }
 
+/// Query rows computed together by the blocked loops: each key and value row is read
+/// once per block instead of once per query, and the block's sums stay in registers.
+const ROWS: usize = 4;
+
+/// A block of `ROWS` query rows starting at `i0`: how many are real (the last block may
+/// be short; its missing rows have zero probabilities) and the widest span among them.
+#[inline(always)]
+fn block(spec: &Spec, i0: usize) -> (usize, usize) {
+    let rows = ROWS.min(spec.seq - i0);
+    (rows, spec.span(i0 + rows - 1))
+}
+
+/// `Σ_j p[r·t + j]·v_j` over keys `j < n` for the block's rows, `v_j` the `DH` values of
+/// key `j` at `voff` in row `j` of `qkv` (`w3` wide). Sums run in key order, as the
+/// one-row loop's.
+#[inline(always)]
+fn weighted_values<const DH: usize>(
+    p: &[f32],
+    t: usize,
+    n: usize,
+    qkv: &[f32],
+    w3: usize,
+    voff: usize,
+) -> [[f32; DH]; ROWS] {
+    let mut acc = [[0.0f32; DH]; ROWS];
+    for j in 0..n {
+        let Some(v) = qkv[j * w3 + voff..].first_chunk::<DH>() else {
+            break;
+        };
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let pj = p[r * t + j];
+            for (a, &x) in acc.iter_mut().zip(v) {
+                *a += pj * x;
+            }
+        }
+    }
+    acc
+}
+
+/// The forward pass over blocks of query rows, for a head width known at compile time.
+#[inline(always)]
+fn forward_blocked<const DH: usize>(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
+    let (t, d) = (spec.seq, spec.width);
+    let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+    let (mut p, mut kt) = (vec![0.0f32; ROWS * t], vec![0.0f32; DH * t]);
+    for h in 0..spec.heads {
+        spec.transposed(qkv, 1, h, &mut kt);
+        for i0 in (0..t).step_by(ROWS) {
+            let (rows, n) = block(spec, i0);
+            for r in 0..ROWS {
+                let row = &mut p[r * t..(r + 1) * t];
+                row.fill(0.0);
+                if r < rows {
+                    spec.probs(qkv, &kt, keep, h, i0 + r, row);
+                }
+            }
+            let acc = weighted_values::<DH>(&p, t, n, qkv, 3 * d, 2 * d + h * DH);
+            for (r, acc) in acc.iter().enumerate().take(rows) {
+                out[(i0 + r) * d + h * DH..][..DH].copy_from_slice(acc);
+            }
+        }
+    }
+}
+
+/// The forward pass one query row at a time, for any head width.
+#[inline(always)]
+fn forward_rows(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
+    let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
+    let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+    let (mut p, mut kt) = (vec![0.0f32; t], vec![0.0f32; dh * t]);
+    for h in 0..spec.heads {
+        spec.transposed(qkv, 1, h, &mut kt);
+        for i in 0..t {
+            spec.probs(qkv, &kt, keep, h, i, &mut p);
+            let o = &mut out[i * d + h * dh..][..dh];
+            for (j, &pj) in p[..spec.span(i)].iter().enumerate() {
+                axpy(o, pj, &qkv[j * 3 * d + 2 * d + h * dh..][..dh]);
+            }
+        }
+    }
+}
+
 wide! {
     /// One batch element of the forward pass: every head, every query row.
     fn forward_batch(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
-        let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
-        let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
-        let (mut p, mut kt) = (vec![0.0f32; t], vec![0.0f32; dh * t]);
-        for h in 0..spec.heads {
-            spec.transposed(qkv, 1, h, &mut kt);
-            for i in 0..t {
-                spec.probs(qkv, &kt, keep, h, i, &mut p);
-                let o = &mut out[i * d + h * dh..][..dh];
-                for (j, &pj) in p[..spec.span(i)].iter().enumerate() {
-                    axpy(o, pj, &qkv[j * 3 * d + 2 * d + h * dh..][..dh]);
+        match spec.head_dim() {
+            16 => forward_blocked::<16>(spec, b, out, qkv),
+            32 => forward_blocked::<32>(spec, b, out, qkv),
+            64 => forward_blocked::<64>(spec, b, out, qkv),
+            _ => forward_rows(spec, b, out, qkv),
+        }
+    }
+}
+
+/// Row `i`'s probabilities into `p[..span]` and dS = P ⊙ (dO·Vᵀ − rowsum(dO ⊙ O))·scale
+/// into `ds[..span]`; both zero beyond the span.
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+fn row_grad(
+    spec: &Spec,
+    (qkv, out, dout): (&[f32], &[f32], &[f32]),
+    (kt, vt): (&[f32], &[f32]),
+    keep: Option<&[f32]>,
+    h: usize,
+    i: usize,
+    p: &mut [f32],
+    ds: &mut [f32],
+) {
+    let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
+    let off = h * dh;
+    let n = spec.span(i);
+    p.fill(0.0);
+    ds.fill(0.0);
+    spec.probs(qkv, kt, keep, h, i, p);
+    let o_grad = &dout[i * d + off..][..dh];
+    let rowsum = dot(o_grad, &out[i * d + off..][..dh]);
+    let ds = &mut ds[..n];
+    for (dd, &g) in o_grad.iter().enumerate() {
+        axpy(ds, g, &vt[dd * t..][..n]);
+    }
+    for (s, &pj) in ds.iter_mut().zip(&p[..n]) {
+        *s = pj * (*s - rowsum) * spec.scale();
+    }
+}
+
+/// The backward pass over blocks of query rows, for a head width known at compile time:
+/// for each key j, dQ_r += dS_rj·K_j for the block's rows r, and K_j's and V_j's
+/// gradients take the block's dS_rj·Q_r and P_rj·dO_r in row order (so every sum runs in
+/// the same order as the one-row loop's).
+#[inline(always)]
+fn backward_blocked<const DH: usize>(
+    spec: &Spec,
+    b: usize,
+    dqkv: &mut [f32],
+    qkv: &[f32],
+    out: &[f32],
+    dout: &[f32],
+) {
+    let (t, d) = (spec.seq, spec.width);
+    let w3 = 3 * d;
+    let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+    let (mut p, mut ds) = (vec![0.0f32; ROWS * t], vec![0.0f32; ROWS * t]);
+    let (mut kt, mut vt) = (vec![0.0f32; DH * t], vec![0.0f32; DH * t]);
+    for h in 0..spec.heads {
+        let off = h * DH;
+        spec.transposed(qkv, 1, h, &mut kt);
+        spec.transposed(qkv, 2, h, &mut vt);
+        for i0 in (0..t).step_by(ROWS) {
+            let (rows, n) = block(spec, i0);
+            let (mut q, mut g) = ([[0.0f32; DH]; ROWS], [[0.0f32; DH]; ROWS]);
+            for r in 0..ROWS {
+                let (pr, dsr) = (&mut p[r * t..(r + 1) * t], &mut ds[r * t..(r + 1) * t]);
+                if r >= rows {
+                    pr.fill(0.0);
+                    dsr.fill(0.0);
+                    continue;
                 }
+                let i = i0 + r;
+                row_grad(spec, (qkv, out, dout), (&kt, &vt), keep, h, i, pr, dsr);
+                q[r].copy_from_slice(&qkv[i * w3 + off..][..DH]);
+                g[r].copy_from_slice(&dout[i * d + off..][..DH]);
             }
+            let mut dq = [[0.0f32; DH]; ROWS];
+            for j in 0..n {
+                let base = j * w3 + off;
+                let mut k = [0.0f32; DH];
+                k.copy_from_slice(&qkv[base + d..][..DH]);
+                let (mut dk, mut dv) = ([0.0f32; DH], [0.0f32; DH]);
+                dk.copy_from_slice(&dqkv[base + d..][..DH]);
+                dv.copy_from_slice(&dqkv[base + 2 * d..][..DH]);
+                for r in 0..ROWS {
+                    let (s, pj) = (ds[r * t + j], p[r * t + j]);
+                    for l in 0..DH {
+                        dq[r][l] += s * k[l];
+                        dk[l] += s * q[r][l];
+                        dv[l] += pj * g[r][l];
+                    }
+                }
+                dqkv[base + d..][..DH].copy_from_slice(&dk);
+                dqkv[base + 2 * d..][..DH].copy_from_slice(&dv);
+            }
+            for (r, dq) in dq.iter().enumerate().take(rows) {
+                axpy(&mut dqkv[(i0 + r) * w3 + off..][..DH], 1.0, dq);
+            }
+        }
+    }
+}
+
+/// The backward pass one query row at a time, for any head width.
+#[inline(always)]
+fn backward_rows(spec: &Spec, b: usize, dqkv: &mut [f32], qkv: &[f32], out: &[f32], dout: &[f32]) {
+    let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
+    let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
+    let (mut p, mut ds) = (vec![0.0f32; t], vec![0.0f32; t]);
+    let (mut kt, mut vt) = (vec![0.0f32; dh * t], vec![0.0f32; dh * t]);
+    let mut dq = vec![0.0f32; dh];
+    for h in 0..spec.heads {
+        let off = h * dh;
+        spec.transposed(qkv, 1, h, &mut kt);
+        spec.transposed(qkv, 2, h, &mut vt);
+        for i in 0..t {
+            let n = spec.span(i);
+            row_grad(
+                spec,
+                (qkv, out, dout),
+                (&kt, &vt),
+                keep,
+                h,
+                i,
+                &mut p,
+                &mut ds,
+            );
+            let o_grad = &dout[i * d + off..][..dh];
+            let q = &qkv[i * 3 * d + off..][..dh];
+            dq.fill(0.0);
+            for (j, (&sj, &pj)) in ds[..n].iter().zip(&p[..n]).enumerate() {
+                let base = j * 3 * d + off;
+                axpy(&mut dq, sj, &qkv[base + d..][..dh]);
+                axpy(&mut dqkv[base + d..][..dh], sj, q);
+                axpy(&mut dqkv[base + 2 * d..][..dh], pj, o_grad);
+            }
+            axpy(&mut dqkv[i * 3 * d + off..][..dh], 1.0, &dq);
         }
     }
 }
@@ -176,40 +383,11 @@ wide! {
         out: &[f32],
         dout: &[f32],
     ) {
-        let (t, d, dh) = (spec.seq, spec.width, spec.head_dim());
-        let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
-        let (mut p, mut ds) = (vec![0.0f32; t], vec![0.0f32; t]);
-        let (mut kt, mut vt) = (vec![0.0f32; dh * t], vec![0.0f32; dh * t]);
-        let mut dq = vec![0.0f32; dh];
-        let scale = spec.scale();
-        for h in 0..spec.heads {
-            let off = h * dh;
-            spec.transposed(qkv, 1, h, &mut kt);
-            spec.transposed(qkv, 2, h, &mut vt);
-            for i in 0..t {
-                let n = spec.span(i);
-                spec.probs(qkv, &kt, keep, h, i, &mut p);
-                let o_grad = &dout[i * d + off..][..dh];
-                let rowsum = dot(o_grad, &out[i * d + off..][..dh]);
-                // ds = dO·Vᵀ along the keys, then P ⊙ (ds − rowsum)·scale.
-                let ds = &mut ds[..n];
-                ds.fill(0.0);
-                for (dd, &g) in o_grad.iter().enumerate() {
-                    axpy(ds, g, &vt[dd * t..][..n]);
-                }
-                for (s, &pj) in ds.iter_mut().zip(&p[..n]) {
-                    *s = pj * (*s - rowsum) * scale;
-                }
-                let q = &qkv[i * 3 * d + off..][..dh];
-                dq.fill(0.0);
-                for (j, (&sj, &pj)) in ds.iter().zip(&p[..n]).enumerate() {
-                    let base = j * 3 * d + off;
-                    axpy(&mut dq, sj, &qkv[base + d..][..dh]);
-                    axpy(&mut dqkv[base + d..][..dh], sj, q);
-                    axpy(&mut dqkv[base + 2 * d..][..dh], pj, o_grad);
-                }
-                axpy(&mut dqkv[i * 3 * d + off..][..dh], 1.0, &dq);
-            }
+        match spec.head_dim() {
+            16 => backward_blocked::<16>(spec, b, dqkv, qkv, out, dout),
+            32 => backward_blocked::<32>(spec, b, dqkv, qkv, out, dout),
+            64 => backward_blocked::<64>(spec, b, dqkv, qkv, out, dout),
+            _ => backward_rows(spec, b, dqkv, qkv, out, dout),
         }
     }
 }
