@@ -9,7 +9,8 @@
 //! `benches/train_step_torch.py` runs the same two steps in PyTorch in the same
 //! invocation and the ratio is printed: this machine is noisy, so the ratio measured side
 //! by side is the figure to compare. Results go to `$CARGO_TARGET_DIR/bench-train.json`.
-//! It runs with the binaries' allocator and thread plan. An argument `gpt` or `bert` runs only that model, `fused` or `composed` only those
+//! It runs with the binaries' allocator and thread plan, on a worker of the pool as the
+//! training stages do. An argument `gpt` or `bert` runs only that model, `fused` or `composed` only those
 //! kernels.
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
@@ -302,7 +303,7 @@ fn main() {
     });
     for kernels in kernel_runs {
         if wants("gpt") {
-            let p = measure(steps(60), &mut GptStep::new(kernels));
+            let p = gradus::cli::on_worker(|| measure(steps(60), &mut GptStep::new(kernels)));
             results.push(report(
                 "gpt_nanogpt_cpu",
                 kernels,
@@ -315,7 +316,7 @@ fn main() {
             );
         }
         if wants("bert") {
-            let p = measure(steps(15), &mut BertStep::new(kernels));
+            let p = gradus::cli::on_worker(|| measure(steps(15), &mut BertStep::new(kernels)));
             results.push(report("bert_mini_mlm", kernels, BERT_BATCH * BERT_SEQ, &p));
             ours.insert(
                 ("bert_mini_mlm", kernels),

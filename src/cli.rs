@@ -115,6 +115,15 @@ impl StageArgs {
     }
 }
 
+/// Runs `work` on one of the thread pool's workers and waits for it; the training stages
+/// run their whole loop there. A parallel op called from a worker shares its work with
+/// the other workers and carries on; one called from outside the pool puts the caller
+/// to sleep until the pool is done, two context switches per op (10% of the nanoGPT
+/// training step). Call after [`StageArgs::apply_threads`].
+pub fn on_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    rayon::scope(|_| work())
+}
+
 /// One pool for all parallel work: gradus's loops, its fused kernels and candle's matrix
 /// multiplies run on rayon's global pool of `threads` workers (candle sizes its gemm
 /// split from `RAYON_NUM_THREADS`, which is set to match), while candle's own spinning

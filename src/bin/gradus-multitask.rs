@@ -29,9 +29,14 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    init_tracing(cli.args.verbose);
+    cli.args.apply_threads()?;
+    gradus::cli::on_worker(move || stage(cli))
+}
+
+/// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
+fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
-    init_tracing(args.verbose);
-    args.apply_threads()?;
     let output = args.output()?.to_path_buf();
     let mut config: MultitaskConfig = args.resolve_config()?;
     if let Some(model) = cli.model {

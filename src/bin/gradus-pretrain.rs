@@ -25,9 +25,14 @@ struct Cli {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    init_tracing(cli.args.verbose);
+    cli.args.apply_threads()?;
+    gradus::cli::on_worker(move || stage(cli))
+}
+
+/// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
+fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
-    init_tracing(args.verbose);
-    args.apply_threads()?;
     let output = args.output()?.to_path_buf();
     if args.overwrite && output.exists() {
         std::fs::remove_dir_all(&output)?;
