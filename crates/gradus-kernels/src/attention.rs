@@ -1,8 +1,10 @@
 //! Multi-head self-attention straight from the fused `[batch, seq, 3·width]` projection
 //! to the merged `[batch, seq, width]` output: no split or merge of heads, no `[seq, seq]`
 //! score or mask tensor. Each query row computes its scores into a buffer of one row,
-//! takes the softmax and the weighted sum of values; the backward pass recomputes those
-//! probabilities (as flash attention does) instead of keeping them. Causal attention
+//! takes the softmax and the weighted sum of values; for the common head widths rows go
+//! in blocks of four, so that each key and value row is read once per block. The
+//! backward pass recomputes those probabilities (as flash attention does) instead of
+//! keeping them. Causal attention
 //! stops each row at its own position; a key mask (1 = token, 0 = padding) drops padded
 //! keys, as BERT's additive −∞ mask does.
 
