@@ -267,7 +267,7 @@ fn report(run: &str, kernels: Kernels, tokens: usize, p: &Phases) -> Value {
 /// when a Python with torch is there.
 fn torch(bench: bool, only: Option<&str>) -> Option<HashMap<String, f64>> {
     let python = std::env::var("GRADUS_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/train_step_torch.py");
+    let script = gradus_testkit::workspace_root().join("benches/train_step_torch.py");
     let mut cmd = std::process::Command::new(&python);
     cmd.arg(script)
         .arg(if bench { "--bench" } else { "--test" });

@@ -253,6 +253,16 @@ pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
 mod tests {
     use super::*;
 
+    #[test]
+    fn on_worker_runs_the_work_on_a_pool_thread() {
+        assert_eq!(
+            rayon::current_thread_index(),
+            None,
+            "tests run outside the pool"
+        );
+        assert!(on_worker(rayon::current_thread_index).is_some());
+    }
+
     #[derive(Debug, serde::Deserialize, PartialEq)]
     #[serde(deny_unknown_fields)]
     struct Cfg {
