@@ -10,8 +10,8 @@
 //! invocation and the ratio is printed: this machine is noisy, so the ratio measured side
 //! by side is the figure to compare. Results go to `$CARGO_TARGET_DIR/bench-train.json`.
 //! It runs with the binaries' allocator and thread plan, on a worker of the pool as the
-//! training stages do. An argument `gpt` or `bert` runs only that model, `fused` or `composed` only those
-//! kernels.
+//! training stages do. An argument `gpt` or `bert` runs only that model, `fused` or
+//! `composed` only those kernels.
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 

@@ -10,7 +10,7 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
-use crate::par::rows_per_task;
+use crate::par::{add_in_order, rows_per_task};
 use crate::simd::wide;
 use crate::storage::f32s;
 
@@ -113,11 +113,7 @@ impl CustomOp1 for SumPeriods {
             })
             .collect();
         let mut out = vec![0.0f32; p];
-        for acc in partial {
-            for (o, a) in out.iter_mut().zip(acc) {
-                *o += a;
-            }
-        }
+        add_in_order(&mut out, partial);
         Ok((CpuStorage::F32(out), Shape::from(p)))
     }
 }

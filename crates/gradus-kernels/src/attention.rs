@@ -4,9 +4,8 @@
 //! takes the softmax and the weighted sum of values; for the common head widths rows go
 //! in blocks of four, so that each key and value row is read once per block. The
 //! backward pass recomputes those probabilities (as flash attention does) instead of
-//! keeping them. Causal attention
-//! stops each row at its own position; a key mask (1 = token, 0 = padding) drops padded
-//! keys, as BERT's additive −∞ mask does.
+//! keeping them. Causal attention stops each row at its own position; a key mask
+//! (1 = token, 0 = padding) drops padded keys, as BERT's additive −∞ mask does.
 
 use std::sync::Arc;
 

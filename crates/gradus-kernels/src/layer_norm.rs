@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use crate::math::{dot, sum, sum_squared_deviation};
-use crate::par::rows_per_task;
+use crate::par::{add_in_order, rows_per_task};
 use crate::simd::wide;
 use crate::storage::f32s;
 
@@ -74,12 +74,7 @@ fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
         .zip(x.par_chunks(rows).zip(dy.par_chunks(rows)))
         .map(|(dx, (x, dy))| backward_rows(dx, x, dy, w, eps))
         .collect();
-    let (_, dwb) = out.split_at_mut(x.len());
-    for acc in partial {
-        for (t, a) in dwb.iter_mut().zip(acc) {
-            *t += a;
-        }
-    }
+    add_in_order(&mut out[x.len()..], partial);
     Ok(out)
 }
 

@@ -30,3 +30,13 @@ pub(crate) fn map2(x: &[f32], y: &[f32], f: fn(&mut [f32], &[f32], &[f32])) -> V
 pub(crate) fn rows_per_task(width: usize) -> usize {
     (CHUNK / width.max(1)).max(1)
 }
+
+/// Adds per-task partial sums into `total` in task order, so that the result is the same
+/// on any number of threads (the tasks' chunking does not depend on it either).
+pub(crate) fn add_in_order(total: &mut [f32], partials: Vec<Vec<f32>>) {
+    for partial in partials {
+        for (t, p) in total.iter_mut().zip(partial) {
+            *t += p;
+        }
+    }
+}

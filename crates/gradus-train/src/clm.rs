@@ -180,6 +180,15 @@ pub(crate) fn read_token_rows(
     Ok(rows)
 }
 
+/// The part of `doc`, which starts at token `at` of the joined stream, that lies inside
+/// the stream's tokens `[start, end)`.
+fn in_range(doc: &[u32], at: u64, start: u64, end: u64) -> &[u32] {
+    let stop = at + doc.len() as u64;
+    let lo = (start.clamp(at, stop) - at) as usize;
+    let hi = (end.clamp(at, stop) - at) as usize;
+    &doc[lo..hi.max(lo)]
+}
+
 /// How a training stream draws its windows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -264,11 +273,8 @@ impl ClmStream {
                 break;
             }
             for doc in reader.shard(shard)? {
-                let (a, b) = (token, token + doc.len() as u64);
-                let lo = start.clamp(a, b) - a;
-                let hi = end.clamp(a, b) - a;
-                joined.extend_from_slice(&doc[lo as usize..hi.max(lo) as usize]);
-                token = b;
+                joined.extend_from_slice(in_range(doc, token, start, end));
+                token += doc.len() as u64;
             }
             shard += 1;
         }
@@ -361,13 +367,9 @@ impl ClmStream {
                 continue;
             }
             let doc = &docs[row];
-            let (a, b) = (self.cursor.token, self.cursor.token + doc.len() as u64);
-            // The part of this document inside [start, end).
-            let lo = start.max(a).min(b) - a;
-            let hi = end.min(b).max(a) - a;
-            let mut piece = &doc[lo as usize..hi.max(lo) as usize];
+            let mut piece = in_range(doc, self.cursor.token, start, end);
             self.cursor.row += 1;
-            self.cursor.token = b;
+            self.cursor.token += doc.len() as u64;
             let skip = (self.cursor.skip as usize).min(piece.len());
             piece = &piece[skip..];
             self.cursor.skip -= skip as u64;
