@@ -176,6 +176,7 @@ fn main() {
                 mode: OpenMode::Overwrite,
                 on_docs: &on_docs,
                 stop_after_files: None,
+                cluster: None,
             }
             .run(),
         )

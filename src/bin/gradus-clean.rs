@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus_clean::cluster::Cluster;
 use gradus_clean::{CleanConfig, CleanRun, InputSpec};
+use gradus_cluster::BallistaCluster;
 use gradus_telemetry::{Progress, Telemetry, init_tracing};
 
 #[derive(Debug, Parser)]
@@ -20,6 +22,11 @@ struct Cli {
     /// Also write dropped documents, with their reason, to OUTPUT/rejected.
     #[arg(long)]
     keep_rejected: bool,
+    /// Run the per-document plan on a Ballista cluster (`gradus-scheduler` with
+    /// `gradus-executor`s) instead of in this process; inputs and OUTPUT must be on a
+    /// path the executors see. The output is the same as a local run's.
+    #[arg(long, env = "GRADUS_CLUSTER", value_name = "df://HOST:PORT")]
+    cluster: Option<String>,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -33,6 +40,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     config.inputs.extend(args.input.iter().map(InputSpec::path));
     config.keep_rejected |= cli.keep_rejected;
     write_resolved_config(&output, "clean", &args, &config)?;
+    let cluster = cli
+        .cluster
+        .as_deref()
+        .map(BallistaCluster::new)
+        .transpose()?;
     let progress = Progress::new("clean", None, "documents");
     let on_docs = |n: u64| {
         metrics::counter!("docs_staged").increment(n);
@@ -44,6 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         mode: args.mode(),
         on_docs: &on_docs,
         stop_after_files: None,
+        cluster: cluster.as_ref().map(|c| c as &dyn Cluster),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -52,6 +52,16 @@ pub enum CleanError {
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("{0}")]
     Internal(String),
+    /// A file's job failed on the cluster every time it was submitted.
+    #[error("{file} on cluster {cluster}: {source}")]
+    Cluster {
+        file: String,
+        cluster: String,
+        source: Box<CleanError>,
+    },
+    /// Bad input met by a reader in another process (a cluster executor), as it said it.
+    #[error("{0}")]
+    RemoteInput(String),
     /// The reader's consumer went away; not an error the user sees.
     #[error("cancelled")]
     Cancelled,
@@ -80,4 +90,58 @@ impl CleanError {
     }
 }
 
+/// Marks around a reader's error sent from another process: the engine in between
+/// (Ballista) passes errors on as their debug rendering, nested in its own, so the
+/// marked text is how the stage finds the reader's one line again.
+const REMOTE_START: &str = "<gradus-input-error>";
+const REMOTE_END: &str = "</gradus-input-error>";
+
+impl CleanError {
+    /// A reader's error as text to cross a process boundary.
+    pub fn to_remote(&self) -> String {
+        format!("{REMOTE_START}{self}{REMOTE_END}")
+    }
+
+    /// The reader's error inside an error message that carried one across processes.
+    pub fn from_remote(message: &str) -> Option<Self> {
+        let start = message.find(REMOTE_START)? + REMOTE_START.len();
+        let len = message[start..].find(REMOTE_END)?;
+        // Undo the debug rendering's escapes of quotes and backslashes (any depth).
+        let mut text = message[start..start + len].to_string();
+        while text.contains("\\\\") || text.contains("\\\"") || text.contains("\\'") {
+            text = text
+                .replace("\\\"", "\"")
+                .replace("\\'", "'")
+                .replace("\\\\", "\\");
+        }
+        Some(Self::RemoteInput(text))
+    }
+}
+
 pub type Result<T, E = CleanError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reader_error_survives_nested_debug_renderings() {
+        let e = CleanError::Input {
+            file: "/data/a \"b\".jsonl".into(),
+            line: 7,
+            kind: InputErrorKind::MalformedJson,
+            detail: "expected `:`".into(),
+        };
+        let once = format!("{:?}", e.to_remote());
+        let twice = format!("Shared(External({once:?}))");
+        for wrapped in [e.to_remote(), once, twice] {
+            let back = CleanError::from_remote(&format!("Job failed: {wrapped} (stage 0)"));
+            assert_eq!(
+                back.map(|b| b.to_string()),
+                Some(e.to_string()),
+                "{wrapped}"
+            );
+        }
+        assert!(CleanError::from_remote("Job failed: connection refused").is_none());
+    }
+}

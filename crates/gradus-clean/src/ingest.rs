@@ -129,7 +129,7 @@ fn is_dataset(path: &Path) -> bool {
 }
 
 /// One unit of input: a file, or one shard of a documents dataset.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct InputFile {
     /// Position among all inputs: the high half of every key.
     pub index: u32,
@@ -141,6 +141,20 @@ pub struct InputFile {
     pub text_field: String,
     pub text_unit: TextUnit,
     shard: Option<(PathBuf, ShardEntry)>,
+}
+
+impl InputFile {
+    /// The same input with its paths made absolute, for a process running elsewhere
+    /// (a cluster executor in another working folder); `display`, which names the input
+    /// in ids and lineage, stays as given.
+    pub fn absolute(&self) -> std::io::Result<Self> {
+        let mut file = self.clone();
+        file.path = std::path::absolute(&self.path)?;
+        if let Some((dir, _)) = &mut file.shard {
+            *dir = std::path::absolute(&*dir)?;
+        }
+        Ok(file)
+    }
 }
 
 /// A path that matched nothing, for the report (or the error under `on_error = "fail"`).
@@ -773,6 +787,9 @@ pub struct FilePartition {
     pub batch_rows: usize,
     pub on_error: OnError,
     pub errors: ErrorCounts,
+    /// Where to write the file's error counts (JSON) once it is read to the end: a
+    /// process other than the stage's (a cluster executor) reports them this way.
+    pub errors_to: Option<PathBuf>,
 }
 
 impl PartitionStream for FilePartition {
@@ -784,10 +801,19 @@ impl PartitionStream for FilePartition {
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
         let file = self.file.clone();
         let (batch_rows, on_error, errors) = (self.batch_rows, self.on_error, self.errors.clone());
+        let errors_to = self.errors_to.clone();
         std::thread::spawn(move || {
             let mut sink = |batch| tx.blocking_send(Ok(batch)).is_ok();
-            if let Err(e) = read_file(&file, batch_rows, on_error, &errors, &mut sink) {
-                let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
+            let read = read_file(&file, batch_rows, on_error, &errors, &mut sink);
+            let result = match &errors_to {
+                None => read.map_err(|e| DataFusionError::External(Box::new(e))),
+                // In another process the error only travels as text.
+                Some(to) => read
+                    .and_then(|()| write_errors(&errors, to))
+                    .map_err(|e| DataFusionError::Execution(e.to_remote())),
+            };
+            if let Err(e) = result {
+                let _ = tx.blocking_send(Err(e));
             }
         });
         let stream = futures::stream::unfold(rx, |mut rx| async move {
@@ -795,4 +821,14 @@ impl PartitionStream for FilePartition {
         });
         Box::pin(RecordBatchStreamAdapter::new(ingest_schema(), stream))
     }
+}
+
+/// Writes `errors`' counts to `to` as a JSON object, atomically (a task run twice
+/// writes the same file twice).
+fn write_errors(errors: &ErrorCounts, to: &Path) -> Result<(), CleanError> {
+    let json = serde_json::to_string(&errors.snapshot())
+        .map_err(|e| CleanError::Internal(e.to_string()))?;
+    let tmp = to.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, json).map_err(|e| CleanError::io(&tmp, e))?;
+    std::fs::rename(&tmp, to).map_err(|e| CleanError::io(to, e))
 }

@@ -17,6 +17,7 @@
 //! assert_eq!(s.dup_line_frac, 0.5);
 //! ```
 
+pub mod cluster;
 pub mod config;
 pub mod dedup;
 pub mod error;
@@ -28,6 +29,7 @@ pub mod normalize;
 pub mod pii;
 pub mod plan;
 pub mod report;
+pub mod scan;
 pub mod signals;
 pub mod stage;
 pub mod udf;

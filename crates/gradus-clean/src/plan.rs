@@ -19,10 +19,7 @@ use crate::config::CleanConfig;
 use crate::error::{CleanError, Result};
 use crate::filters::{Rule, expand};
 use crate::ingest::ingest_schema;
-use crate::udf::{
-    CleanLines, DedupKeys, Language, LineSignalsFn, Normalize, QualitySignals, SIGNAL_FIELDS,
-    ScrubPii, StructUdf,
-};
+use crate::udf::{SIGNAL_FIELDS, UdfSpec};
 
 /// FineWeb's signals, taken from the line-cleaned text.
 pub const LINE_SIGNALS: [&str; 4] = [
@@ -52,16 +49,24 @@ pub fn signal_columns() -> Vec<String> {
     cols
 }
 
+/// The configured steps, as the functions the plan calls.
+pub fn udf_specs(config: &CleanConfig) -> Vec<UdfSpec> {
+    vec![
+        UdfSpec::NormalizeText(config.normalize),
+        UdfSpec::ScrubPii(config.pii),
+        UdfSpec::CleanLines(config.lines),
+        UdfSpec::QualitySignals,
+        UdfSpec::LineSignals,
+        UdfSpec::Language,
+        UdfSpec::DedupKeys(config.dedup.near_config()),
+    ]
+}
+
 /// Registers the configured steps as UDFs on `ctx`.
 pub fn register_udfs(ctx: &SessionContext, config: &CleanConfig) {
-    ctx.register_udf(StructUdf::new(Normalize(config.normalize)).into_udf());
-    ctx.register_udf(StructUdf::new(ScrubPii(config.pii)).into_udf());
-    ctx.register_udf(StructUdf::new(CleanLines(config.lines)).into_udf());
-    ctx.register_udf(StructUdf::new(QualitySignals).into_udf());
-    ctx.register_udf(StructUdf::new(LineSignalsFn).into_udf());
-    ctx.register_udf(StructUdf::new(Language).into_udf());
-    let near = config.dedup.near_config();
-    ctx.register_udf(StructUdf::new(DedupKeys::new(near)).into_udf());
+    for spec in udf_specs(config) {
+        ctx.register_udf(spec.into_udf());
+    }
 }
 
 /// The common table expressions up to `signals`: every signal as a column, plus

@@ -22,11 +22,9 @@ use arrow::array::{
 };
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, UInt32Type, UInt64Type};
-use datafusion::catalog::streaming::StreamingTable;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::physical_plan::execute_stream_partitioned;
-use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use gradus_shard::{DatasetKind, DatasetWriter, InputRef, OpenMode, Producer, WriterOptions};
@@ -36,13 +34,15 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use serde::{Deserialize, Serialize};
 
+use crate::cluster::{self, Cluster};
 use crate::config::CleanConfig;
 use crate::dedup::{self, Duplicates};
 use crate::error::{CleanError, InputErrorKind, Result};
 use crate::filters::Rule;
-use crate::ingest::{self, ErrorCounts, FilePartition, InputFile, OnError};
+use crate::ingest::{self, ErrorCounts, InputFile, OnError};
 use crate::plan;
 use crate::report::Report;
+use crate::scan::{IngestSpec, IngestTable};
 
 /// Where a run keeps its intermediate files, inside the output folder.
 pub fn work_dir(output: &Path) -> PathBuf {
@@ -58,7 +58,7 @@ fn staged_path(output: &Path, file: &InputFile) -> PathBuf {
 }
 
 fn errors_path(output: &Path, file: &InputFile) -> PathBuf {
-    staging_dir(output).join(format!("{:06}.errors.json", file.index))
+    staging_dir(output).join(crate::scan::errors_file_name(file))
 }
 
 /// Rows per row group of a staging file.
@@ -78,6 +78,9 @@ pub struct CleanRun<'a> {
     /// Stop after staging this many files (for crash tests): the run returns
     /// [`CleanError::Cancelled`] as if killed.
     pub stop_after_files: Option<usize>,
+    /// Run the per-file pass there instead of in this process (dedup and writing stay
+    /// here, so the output is the same).
+    pub cluster: Option<&'a dyn Cluster>,
 }
 
 impl std::fmt::Debug for CleanRun<'_> {
@@ -191,6 +194,9 @@ impl CleanRun<'_> {
             .collect();
         let sql = plan::query(self.config, rules);
         let schema = plan::output_schema(self.config, rules).await?;
+        if let Some(cluster) = self.cluster {
+            return self.stage_on(cluster, &todo, &sql, &schema).await;
+        }
         let mut staged = 0;
         for chunk in todo.chunks(self.config.partitions()) {
             if self.stop_after_files.is_some_and(|n| staged >= n) {
@@ -202,9 +208,10 @@ impl CleanRun<'_> {
         Ok(())
     }
 
-    async fn stage_chunk(&self, chunk: &[&InputFile], sql: &str, schema: &SchemaRef) -> Result<()> {
+    /// The settings the plan runs under, for `files` files at once.
+    fn session_config(&self, files: usize) -> SessionConfig {
         let mut session = SessionConfig::new()
-            .with_target_partitions(chunk.len().max(1))
+            .with_target_partitions(files.max(1))
             .with_batch_size(self.config.batch_rows.max(1));
         // One output partition per input file, rows in file order.
         session
@@ -217,23 +224,102 @@ impl CleanRun<'_> {
             .options_mut()
             .optimizer
             .enable_leaf_expression_pushdown = false;
-        let ctx = SessionContext::new_with_config(session);
+        session
+    }
+
+    fn ingest_spec<'f>(&self, files: impl Iterator<Item = &'f InputFile>) -> IngestSpec {
+        IngestSpec {
+            files: files.cloned().collect(),
+            batch_rows: self.config.batch_rows,
+            on_error: self.config.on_error,
+            errors_dir: None,
+        }
+    }
+
+    /// Pass 1 on a cluster: one job per file, `partitions` jobs at a time, each staged
+    /// here as its rows arrive.
+    async fn stage_on(
+        &self,
+        cluster: &dyn Cluster,
+        todo: &[&InputFile],
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<()> {
+        let jobs = futures::stream::iter(todo)
+            .map(|file| self.stage_remote(cluster, file, sql, schema))
+            .buffer_unordered(self.config.partitions());
+        futures::pin_mut!(jobs);
+        let mut staged = 0;
+        while let Some(done) = jobs.next().await {
+            done?;
+            staged += 1;
+            if self.stop_after_files.is_some_and(|n| staged >= n) {
+                return Err(CleanError::Cancelled);
+            }
+        }
+        Ok(())
+    }
+
+    /// One file's job, resubmitted up to [`cluster::ATTEMPTS`] times.
+    async fn stage_remote(
+        &self,
+        cluster: &dyn Cluster,
+        file: &InputFile,
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<()> {
+        let file = file.absolute().map_err(|e| CleanError::io(&file.path, e))?;
+        let mut attempt = 1;
+        loop {
+            let Err(e) = self.try_stage_remote(cluster, &file, sql, schema).await else {
+                return Ok(());
+            };
+            // Bad input fails the same way every time.
+            if let Some(input) = CleanError::from_remote(&e.to_string()) {
+                return Err(input);
+            }
+            if attempt >= cluster::ATTEMPTS {
+                return Err(CleanError::Cluster {
+                    file: file.display.clone(),
+                    cluster: cluster.address().into(),
+                    source: Box::new(e),
+                });
+            }
+            tracing::warn!(
+                "{} on {} (attempt {attempt} of {}): {e}; resubmitting",
+                file.display,
+                cluster.address(),
+                cluster::ATTEMPTS
+            );
+            attempt += 1;
+        }
+    }
+
+    async fn try_stage_remote(
+        &self,
+        cluster: &dyn Cluster,
+        file: &InputFile,
+        sql: &str,
+        schema: &SchemaRef,
+    ) -> Result<()> {
+        let ctx = cluster.session(self.session_config(1)).await?;
         plan::register_udfs(&ctx, self.config);
-        let errors: Vec<ErrorCounts> = chunk.iter().map(|_| ErrorCounts::default()).collect();
-        let partitions: Vec<Arc<dyn PartitionStream>> = chunk
-            .iter()
-            .zip(&errors)
-            .map(|(f, e)| {
-                Arc::new(FilePartition {
-                    file: (*f).clone(),
-                    batch_rows: self.config.batch_rows,
-                    on_error: self.config.on_error,
-                    errors: e.clone(),
-                }) as Arc<dyn PartitionStream>
-            })
-            .collect();
-        let table = StreamingTable::try_new(ingest::ingest_schema(), partitions)?;
-        ctx.register_table("input", Arc::new(table))?;
+        let mut spec = self.ingest_spec(std::iter::once(file));
+        // The executor counts skipped input; it leaves the counts beside the staging
+        // file, where a local run writes them.
+        let staging = staging_dir(self.output);
+        spec.errors_dir =
+            Some(std::path::absolute(&staging).map_err(|e| CleanError::io(&staging, e))?);
+        ctx.register_table("input", Arc::new(IngestTable::new(spec)))?;
+        let stream = ctx.sql(sql).await?.execute_stream().await?;
+        self.stage_file(stream, file, None, schema).await
+    }
+
+    async fn stage_chunk(&self, chunk: &[&InputFile], sql: &str, schema: &SchemaRef) -> Result<()> {
+        let ctx = SessionContext::new_with_config(self.session_config(chunk.len()));
+        plan::register_udfs(&ctx, self.config);
+        let table = Arc::new(IngestTable::new(self.ingest_spec(chunk.iter().copied())));
+        ctx.register_table("input", table.clone())?;
         let plan = ctx.sql(sql).await?.create_physical_plan().await?;
         tracing::debug!(
             "clean plan:\n{}",
@@ -250,8 +336,8 @@ impl CleanRun<'_> {
         let jobs = streams
             .into_iter()
             .zip(chunk)
-            .zip(&errors)
-            .map(|((stream, file), errs)| self.stage_file(stream, file, errs, schema));
+            .zip(table.errors())
+            .map(|((stream, file), errs)| self.stage_file(stream, file, Some(errs), schema));
         futures::future::try_join_all(jobs).await?;
         Ok(())
     }
@@ -261,7 +347,7 @@ impl CleanRun<'_> {
         &self,
         mut stream: datafusion::execution::SendableRecordBatchStream,
         file: &InputFile,
-        errors: &ErrorCounts,
+        errors: Option<&ErrorCounts>,
         schema: &SchemaRef,
     ) -> Result<()> {
         let path = staged_path(self.output, file);
@@ -283,10 +369,12 @@ impl CleanRun<'_> {
             w.write(&batch).map_err(parquet_err)?;
         }
         w.close().map_err(parquet_err)?;
-        let errs = serde_json::to_string(&StagedErrors(errors.snapshot()))
-            .map_err(|e| CleanError::Internal(e.to_string()))?;
-        let epath = errors_path(self.output, file);
-        std::fs::write(&epath, errs).map_err(|e| CleanError::io(&epath, e))?;
+        if let Some(errors) = errors {
+            let errs = serde_json::to_string(&StagedErrors(errors.snapshot()))
+                .map_err(|e| CleanError::Internal(e.to_string()))?;
+            let epath = errors_path(self.output, file);
+            std::fs::write(&epath, errs).map_err(|e| CleanError::io(&epath, e))?;
+        }
         std::fs::rename(&tmp, &path).map_err(|e| CleanError::io(&path, e))?;
         Ok(())
     }

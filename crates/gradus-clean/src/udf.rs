@@ -33,6 +33,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::lines::LineConfig;
@@ -453,6 +454,57 @@ impl TextFunction for DedupKeys {
             _ => (Vec::new(), Vec::new()),
         };
         vec![exact, Value::U64List(bands), Value::U64List(signature)]
+    }
+}
+
+/// One configured cleaning function, as data: what a process that did not build the
+/// plan (a Ballista scheduler or executor) needs to rebuild the same function.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "function", content = "config", rename_all = "snake_case")]
+pub enum UdfSpec {
+    NormalizeText(NormalizeConfig),
+    ScrubPii(PiiConfig),
+    CleanLines(LineConfig),
+    QualitySignals,
+    LineSignals,
+    Language,
+    DedupKeys(Option<MinHashConfig>),
+}
+
+impl UdfSpec {
+    /// The spec of `udf` when it is one of gradus's functions.
+    pub fn of(udf: &ScalarUDF) -> Option<Self> {
+        let f = udf.inner();
+        let spec = if let Some(n) = f.downcast_ref::<StructUdf<Normalize>>() {
+            Self::NormalizeText(n.function.0)
+        } else if let Some(p) = f.downcast_ref::<StructUdf<ScrubPii>>() {
+            Self::ScrubPii(p.function.0)
+        } else if let Some(c) = f.downcast_ref::<StructUdf<CleanLines>>() {
+            Self::CleanLines(c.function.0)
+        } else if f.downcast_ref::<StructUdf<QualitySignals>>().is_some() {
+            Self::QualitySignals
+        } else if f.downcast_ref::<StructUdf<LineSignalsFn>>().is_some() {
+            Self::LineSignals
+        } else if f.downcast_ref::<StructUdf<Language>>().is_some() {
+            Self::Language
+        } else if let Some(d) = f.downcast_ref::<StructUdf<DedupKeys>>() {
+            Self::DedupKeys(d.function.config)
+        } else {
+            return None;
+        };
+        Some(spec)
+    }
+
+    pub fn into_udf(self) -> ScalarUDF {
+        match self {
+            Self::NormalizeText(c) => StructUdf::new(Normalize(c)).into_udf(),
+            Self::ScrubPii(c) => StructUdf::new(ScrubPii(c)).into_udf(),
+            Self::CleanLines(c) => StructUdf::new(CleanLines(c)).into_udf(),
+            Self::QualitySignals => StructUdf::new(QualitySignals).into_udf(),
+            Self::LineSignals => StructUdf::new(LineSignalsFn).into_udf(),
+            Self::Language => StructUdf::new(Language).into_udf(),
+            Self::DedupKeys(near) => StructUdf::new(DedupKeys::new(near)).into_udf(),
+        }
     }
 }
 

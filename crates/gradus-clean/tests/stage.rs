@@ -20,6 +20,7 @@ async fn run(config: &CleanConfig, output: &Path) -> Result<Report, CleanError> 
         mode: OpenMode::Overwrite,
         on_docs: &on_docs,
         stop_after_files: None,
+        cluster: None,
     }
     .run()
     .await
@@ -347,6 +348,7 @@ async fn a_killed_run_resumes_to_the_same_output() {
         mode: OpenMode::Overwrite,
         on_docs: &on_docs,
         stop_after_files: Some(2),
+        cluster: None,
     }
     .run()
     .await;
@@ -358,6 +360,7 @@ async fn a_killed_run_resumes_to_the_same_output() {
         mode: OpenMode::Resume,
         on_docs: &on_docs,
         stop_after_files: None,
+        cluster: None,
     }
     .run()
     .await

@@ -36,7 +36,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 pub use jsonl::JsonlRecorder;
-pub use logging::init_tracing;
+pub use logging::{init_cluster_tracing, init_tracing};
 pub use progress::{Progress, StatusLine};
 
 /// Why telemetry could not start.

@@ -32,9 +32,25 @@ impl<'a> MakeWriter<'a> for BarAwareStderr {
 }
 
 /// Installs the global subscriber. `verbose` raises the default level to `debug`.
-/// Calling it twice is harmless (the second call keeps the first subscriber).
+/// Calling it twice is harmless (the second call keeps the first subscriber). A stage
+/// using a cluster hears from the Ballista client only of warnings: at `info` it logs
+/// every connection and job.
 pub fn init_tracing(verbose: bool) {
-    let default = if verbose { "debug" } else { "info" };
+    let default = if verbose {
+        "debug"
+    } else {
+        "info,ballista=warn,ballista_core=warn"
+    };
+    install(default);
+}
+
+/// [`init_tracing`] for the cluster's own processes (scheduler, executors), whose
+/// `info` lines (executors joining, jobs and tasks run) are their log.
+pub fn init_cluster_tracing(verbose: bool) {
+    install(if verbose { "debug" } else { "info" });
+}
+
+fn install(default: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -14,6 +14,8 @@
 //! }
 //! ```
 
+pub mod cluster;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Command;
