@@ -18,7 +18,8 @@ RUNS := runs
 
 .PHONY: all build test lint fmt bench bench-train demo demo-make minilm clean shakespeare webtext glue \
 	wikitext-mlm sst2 stsb \
-	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews
+	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
+	cluster-up cluster-down webtext-cluster
 
 all: build
 
@@ -229,6 +230,43 @@ sst2-scratch: build
 	    --model $(SCRATCH)/pretrain/model --output $(SCRATCH)/finetune-pretrained --overwrite
 	$(BIN)/gradus-finetune -c pipelines/sst2-scratch/finetune.toml --set init=random \
 	    --model $(SCRATCH)/pretrain/model --output $(SCRATCH)/finetune-random --overwrite
+
+# A Ballista cluster on this machine: one scheduler and two executors on 127.0.0.1,
+# logs and pids in runs/cluster. Stages reach it with --cluster df://127.0.0.1:50050
+# (or GRADUS_CLUSTER); ARCHITECTURE.md says how to spread it over several hosts.
+CLUSTER := $(RUNS)/cluster
+CLUSTER_EXECUTORS ?= 2
+cluster-up: build
+	@mkdir -p $(CLUSTER)
+	@if [ -f $(CLUSTER)/scheduler.pid ] && kill -0 $$(cat $(CLUSTER)/scheduler.pid) 2>/dev/null; then \
+		echo "cluster already up (make cluster-down first)"; exit 1; fi
+	$(BIN)/gradus-scheduler --bind 127.0.0.1:50050 > $(CLUSTER)/scheduler.log 2>&1 & \
+		echo $$! > $(CLUSTER)/scheduler.pid
+	@for i in $$(seq 1 $(CLUSTER_EXECUTORS)); do \
+		$(BIN)/gradus-executor --scheduler 127.0.0.1:50050 \
+			--port $$((50050 + 2 * i - 1)) --grpc-port $$((50050 + 2 * i)) \
+			--work-dir $(CLUSTER)/executor-$$i > $(CLUSTER)/executor-$$i.log 2>&1 & \
+		echo $$! > $(CLUSTER)/executor-$$i.pid; \
+	done
+	@sleep 1
+	@echo "cluster up: df://127.0.0.1:50050 ($(CLUSTER_EXECUTORS) executors; logs in $(CLUSTER))"
+
+cluster-down:
+	@for f in $(CLUSTER)/*.pid; do [ -f "$$f" ] || continue; \
+		kill $$(cat $$f) 2>/dev/null || true; rm -f $$f; done
+	@echo "cluster down"
+
+# The webtext pipeline's clean and encode stages on the local cluster (make cluster-up).
+webtext-cluster: build
+	$(BIN)/gradus-clean -c pipelines/webtext/clean.toml \
+		--input $${GRADUS_SHARED_DATASETS:-../shared/datasets}/cc-web-sample \
+		--output $(RUNS)/webtext-cluster/documents --cluster df://127.0.0.1:50050
+	$(BIN)/gradus-tokenize train -c pipelines/webtext/tokenizer.toml \
+		--input $(RUNS)/webtext-cluster/documents --output $(RUNS)/webtext-cluster/tokenizer
+	$(BIN)/gradus-tokenize encode -c pipelines/webtext/encode.toml \
+		-t $(RUNS)/webtext-cluster/tokenizer/tokenizer.json \
+		--input $(RUNS)/webtext-cluster/documents --output $(RUNS)/webtext-cluster/tokens \
+		--cluster df://127.0.0.1:50050
 
 clean:
 	rm -rf $(RUNS)

@@ -7,7 +7,9 @@
 //!    172 documents/s per core was measured in; drop counts per filter are printed;
 //! 2. the full default chain (normalise + PII + filters + exact + MinHash dedup) through
 //!    the `gradus-clean` binary on about 50 MB and 500 MB, with and without near dedup:
-//!    documents/s, MB/s and the child's peak RSS.
+//!    documents/s, MB/s and the child's peak RSS;
+//! 3. the same chain over 50 MB in 8 files locally and on a loopback Ballista cluster
+//!    with 1 and 2 executors (the cluster's overhead on one machine).
 //!
 //! Run as a test (`cargo test --benches`) it uses ×2 and 5 MB and runs once. Results go
 //! to `$CARGO_TARGET_DIR/bench-clean.json`.
@@ -22,6 +24,7 @@ use std::time::{Duration, Instant};
 use gradus_clean::normalize::{NormalizeConfig, UnicodeForm};
 use gradus_clean::{CleanConfig, CleanRun, InputSpec, NearMode};
 use gradus_shard::OpenMode;
+use gradus_testkit::cluster::LocalCluster;
 use serde_json::{Value, json};
 
 const CC: &str = "cc-web-sample/CC-MAIN-20190717121559-20190717143559-00140.jsonl.gz";
@@ -94,6 +97,22 @@ fn write_corpus(records: &[Value], path: &Path, copies: usize, bytes: u64) -> (u
         }
     }
     (docs, text_bytes)
+}
+
+/// [`write_corpus`] of `bytes`, cut into `parts` files of whole lines in `dir`;
+/// returns the documents.
+fn split_corpus(records: &[Value], dir: &Path, parts: usize, bytes: u64) -> u64 {
+    std::fs::create_dir_all(dir).expect("corpus folder");
+    let whole = dir.with_extension("jsonl");
+    let (docs, _) = write_corpus(records, &whole, usize::MAX, bytes);
+    let text = std::fs::read_to_string(&whole).expect("corpus");
+    let lines: Vec<&str> = text.lines().collect();
+    for (i, chunk) in lines.chunks(lines.len().div_ceil(parts)).enumerate() {
+        let mut part = chunk.join("\n");
+        part.push('\n');
+        std::fs::write(dir.join(format!("part-{i}.jsonl")), part).expect("corpus part");
+    }
+    docs
 }
 
 fn target_dir() -> PathBuf {
@@ -239,6 +258,52 @@ fn main() {
             );
         }
     }
+    // 3. The same chain on a Ballista cluster on loopback ports, against the local run
+    // on the same files. One machine: this measures the cluster's overhead (plans sent,
+    // results fetched over Flight), not a speed-up.
+    let mb = if bench { 50 } else { 5 };
+    let corpus = work.join(format!("cluster-{mb}mb"));
+    let docs = split_corpus(&records, &corpus, 8, mb * 1_000_000);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut local_secs = None;
+    for (executors, slots) in [(0, 0), (1, threads), (2, threads.div_ceil(2))] {
+        let cluster = (executors > 0).then(|| {
+            LocalCluster::start(
+                env!("CARGO_BIN_EXE_gradus-scheduler"),
+                env!("CARGO_BIN_EXE_gradus-executor"),
+                executors,
+                slots,
+                &work.join(format!("cluster-{executors}")),
+            )
+        });
+        let out = work.join(format!("cluster-out-{executors}"));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradus-clean"));
+        cmd.arg("--input")
+            .arg(&corpus)
+            .arg("--output")
+            .arg(&out)
+            .arg("--overwrite")
+            .stdout(std::process::Stdio::null());
+        if let Some(c) = &cluster {
+            cmd.arg("--cluster").arg(c.url());
+        }
+        let (secs, _) = run_child(cmd);
+        let base = *local_secs.get_or_insert(secs);
+        let run = match executors {
+            0 => "local".to_string(),
+            n => format!("{n} executor(s) × {slots} slots"),
+        };
+        println!(
+            "cluster comparison, {mb} MB in 8 files ({docs} docs), {run}: {secs:.1} s, {:.0} docs/s, {:.2}× the local time",
+            docs as f64 / secs,
+            secs / base
+        );
+        results.push(
+            json!({"run": format!("cluster_{executors}_executors"), "docs": docs,
+            "seconds": secs, "docs_per_second": docs as f64 / secs, "vs_local": secs / base}),
+        );
+    }
+
     let path = target_dir().join("bench-clean.json");
     std::fs::write(
         &path,

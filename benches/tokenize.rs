@@ -186,6 +186,7 @@ fn main() {
         let run = EncodeRun {
             mode: gradus_shard::OpenMode::Overwrite,
             follow: None,
+            remote: None,
         };
         let out = tmp.path().join(name);
         // Interleaved repetitions, best of each: this machine's speed drifts.

@@ -1,6 +1,6 @@
-//! The clean stage on a Ballista cluster on loopback ports (`gradus-scheduler` and two
-//! `gradus-executor`s): the cc-web cleaning pipeline's output is byte for byte the local
-//! run's, also when an executor is killed mid-run.
+//! The data stages on a Ballista cluster on loopback ports (`gradus-scheduler` and two
+//! `gradus-executor`s): the cc-web cleaning pipeline's output, and its tokenization, are
+//! byte for byte the local run's, also when an executor is killed mid-run.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -17,6 +17,7 @@ fn start_cluster(executors: usize, work: &Path) -> LocalCluster {
         env!("CARGO_BIN_EXE_gradus-scheduler"),
         env!("CARGO_BIN_EXE_gradus-executor"),
         executors,
+        1,
         work,
     )
 }
@@ -104,6 +105,50 @@ fn cc_web_cleaning_on_a_loopback_cluster_matches_the_local_run() {
     args.extend(["--cluster", &url]);
     succeeded(&run_bin(clean, &args));
     assert_same(&local, &remote);
+
+    // Tokenization fans out the same way: each executor encodes whole shards.
+    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
+    let root = workspace_root().join("pipelines/webtext");
+    let (tk_config, enc_config) = (root.join("tokenizer.toml"), root.join("encode.toml"));
+    let tk_dir = tmp.path().join("tokenizer").display().to_string();
+    let train = [
+        "train",
+        "-c",
+        tk_config.to_str().unwrap(),
+        "--input",
+        &local_s,
+        "--output",
+        &tk_dir,
+    ];
+    succeeded(&run_bin(tokenize, &train));
+    let tokenizer = format!("{tk_dir}/tokenizer.json");
+    let encode = |out: &Path, cluster: Option<&str>| {
+        let out = out.display().to_string();
+        let mut args = vec![
+            "encode",
+            "-c",
+            enc_config.to_str().unwrap(),
+            "-t",
+            &tokenizer,
+        ];
+        args.extend(["--input", &local_s, "--output", &out]);
+        if let Some(url) = cluster {
+            args.extend(["--cluster", url]);
+        }
+        succeeded(&run_bin(tokenize, &args));
+    };
+    let (tokens_local, tokens_remote) = (tmp.path().join("tok-l"), tmp.path().join("tok-r"));
+    encode(&tokens_local, None);
+    encode(&tokens_remote, Some(&url));
+    assert_same(&tokens_local, &tokens_remote);
+    assert!(!tokens_remote.join(".work").exists());
+    let stats = |dir: &Path| -> serde_json::Value {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+        m["stats"].clone()
+    };
+    assert_eq!(stats(&tokens_local), stats(&tokens_remote));
+    assert!(stats(&tokens_local)["tokens"].as_u64().unwrap() > 10_000);
 }
 
 /// Eight renamed copies of the cc-web sample's pages and its two small files: enough

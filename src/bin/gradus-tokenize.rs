@@ -3,11 +3,13 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus_cluster::BallistaCluster;
 use gradus_shard::Dataset;
 use gradus_telemetry::{Progress, Telemetry, init_tracing};
 use gradus_tokenize::{
@@ -46,6 +48,16 @@ enum Command {
         /// With --follow: give up after this many seconds without a new upstream shard.
         #[arg(long, default_value_t = 3600)]
         follow_timeout: u64,
+        /// Encode the shards on a Ballista cluster (`gradus-scheduler` with
+        /// `gradus-executor`s); each executor encodes whole shards, this process commits
+        /// them. The input and OUTPUT must be on a path the executors see.
+        #[arg(
+            long,
+            env = "GRADUS_CLUSTER",
+            value_name = "df://HOST:PORT",
+            conflicts_with = "follow"
+        )]
+        cluster: Option<String>,
     },
     /// Encode labeled files (--input [SPLIT=]PATH, repeatable) into an examples dataset.
     Examples {
@@ -111,6 +123,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokenizer,
             follow,
             follow_timeout,
+            cluster,
             ..
         } => {
             let config: EncodeConfig = args.resolve_config()?;
@@ -125,6 +138,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let run = EncodeRun {
                 mode: args.mode(),
                 follow: follow.then(|| Duration::from_secs(follow_timeout)),
+                remote: match cluster {
+                    Some(url) => Some(Arc::new(BallistaCluster::new(&url)?)),
+                    None => None,
+                },
             };
             let manifest = encode_dataset(&encoder, &config, &input, &output, &run, |rows| {
                 progress.inc(rows)

@@ -260,7 +260,8 @@ impl CleanRun<'_> {
         Ok(())
     }
 
-    /// One file's job, resubmitted up to [`cluster::ATTEMPTS`] times.
+    /// One file's job, resubmitted up to [`cluster::ATTEMPTS`] times unless the input
+    /// is bad.
     async fn stage_remote(
         &self,
         cluster: &dyn Cluster,
@@ -269,30 +270,23 @@ impl CleanRun<'_> {
         schema: &SchemaRef,
     ) -> Result<()> {
         let file = file.absolute().map_err(|e| CleanError::io(&file.path, e))?;
-        let mut attempt = 1;
-        loop {
-            let Err(e) = self.try_stage_remote(cluster, &file, sql, schema).await else {
-                return Ok(());
-            };
-            // Bad input fails the same way every time.
-            if let Some(input) = CleanError::from_remote(&e.to_string()) {
-                return Err(input);
-            }
-            if attempt >= cluster::ATTEMPTS {
-                return Err(CleanError::Cluster {
-                    file: file.display.clone(),
-                    cluster: cluster.address().into(),
-                    source: Box::new(e),
-                });
-            }
-            tracing::warn!(
-                "{} on {} (attempt {attempt} of {}): {e}; resubmitting",
-                file.display,
-                cluster.address(),
-                cluster::ATTEMPTS
-            );
-            attempt += 1;
-        }
+        let remote_input = |e: &CleanError| CleanError::from_remote(&e.to_string());
+        let staged = cluster::with_attempts(
+            &file.display,
+            cluster.address(),
+            |e| remote_input(e).is_some(),
+            || self.try_stage_remote(cluster, &file, sql, schema),
+        )
+        .await;
+        staged.map_err(|e| match remote_input(&e) {
+            // Bad input: the reader's own line, as a local run says it.
+            Some(input) => input,
+            None => CleanError::Cluster {
+                file: file.display.clone(),
+                cluster: cluster.address().into(),
+                source: Box::new(e),
+            },
+        })
     }
 
     async fn try_stage_remote(

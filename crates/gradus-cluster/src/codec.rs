@@ -1,6 +1,7 @@
 //! The codecs that carry gradus's parts of a plan between client, scheduler and
-//! executors: the clean stage's `input` table and its scan ([`gradus_clean::scan`]) and
-//! gradus's functions with their settings ([`gradus_clean::udf::UdfSpec`]). Everything
+//! executors: the clean stage's `input` table and its scan ([`gradus_clean::scan`]),
+//! gradus's functions with their settings ([`gradus_clean::udf::UdfSpec`]) and the
+//! tokenize stage's shard jobs ([`crate::encode`]). Everything
 //! else goes to Ballista's own codecs. Our payloads start with a tag that Ballista's
 //! protobuf messages cannot start with, so decoding tells the two apart.
 
@@ -19,10 +20,14 @@ use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConve
 use gradus_clean::scan::{IngestExec, IngestTable};
 use gradus_clean::udf::UdfSpec;
 
+use crate::encode::{ShardEncodeExec, ShardEncodeTable, ShardJob};
+
 /// Tags of our payloads. A protobuf message starts with a field key, never with `0xFF`.
 const TABLE: &[u8] = b"\xFFgradus.ingest_table\n";
 const SCAN: &[u8] = b"\xFFgradus.ingest_exec\n";
 const UDF: &[u8] = b"\xFFgradus.udf\n";
+const SHARD_TABLE: &[u8] = b"\xFFgradus.shard_encode_table\n";
+const SHARD_SCAN: &[u8] = b"\xFFgradus.shard_encode_exec\n";
 
 fn tagged(tag: &[u8], payload: Vec<u8>, buf: &mut Vec<u8>) {
     buf.extend_from_slice(tag);
@@ -74,12 +79,15 @@ impl LogicalExtensionCodec for LogicalCodec {
         schema: SchemaRef,
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
-        match buf.strip_prefix(TABLE) {
-            Some(spec) => Ok(Arc::new(IngestTable::decode(spec)?)),
-            None => self
-                .ballista
-                .try_decode_table_provider(buf, table_ref, schema, ctx),
+        if let Some(spec) = buf.strip_prefix(TABLE) {
+            return Ok(Arc::new(IngestTable::decode(spec)?));
         }
+        if let Some(job) = buf.strip_prefix(SHARD_TABLE) {
+            let job = ShardJob::decode(job)?;
+            return Ok(Arc::new(ShardEncodeTable { job }));
+        }
+        self.ballista
+            .try_decode_table_provider(buf, table_ref, schema, ctx)
     }
 
     fn try_encode_table_provider(
@@ -88,15 +96,16 @@ impl LogicalExtensionCodec for LogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        match node.downcast_ref::<IngestTable>() {
-            Some(table) => {
-                tagged(TABLE, table.encode()?, buf);
-                Ok(())
-            }
-            None => self
-                .ballista
-                .try_encode_table_provider(table_ref, node, buf),
+        if let Some(table) = node.downcast_ref::<IngestTable>() {
+            tagged(TABLE, table.encode()?, buf);
+            return Ok(());
         }
+        if let Some(table) = node.downcast_ref::<ShardEncodeTable>() {
+            tagged(SHARD_TABLE, table.job.encode()?, buf);
+            return Ok(());
+        }
+        self.ballista
+            .try_encode_table_provider(table_ref, node, buf)
     }
 
     fn try_decode_file_format(
@@ -144,10 +153,13 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         ctx: &TaskContext,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        match buf.strip_prefix(SCAN) {
-            Some(spec) => Ok(Arc::new(IngestExec::decode(spec)?)),
-            None => self.ballista.try_decode(buf, inputs, ctx, converter),
+        if let Some(spec) = buf.strip_prefix(SCAN) {
+            return Ok(Arc::new(IngestExec::decode(spec)?));
         }
+        if let Some(parts) = buf.strip_prefix(SHARD_SCAN) {
+            return Ok(Arc::new(ShardEncodeExec::decode(parts)?));
+        }
+        self.ballista.try_decode(buf, inputs, ctx, converter)
     }
 
     fn try_encode(
@@ -156,13 +168,15 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         buf: &mut Vec<u8>,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        match node.downcast_ref::<IngestExec>() {
-            Some(scan) => {
-                tagged(SCAN, scan.encode()?, buf);
-                Ok(())
-            }
-            None => self.ballista.try_encode(node, buf, converter),
+        if let Some(scan) = node.downcast_ref::<IngestExec>() {
+            tagged(SCAN, scan.encode()?, buf);
+            return Ok(());
         }
+        if let Some(scan) = node.downcast_ref::<ShardEncodeExec>() {
+            tagged(SHARD_SCAN, scan.encode()?, buf);
+            return Ok(());
+        }
+        self.ballista.try_encode(node, buf, converter)
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {

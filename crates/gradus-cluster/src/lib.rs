@@ -5,10 +5,12 @@
 //! `input` scan and gradus's scalar functions with their settings — travels through
 //! [`codec`]; the scheduler and executors run with those codecs ([`process`]; binaries
 //! `gradus-scheduler`, `gradus-executor`), and [`BallistaCluster`] hands the clean stage
-//! sessions on the cluster. Inputs are read, and outputs written, on a filesystem path
-//! every process sees.
+//! sessions on the cluster. Tokenization fans out the same way ([`encode`]): each
+//! executor encodes whole upstream shards and the client commits them in order. Inputs
+//! are read, and outputs written, on a filesystem path every process sees.
 
 pub mod codec;
+pub mod encode;
 pub mod process;
 pub mod session;
 

@@ -17,6 +17,7 @@ use crate::codec::{LogicalCodec, PhysicalCodec};
 #[derive(Debug, Clone)]
 pub struct BallistaCluster {
     url: String,
+    jobs: usize,
 }
 
 impl BallistaCluster {
@@ -32,7 +33,21 @@ impl BallistaCluster {
                 "cluster address {url:?} should look like df://HOST:PORT"
             )));
         }
-        Ok(Self { url: url.into() })
+        Ok(Self {
+            url: url.into(),
+            jobs: crate::encode::JOBS,
+        })
+    }
+
+    /// Jobs a stage keeps in flight where it decides (tokenization; the clean stage
+    /// runs `partitions` at a time).
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    pub fn jobs(&self) -> usize {
+        self.jobs
     }
 
     /// A session with `config`'s settings whose queries run on the cluster.

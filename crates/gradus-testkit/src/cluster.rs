@@ -1,5 +1,5 @@
 //! A Ballista cluster on loopback ports for tests and benchmarks: one `gradus-scheduler`
-//! and some `gradus-executor`s (one task slot each), killed when dropped. Their logs go
+//! and some `gradus-executor`s, killed when dropped. Their logs go
 //! to `scheduler.log` and `executor-N.log` in the work folder.
 
 #![allow(clippy::unwrap_used)] // a test helper: a cluster that cannot start fails the test
@@ -42,9 +42,16 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts the scheduler binary and `executors` executor binaries, each executor with
-    /// its own work folder under `work`.
-    pub fn start(scheduler_bin: &str, executor_bin: &str, executors: usize, work: &Path) -> Self {
+    /// Starts the scheduler binary and `executors` executor binaries of `slots` task
+    /// slots each, each executor with its own work folder under `work`.
+    pub fn start(
+        scheduler_bin: &str,
+        executor_bin: &str,
+        executors: usize,
+        slots: usize,
+        work: &Path,
+    ) -> Self {
+        std::fs::create_dir_all(work).unwrap();
         let scheduler: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let mut cluster = Self {
             scheduler,
@@ -67,7 +74,8 @@ impl LocalCluster {
             cluster.procs.push(
                 Command::new(executor_bin)
                     .args(["--scheduler", &scheduler.to_string()])
-                    .args(["--port", &port, "--grpc-port", &grpc, "--slots", "1"])
+                    .args(["--port", &port, "--grpc-port", &grpc])
+                    .args(["--slots", &slots.to_string()])
                     .arg("--work-dir")
                     .arg(&dir)
                     .env("RUST_LOG", "warn")

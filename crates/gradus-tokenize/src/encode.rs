@@ -134,12 +134,33 @@ impl Encoder {
     }
 }
 
+/// Encodes whole upstream shards outside this process (on a cluster) and hands them
+/// back in order, for this process to commit. `gradus-cluster` implements it for
+/// Ballista; this crate does not depend on one.
+pub trait RemoteEncoder: Send + Sync + std::fmt::Debug {
+    /// Encodes `shards` of the documents dataset at `input` with the tokenizer saved at
+    /// `tokenizer` (both on a path the cluster sees) and calls `done` with each shard's
+    /// tokens batches and counts, in the order of `shards`. `work` is a folder of the
+    /// output the cluster may leave files in; it is removed once the output is sealed.
+    fn encode_shards(
+        &self,
+        input: &Path,
+        tokenizer: &Path,
+        work: &Path,
+        config: &EncodeConfig,
+        shards: &[ShardEntry],
+        done: &mut dyn FnMut(&ShardEntry, Vec<RecordBatch>, EncodeStats) -> Result<()>,
+    ) -> Result<()>;
+}
+
 /// Where encoding reads from and how it runs; not part of the output's identity.
 #[derive(Debug, Clone, Default)]
 pub struct EncodeRun {
     pub mode: OpenMode,
     /// Follow an upstream still being written, giving up after this long without news.
     pub follow: Option<Duration>,
+    /// Encode the shards there instead of in this process (the output is the same).
+    pub remote: Option<std::sync::Arc<dyn RemoteEncoder>>,
 }
 
 /// Encodes the `documents` dataset at `input` into a `tokens` dataset at `output`; the
@@ -180,6 +201,14 @@ pub fn encode_dataset(
     let done: std::collections::HashSet<String> =
         writer.manifest().done_sources.iter().cloned().collect();
     prune_stats(writer.stats_mut(), |k| done.contains(k));
+    if let Some(remote) = &run.remote {
+        if run.follow.is_some() {
+            return Err(TokenizeError::Config(
+                "follow mode encodes in this process; drop --follow to encode on a cluster".into(),
+            ));
+        }
+        return encode_remotely(remote.as_ref(), config, input, output, writer, progress);
+    }
     let shards: Box<dyn Iterator<Item = Result<ShardEntry>>> = match run.follow {
         Some(timeout) => Box::new(
             follow(input)
@@ -217,6 +246,59 @@ pub fn encode_dataset(
     Ok(writer.seal()?)
 }
 
+/// [`encode_dataset`]'s loop with the shards encoded by `remote`: this process only
+/// commits what comes back, shard by shard in upstream order.
+fn encode_remotely(
+    remote: &dyn RemoteEncoder,
+    config: &EncodeConfig,
+    input: &Path,
+    output: &Path,
+    mut writer: DatasetWriter,
+    mut progress: impl FnMut(u64),
+) -> Result<Manifest> {
+    let ds = Dataset::open_kind(input, DatasetKind::Documents)?;
+    if !ds.manifest().sealed {
+        return Err(TokenizeError::Config(format!(
+            "{} is not sealed (still being written?); a cluster encodes sealed datasets",
+            input.display()
+        )));
+    }
+    let upstream = InputRef::dataset(input, output, DatasetKind::Documents);
+    let mut todo = Vec::new();
+    for shard in &ds.manifest().shards {
+        if writer.is_done(&upstream.source_key(&shard.file)) {
+            progress(shard.rows);
+        } else {
+            todo.push(shard.clone());
+        }
+    }
+    let tokenizer = output.join("tokenizer.json");
+    let work = output.join(".work");
+    std::fs::create_dir_all(&work).map_err(|e| TokenizeError::io(&work, e))?;
+    remote.encode_shards(
+        input,
+        &tokenizer,
+        &work,
+        config,
+        &todo,
+        &mut |shard, batches, stats| {
+            let key = upstream.source_key(&shard.file);
+            for batch in &batches {
+                writer.write(&key, batch)?;
+            }
+            stats.record(writer.stats_mut(), &key);
+            writer.finish_source(&key)?;
+            writer.flush()?;
+            progress(shard.rows);
+            Ok(())
+        },
+    )?;
+    EncodeStats::summarise(writer.stats_mut());
+    let manifest = writer.seal()?;
+    std::fs::remove_dir_all(&work).map_err(|e| TokenizeError::io(&work, e))?;
+    Ok(manifest)
+}
+
 /// Encodes one upstream shard. A writer thread takes finished batches while the next one
 /// is encoded, so Parquet encoding and compression overlap with tokenization.
 fn encode_shard(
@@ -227,12 +309,6 @@ fn encode_shard(
     key: &str,
     writer: &mut DatasetWriter,
 ) -> Result<EncodeStats> {
-    let ds = Dataset::open_kind(input, DatasetKind::Documents)?;
-    let opts = ReadOptions::default()
-        .columns(&["id", "text"])
-        .batch_size(config.batch_rows.max(1));
-    let reader = ds.read_shard(shard, &opts)?;
-    let mut stats = EncodeStats::default();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<RecordBatch>(2);
         let writing = scope.spawn(move || -> Result<()> {
@@ -241,30 +317,45 @@ fn encode_shard(
             }
             Ok(())
         });
-        let encoded = (|| -> Result<()> {
-            for batch in reader {
-                let batch = batch?;
-                let ids = batch.column(0).as_string::<i32>();
-                let texts = batch.column(1).as_string::<i32>();
-                let id_refs: Vec<&str> = (0..ids.len()).map(|i| ids.value(i)).collect();
-                let text_refs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
-                let before = stats.tokens;
-                let out = encoder.encode(&id_refs, &text_refs, &mut stats)?;
-                metrics::counter!("tokens_written").increment(stats.tokens - before);
-                metrics::counter!("docs_encoded").increment(out.num_rows() as u64);
-                if tx.send(out).is_err() {
-                    // The writer stopped; its error is the one to report.
-                    break;
-                }
-            }
-            Ok(())
-        })();
+        // A failed send means the writer stopped; its error is the one to report.
+        let encoded = encode_shard_batches(encoder, config, input, shard, |b| tx.send(b).is_ok());
         drop(tx);
         writing
             .join()
             .map_err(|_| TokenizeError::Config("the shard writer thread panicked".into()))??;
         encoded
-    })?;
+    })
+}
+
+/// Encodes upstream shard `shard` of the documents dataset at `input`, handing each
+/// tokens batch to `sink` (which returns false to stop early); returns the shard's
+/// counts. The unit of work a cluster executor runs, too.
+pub fn encode_shard_batches(
+    encoder: &Encoder,
+    config: &EncodeConfig,
+    input: &Path,
+    shard: &ShardEntry,
+    mut sink: impl FnMut(RecordBatch) -> bool,
+) -> Result<EncodeStats> {
+    let ds = Dataset::open_kind(input, DatasetKind::Documents)?;
+    let opts = ReadOptions::default()
+        .columns(&["id", "text"])
+        .batch_size(config.batch_rows.max(1));
+    let mut stats = EncodeStats::default();
+    for batch in ds.read_shard(shard, &opts)? {
+        let batch = batch?;
+        let ids = batch.column(0).as_string::<i32>();
+        let texts = batch.column(1).as_string::<i32>();
+        let id_refs: Vec<&str> = (0..ids.len()).map(|i| ids.value(i)).collect();
+        let text_refs: Vec<&str> = (0..texts.len()).map(|i| texts.value(i)).collect();
+        let before = stats.tokens;
+        let out = encoder.encode(&id_refs, &text_refs, &mut stats)?;
+        metrics::counter!("tokens_written").increment(stats.tokens - before);
+        metrics::counter!("docs_encoded").increment(out.num_rows() as u64);
+        if !sink(out) {
+            break;
+        }
+    }
     Ok(stats)
 }
 

@@ -31,6 +31,13 @@ pub enum TokenizeError {
     /// The settings contradict themselves or the input.
     #[error("{0}")]
     Config(String),
+    /// A shard's job failed on the cluster encoding it.
+    #[error("{shard} on cluster {cluster}: {message}")]
+    Remote {
+        shard: String,
+        cluster: String,
+        message: String,
+    },
 }
 
 impl TokenizeError {

@@ -36,7 +36,9 @@ use arrow::array::{Array, AsArray};
 use gradus_shard::{Dataset, DatasetKind, ReadOptions};
 pub use tokenizers::Tokenizer;
 
-pub use encode::{EncodeConfig, EncodeRun, Encoder, encode_dataset, split_of};
+pub use encode::{
+    EncodeConfig, EncodeRun, Encoder, RemoteEncoder, encode_dataset, encode_shard_batches, split_of,
+};
 pub use error::{Result, TokenizeError};
 pub use examples::{ExamplesConfig, Holdout, LabelMap, OnError, SplitFile, encode_examples};
 pub use sample::{Sampler, sample_dataset};
