@@ -26,7 +26,9 @@ use datafusion::prelude::SessionConfig;
 use futures::StreamExt;
 use gradus_clean::cluster::{Cluster, with_attempts};
 use gradus_shard::{ShardEntry, tokens_schema};
-use gradus_tokenize::{EncodeConfig, EncodeStats, Encoder, RemoteEncoder, encode_shard_batches};
+use gradus_tokenize::{
+    EncodeConfig, EncodeStats, Encoder, RemoteEncoder, ShardDone, encode_shard_batches,
+};
 use gradus_tokenize::{Result as TkResult, TokenizeError};
 use serde::{Deserialize, Serialize};
 
@@ -260,7 +262,7 @@ impl RemoteEncoder for BallistaCluster {
         work: &Path,
         config: &EncodeConfig,
         shards: &[ShardEntry],
-        done: &mut dyn FnMut(&ShardEntry, Vec<RecordBatch>, EncodeStats) -> TkResult<()>,
+        done: &mut ShardDone<'_>,
     ) -> TkResult<()> {
         let abs = |p: &Path| {
             std::path::absolute(p)

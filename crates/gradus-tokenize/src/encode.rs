@@ -134,6 +134,10 @@ impl Encoder {
     }
 }
 
+/// What a [`RemoteEncoder`] calls with each encoded shard: its tokens batches, in row
+/// order, and its counts.
+pub type ShardDone<'a> = dyn FnMut(&ShardEntry, Vec<RecordBatch>, EncodeStats) -> Result<()> + 'a;
+
 /// Encodes whole upstream shards outside this process (on a cluster) and hands them
 /// back in order, for this process to commit. `gradus-cluster` implements it for
 /// Ballista; this crate does not depend on one.
@@ -149,7 +153,7 @@ pub trait RemoteEncoder: Send + Sync + std::fmt::Debug {
         work: &Path,
         config: &EncodeConfig,
         shards: &[ShardEntry],
-        done: &mut dyn FnMut(&ShardEntry, Vec<RecordBatch>, EncodeStats) -> Result<()>,
+        done: &mut ShardDone<'_>,
     ) -> Result<()>;
 }
 

@@ -37,7 +37,8 @@ use gradus_shard::{Dataset, DatasetKind, ReadOptions};
 pub use tokenizers::Tokenizer;
 
 pub use encode::{
-    EncodeConfig, EncodeRun, Encoder, RemoteEncoder, encode_dataset, encode_shard_batches, split_of,
+    EncodeConfig, EncodeRun, Encoder, RemoteEncoder, ShardDone, encode_dataset,
+    encode_shard_batches, split_of,
 };
 pub use error::{Result, TokenizeError};
 pub use examples::{ExamplesConfig, Holdout, LabelMap, OnError, SplitFile, encode_examples};
