@@ -499,6 +499,7 @@ fn checkpoint_section(
         start: 0,
         end: None,
         follow: None,
+        ranks: None,
     };
     let lm = ClmData {
         model: spec.model.clone(),

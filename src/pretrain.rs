@@ -175,6 +175,7 @@ pub fn clm_splits(
             start,
             end,
             follow: None,
+            ranks: None,
         };
         (spec(0, Some(cut)), spec(cut, None))
     } else {
@@ -183,6 +184,7 @@ pub fn clm_splits(
             start: 0,
             end: None,
             follow,
+            ranks: None,
         };
         (spec("train"), spec("validation"))
     };
@@ -262,6 +264,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         special,
         pack: config.pack_documents,
         follow: d.follow_timeout(),
+        ranks: None,
     };
     let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
     let train = MlmStream::open(&d.tokens, spec("train"), config.seed)?;

@@ -25,6 +25,17 @@ pub struct TrainerState {
     /// Evaluations since the best one (early stopping).
     pub evals_since_best: u64,
     pub tokens_seen: u64,
+    /// In data-parallel training, ranks 1, 2, …: their generator and data cursor
+    /// (rank 0's are the fields above).
+    #[serde(default)]
+    pub ranks: Vec<RankState>,
+}
+
+/// One rank's own part of an exact resume.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RankState {
+    pub rng: ChaCha8Rng,
+    pub data: serde_json::Value,
 }
 
 /// The checkpoints of one run, under `dir`.

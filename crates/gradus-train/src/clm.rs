@@ -14,6 +14,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::dist::RankShards;
 use crate::error::{Result, TrainError};
 
 /// Which part of the dataset a stream reads.
@@ -29,6 +30,9 @@ pub struct StreamSpec {
     /// are only ever appended, so the stream reads what it would read once sealed.
     #[serde(skip)]
     pub follow: Option<Duration>,
+    /// In data-parallel training, read only this rank's shards.
+    #[serde(default)]
+    pub ranks: Option<RankShards>,
 }
 
 /// How often a following stream looks for a new shard.
@@ -123,7 +127,12 @@ impl DocReader {
     /// vectors when not selected, so row numbers stay those of the shard).
     fn shard(&mut self, i: usize) -> Result<&[Vec<u32>]> {
         if self.loaded.as_ref().is_none_or(|(s, _)| *s != i) {
-            let rows = read_token_rows(&self.dataset, i, self.spec.split.as_deref())?;
+            let rows = read_token_rows(
+                &self.dataset,
+                i,
+                self.spec.split.as_deref(),
+                self.spec.ranks,
+            )?;
             let docs = rows
                 .into_iter()
                 .map(|row| {
@@ -151,7 +160,12 @@ pub(crate) fn read_token_rows(
     dataset: &Dataset,
     i: usize,
     split: Option<&str>,
+    ranks: Option<RankShards>,
 ) -> Result<Vec<Option<Vec<u32>>>> {
+    // Another rank's shard reads as empty: the cursor walks past it.
+    if ranks.is_some_and(|r| !r.owns(i)) {
+        return Ok(Vec::new());
+    }
     let entry = &dataset.manifest().shards[i];
     let opts = ReadOptions::default().columns(&["input_ids", "split"]);
     let mut rows = Vec::with_capacity(entry.rows as usize);
@@ -422,6 +436,7 @@ impl ClmStream {
             start: 0,
             end: None,
             follow: None,
+            ranks: None,
         };
         let mut s = Self::open(dir, spec, eos, 1, 1, 0, false)?;
         let shards = s.reader.dataset.manifest().shards.len();

@@ -11,16 +11,19 @@
 //! - Periodic evaluation, checkpoints every N steps keeping the last K and the best,
 //!   early stopping; exact resume (model, optimiser, step, RNG and data cursor), so a
 //!   resumed run's losses are bit-identical to an uninterrupted one's.
+//! - Data-parallel training over several processes ([`dist`]; NCCL on GPUs behind the
+//!   `nccl` feature).
 
 mod checkpoint;
 pub mod clm;
+pub mod dist;
 mod error;
 pub mod mlm;
 pub mod optim;
 pub mod schedule;
 mod trainer;
 
-pub use checkpoint::{Checkpoints, TrainerState};
+pub use checkpoint::{Checkpoints, RankState, TrainerState};
 pub use error::{Result, TrainError};
 pub use trainer::{
     Objective, StepOutput, TrainConfig, TrainReport, Trainer, cursor_from_json, cursor_to_json,

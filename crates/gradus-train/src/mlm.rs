@@ -42,6 +42,9 @@ pub struct MlmSpec {
     /// Follow a dataset still being written (see [`crate::clm::StreamSpec::follow`]).
     #[serde(skip)]
     pub follow: Option<std::time::Duration>,
+    /// In data-parallel training, read only this rank's shards.
+    #[serde(default)]
+    pub ranks: Option<crate::dist::RankShards>,
 }
 
 /// One example before batching.
@@ -138,7 +141,12 @@ impl MlmStream {
     /// The selected documents of shard `i`, without their `[CLS]` and `[SEP]`.
     fn read_shard(&self, i: usize) -> Result<Vec<Vec<u32>>> {
         let s = self.spec.special;
-        let rows = crate::clm::read_token_rows(&self.dataset, i, self.spec.split.as_deref())?;
+        let rows = crate::clm::read_token_rows(
+            &self.dataset,
+            i,
+            self.spec.split.as_deref(),
+            self.spec.ranks,
+        )?;
         Ok(rows
             .into_iter()
             .flatten()

@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Tensor;
@@ -11,7 +12,8 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{Checkpoints, TrainerState, read_json, write_json};
+use crate::checkpoint::{Checkpoints, RankState, TrainerState, read_json, write_json};
+use crate::dist::{Collective, RankShards, rank_state_path};
 use crate::error::{Result, TrainError};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::Schedule;
@@ -164,6 +166,8 @@ pub struct Trainer {
     pub out: PathBuf,
     /// Stop (as if killed) after this step; for tests of resume.
     pub stop_after: Option<u64>,
+    /// Data-parallel training: this process is one rank of several ([`crate::dist`]).
+    pub collective: Option<Arc<dyn Collective>>,
 }
 
 impl Trainer {
@@ -172,7 +176,19 @@ impl Trainer {
             config,
             out: out.to_path_buf(),
             stop_after: None,
+            collective: None,
         }
+    }
+
+    /// Trains as one rank of several, summing gradients through `collective`.
+    pub fn with_collective(mut self, collective: Arc<dyn Collective>) -> Self {
+        self.collective = Some(collective);
+        self
+    }
+
+    /// This process's rank (0 when alone).
+    fn rank(&self) -> usize {
+        self.collective.as_ref().map_or(0, |c| c.ranks().rank)
     }
 
     /// Trains, resuming from the newest checkpoint in `out/checkpoints` when there is one.
@@ -189,14 +205,18 @@ impl Trainer {
         }
         let ckpts = Checkpoints::new(&self.out.join("checkpoints"));
         let mut opt = Optimizer::with_scales(&c.optimizer, obj.params(), |n| obj.lr_scale(n))?;
+        let rank = self.rank();
+        let lead = rank == 0;
         let mut state = TrainerState {
             step: 0,
-            rng: ChaCha8Rng::seed_from_u64(c.seed),
+            // Each rank its own dropout: the same masks on different data add nothing.
+            rng: ChaCha8Rng::seed_from_u64(c.seed + rank as u64),
             data: serde_json::Value::Null,
             best_value: None,
             best_step: None,
             evals_since_best: 0,
             tokens_seen: 0,
+            ranks: Vec::new(),
         };
         let resumed_from = ckpts.latest()?;
         if let Some(step) = resumed_from {
@@ -204,13 +224,22 @@ impl Trainer {
             obj.params().restore(&dir.join("model.safetensors"))?;
             state = read_json(&dir.join("trainer.json"))?;
             opt.load(&dir.join("optimizer.safetensors"), state.step)?;
+            if rank > 0 {
+                let own = state.ranks.get(rank - 1).cloned().ok_or_else(|| {
+                    TrainError::Config(format!(
+                        "{} holds no state for rank {rank}: it was written by fewer ranks",
+                        dir.display()
+                    ))
+                })?;
+                (state.rng, state.data) = (own.rng, own.data);
+            }
             obj.restore_data(state.data.clone())?;
             tracing::info!("resuming from {}", dir.display());
         }
         std::fs::create_dir_all(&self.out).map_err(|e| TrainError::file(&self.out, e))?;
-        let log_path = self.out.join("train.jsonl");
-        let mut log = JsonLines::open(&log_path)?;
-        let mut eval_log = JsonLines::open(&self.out.join("eval.jsonl"))?;
+        // Rank 0 speaks for all ranks: the others would log the same steps.
+        let mut log = JsonLines::open(&self.out.join("train.jsonl"), lead)?;
+        let mut eval_log = JsonLines::open(&self.out.join("eval.jsonl"), lead)?;
         let start = Instant::now();
         let start_tokens = state.tokens_seen;
         let (mut losses, mut last_eval, mut early_stopped) = (Vec::new(), None, false);
@@ -282,7 +311,7 @@ impl Trainer {
                 break;
             }
         }
-        if state.step == c.steps || early_stopped {
+        if lead && (state.step == c.steps || early_stopped) {
             let model_dir = self.out.join("model");
             std::fs::create_dir_all(&model_dir).map_err(|e| TrainError::file(&model_dir, e))?;
             let best = ckpts.best_dir().join("model.safetensors");
@@ -317,7 +346,12 @@ impl Trainer {
         let batches = (0..self.config.accumulation)
             .map(|_| obj.next_batch())
             .collect::<Result<Vec<_>>>()?;
-        let total: usize = batches.iter().map(|b| obj.weight(b)).sum();
+        let local: usize = batches.iter().map(|b| obj.weight(b)).sum();
+        // Over all ranks, so that the summed gradient is that of the global mean loss.
+        let total = match &self.collective {
+            Some(c) => c.sum_scalar(local as f64, obj.params().device())?.round() as usize,
+            None => local,
+        };
         if total == 0 {
             return Err(TrainError::Data(
                 "a training step with nothing to learn from".into(),
@@ -344,6 +378,11 @@ impl Trainer {
                     grads.insert(name.to_string(), sum);
                 }
             }
+        }
+        if let Some(c) = &self.collective {
+            loss = c.sum_scalar(loss, obj.params().device())?;
+            let vars: Vec<_> = trained.iter().map(|(n, v, _)| (*n, *v)).collect();
+            sum_over_ranks(c.as_ref(), &vars, &mut grads)?;
         }
         let step = state.step + 1;
         if !loss.is_finite() {
@@ -382,6 +421,54 @@ impl Trainer {
         best: bool,
     ) -> Result<()> {
         state.data = obj.data_state()?;
+        if let Some(c) = &self.collective {
+            return self.checkpoint_ranks(c.as_ref(), obj, opt, state, ckpts, best);
+        }
+        self.write_checkpoint(obj, opt, state, ckpts, best)
+    }
+
+    /// Every rank leaves its state in a file, then rank 0 writes the checkpoint with all
+    /// of them; no rank goes on before it is complete.
+    fn checkpoint_ranks<O: Objective>(
+        &self,
+        c: &dyn Collective,
+        obj: &O,
+        opt: &Optimizer,
+        state: &mut TrainerState,
+        ckpts: &Checkpoints,
+        best: bool,
+    ) -> Result<()> {
+        let RankShards { rank, world } = c.ranks();
+        let device = obj.params().device().clone();
+        if rank > 0 {
+            let own = RankState {
+                rng: state.rng.clone(),
+                data: state.data.clone(),
+            };
+            let path = rank_state_path(&ckpts.dir, rank);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
+            }
+            write_json(&path, &own)?;
+        }
+        c.barrier(&device)?;
+        if rank == 0 {
+            state.ranks = (1..world)
+                .map(|r| read_json(&rank_state_path(&ckpts.dir, r)))
+                .collect::<Result<_>>()?;
+            self.write_checkpoint(obj, opt, state, ckpts, best)?;
+        }
+        c.barrier(&device)
+    }
+
+    fn write_checkpoint<O: Objective>(
+        &self,
+        obj: &O,
+        opt: &Optimizer,
+        state: &mut TrainerState,
+        ckpts: &Checkpoints,
+        best: bool,
+    ) -> Result<()> {
         let dir = ckpts.save(state.step, self.config.keep_last, |dir| {
             obj.save_model(dir)?;
             opt.save(&dir.join("optimizer.safetensors"))?;
@@ -404,19 +491,43 @@ struct EvalLine<'a> {
     best: bool,
 }
 
-/// An append-only JSON-lines file.
+/// Sums every trained parameter's gradient over the ranks, in name order (every rank
+/// must make the same calls in the same order); a parameter this rank's batches did not
+/// reach takes part with zeros.
+fn sum_over_ranks(
+    c: &dyn Collective,
+    trained: &[(&str, &candle_core::Var)],
+    grads: &mut HashMap<String, Tensor>,
+) -> Result<()> {
+    let mut vars = trained.to_vec();
+    vars.sort_by_key(|(name, _)| *name);
+    for (name, var) in vars {
+        let local = match grads.remove(name) {
+            Some(g) => g,
+            None => var.as_tensor().zeros_like()?,
+        };
+        grads.insert(name.to_string(), c.sum(&local)?);
+    }
+    Ok(())
+}
+
+/// An append-only JSON-lines file, or nothing (a rank other than 0).
 struct JsonLines {
     path: PathBuf,
-    file: std::fs::File,
+    file: Option<std::fs::File>,
 }
 
 impl JsonLines {
-    fn open(path: &Path) -> Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| TrainError::file(path, e))?;
+    fn open(path: &Path, write: bool) -> Result<Self> {
+        let file = write
+            .then(|| {
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|e| TrainError::file(path, e))
+            })
+            .transpose()?;
         Ok(Self {
             path: path.to_path_buf(),
             file,
@@ -424,8 +535,11 @@ impl JsonLines {
     }
 
     fn write(&mut self, value: &impl Serialize) -> Result<()> {
+        let Some(file) = &mut self.file else {
+            return Ok(());
+        };
         let line = serde_json::to_string(value).map_err(|e| TrainError::file(&self.path, e))?;
-        writeln!(self.file, "{line}").map_err(|e| TrainError::file(&self.path, e))
+        writeln!(file, "{line}").map_err(|e| TrainError::file(&self.path, e))
     }
 }
 

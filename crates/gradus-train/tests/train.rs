@@ -64,6 +64,7 @@ fn objective_on(data: &Path, dropout: f32, kernels: Kernels) -> ClmObjective {
         start: 0,
         end: None,
         follow: None,
+        ranks: None,
     };
     ClmObjective {
         model,
@@ -298,6 +299,7 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         special,
         pack: true,
         follow: None,
+        ranks: None,
     };
     let config = BertConfig {
         vocab_size: 24,
@@ -384,6 +386,7 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
             start: 0,
             end: None,
             follow,
+            ranks: None,
         };
         let mut s = ClmStream::open(data, spec("train"), Some(15), 12, 16, 3, true).unwrap();
         // More windows than one epoch holds: the second epoch starts over the whole data.
@@ -416,6 +419,7 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
             },
             pack: true,
             follow,
+            ranks: None,
         };
         let mut s = MlmStream::open(data, spec, 5).unwrap();
         (0..300)
