@@ -6,6 +6,7 @@ use anyhow::Context;
 use gradus_model::{Bert, BertConfig, BertHeads, Gpt, GptConfig, Kernels, Params};
 use gradus_train::TrainConfig;
 use gradus_train::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
+use gradus_train::dist::RankShards;
 use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +96,10 @@ pub struct PretrainConfig {
     pub pack_documents: bool,
     pub data: PretrainData,
     pub train: TrainConfig,
+    /// In data-parallel training (`gradus-launch`), this process's rank: it trains on
+    /// its own shards. Set at run time, never in the TOML.
+    #[serde(skip)]
+    pub ranks: Option<RankShards>,
 }
 
 impl Default for PretrainConfig {
@@ -111,6 +116,7 @@ impl Default for PretrainConfig {
             pack_documents: true,
             data: PretrainData::default(),
             train: TrainConfig::default(),
+            ranks: None,
         }
     }
 }
@@ -165,6 +171,12 @@ pub fn clm_splits(
     let eos = eos_id(tk, &d.eos)?;
     let follow = d.follow_timeout();
     let (train, validation) = if d.holdout_tail > 0.0 {
+        if config.ranks.is_some() {
+            anyhow::bail!(
+                "data.holdout_tail splits one token stream by position, which ranks reading \
+                 their own shards cannot share; hold out a validation split instead"
+            );
+        }
         if let Some(timeout) = follow {
             wait_sealed(&d.tokens, timeout)?;
         }
@@ -179,14 +191,15 @@ pub fn clm_splits(
         };
         (spec(0, Some(cut)), spec(cut, None))
     } else {
-        let spec = |s: &str| StreamSpec {
+        let spec = |s: &str, ranks| StreamSpec {
             split: Some(s.into()),
             start: 0,
             end: None,
             follow,
-            ranks: None,
+            ranks,
         };
-        (spec("train"), spec("validation"))
+        // Every rank evaluates on all of the validation split.
+        (spec("train", config.ranks), spec("validation", None))
     };
     Ok(ClmSplits {
         train,
@@ -267,7 +280,11 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         ranks: None,
     };
     let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
-    let train = MlmStream::open(&d.tokens, spec("train"), config.seed)?;
+    let train_spec = MlmSpec {
+        ranks: config.ranks,
+        ..spec("train")
+    };
+    let train = MlmStream::open(&d.tokens, train_spec, config.seed)?;
     let mut params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
     let model = Bert::new(&bert, &mut params)?;
     let heads = BertHeads::new(&model, &mut params)?;
@@ -280,4 +297,29 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         batch_size: d.batch_size,
         device,
     })
+}
+
+/// Joins the other ranks of a data-parallel run (NCCL; the `nccl` feature).
+#[cfg(feature = "nccl")]
+pub fn connect_ranks(
+    config: &PretrainConfig,
+    ranks: RankShards,
+) -> anyhow::Result<std::sync::Arc<dyn gradus_train::dist::Collective>> {
+    let device = gradus_model::device(&config.device)?;
+    let id_file = gradus_train::dist::nccl_id_file()?;
+    let nccl = gradus_train::nccl::NcclCollective::connect(&device, ranks, &id_file)?;
+    Ok(std::sync::Arc::new(nccl))
+}
+
+/// Joins the other ranks of a data-parallel run: this build has no NCCL.
+#[cfg(not(feature = "nccl"))]
+pub fn connect_ranks(
+    _config: &PretrainConfig,
+    ranks: RankShards,
+) -> anyhow::Result<std::sync::Arc<dyn gradus_train::dist::Collective>> {
+    anyhow::bail!(
+        "{} ranks asked for (GRADUS_WORLD_SIZE), but this build has no NCCL: rebuild with \
+         `--features nccl` on a machine with the CUDA toolkit",
+        ranks.world
+    )
 }

@@ -6,7 +6,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gradus::cli::{StageArgs, exit_with, write_resolved_config};
-use gradus::pretrain::{PretrainConfig, PretrainObjective, clm_objective, mlm_objective};
+use gradus::pretrain::{
+    PretrainConfig, PretrainObjective, clm_objective, connect_ranks, mlm_objective,
+};
 use gradus_telemetry::{Progress, Telemetry, init_tracing};
 use gradus_train::Trainer;
 
@@ -34,16 +36,41 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let output = args.output()?.to_path_buf();
-    if args.overwrite && output.exists() {
-        std::fs::remove_dir_all(&output)?;
-    }
-    std::fs::create_dir_all(&output)?;
-    let _telemetry = Telemetry::install(
-        "pretrain",
-        &output.join("metrics.jsonl"),
-        args.metrics_addr()?,
-    )?;
     let mut config: PretrainConfig = args.resolve_config()?;
+    // One rank of several (gradus-launch): rank 0 owns the output folder.
+    let ranks = gradus_train::dist::rank_from_env()?;
+    let rank = ranks.map_or(0, |r| r.rank);
+    if let Some(r) = ranks {
+        config.ranks = Some(r);
+        if config.device == "cuda" {
+            config.device = format!("cuda:{}", r.rank);
+        }
+    }
+    let prepare = || -> anyhow::Result<()> {
+        if args.overwrite && output.exists() {
+            std::fs::remove_dir_all(&output)?;
+        }
+        std::fs::create_dir_all(&output)?;
+        Ok(())
+    };
+    // Rank 0 prepares the folder before it joins the others, and joining waits for
+    // every rank: nobody reads the folder before it is ready.
+    let collective = match ranks {
+        Some(r) if r.rank > 0 => Some(connect_ranks(&config, r)?),
+        Some(r) => {
+            prepare()?;
+            Some(connect_ranks(&config, r)?)
+        }
+        None => {
+            prepare()?;
+            None
+        }
+    };
+    let metrics_path = match rank {
+        0 => output.join("metrics.jsonl"),
+        r => output.join(format!("metrics-rank-{r}.jsonl")),
+    };
+    let _telemetry = Telemetry::install("pretrain", &metrics_path, args.metrics_addr()?)?;
     if let Some(objective) = cli.objective {
         config.objective = objective;
     }
@@ -51,9 +78,14 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         config.seed = seed;
         config.train.seed = seed;
     }
-    write_resolved_config(&output, "pretrain", &args, &config)?;
+    if rank == 0 {
+        write_resolved_config(&output, "pretrain", &args, &config)?;
+    }
     let progress = Progress::new("pretrain", Some(config.train.steps), "steps");
-    let trainer = Trainer::new(config.train.clone(), &output);
+    let mut trainer = Trainer::new(config.train.clone(), &output);
+    if let Some(c) = collective {
+        trainer = trainer.with_collective(c);
+    }
     let mut on_step = |s: &gradus_train::StepOutput| {
         progress.inc(1);
         let eval = s
@@ -79,6 +111,9 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         }
     };
     progress.finish();
+    if rank > 0 {
+        return Ok(());
+    }
     // The model folder carries its tokenizer, so that it is complete for fine-tuning.
     let model_dir = output.join("model");
     if model_dir.is_dir() {

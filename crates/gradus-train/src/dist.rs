@@ -15,6 +15,7 @@
 //! `GRADUS_NCCL_ID_FILE` (where rank 0 publishes the NCCL unique id).
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};
 
 use candle_core::{Device, Tensor};
@@ -86,6 +87,66 @@ pub trait Collective: Send + Sync + std::fmt::Debug {
     /// Returns once every rank has called it.
     fn barrier(&self, device: &Device) -> Result<()> {
         self.sum_scalar(1.0, device).map(|_| ())
+    }
+}
+
+/// Ranks as threads of one process, summing through shared memory: data-parallel
+/// training on a CPU machine, and the tests' stand-in for NCCL. Sums add the ranks'
+/// values in rank order, so every rank gets bit-identical results.
+#[derive(Debug)]
+pub struct ThreadCollective {
+    ranks: RankShards,
+    shared: Arc<ThreadShared>,
+}
+
+#[derive(Debug)]
+struct ThreadShared {
+    slots: Mutex<Vec<Vec<f32>>>,
+    barrier: Barrier,
+}
+
+impl ThreadCollective {
+    /// One collective per rank of a group of `world`.
+    pub fn group(world: usize) -> Vec<Self> {
+        let shared = Arc::new(ThreadShared {
+            slots: Mutex::new(vec![Vec::new(); world]),
+            barrier: Barrier::new(world),
+        });
+        (0..world)
+            .map(|rank| Self {
+                ranks: RankShards { rank, world },
+                shared: shared.clone(),
+            })
+            .collect()
+    }
+}
+
+impl Collective for ThreadCollective {
+    fn ranks(&self) -> RankShards {
+        self.ranks
+    }
+
+    fn sum(&self, t: &Tensor) -> Result<Tensor> {
+        let values = t.flatten_all()?.to_vec1::<f32>()?;
+        let poisoned = || TrainError::Config("a rank thread panicked".into());
+        self.shared.slots.lock().map_err(|_| poisoned())?[self.ranks.rank] = values;
+        self.shared.barrier.wait();
+        let sum = {
+            let slots = self.shared.slots.lock().map_err(|_| poisoned())?;
+            let mut sum = vec![0f32; slots[0].len()];
+            for slot in slots.iter() {
+                if slot.len() != sum.len() {
+                    return Err(TrainError::Config(
+                        "ranks summed tensors of different sizes".into(),
+                    ));
+                }
+                sum.iter_mut().zip(slot).for_each(|(s, v)| *s += v);
+            }
+            sum
+        };
+        // Nobody overwrites a slot before everyone has read them all.
+        self.shared.barrier.wait();
+        Ok(Tensor::from_vec(sum, t.shape(), t.device())?)
     }
 }
 

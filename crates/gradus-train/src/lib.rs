@@ -19,6 +19,8 @@ pub mod clm;
 pub mod dist;
 mod error;
 pub mod mlm;
+#[cfg(feature = "nccl")]
+pub mod nccl;
 pub mod optim;
 pub mod schedule;
 mod trainer;
