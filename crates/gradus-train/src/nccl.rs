@@ -22,8 +22,10 @@ const ID_TIMEOUT: Duration = Duration::from_secs(300);
 struct SharedComm(Comm);
 
 // SAFETY: see above; the communicator is only ever used by one thread at a time.
+#[allow(unsafe_code)]
 unsafe impl Send for SharedComm {}
 // SAFETY: the trainer never calls it from two threads at once.
+#[allow(unsafe_code)]
 unsafe impl Sync for SharedComm {}
 
 /// Data-parallel sums over the GPUs of all ranks.
@@ -120,8 +122,7 @@ impl CustomOp1 for AllReduce {
             _ => candle_core::bail!("NCCL all-reduce needs a contiguous tensor"),
         };
         let device = storage.device().clone();
-        // SAFETY: every element is written by the all-reduce before it is read.
-        let mut dst = unsafe { device.alloc::<f32>(n) }?;
+        let mut dst = device.alloc_zeros::<f32>(n)?;
         self.comm
             .0
             .all_reduce(&src, &mut dst, &ReduceOp::Sum)
