@@ -115,6 +115,18 @@ fn split_corpus(records: &[Value], dir: &Path, parts: usize, bytes: u64) -> u64 
     docs
 }
 
+/// `gradus-clean` on `input` into `out` (overwritten), its summary line silenced.
+fn clean_command(input: &Path, out: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradus-clean"));
+    cmd.arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(out)
+        .arg("--overwrite")
+        .stdout(std::process::Stdio::null());
+    cmd
+}
+
 fn target_dir() -> PathBuf {
     PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into()))
 }
@@ -229,15 +241,8 @@ fn main() {
         let (docs, text_bytes) = write_corpus(&records, &corpus, usize::MAX, mb * 1_000_000);
         for near in ["fineweb", "off"] {
             let out = work.join(format!("full-{mb}mb-{near}"));
-            let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradus-clean"));
-            cmd.arg("--input")
-                .arg(&corpus)
-                .arg("--output")
-                .arg(&out)
-                .arg("--overwrite")
-                .arg("--set")
-                .arg(format!("dedup.near=\"{near}\""))
-                .stdout(std::process::Stdio::null());
+            let mut cmd = clean_command(&corpus, &out);
+            cmd.arg("--set").arg(format!("dedup.near=\"{near}\""));
             let (secs, peak) = run_child(cmd);
             let report: Value = serde_json::from_str(
                 &std::fs::read_to_string(out.join("report.json")).expect("report"),
@@ -277,13 +282,7 @@ fn main() {
             )
         });
         let out = work.join(format!("cluster-out-{executors}"));
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradus-clean"));
-        cmd.arg("--input")
-            .arg(&corpus)
-            .arg("--output")
-            .arg(&out)
-            .arg("--overwrite")
-            .stdout(std::process::Stdio::null());
+        let mut cmd = clean_command(&corpus, &out);
         if let Some(c) = &cluster {
             cmd.arg("--cluster").arg(c.url());
         }

@@ -17,7 +17,7 @@ use arrow::array::{RecordBatch, StringBuilder, UInt64Builder};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::PartitionStream;
 use gradus_shard::{Dataset, DatasetKind, ReadOptions, ShardEntry};
 use serde::{Deserialize, Serialize};
@@ -798,28 +798,24 @@ impl PartitionStream for FilePartition {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch, DataFusionError>>(2);
+        let mut stream = RecordBatchReceiverStream::builder(ingest_schema(), 2);
+        let tx = stream.tx();
         let file = self.file.clone();
         let (batch_rows, on_error, errors) = (self.batch_rows, self.on_error, self.errors.clone());
         let errors_to = self.errors_to.clone();
-        std::thread::spawn(move || {
+        // Reading is blocking work: off the async runtime.
+        stream.spawn_blocking(move || {
             let mut sink = |batch| tx.blocking_send(Ok(batch)).is_ok();
             let read = read_file(&file, batch_rows, on_error, &errors, &mut sink);
-            let result = match &errors_to {
+            match &errors_to {
                 None => read.map_err(|e| DataFusionError::External(Box::new(e))),
                 // In another process the error only travels as text.
                 Some(to) => read
                     .and_then(|()| write_errors(&errors, to))
                     .map_err(|e| DataFusionError::Execution(e.to_remote())),
-            };
-            if let Err(e) = result {
-                let _ = tx.blocking_send(Err(e));
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Box::pin(RecordBatchStreamAdapter::new(ingest_schema(), stream))
+        stream.build()
     }
 }
 

@@ -18,7 +18,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::Expr;
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
 };
@@ -208,28 +208,21 @@ impl ExecutionPlan for ShardEncodeExec {
         if partition != 0 {
             return internal_err!("ShardEncodeExec has one partition, not {partition}");
         }
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RecordBatch>>(2);
+        let schema = self.properties.eq_properties.schema().clone();
+        let mut stream = RecordBatchReceiverStream::builder(schema, 2);
+        let tx = stream.tx();
         let (job, projection) = (self.job.clone(), self.projection.clone());
         // Tokenization is CPU work on the tokenizers' pool, off the async runtime.
-        std::thread::spawn(move || {
-            let sink = |batch: RecordBatch| {
+        stream.spawn_blocking(move || {
+            job.run(|batch: RecordBatch| {
                 let batch = match &projection {
                     Some(p) => batch.project(p).map_err(DataFusionError::from),
                     None => Ok(batch),
                 };
                 tx.blocking_send(batch).is_ok()
-            };
-            if let Err(e) = job.run(sink) {
-                let _ = tx.blocking_send(Err(e));
-            }
+            })
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(
-            self.properties.eq_properties.schema().clone(),
-            stream,
-        )))
+        Ok(stream.build())
     }
 }
 
