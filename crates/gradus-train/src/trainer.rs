@@ -465,14 +465,14 @@ impl Trainer {
         &self,
         obj: &O,
         opt: &Optimizer,
-        state: &mut TrainerState,
+        state: &TrainerState,
         ckpts: &Checkpoints,
         best: bool,
     ) -> Result<()> {
         let dir = ckpts.save(state.step, self.config.keep_last, |dir| {
             obj.save_model(dir)?;
             opt.save(&dir.join("optimizer.safetensors"))?;
-            write_json(&dir.join("trainer.json"), &*state)
+            write_json(&dir.join("trainer.json"), state)
         })?;
         if best {
             ckpts.mark_best(&dir)?;
