@@ -316,7 +316,7 @@ head = {{ pooling = "mean" }}
 [[tasks]]
 name = "{second_name}"
 examples = "{}"
-head = {{ kind = "regression", pooling = "mean" }}
+head = {{ kind = "regression", pooling = "mean", bias_init = "mean" }}
 "#,
                 sentiment.display(),
                 intensity.display()

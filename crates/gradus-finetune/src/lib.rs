@@ -25,7 +25,9 @@ mod objective;
 pub mod plan;
 mod predict;
 
-pub use config::{Decay, FinetuneConfig, HeadConfig, check_vocabulary, dataset_labels, task_spec};
+pub use config::{
+    BiasInit, Decay, FinetuneConfig, HeadConfig, check_vocabulary, dataset_labels, task_spec,
+};
 pub use error::{FinetuneError, Result};
 pub use model::{
     Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head, copy_tokenizer, pool,

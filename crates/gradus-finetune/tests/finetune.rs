@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gradus_finetune::{
-    FinetuneConfig, FinetuneObjective, HeadConfig, Pooling, Predictor, TaskKind,
+    BiasInit, FinetuneConfig, FinetuneObjective, HeadConfig, Pooling, Predictor, TaskKind,
 };
 use gradus_model::{Bert, BertConfig};
 use gradus_shard::OpenMode;
@@ -214,6 +214,19 @@ fn mismatches_fail_before_training() {
     let e = err(regression);
     assert!(
         e.contains("regression") && e.contains("class labels"),
+        "{e}"
+    );
+
+    let centred_classes = FinetuneConfig {
+        head: HeadConfig {
+            bias_init: BiasInit::Mean,
+            ..HeadConfig::default()
+        },
+        ..base.clone()
+    };
+    let e = err(centred_classes);
+    assert!(
+        e.contains("bias_init") && e.contains("regression heads"),
         "{e}"
     );
 

@@ -8,8 +8,8 @@ use candle_core::Tensor;
 use gradus_finetune::data::{Batcher, load_examples, references, subset};
 use gradus_finetune::plan::LrPlan;
 use gradus_finetune::{
-    FinetuneConfig, HeadConfig, TaskKind, TaskSpec, centre_regression_head, check_vocabulary,
-    read_bert_config, task_spec,
+    BiasInit, FinetuneConfig, HeadConfig, TaskKind, TaskSpec, centre_regression_head,
+    check_vocabulary, read_bert_config, task_spec,
 };
 use gradus_train::TrainConfig;
 use serde::{Deserialize, Serialize};
@@ -151,8 +151,10 @@ impl MultitaskConfig {
             &device,
             t.seed,
         )?;
-        for data in &tasks {
-            centre_regression_head(&model.params, &head_prefix(&data.name), &data.train)?;
+        for (data, task) in tasks.iter().zip(&self.tasks) {
+            if task.head.bias_init == BiasInit::Mean {
+                centre_regression_head(&model.params, &head_prefix(&data.name), &data.train)?;
+            }
         }
         let sizes = tasks.iter().map(|d| d.train.len()).collect();
         let steps = self.train_config(&tasks).steps;

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use gradus_finetune::{FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, task_loss};
+use gradus_finetune::{
+    BiasInit, FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, task_loss,
+};
 use gradus_model::{Bert, BertConfig, Ctx};
 use gradus_multitask::{MultitaskConfig, MultitaskObjective, Strategy, TaskConfig};
 use gradus_shard::OpenMode;
@@ -115,6 +117,8 @@ fn two_tasks(f: &Fixture, strategy: Strategy) -> MultitaskConfig {
     config.training.epochs = 3.0;
     config.training.lr = 3e-3;
     config.training.seed = 7;
+    // At this learning rate a regression head starts best at the mean target.
+    config.tasks[1].head.bias_init = BiasInit::Mean;
     config
 }
 
@@ -378,25 +382,34 @@ fn each_task_exports_as_a_single_task_checkpoint_that_finetunes_further() {
 }
 
 #[test]
-fn a_new_regression_head_starts_at_the_mean_target() {
+fn a_new_regression_head_starts_at_zero_or_at_the_mean_target() {
     let f = fixture();
-    let objective = two_tasks(&f, Strategy::Joint).build().unwrap();
-    let targets: Vec<f32> = objective.tasks[1]
+    let bias = |objective: &MultitaskObjective, name: &str| {
+        let v = objective.model.params.get(name).unwrap();
+        v.as_tensor().to_vec1::<f32>().unwrap()
+    };
+    let mut config = two_tasks(&f, Strategy::Joint);
+    config.tasks[1].head.bias_init = BiasInit::Zero;
+    let zero = config.build().unwrap();
+    assert_eq!(bias(&zero, "heads.intensity.bias"), [0.0]);
+
+    config.tasks[1].head.bias_init = BiasInit::Mean;
+    let centred = config.build().unwrap();
+    let targets: Vec<f32> = centred.tasks[1]
         .train
         .iter()
         .map(|e| e.target.unwrap())
         .collect();
     let mean = targets.iter().sum::<f32>() / targets.len() as f32;
     assert!(mean > 1.0, "the toy scores average about 1.5: {mean}");
-    let bias = |name: &str| {
-        let v = objective.model.params.get(name).unwrap();
-        v.as_tensor().to_vec1::<f32>().unwrap()
-    };
-    let regression = bias("heads.intensity.bias");
+    let regression = bias(&centred, "heads.intensity.bias");
     assert!(
         (regression[0] - mean).abs() < 1e-5,
         "{regression:?} vs {mean}"
     );
-    // Classification heads keep their zero bias.
-    assert_eq!(bias("heads.sentiment.bias"), [0.0, 0.0]);
+    // Classification heads keep their zero bias, and refuse a mean one.
+    assert_eq!(bias(&centred, "heads.sentiment.bias"), [0.0, 0.0]);
+    config.tasks[0].head.bias_init = BiasInit::Mean;
+    let e = config.build().unwrap_err().to_string();
+    assert!(e.contains("sentiment") && e.contains("bias_init"), "{e}");
 }
