@@ -165,10 +165,9 @@ impl TaskModel {
     }
 }
 
-/// Starts a new regression head at the mean training target: its bias (`<head>.bias`) is
-/// set to the mean when it was just initialised. With a zero bias, a few hundred small
-/// steps cannot move the output to targets centred far from 0 (STS-B's 0–5), and the
-/// encoder is bent to make up the offset instead.
+/// Starts a new regression head at the mean training target (`bias_init = "mean"`): its
+/// bias (`<head>.bias`) is set to the mean when it was just initialised, so the encoder
+/// need not be bent to make up an offset far from 0 (STS-B's 0–5, a 1–5 rating).
 pub fn centre_regression_head(params: &Params, head: &str, train: &[TaskExample]) -> Result<()> {
     let name = format!("{head}.bias");
     if !params.is_fresh(&name) {

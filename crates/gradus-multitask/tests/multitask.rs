@@ -389,7 +389,8 @@ fn a_new_regression_head_starts_at_zero_or_at_the_mean_target() {
         v.as_tensor().to_vec1::<f32>().unwrap()
     };
     let mut config = two_tasks(&f, Strategy::Joint);
-    config.tasks[1].head.bias_init = BiasInit::Zero;
+    // The default head: a zero bias, as HF's.
+    config.tasks[1].head = task("intensity", &f.intensity).head;
     let zero = config.build().unwrap();
     assert_eq!(bias(&zero, "heads.intensity.bias"), [0.0]);
 
