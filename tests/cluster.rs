@@ -234,32 +234,25 @@ fn a_cluster_nobody_runs_is_a_clear_error() {
     let input = tmp.path().join("a.jsonl");
     std::fs::write(&input, "{\"text\": \"Some words here.\"}\n").unwrap();
     let out = tmp.path().join("out");
+    let clean_on = |cluster: &str| {
+        run_bin(
+            env!("CARGO_BIN_EXE_gradus-clean"),
+            &[
+                "--input",
+                &input.display().to_string(),
+                "--output",
+                &out.display().to_string(),
+                "--cluster",
+                cluster,
+            ],
+        )
+    };
     let url = format!("df://127.0.0.1:{}", free_port());
-    let o = run_bin(
-        env!("CARGO_BIN_EXE_gradus-clean"),
-        &[
-            "--input",
-            &input.display().to_string(),
-            "--output",
-            &out.display().to_string(),
-            "--cluster",
-            &url,
-        ],
-    );
+    let o = clean_on(&url);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains(&url[5..]), "{err}");
-    let o = run_bin(
-        env!("CARGO_BIN_EXE_gradus-clean"),
-        &[
-            "--input",
-            &input.display().to_string(),
-            "--output",
-            &out.display().to_string(),
-            "--cluster",
-            "http://somewhere",
-        ],
-    );
+    let o = clean_on("http://somewhere");
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("df://HOST:PORT"));
 }
