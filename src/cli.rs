@@ -118,10 +118,14 @@ impl StageArgs {
 /// Runs `work` on one of the thread pool's workers and waits for it; the training stages
 /// run their whole loop there. A parallel op called from a worker shares its work with
 /// the other workers and carries on; one called from outside the pool puts the caller
-/// to sleep until the pool is done, two context switches per op (10% of the nanoGPT
-/// training step). Call after [`StageArgs::apply_threads`].
+/// to sleep until the pool is done, two context switches per op. Meanwhile the other
+/// workers stay awake between ops ([`crate::workers`]), so no op waits for a sleeping
+/// thread to be woken. Call after [`StageArgs::apply_threads`].
 pub fn on_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    rayon::scope(|_| work())
+    rayon::scope(|_| {
+        let _awake = crate::workers::keep_awake();
+        work()
+    })
 }
 
 /// One pool for all parallel work: gradus's loops, its fused kernels and candle's matrix

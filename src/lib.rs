@@ -31,6 +31,7 @@ pub mod import;
 pub mod inspect;
 pub mod multitask;
 pub mod pretrain;
+mod workers;
 
 #[cfg(test)]
 mod tests {
