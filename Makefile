@@ -45,11 +45,14 @@ bench:
 	$(CARGO) bench --profile dev --bench clean
 	$(MAKE) bench-train
 
-# Training speed: each fused kernel against candle's composed ops, then a whole training
+# Training speed: gemm's GFLOP/s at the training shapes against this CPU's measured FMA
+# peak (a line says when the machine is slow for gradus), each fused kernel against
+# candle's composed ops, then a whole training
 # step (nanoGPT CPU config, BERT-mini MLM) per phase with both, and beside it the same
 # steps in PyTorch (benches/train_step_torch.py) when TORCH_PYTHON has torch.
 TORCH_PYTHON ?= python3
 bench-train:
+	$(CARGO) bench --profile dev --bench gemm
 	$(CARGO) bench --profile dev --bench kernels
 	GRADUS_TORCH_PYTHON=$(TORCH_PYTHON) $(CARGO) bench --profile dev --bench train_step
 

@@ -158,13 +158,15 @@ fn run_child(mut cmd: Command) -> (f64, f64) {
 
 fn main() {
     let bench = std::env::args().any(|a| a == "--bench");
+    let machine = gradus_testkit::machine::Machine::here();
+    println!("{}", machine.line());
     let Some(records) = cc_records() else {
         println!("cc-web sample not found; nothing to measure");
         return;
     };
     let work = target_dir().join("bench-clean");
     std::fs::create_dir_all(&work).expect("bench folder");
-    let mut results = Vec::new();
+    let mut results = vec![json!({ "machine": machine.json() })];
 
     // 1. The filter set on one thread.
     let copies = if bench { 20 } else { 2 };

@@ -42,7 +42,9 @@ fn row(name: &str, fused: f64, composed: f64) {
 }
 
 fn main() {
-    gradus::cli::thread_plan(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let machine = gradus_testkit::machine::Machine::here();
+    println!("{}", machine.line());
+    gradus::cli::thread_plan(machine.threads);
     let reps = if std::env::args().any(|a| a == "--bench") {
         200
     } else {

@@ -2,6 +2,8 @@
 //! (256 MB of text under `cargo bench`, 16 MB when run as a test). The shard layer adds
 //! checksums, rotation, atomic commits and schema checks; its cost should stay under 10%.
 
+#![allow(clippy::print_stdout)] // a benchmark reports on stdout
+
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::Path;
@@ -124,6 +126,7 @@ fn read_shards(dir: &Path) -> usize {
 
 fn bench(c: &mut Criterion) {
     let full = std::env::args().any(|a| a == "--bench");
+    println!("{}", gradus_testkit::machine::Machine::here().line());
     let megabytes = if full { 256 } else { 16 };
     let (batches, bytes) = corpus(megabytes);
     let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();

@@ -151,6 +151,8 @@ fn bare_tokens(tk: &Tokenizer, texts: &[String], fast: bool) -> u64 {
 
 fn main() {
     let full = std::env::args().any(|a| a == "--bench");
+    let machine = gradus_testkit::machine::Machine::here();
+    println!("{}", machine.line());
     let base = shared_texts();
     if base.is_empty() {
         return;
@@ -243,7 +245,7 @@ fn main() {
         );
         training.push(json!({"tokenizer": name, "text_mb": train_mb, "seconds": secs, "peak_rss_mib": peak, "rss_before_mib": before}));
     }
-    let report = json!({"encode": results, "train": training});
+    let report = json!({"machine": machine.json(), "encode": results, "train": training});
     let dir =
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| PathBuf::from("target"), PathBuf::from);
     let _ = std::fs::create_dir_all(&dir);

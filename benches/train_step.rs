@@ -263,9 +263,9 @@ fn report(run: &str, kernels: Kernels, tokens: usize, p: &Phases) -> Value {
     })
 }
 
-/// The PyTorch script's results (`{"gpt_nanogpt_cpu": tokens/s, "bert_mini_mlm": ...}`),
-/// when a Python with torch is there.
-fn torch(bench: bool, only: Option<&str>) -> Option<HashMap<String, f64>> {
+/// The PyTorch script's results (`{"gpt_nanogpt_cpu": tokens/s, "bert_mini_mlm": ...,
+/// "torch_version": ..., "torch_threads": ...}`), when a Python with torch is there.
+fn torch(bench: bool, only: Option<&str>) -> Option<serde_json::Map<String, Value>> {
     let python = std::env::var("GRADUS_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
     let script = gradus_testkit::workspace_root().join("benches/train_step_torch.py");
     let mut cmd = std::process::Command::new(&python);
@@ -287,13 +287,15 @@ fn torch(bench: bool, only: Option<&str>) -> Option<HashMap<String, f64>> {
 }
 
 fn main() {
+    let machine = gradus_testkit::machine::Machine::here();
+    println!("{}", machine.line());
     // The binaries' thread plan, on every core.
-    gradus::cli::thread_plan(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    gradus::cli::thread_plan(machine.threads);
     let bench = std::env::args().any(|a| a == "--bench");
     let only = std::env::args().find(|a| a == "gpt" || a == "bert");
     let wants = |m: &str| only.as_deref().is_none_or(|o| o == m);
     let steps = |n: usize| if bench { n } else { 2 };
-    let mut results = Vec::new();
+    let mut results = vec![json!({ "machine": machine.json() })];
     let mut ours = HashMap::new();
     let only_kernels = std::env::args().find(|a| a == "fused" || a == "composed");
     let kernel_runs = [Kernels::Composed, Kernels::Fused].into_iter().filter(|k| {
@@ -326,7 +328,23 @@ fn main() {
     }
     match torch(bench, only.as_deref()) {
         Some(theirs) => {
-            for (run, tps) in &theirs {
+            println!(
+                "PyTorch {} on {} threads",
+                theirs
+                    .get("torch_version")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?"),
+                theirs
+                    .get("torch_threads")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0)
+            );
+            results.push(json!({
+                "torch_version": theirs.get("torch_version"),
+                "torch_threads": theirs.get("torch_threads"),
+            }));
+            let runs = theirs.iter().filter_map(|(k, v)| Some((k, v.as_f64()?)));
+            for (run, tps) in runs {
                 if let Some(mine) = ours.get(&(run.as_str(), Kernels::Fused)) {
                     println!(
                         "{run}: gradus {mine:.0} tokens/s, PyTorch {tps:.0} tokens/s, ratio {:.2}",
@@ -339,11 +357,12 @@ fn main() {
             }
         }
         None => println!(
-            "(no PyTorch here; on this project's 2-core machine PyTorch 2.15 ran the nanoGPT step at ~10,400 tokens/s)"
+            "(no PyTorch here: set GRADUS_TORCH_PYTHON to a Python with torch for the ratio)"
         ),
     }
     let dir = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
     let path = std::path::Path::new(&dir).join("bench-train.json");
+    std::fs::create_dir_all(&dir).expect("results folder");
     std::fs::write(
         &path,
         serde_json::to_string_pretty(&results).unwrap_or_default(),

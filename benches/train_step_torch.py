@@ -3,7 +3,8 @@
 nanoGPT's CPU Shakespeare step (4 layers, 4 heads, 128 wide, block 64, batch 12, no bias,
 exact GELU, AdamW) and a BERT-mini MLM step (4 post-LN layers, 256 wide, 4 heads, seq 128,
 batch 32, every 7th position predicted, 8,192 tokens). Eager mode on the threads torch
-picks by default; tokens over the median step time. Prints {"gpt_nanogpt_cpu": tokens/s, "bert_mini_mlm": tokens/s} as JSON.
+picks by default; tokens over the median step time. Prints {"gpt_nanogpt_cpu": tokens/s, "bert_mini_mlm": tokens/s, "torch_version": ...,
+"torch_threads": ...} as JSON.
 
 Usage: python3 train_step_torch.py [--bench | --test] [gpt | bert]
 """
@@ -121,6 +122,8 @@ def main():
         out["gpt_nanogpt_cpu"] = tokens_per_second(gpt_step, 60 if bench else 2)
     if only in (None, "bert"):
         out["bert_mini_mlm"] = tokens_per_second(bert_step, 15 if bench else 2)
+    out["torch_version"] = torch.__version__
+    out["torch_threads"] = torch.get_num_threads()
     json.dump(out, sys.stdout)
 
 

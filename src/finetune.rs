@@ -88,6 +88,8 @@ pub struct FinetuneSummary {
     pub train_examples: usize,
     pub train_seconds: f64,
     pub tokens_per_second: f64,
+    /// The median step (examples per second) and the spread of step times.
+    pub step_times: Option<gradus_train::StepTimes>,
     /// Scalars of the final (best) model on the dev split.
     pub dev: std::collections::BTreeMap<String, f64>,
     /// Confusion matrix and per-class F1, or the regression report.
@@ -113,6 +115,7 @@ impl FinetuneSummary {
             train_examples: objective.train.len(),
             train_seconds: report.seconds,
             tokens_per_second: report.tokens_per_second,
+            step_times: report.step_times.clone(),
             dev: score.scalars,
             dev_report: score.report,
         })

@@ -57,6 +57,8 @@ pub struct MultitaskSummary {
     pub early_stopped: bool,
     pub train_seconds: f64,
     pub examples_per_second: f64,
+    /// The median step (examples per second) and the spread of step times.
+    pub step_times: Option<gradus_train::StepTimes>,
     /// `composite` and every `<task>/<metric>` of the final (best) model.
     pub dev: BTreeMap<String, f64>,
     pub tasks: BTreeMap<String, TaskSummary>,
@@ -98,6 +100,7 @@ impl MultitaskSummary {
             early_stopped: report.early_stopped,
             train_seconds: report.seconds,
             examples_per_second: report.tokens_per_second,
+            step_times: report.step_times.clone(),
             dev: objective.metrics(&scores),
             tasks,
         })

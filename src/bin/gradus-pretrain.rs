@@ -135,10 +135,14 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         .unwrap_or(f64::NAN);
     writeln!(
         std::io::stdout().lock(),
-        "{}: {} steps, validation loss {val:.4}, {:.0} tokens/s, {:.1} s; model in {}",
+        "{}: {} steps, validation loss {val:.4}, {:.0} tokens/s{}, {:.1} s; model in {}",
         output.display(),
         report.steps,
         report.tokens_per_second,
+        report
+            .step_times
+            .as_ref()
+            .map_or(String::new(), |t| format!(", {}", t.describe("tokens"))),
         report.seconds,
         output.join("model").display()
     )?;

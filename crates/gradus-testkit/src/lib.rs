@@ -15,6 +15,7 @@
 //! ```
 
 pub mod cluster;
+pub mod machine;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

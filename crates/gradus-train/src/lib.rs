@@ -23,10 +23,12 @@ pub mod mlm;
 pub mod nccl;
 pub mod optim;
 pub mod schedule;
+mod throughput;
 mod trainer;
 
 pub use checkpoint::{Checkpoints, RankState, TrainerState};
 pub use error::{Result, TrainError};
+pub use throughput::StepTimes;
 pub use trainer::{
     Objective, StepOutput, TrainConfig, TrainReport, Trainer, cursor_from_json, cursor_to_json,
 };

@@ -156,6 +156,8 @@ pub struct TrainReport {
     pub early_stopped: bool,
     pub seconds: f64,
     pub tokens_per_second: f64,
+    /// The median step and the spread of step times; `None` when no step ran.
+    pub step_times: Option<crate::StepTimes>,
 }
 
 /// Runs an [`Objective`] under a [`TrainConfig`], writing into `out`:
@@ -243,6 +245,7 @@ impl Trainer {
         let start = Instant::now();
         let start_tokens = state.tokens_seen;
         let (mut losses, mut last_eval, mut early_stopped) = (Vec::new(), None, false);
+        let mut step_times = Vec::new();
         while state.step < c.steps {
             let t0 = Instant::now();
             let lr = c.schedule.lr(c.lr, state.step, c.steps);
@@ -251,6 +254,7 @@ impl Trainer {
             state.tokens_seen += tokens;
             losses.push(loss);
             let secs = t0.elapsed().as_secs_f64();
+            step_times.push((secs, tokens));
             let mut out = StepOutput {
                 step: state.step,
                 loss,
@@ -331,6 +335,7 @@ impl Trainer {
             early_stopped,
             seconds,
             tokens_per_second: (state.tokens_seen - start_tokens) as f64 / seconds,
+            step_times: crate::StepTimes::new(&step_times),
         })
     }
 
