@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt bench bench-train demo demo-make minilm clean shakespeare webtext glue \
+.PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext glue \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -55,6 +55,14 @@ bench-train:
 	$(CARGO) bench --profile dev --bench gemm
 	$(CARGO) bench --profile dev --bench kernels
 	GRADUS_TORCH_PYTHON=$(TORCH_PYTHON) $(CARGO) bench --profile dev --bench train_step
+
+# Fuzzing with libFuzzer (nightly and cargo-fuzz; fuzz/README.md): each target for
+# FUZZ_SECONDS. `make test` runs the same targets on a few hundred seeded cases.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := raw_file manifest stage_config pipeline tokenizer_json
+fuzz:
+	cd fuzz && for t in $(FUZZ_TARGETS); do \
+	    $(CARGO) +nightly fuzz run $$t -- -max_total_time=$(FUZZ_SECONDS) || exit 1; done
 
 # The whole job on the project's own sample data (data/), through the pipeline runner:
 # clean → WordPiece tokenizer → tokens → a tiny BERT pretrained with MLM + NSP → sentiment

@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use gradus_shard::OpenMode;
+use gradus_telemetry::Telemetry;
+use gradus_train::{RunDir, RunSpec, TrainConfig, Trainer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -46,6 +48,14 @@ pub struct StageArgs {
     /// More log output.
     #[arg(long, short = 'v')]
     pub verbose: bool,
+    /// Read upstream shards without checking them against their manifest's checksums
+    /// (checked by default).
+    #[arg(long, overrides_with = "verify_inputs")]
+    pub no_verify_inputs: bool,
+    /// Check upstream shards against their manifest's checksums as they are read (the
+    /// default).
+    #[arg(long, overrides_with = "no_verify_inputs")]
+    pub verify_inputs: bool,
 }
 
 impl StageArgs {
@@ -104,9 +114,11 @@ impl StageArgs {
         })
     }
 
-    /// Applies the thread plan ([`thread_plan`]) for `threads()` and sizes the
-    /// process-wide rayon pool to it. Call once, first thing, before any parallel work.
-    pub fn apply_threads(&self) -> anyhow::Result<()> {
+    /// Applies the flags that hold for the whole process: whether shards are verified as
+    /// they are read, and the thread plan ([`thread_plan`]) for `threads()` with the
+    /// rayon pool sized to it. Call once, first thing, before any parallel work.
+    pub fn apply(&self) -> anyhow::Result<()> {
+        gradus_shard::verify_checksums_by_default(!self.no_verify_inputs);
         thread_plan(self.threads());
         rayon::ThreadPoolBuilder::new()
             .num_threads(self.threads())
@@ -120,7 +132,7 @@ impl StageArgs {
 /// the other workers and carries on; one called from outside the pool puts the caller
 /// to sleep until the pool is done, two context switches per op. Meanwhile the other
 /// workers stay awake between ops ([`crate::workers`]), so no op waits for a sleeping
-/// thread to be woken. Call after [`StageArgs::apply_threads`].
+/// thread to be woken. Call after [`StageArgs::apply`].
 pub fn on_worker<R: Send>(work: impl FnOnce() -> R + Send) -> R {
     rayon::scope(|_| {
         let _awake = crate::workers::keep_awake();
@@ -231,6 +243,49 @@ pub fn write_resolved_config<T: Serialize>(
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// A stage's output folder, open for its run: locked, checked and (with `--overwrite`)
+/// emptied of an earlier run's files by [`RunDir::open`], then with the stage's
+/// telemetry writing `metrics.jsonl` there and its resolved `config.toml` beside it.
+#[derive(Debug)]
+pub struct StageRun {
+    pub dir: RunDir,
+    pub telemetry: Telemetry,
+}
+
+impl StageRun {
+    /// Opens `args.output()` for `spec`. Call after every check of the inputs: nothing
+    /// is written or deleted before this.
+    pub fn open<T: Serialize>(args: &StageArgs, spec: RunSpec, config: &T) -> anyhow::Result<Self> {
+        let output = args.output()?;
+        let stage = spec.stage.clone();
+        let dir = RunDir::open(output, spec)?;
+        let telemetry =
+            Telemetry::install(&stage, &output.join("metrics.jsonl"), args.metrics_addr()?)?;
+        write_resolved_config(output, &stage, args, config)?;
+        Ok(Self { dir, telemetry })
+    }
+
+    /// A trainer into this folder.
+    pub fn trainer(&self, config: TrainConfig) -> Trainer {
+        in_step_with_metrics(Trainer::new(config, self.dir.path()), &self.telemetry)
+    }
+
+    /// Records the run as finished (its run record lists every file it wrote).
+    pub fn finish(self) -> anyhow::Result<()> {
+        Ok(self.dir.finish()?)
+    }
+}
+
+/// `trainer`, with its checkpoints also recording where `metrics.jsonl` stood, so that a
+/// resume cuts that back as well.
+pub fn in_step_with_metrics(trainer: Trainer, telemetry: &Telemetry) -> Trainer {
+    trainer.with_side_log(
+        "metrics.jsonl",
+        telemetry.path(),
+        std::sync::Arc::new(telemetry.flusher()),
+    )
+}
+
 /// Writes what a stage printed at the end as `summary.txt` in `output`, so that a
 /// pipeline can show it again without rerunning the stage.
 pub fn write_summary(output: &Path, text: &str) -> anyhow::Result<()> {
@@ -243,7 +298,7 @@ pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let line = format!("error: {err:#}").replace('\n', " ");
+            let line = format!("error: {}", one_line(&err));
             #[allow(clippy::print_stderr)]
             {
                 eprintln!("{line}");
@@ -253,9 +308,42 @@ pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     }
 }
 
+/// The error and its causes on one line, each cause once: an error that prints its
+/// source and also returns it as its cause would otherwise show it twice.
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_line_names_each_cause_once() {
+        let io = std::io::Error::other("No space left on device");
+        let err = anyhow::Error::new(gradus_shard::ShardError::Io {
+            path: "out/part-00000.parquet".into(),
+            source: io,
+        })
+        .context("writing the shard");
+        let line = one_line(&err);
+        assert_eq!(line.matches("No space left").count(), 1, "{line}");
+        assert!(
+            line.starts_with("writing the shard: out/part-00000.parquet"),
+            "{line}"
+        );
+    }
 
     #[test]
     fn on_worker_runs_the_work_on_a_pool_thread() {

@@ -127,6 +127,48 @@ fn detect(dir: &Path) -> anyhow::Result<Run> {
     }
 }
 
+/// Checks that every run and checkpoint `config` names is there and of a known kind,
+/// before anything is written.
+pub fn check(config: &EvalConfig) -> anyhow::Result<()> {
+    if config.runs.is_empty() && config.checkpoints.is_empty() {
+        anyhow::bail!("nothing to evaluate: name run folders (`runs` or --input) or `checkpoints`");
+    }
+    for dir in &config.runs {
+        detect(dir)?;
+    }
+    for spec in &config.checkpoints {
+        let path = spec.model.join("config.json");
+        if !path.is_file() {
+            anyhow::bail!("checkpoint {}: no config.json", spec.model.display());
+        }
+    }
+    Ok(())
+}
+
+/// What `gradus-eval` writes besides one chart per figure (which its run record lists
+/// once written).
+pub const EVAL_OUTPUTS: &[&str] = &[
+    "config.toml",
+    gradus_train::RUN_RECORD,
+    "metrics.jsonl",
+    "report.json",
+    "report.md",
+];
+
+/// The run folder spec of an evaluation: it reads every run and checkpoint it names,
+/// and a rerun replaces its report rather than continuing it.
+pub fn run_spec(config: &EvalConfig, overwrite: bool) -> anyhow::Result<gradus_train::RunSpec> {
+    let mut spec = gradus_train::RunSpec::new("eval", config, overwrite)?;
+    spec.outputs = EVAL_OUTPUTS.iter().map(|s| s.to_string()).collect();
+    spec.resumes = false;
+    let checkpoints = config.checkpoints.iter().flat_map(|c| {
+        std::iter::once(c.model.clone())
+            .chain(c.tokens.clone())
+            .chain(c.tokenizer.clone())
+    });
+    Ok(spec.with_inputs(config.runs.iter().cloned().chain(checkpoints)))
+}
+
 /// Evaluates every run of `config` into a report in `output` (charts beside it).
 pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
     if config.runs.is_empty() && config.checkpoints.is_empty() {

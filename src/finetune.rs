@@ -5,36 +5,33 @@ use std::path::Path;
 use anyhow::Context;
 use gradus_finetune::{FinetuneConfig, FinetuneObjective};
 use gradus_telemetry::Progress;
-use gradus_train::{StepOutput, TrainConfig, TrainReport, Trainer};
+use gradus_train::{RunSpec, StepOutput, TrainConfig, TrainReport, Trainer};
 use serde::Serialize;
 
-/// Builds the run of `config` (every check first) and only then empties `output`
-/// (with `overwrite`) and creates it.
+/// Builds the run of `config`, every check first: its objective, its training settings,
+/// and how its output folder is to be opened (nothing there is touched yet).
 pub fn prepare(
     config: &FinetuneConfig,
-    output: &Path,
     overwrite: bool,
-) -> anyhow::Result<(FinetuneObjective, TrainConfig)> {
+) -> anyhow::Result<(FinetuneObjective, TrainConfig, RunSpec)> {
     let objective = config.build()?;
     let train = config.train_config(
         objective.batcher.batches_per_epoch(),
         objective.model.spec.kind,
     );
-    if overwrite && output.exists() {
-        std::fs::remove_dir_all(output)
-            .with_context(|| format!("emptying {}", output.display()))?;
-    }
-    std::fs::create_dir_all(output).with_context(|| format!("creating {}", output.display()))?;
-    Ok((objective, train))
+    let spec = RunSpec::new("finetune", config, overwrite)?
+        .with_inputs([config.model.clone(), config.examples.clone()]);
+    Ok((objective, train, spec))
 }
 
-/// Trains a prepared run into `output` under a progress bar and writes `metrics.json`.
+/// Trains a prepared run with `trainer` under a progress bar and writes `metrics.json`
+/// into the trainer's folder.
 pub fn train(
     mut objective: FinetuneObjective,
-    train: TrainConfig,
-    output: &Path,
+    trainer: Trainer,
 ) -> anyhow::Result<FinetuneSummary> {
     let spec = &objective.model.spec;
+    let train = &trainer.config;
     tracing::info!(
         "task `{}` ({:?}, {} outputs): {} training / {} dev examples, {} parameters, {} steps",
         spec.name,
@@ -54,13 +51,13 @@ pub fn train(
         Some(train.steps),
         "steps",
     );
-    let report = Trainer::new(train, output).run(&mut objective, &mut |s| {
+    let report = trainer.run(&mut objective, &mut |s| {
         progress.inc(1);
         progress.set_message(announce_eval(s, &metric));
     })?;
     progress.finish();
     let summary = FinetuneSummary::new(&objective, &report, &metric)?;
-    summary.write(&output.join("metrics.json"))?;
+    summary.write(&trainer.out.join("metrics.json"))?;
     Ok(summary)
 }
 

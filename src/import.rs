@@ -2,11 +2,11 @@
 //! (The clean stage does the same with normalisation, filters and dedup; import is for
 //! text that is already clean, and for sample data.)
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use gradus_clean::ingest::{Format, format_of, open_decoded};
 use gradus_shard::{
     DatasetKind, DatasetWriter, Document, InputRef, Producer, Record, WriterOptions,
 };
@@ -122,11 +122,16 @@ fn import_file(
     let source = file
         .file_stem()
         .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
-    let reader = BufReader::new(File::open(file).with_context(|| key.to_string())?);
-    let jsonl = matches!(
-        file.extension().and_then(|e| e.to_str()),
-        Some("jsonl" | "ndjson")
-    );
+    // Import takes text as it is: JSON lines or plain text (any other extension),
+    // compressed or not. Tables are the clean stage's to read.
+    let jsonl = match format_of(file) {
+        Ok(Format::Jsonl) => true,
+        Ok(Format::Tsv | Format::Csv | Format::Parquet) => bail!(
+            "{key}: import reads JSON lines and plain text; for this table use gradus-clean, which reads its columns"
+        ),
+        _ => false,
+    };
+    let reader = open_decoded(file).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
     let mut batch = Vec::with_capacity(config.batch_rows);
     let mut emit = |doc: Document| -> anyhow::Result<()> {
         metrics::counter!("docs_imported").increment(1);

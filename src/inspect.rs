@@ -190,17 +190,26 @@ pub fn render(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Verifies a dataset; Ok with a one-line summary, or every problem and an error.
-pub fn verify(path: &Path, out: &mut impl Write) -> anyhow::Result<()> {
+/// Verifies a dataset; Ok with a one-line summary, or every problem and an error. An
+/// unsealed dataset (left by a failed run, or still being written) is a problem unless
+/// `unsealed_ok`.
+pub fn verify(path: &Path, unsealed_ok: bool, out: &mut impl Write) -> anyhow::Result<()> {
     let ds = Dataset::open(path)?;
     let problems = ds.verify();
     let m = ds.manifest();
+    if problems.is_empty() && !m.sealed && !unsealed_ok {
+        bail!(
+            "{}: not sealed: its producer stopped before the end or is still writing (rerun it, or pass --unsealed-ok if that is expected)",
+            path.display()
+        );
+    }
     if problems.is_empty() {
         writeln!(
             out,
-            "ok: {} ({}), {} shards, {} rows, {} bytes: checksums, schemas and lineage verified",
+            "ok: {} ({}{}), {} shards, {} rows, {} bytes: checksums, schemas and lineage verified",
             path.display(),
             m.kind,
+            if m.sealed { "" } else { ", unsealed" },
             m.shards.len(),
             m.rows(),
             m.bytes()

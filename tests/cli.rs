@@ -186,6 +186,79 @@ fn verify_fails_on_a_damaged_shard() {
 }
 
 #[test]
+fn import_reads_compressed_json_lines_and_refuses_tables() {
+    use std::io::Write as _;
+    let tmp = tempfile::tempdir().unwrap();
+    let gz = tmp.path().join("a.jsonl.gz");
+    let mut enc = flate2::write::GzEncoder::new(
+        std::fs::File::create(&gz).unwrap(),
+        flate2::Compression::default(),
+    );
+    enc.write_all(b"{\"text\": \"zipped\"}\n{\"text\": \"twice\"}\n")
+        .unwrap();
+    enc.finish().unwrap();
+    let out = tmp.path().join("docs");
+    let import = gradus(&[
+        "import",
+        "-i",
+        gz.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(import.status.success(), "{}", stderr(&import));
+    let shown = stdout(&gradus(&["inspect", out.to_str().unwrap(), "--head", "2"]));
+    assert!(
+        shown.contains("zipped") && shown.contains("twice"),
+        "{shown}"
+    );
+    let table = tmp.path().join("t.parquet");
+    std::fs::write(&table, b"").unwrap();
+    let refused = gradus(&[
+        "import",
+        "-i",
+        table.to_str().unwrap(),
+        "-o",
+        tmp.path().join("t").to_str().unwrap(),
+    ]);
+    assert!(!refused.status.success());
+    let err = stderr(&refused);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("t.parquet") && err.contains("gradus-clean"),
+        "{err}"
+    );
+}
+
+#[test]
+fn verify_reports_an_unsealed_dataset_unless_told_it_is_expected() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let out = tmp.path().join("docs");
+    let out_s = out.to_str().unwrap();
+    assert!(
+        gradus(&["import", "-i", &input, "-o", out_s])
+            .status
+            .success()
+    );
+    // As a run that failed before sealing leaves it.
+    let path = out.join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["sealed"] = serde_json::Value::Bool(false);
+    std::fs::write(&path, m.to_string()).unwrap();
+    let verify = gradus(&["verify", out_s]);
+    assert!(!verify.status.success());
+    assert!(
+        stderr(&verify).contains("not sealed"),
+        "{}",
+        stderr(&verify)
+    );
+    let allowed = gradus(&["verify", "--unsealed-ok", out_s]);
+    assert!(stdout(&allowed).starts_with("ok:"), "{}", stderr(&allowed));
+    assert!(stdout(&allowed).contains("unsealed"));
+}
+
+#[test]
 fn the_prometheus_flag_binds_or_says_why_not() {
     let tmp = tempfile::tempdir().unwrap();
     let input = write_inputs(tmp.path());

@@ -9,110 +9,10 @@
 use std::path::Path;
 use std::process::Command;
 
+mod common;
+
+use common::{examples, pretrain, s};
 use gradus_testkit::{run_bin as run, succeeded as ok};
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Documents, tokenizer, tokens and a 30-step MLM pretraining of a tiny BERT.
-fn pretrain(root: &Path, train_tsv: &Path) -> std::path::PathBuf {
-    let sentences = root.join("sentences.txt");
-    let text = std::fs::read_to_string(train_tsv).unwrap();
-    let lines: Vec<&str> = text
-        .lines()
-        .skip(1)
-        .map(|l| l.split('\t').next().unwrap())
-        .collect();
-    std::fs::write(&sentences, lines.join("\n")).unwrap();
-    let (docs, tk, tokens, run_dir) = (
-        root.join("documents"),
-        root.join("tokenizer"),
-        root.join("tokens"),
-        root.join("pretrain"),
-    );
-    let gradus = env!("CARGO_BIN_EXE_gradus");
-    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
-    ok(&run(
-        gradus,
-        &[
-            "import",
-            "-i",
-            s(&sentences),
-            "-o",
-            s(&docs),
-            "--set",
-            "text_unit=line",
-        ],
-    ));
-    ok(&run(
-        tokenize,
-        &[
-            "train",
-            "-i",
-            s(&docs),
-            "-o",
-            s(&tk),
-            "--set",
-            "kind=wordpiece",
-            "--set",
-            "vocab_size=120",
-            "--set",
-            "min_frequency=1",
-        ],
-    ));
-    ok(&run(
-        tokenize,
-        &[
-            "encode",
-            "-i",
-            s(&docs),
-            "-t",
-            s(&tk.join("tokenizer.json")),
-            "-o",
-            s(&tokens),
-            "--set",
-            "validation_fraction=0.1",
-        ],
-    ));
-    ok(&run(
-        env!("CARGO_BIN_EXE_gradus-pretrain"),
-        &[
-            "-o",
-            s(&run_dir),
-            "--objective",
-            "mlm",
-            "--set",
-            &format!("data.tokens=\"{}\"", tokens.display()),
-            "--set",
-            &format!("data.tokenizer=\"{}\"", tk.join("tokenizer.json").display()),
-            "--set",
-            "data.seq_len=16",
-            "--set",
-            "data.batch_size=8",
-            "--set",
-            "data.eval_windows=16",
-            "--set",
-            "bert.hidden_size=32",
-            "--set",
-            "bert.num_hidden_layers=1",
-            "--set",
-            "bert.num_attention_heads=2",
-            "--set",
-            "bert.intermediate_size=64",
-            "--set",
-            "bert.max_position_embeddings=32",
-            "--set",
-            "train.steps=30",
-        ],
-    ));
-    let model = run_dir.join("model");
-    assert!(
-        model.join("tokenizer.json").is_file(),
-        "the model folder carries its tokenizer"
-    );
-    model
-}
 
 #[test]
 fn pretrain_finetune_predict() {
@@ -242,36 +142,6 @@ fn pretrain_finetune_predict() {
     );
     let inspect = ok(&run(env!("CARGO_BIN_EXE_gradus"), &["inspect", s(&preds)]));
     assert!(inspect.contains("predictions.toy.validation"), "{inspect}");
-}
-
-/// An examples dataset of `tsv` files (`train.tsv`, `dev.tsv` in `dir`) encoded with the
-/// model's tokenizer.
-fn examples(model: &Path, dir: &Path, task: &str, extra: &[&str]) -> std::path::PathBuf {
-    let out = dir.join(format!("{task}-examples"));
-    let tokenizer = model.join("tokenizer.json");
-    let args = [
-        "examples",
-        "-t",
-        s(&tokenizer),
-        "-i",
-        &format!("train={}", dir.join(format!("{task}-train.tsv")).display()),
-        "-i",
-        &format!(
-            "validation={}",
-            dir.join(format!("{task}-dev.tsv")).display()
-        ),
-        "-o",
-        s(&out),
-        "--set",
-        &format!("task=\"{task}\""),
-        "--set",
-        "max_len=24",
-    ];
-    ok(&run(
-        env!("CARGO_BIN_EXE_gradus-tokenize"),
-        &[&args[..], extra].concat(),
-    ));
-    out
 }
 
 #[test]

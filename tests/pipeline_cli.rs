@@ -567,7 +567,9 @@ fn ctrl_c_stops_the_pipeline_and_a_rerun_resumes_it() {
         .unwrap();
     let checkpoints = run.join("pretrain/checkpoints");
     wait_for("a pretraining checkpoint", Duration::from_secs(180), || {
-        std::fs::read_dir(&checkpoints).is_ok_and(|mut d| d.next().is_some())
+        std::fs::read_dir(&checkpoints).is_ok_and(|mut d| {
+            d.any(|e| e.is_ok_and(|e| e.file_name().to_string_lossy().starts_with("step-")))
+        })
     });
     let pid = runner.id().to_string();
     assert!(

@@ -32,7 +32,7 @@ struct Cli {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     init_tracing(args.verbose);
-    args.apply_threads()?;
+    args.apply()?;
     let output = args.output()?.to_path_buf();
     let _telemetry =
         Telemetry::install("clean", &output.join("metrics.jsonl"), args.metrics_addr()?)?;

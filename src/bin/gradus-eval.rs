@@ -5,11 +5,10 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config};
-use gradus::eval::{EvalConfig, evaluate};
-use gradus_telemetry::{Telemetry, init_tracing};
+use gradus::cli::{StageArgs, StageRun, exit_with};
+use gradus::eval::{EvalConfig, check, evaluate, run_spec};
+use gradus_telemetry::init_tracing;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,7 +25,7 @@ struct Cli {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(cli.args.verbose);
-    cli.args.apply_threads()?;
+    cli.args.apply()?;
     gradus::cli::on_worker(move || stage(cli))
 }
 
@@ -37,13 +36,9 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     let mut config: EvalConfig = args.resolve_config()?;
     config.runs.extend(args.input.iter().map(PathBuf::from));
     config.runs.extend(cli.runs);
-    if args.overwrite && output.exists() {
-        std::fs::remove_dir_all(&output)
-            .with_context(|| format!("removing {}", output.display()))?;
-    }
-    let _telemetry =
-        Telemetry::install("eval", &output.join("metrics.jsonl"), args.metrics_addr()?)?;
-    write_resolved_config(&output, "eval", &args, &config)?;
+    // Every run it reads is checked before the output is touched.
+    check(&config)?;
+    let run = StageRun::open(&args, run_spec(&config, args.overwrite)?, &config)?;
     let report = evaluate(&config, &output)?;
     let mut out = std::io::stdout().lock();
     for s in &report.sections {
@@ -54,7 +49,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         writeln!(out, "{}: {} {value}{base}", s.name, s.key_metric)?;
     }
     writeln!(out, "report: {}", output.join("report.md").display())?;
-    Ok(())
+    run.finish()
 }
 
 fn main() -> ExitCode {

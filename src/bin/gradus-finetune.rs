@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config, write_summary};
+use gradus::cli::{StageArgs, StageRun, exit_with, write_summary};
 use gradus::finetune::prepare;
 use gradus_finetune::FinetuneConfig;
-use gradus_telemetry::{Telemetry, init_tracing};
+use gradus_telemetry::init_tracing;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +30,7 @@ struct Cli {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(cli.args.verbose);
-    cli.args.apply_threads()?;
+    cli.args.apply()?;
     gradus::cli::on_worker(move || stage(cli))
 }
 
@@ -46,18 +46,13 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         config.examples = examples;
     }
     // Every check runs before anything is written or deleted.
-    let (objective, train) = prepare(&config, &output, args.overwrite)?;
-    let _telemetry = Telemetry::install(
-        "finetune",
-        &output.join("metrics.jsonl"),
-        args.metrics_addr()?,
-    )?;
-    write_resolved_config(&output, "finetune", &args, &config)?;
-    let summary = gradus::finetune::train(objective, train, &output)?;
+    let (objective, train, spec) = prepare(&config, args.overwrite)?;
+    let run = StageRun::open(&args, spec, &config)?;
+    let summary = gradus::finetune::train(objective, run.trainer(train))?;
     let line = summary.line(&output);
     write_summary(&output, &format!("{line}\n"))?;
     writeln!(std::io::stdout().lock(), "{line}")?;
-    Ok(())
+    run.finish()
 }
 
 fn main() -> ExitCode {

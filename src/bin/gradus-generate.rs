@@ -48,6 +48,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let (model, _params) = gradus_model::Gpt::load(&cli.model, device)?;
     let tk = gradus_tokenize::load(&cli.tokenizer)
         .with_context(|| format!("tokenizer {}", cli.tokenizer.display()))?;
+    let (size, vocab) = (tk.get_vocab_size(true), model.config().vocab_size);
+    if size > vocab {
+        anyhow::bail!(
+            "tokenizer {}: {size} tokens, but the model {} has {vocab} embeddings: not its tokenizer",
+            cli.tokenizer.display(),
+            cli.model.display()
+        );
+    }
     let mut prompts = cli.prompts.clone();
     if let Some(file) = &cli.prompt_file {
         let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
@@ -70,6 +78,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?
             .get_ids()
             .to_vec();
+        if ids.is_empty() {
+            anyhow::bail!("prompt {prompt:?} encodes to no tokens: give some text");
+        }
         let new = generate(&model, &ids, cli.max_new_tokens, &sampling, stop)?;
         let text = tk
             .decode(&new, false)

@@ -7,12 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config, write_summary};
+use gradus::cli::{
+    StageArgs, StageRun, exit_with, in_step_with_metrics, write_resolved_config, write_summary,
+};
 use gradus::finetune::prepare;
 use gradus::multitask::{MultitaskSummary, announce};
 use gradus_multitask::MultitaskConfig;
-use gradus_telemetry::{Progress, Telemetry, init_tracing};
-use gradus_train::Trainer;
+use gradus_telemetry::{Progress, init_tracing};
+use gradus_train::{RunDir, RunSpec, Trainer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -30,7 +32,7 @@ struct Cli {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(cli.args.verbose);
-    cli.args.apply_threads()?;
+    cli.args.apply()?;
     gradus::cli::on_worker(move || stage(cli))
 }
 
@@ -45,16 +47,10 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     // Every check runs before anything is written or deleted.
     let mut objective = config.build()?;
     let train = config.train_config(&objective.tasks);
-    if args.overwrite && output.exists() {
-        std::fs::remove_dir_all(&output)?;
-    }
-    std::fs::create_dir_all(&output)?;
-    let _telemetry = Telemetry::install(
-        "multitask",
-        &output.join("metrics.jsonl"),
-        args.metrics_addr()?,
-    )?;
-    write_resolved_config(&output, "multitask", &args, &config)?;
+    let inputs = std::iter::once(config.training.model.clone())
+        .chain(config.tasks.iter().map(|t| t.examples.clone()));
+    let spec = RunSpec::new("multitask", &config, args.overwrite)?.with_inputs(inputs);
+    let run = StageRun::open(&args, spec, &config)?;
     for (data, spec) in objective.tasks.iter().zip(&objective.model.specs) {
         tracing::info!(
             "task `{}` ({:?}, {} outputs, weight {}): {} training / {} dev examples",
@@ -75,7 +71,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     let names: Vec<String> = objective.tasks.iter().map(|d| d.name.clone()).collect();
     let metric = train.metric_for_best.clone();
     let progress = Progress::new("multitask", Some(train.steps), "steps");
-    let report = Trainer::new(train, &output).run(&mut objective, &mut |s| {
+    let report = run.trainer(train).run(&mut objective, &mut |s| {
         progress.inc(1);
         progress.set_message(announce(s, &names, &metric));
     })?;
@@ -89,9 +85,12 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         };
         let out = output.join("finetune").join(&task.name);
         // Not emptied: a rerun resumes the fine-tuning from its checkpoints.
-        let (objective, train) = prepare(&refine, &out, false)?;
+        let (objective, train, spec) = prepare(&refine, false)?;
+        let dir = RunDir::open(&out, spec)?;
         write_resolved_config(&out, "finetune", &args, &refine)?;
-        let result = gradus::finetune::train(objective, train, &out)?;
+        let trainer = in_step_with_metrics(Trainer::new(train, &out), &run.telemetry);
+        let result = gradus::finetune::train(objective, trainer)?;
+        dir.finish()?;
         if let Some(t) = summary.tasks.get_mut(&task.name) {
             t.finetuned = Some(result);
         }
@@ -107,7 +106,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     );
     write_summary(&output, &text)?;
     write!(std::io::stdout().lock(), "{text}")?;
-    Ok(())
+    run.finish()
 }
 
 fn main() -> ExitCode {

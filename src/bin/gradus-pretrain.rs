@@ -5,12 +5,12 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::cli::{StageArgs, StageRun, exit_with};
 use gradus::pretrain::{
     PretrainConfig, PretrainObjective, clm_objective, connect_ranks, mlm_objective,
 };
 use gradus_telemetry::{Progress, Telemetry, init_tracing};
-use gradus_train::Trainer;
+use gradus_train::{Objective, RunSpec, Trainer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,49 +28,22 @@ struct Cli {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(cli.args.verbose);
-    cli.args.apply_threads()?;
+    cli.args.apply()?;
     gradus::cli::on_worker(move || stage(cli))
 }
 
 /// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
-    let output = args.output()?.to_path_buf();
     let mut config: PretrainConfig = args.resolve_config()?;
     // One rank of several (gradus-launch): rank 0 owns the output folder.
     let ranks = gradus_train::dist::rank_from_env()?;
-    let rank = ranks.map_or(0, |r| r.rank);
     if let Some(r) = ranks {
         config.ranks = Some(r);
         if config.device == "cuda" {
             config.device = format!("cuda:{}", r.rank);
         }
     }
-    let prepare = || -> anyhow::Result<()> {
-        if args.overwrite && output.exists() {
-            std::fs::remove_dir_all(&output)?;
-        }
-        std::fs::create_dir_all(&output)?;
-        Ok(())
-    };
-    // Rank 0 prepares the folder before it joins the others, and joining waits for
-    // every rank: nobody reads the folder before it is ready.
-    let collective = match ranks {
-        Some(r) if r.rank > 0 => Some(connect_ranks(&config, r)?),
-        Some(r) => {
-            prepare()?;
-            Some(connect_ranks(&config, r)?)
-        }
-        None => {
-            prepare()?;
-            None
-        }
-    };
-    let metrics_path = match rank {
-        0 => output.join("metrics.jsonl"),
-        r => output.join(format!("metrics-rank-{r}.jsonl")),
-    };
-    let _telemetry = Telemetry::install("pretrain", &metrics_path, args.metrics_addr()?)?;
     if let Some(objective) = cli.objective {
         config.objective = objective;
     }
@@ -78,11 +51,46 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         config.seed = seed;
         config.train.seed = seed;
     }
-    if rank == 0 {
-        write_resolved_config(&output, "pretrain", &args, &config)?;
+    // Every input is read before the output folder is touched.
+    match config.objective {
+        PretrainObjective::Clm => {
+            let objective = clm_objective(&config)?;
+            tracing::info!("GPT with {} parameters", objective.params.count());
+            pretrain(&args, &config, objective)
+        }
+        PretrainObjective::Mlm | PretrainObjective::MlmNsp => {
+            let objective = mlm_objective(&config)?;
+            tracing::info!("BERT with {} parameters", objective.params.count());
+            pretrain(&args, &config, objective)
+        }
     }
+}
+
+/// Trains a built objective into the output folder and reports.
+fn pretrain<O: Objective>(
+    args: &StageArgs,
+    config: &PretrainConfig,
+    mut objective: O,
+) -> anyhow::Result<()> {
+    let output = args.output()?.to_path_buf();
+    let rank = config.ranks.map_or(0, |r| r.rank);
+    // Rank 0 opens the folder before it joins the others, and joining waits for every
+    // rank: nobody reads the folder before it is ready.
+    let (run, telemetry) = if rank == 0 {
+        let spec = RunSpec::new("pretrain", config, args.overwrite)?
+            .with_inputs([config.data.tokens.clone(), config.data.tokenizer.clone()]);
+        (Some(StageRun::open(args, spec, config)?), None)
+    } else {
+        let path = output.join(format!("metrics-rank-{rank}.jsonl"));
+        let telemetry = Telemetry::install("pretrain", &path, args.metrics_addr()?)?;
+        (None, Some(telemetry))
+    };
+    let collective = config.ranks.map(|r| connect_ranks(config, r)).transpose()?;
     let progress = Progress::new("pretrain", Some(config.train.steps), "steps");
-    let mut trainer = Trainer::new(config.train.clone(), &output);
+    let mut trainer = match &run {
+        Some(run) => run.trainer(config.train.clone()),
+        None => Trainer::new(config.train.clone(), &output),
+    };
     if let Some(c) = collective {
         trainer = trainer.with_collective(c);
     }
@@ -98,22 +106,12 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
             s.loss, s.tokens_per_second
         ));
     };
-    let report = match config.objective {
-        PretrainObjective::Clm => {
-            let mut objective = clm_objective(&config)?;
-            tracing::info!("GPT with {} parameters", objective.params.count());
-            trainer.run(&mut objective, &mut on_step)?
-        }
-        PretrainObjective::Mlm | PretrainObjective::MlmNsp => {
-            let mut objective = mlm_objective(&config)?;
-            tracing::info!("BERT with {} parameters", objective.params.count());
-            trainer.run(&mut objective, &mut on_step)?
-        }
-    };
+    let report = trainer.run(&mut objective, &mut on_step)?;
     progress.finish();
-    if rank > 0 {
+    drop(telemetry);
+    let Some(run) = run else {
         return Ok(());
-    }
+    };
     // The model folder carries its tokenizer, so that it is complete for fine-tuning.
     let model_dir = output.join("model");
     if model_dir.is_dir() {
@@ -146,7 +144,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         report.seconds,
         output.join("model").display()
     )?;
-    Ok(())
+    run.finish()
 }
 
 fn main() -> ExitCode {

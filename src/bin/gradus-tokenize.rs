@@ -94,7 +94,7 @@ fn single_input(args: &StageArgs) -> anyhow::Result<PathBuf> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let args = stage_args(&cli.command).clone();
     init_tracing(args.verbose);
-    args.apply_threads()?;
+    args.apply()?;
     let output = args.output()?.to_path_buf();
     let stage = match &cli.command {
         Command::Train { .. } => "tokenize-train",

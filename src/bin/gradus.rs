@@ -38,6 +38,10 @@ enum Command {
     Verify {
         /// Dataset folder.
         dataset: PathBuf,
+        /// Accept a dataset that is not sealed (its producer is still writing it, or
+        /// stopped before the end) as long as what it holds checks out.
+        #[arg(long)]
+        unsealed_ok: bool,
     },
     /// Write JSONL or text files into a `documents` dataset as they are.
     Import {
@@ -91,7 +95,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Verify { dataset } => inspect::verify(&dataset, &mut stdout),
+        Command::Verify {
+            dataset,
+            unsealed_ok,
+        } => inspect::verify(&dataset, unsealed_ok, &mut stdout),
         Command::Import { args } => {
             init_tracing(args.verbose);
             let config: import::ImportConfig = args.resolve_config()?;

@@ -457,14 +457,14 @@ impl ReadCtx<'_> {
     }
 }
 
-/// The file's bytes, decompressed by extension.
-fn open_decoded(file: &InputFile) -> Result<Box<dyn BufRead>, CleanError> {
-    let f = File::open(&file.path).map_err(|e| CleanError::io(&file.path, e))?;
-    let name = file.path.to_string_lossy().to_lowercase();
+/// A file's bytes, decompressed by its extension (`.gz`, `.zst`).
+pub fn open_decoded(path: &Path) -> Result<Box<dyn BufRead>, CleanError> {
+    let f = File::open(path).map_err(|e| CleanError::io(path, e))?;
+    let name = path.to_string_lossy().to_lowercase();
     let reader: Box<dyn Read> = if name.ends_with(".gz") {
         Box::new(flate2::read::MultiGzDecoder::new(f))
     } else if name.ends_with(".zst") {
-        Box::new(zstd::Decoder::new(f).map_err(|e| CleanError::io(&file.path, e))?)
+        Box::new(zstd::Decoder::new(f).map_err(|e| CleanError::io(path, e))?)
     } else {
         Box::new(f)
     };
@@ -476,7 +476,7 @@ fn read_jsonl(
     b: &mut Batcher<'_>,
     emit: &mut Emit<'_>,
 ) -> Result<(), CleanError> {
-    let mut reader = open_decoded(ctx.file)?;
+    let mut reader = open_decoded(&ctx.file.path)?;
     let mut buf = Vec::new();
     let mut line_no = 0u64;
     let mut any = false;
@@ -529,7 +529,7 @@ fn read_text(
     emit: &mut Emit<'_>,
 ) -> Result<(), CleanError> {
     let mut bytes = Vec::new();
-    open_decoded(ctx.file)?
+    open_decoded(&ctx.file.path)?
         .read_to_end(&mut bytes)
         .map_err(|e| CleanError::io(&ctx.file.path, e))?;
     if bytes.is_empty() {
@@ -585,7 +585,7 @@ fn read_tsv(
     b: &mut Batcher<'_>,
     emit: &mut Emit<'_>,
 ) -> Result<(), CleanError> {
-    let reader = open_decoded(ctx.file)?;
+    let reader = open_decoded(&ctx.file.path)?;
     let mut lines = reader.split(b'\n');
     let Some(header) = lines.next() else {
         return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
@@ -632,7 +632,7 @@ fn read_csv(
 ) -> Result<(), CleanError> {
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .from_reader(open_decoded(ctx.file)?);
+        .from_reader(open_decoded(&ctx.file.path)?);
     let columns: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(str::to_string).collect(),
         Err(e) => return ctx.bad(InputErrorKind::MalformedRow, 1, e.to_string()),

@@ -117,6 +117,14 @@ impl CleanRun<'_> {
                 "no inputs: pass --input PATH or list [[inputs]] in the config".into(),
             ));
         }
+        if files.is_empty() {
+            // Skipping every input would leave nothing to clean: say which matched none.
+            let names: Vec<&str> = missing.iter().map(|m| m.0.as_str()).collect();
+            return Err(CleanError::Config(format!(
+                "no input files: nothing matches {}",
+                names.join(", ")
+            )));
+        }
         let mut writer = self.open_writer(self.output)?;
         if writer.is_sealed() {
             return load_report(self.output);

@@ -328,6 +328,23 @@ async fn bad_input_is_counted_or_fails_with_file_and_line() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn inputs_that_match_nothing_are_named() {
+    let input = tempfile::tempdir().unwrap();
+    let pattern = input.path().join("*.jsonl");
+    let config = CleanConfig {
+        inputs: specs(&[&pattern]),
+        ..CleanConfig::default()
+    };
+    let out = tempfile::tempdir().unwrap();
+    let err = run(&config, &out.path().join("docs"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&pattern.display().to_string()), "{err}");
+    assert!(!err.contains(".work"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_killed_run_resumes_to_the_same_output() {
     let input = tempfile::tempdir().unwrap();
     let paths = near_duplicate_corpus(input.path(), 4);

@@ -10,7 +10,7 @@ use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 use crate::data::TaskExample;
 use crate::error::{FinetuneError, Result};
 use crate::eval::{argmax, head_outputs, probabilities};
-use crate::model::{Init, TaskKind, TaskModel, read_task_spec};
+use crate::model::{Init, TaskKind, TaskModel, read_bert_config, read_task_spec};
 
 /// A fine-tuned model with its tokenizer.
 #[derive(Debug)]
@@ -33,6 +33,18 @@ impl Predictor {
             )
         })?;
         let mut tokenizer = gradus_tokenize::load(&dir.join("tokenizer.json"))?;
+        let (size, vocab) = (
+            tokenizer.get_vocab_size(true),
+            read_bert_config(dir)?.vocab_size,
+        );
+        if size > vocab {
+            return Err(FinetuneError::file(
+                &dir.join("tokenizer.json"),
+                format!(
+                    "{size} tokens, but the model has {vocab} embeddings: not this model's tokenizer"
+                ),
+            ));
+        }
         tokenizer
             .with_truncation(Some(TruncationParams {
                 max_length: spec.max_len,

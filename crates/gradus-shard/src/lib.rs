@@ -42,6 +42,7 @@
 
 mod checksum;
 mod error;
+mod lock;
 mod manifest;
 mod reader;
 mod records;
@@ -50,11 +51,15 @@ mod writer;
 
 pub use checksum::{CHECKSUM_PREFIX, checksum_bytes, checksum_file};
 pub use error::{Result, ShardError};
+pub use lock::{FolderLock, LOCK_FILE, LockError};
 pub use manifest::{
     FORMAT_VERSION, InputRef, MANIFEST_FILE, Manifest, Producer, ShardEntry, check_inside,
     config_hash,
 };
-pub use reader::{Batches, Dataset, Follow, ReadOptions, ShardReader, follow, wait_for_shards};
+pub use reader::{
+    Batches, Dataset, Follow, ReadOptions, ShardReader, follow, verify_checksums_by_default,
+    wait_for_shards,
+};
 pub use records::{Document, Example, Prediction, Record, TokenSeq, TokensBuilder};
 pub use schema::{
     DatasetKind, check_schema, documents_schema, examples_schema, f32_list, predictions_schema,

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,8 +25,19 @@ pub struct ReadOptions {
     pub columns: Option<Vec<String>>,
     /// Rows per record batch.
     pub batch_size: usize,
-    /// Hash each shard before reading it (reads every byte twice).
+    /// Hash each shard before reading it, so that a damaged shard stops the reader
+    /// instead of passing on what it decodes to. It reads every byte twice, the second
+    /// time from the page cache; by default on ([`verify_checksums_by_default`]).
     pub verify_checksums: bool,
+}
+
+/// Whether [`ReadOptions::default`] verifies checksums.
+static VERIFY_BY_DEFAULT: AtomicBool = AtomicBool::new(true);
+
+/// Sets whether readers verify shard checksums unless told otherwise; a process-wide
+/// choice (a stage's `--no-verify-inputs`).
+pub fn verify_checksums_by_default(on: bool) {
+    VERIFY_BY_DEFAULT.store(on, Ordering::Relaxed);
 }
 
 impl Default for ReadOptions {
@@ -33,7 +45,7 @@ impl Default for ReadOptions {
         Self {
             columns: None,
             batch_size: 8192,
-            verify_checksums: false,
+            verify_checksums: VERIFY_BY_DEFAULT.load(Ordering::Relaxed),
         }
     }
 }

@@ -12,7 +12,7 @@
 //! shards an uninterrupted run would have.
 
 use std::collections::HashSet;
-use std::fs::{self, File, TryLockError};
+use std::fs::{self, File};
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 
 use crate::checksum::HashingWriter;
 use crate::error::{Result, ShardError};
+use crate::lock::{FolderLock, LockError};
 use crate::manifest::{InputRef, Manifest, Producer, ShardEntry, sync_dir};
 use crate::schema::{DatasetKind, check_schema};
 
@@ -105,7 +106,7 @@ pub struct DatasetWriter {
     pending_done: Vec<String>,
     done: HashSet<String>,
     /// Held for the writer's lifetime so two writers never share a dataset.
-    _lock: File,
+    _lock: FolderLock,
 }
 
 impl std::fmt::Debug for DatasetWriter {
@@ -367,17 +368,17 @@ impl Drop for DatasetWriter {
     }
 }
 
-fn take_lock(dir: &Path) -> Result<File> {
-    let path = dir.join(".writer.lock");
-    let lock = File::create(&path).map_err(|e| ShardError::io(&path, e))?;
-    match lock.try_lock() {
-        Ok(()) => Ok(lock),
-        Err(TryLockError::WouldBlock) => Err(ShardError::State {
+fn take_lock(dir: &Path) -> Result<FolderLock> {
+    FolderLock::take(dir).map_err(|e| match e {
+        LockError::Held { holder, .. } => ShardError::State {
             dataset: dir.to_path_buf(),
-            reason: "another writer has this dataset open".into(),
-        }),
-        Err(TryLockError::Error(e)) => Err(ShardError::io(&path, e)),
-    }
+            reason: format!(
+                "another writer has this dataset open{}",
+                holder.map_or(String::new(), |p| format!(" (PID {p})"))
+            ),
+        },
+        LockError::Io { path, source } => ShardError::io(path, source),
+    })
 }
 
 /// Checks that an existing dataset may be continued and rolls back its unfinished tail.

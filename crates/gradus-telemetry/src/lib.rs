@@ -93,6 +93,18 @@ impl Telemetry {
     }
 
     /// Writes buffered metrics out.
+    /// A handle that flushes the metrics file, for whoever must know its length (the
+    /// trainer records it in each checkpoint).
+    pub fn flusher(&self) -> impl Fn() -> std::io::Result<()> + Send + Sync + 'static {
+        let jsonl = self.jsonl.clone();
+        move || jsonl.flush()
+    }
+
+    /// The metrics file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
     pub fn flush(&self) -> Result<(), TelemetryError> {
         self.jsonl
             .flush()

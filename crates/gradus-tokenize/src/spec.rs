@@ -237,14 +237,39 @@ pub fn load(path: &Path) -> Result<Tokenizer> {
         if !path.exists() {
             return Err(TokenizeError::io(path, std::io::ErrorKind::NotFound.into()));
         }
-        Tokenizer::from_file(path).map_err(|e| TokenizeError::tk(&what, e))?
+        guarded(&what, || Tokenizer::from_file(path))?.map_err(|e| TokenizeError::tk(&what, e))?
     };
     // Shipped tokenizers often carry padding and truncation for their own training;
     // gradus decides both per stage.
     tk.with_padding(None);
     tk.with_truncation(None)
         .map_err(|e| TokenizeError::tk(&what, e))?;
+    // A damaged post-processor or decoder loads and then panics on first use: try it now.
+    guarded(&what, || {
+        let _ = tk.encode("a b", true);
+        let _ = tk.encode(("a", "b"), true);
+        let _ = tk.decode(&[0, 1], true);
+    })?;
     Ok(tk)
+}
+
+/// Runs a call into the tokenizers library, which panics on some malformed files (a
+/// decoder of an unknown shape, a template naming a special token it does not define),
+/// and turns a panic into an error. The panic hook is silenced meanwhile: the error is
+/// the one line the user sees.
+fn guarded<T>(what: &str, call: impl FnOnce() -> T) -> Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(call));
+    std::panic::set_hook(hook);
+    out.map_err(|panic| {
+        let reason = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("no reason given");
+        TokenizeError::tk(what, format!("not a usable tokenizer ({reason})"))
+    })
 }
 
 fn bert_from_vocab(path: &Path) -> Result<Tokenizer> {

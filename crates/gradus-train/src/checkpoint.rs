@@ -1,11 +1,15 @@
 //! Checkpoint folders: `step-NNNNNNNN/` with the model (`model.safetensors`,
-//! `config.json`, readable by HF tools), the optimiser moments and the trainer state;
-//! written under a temporary name and renamed, so a kill never leaves half of one.
+//! `config.json`, readable by HF tools), the optimiser moments, the trainer state and
+//! the checksums of all of them; written under a temporary name and renamed, so a kill
+//! never leaves half of one, and verified before a resume trusts one.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
+
+use gradus_shard::checksum_file;
 
 use crate::error::{Result, TrainError};
 
@@ -29,7 +33,22 @@ pub struct TrainerState {
     /// (rank 0's are the fields above).
     #[serde(default)]
     pub ranks: Vec<RankState>,
+    /// The length of each log file when the checkpoint was taken: a resume cuts the logs
+    /// back to it, so that they read as those of an uninterrupted run.
+    #[serde(default)]
+    pub logs: LogPositions,
 }
+
+/// Bytes written to each of a run's log files, by log name.
+pub type LogPositions = BTreeMap<String, u64>;
+
+/// Each file of a checkpoint with its checksum; written last, so its presence means the
+/// files it lists were complete.
+pub const CHECKSUMS_FILE: &str = "checksums.json";
+
+/// The log positions before a run's first step: where a rerun of a run killed before its
+/// first checkpoint cuts its logs back to.
+const START_FILE: &str = "start.json";
 
 /// One rank's own part of an exact resume.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -95,6 +114,7 @@ impl Checkpoints {
         let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| TrainError::file(&tmp, e))?;
         write(&tmp)?;
+        write_checksums(&tmp)?;
         let _ = std::fs::remove_dir_all(&final_dir);
         std::fs::rename(&tmp, &final_dir).map_err(|e| TrainError::file(&final_dir, e))?;
         let steps = self.steps()?;
@@ -102,6 +122,67 @@ impl Checkpoints {
             let _ = std::fs::remove_dir_all(self.step_dir(*old));
         }
         Ok(final_dir)
+    }
+
+    /// Checks a checkpoint's files against its checksums and that its trainer state
+    /// reads. A checkpoint from before checksums were kept passes on its trainer state.
+    pub fn verify(&self, step: u64) -> Result<()> {
+        let dir = self.step_dir(step);
+        let sums_path = dir.join(CHECKSUMS_FILE);
+        if sums_path.is_file() {
+            let sums: BTreeMap<String, String> = read_json(&sums_path)?;
+            for (name, want) in &sums {
+                let path = dir.join(name);
+                let (_, got) = checksum_file(&path).map_err(|e| TrainError::file(&path, e))?;
+                if &got != want {
+                    return Err(TrainError::file(
+                        &path,
+                        format!("checksum {got}, but the checkpoint recorded {want}"),
+                    ));
+                }
+            }
+        }
+        read_json::<TrainerState>(&dir.join("trainer.json")).map(|_| ())
+    }
+
+    /// The newest checkpoint that verifies. A newer one that does not is (with
+    /// `move_aside`) moved to `unreadable-step-NNNNNNNN/`, kept for inspection and never
+    /// resumed from, with a warning; the run falls back to the one before, or the start.
+    pub fn resume_point(&self, move_aside: bool) -> Result<Option<u64>> {
+        for step in self.steps()?.into_iter().rev() {
+            let Err(e) = self.verify(step) else {
+                return Ok(Some(step));
+            };
+            if !move_aside {
+                continue;
+            }
+            let aside = self.dir.join(format!("unreadable-step-{step:08}"));
+            let _ = std::fs::remove_dir_all(&aside);
+            std::fs::rename(self.step_dir(step), &aside)
+                .map_err(|io| TrainError::file(&aside, io))?;
+            tracing::warn!(
+                "checkpoint of step {step} is unreadable ({e}); moved to {} and falling back to the one before",
+                aside.display()
+            );
+        }
+        Ok(None)
+    }
+
+    /// The log positions recorded before the run's first step, if any.
+    pub fn start_positions(&self) -> Result<Option<LogPositions>> {
+        let path = self.dir.join(START_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        read_json(&path).map(Some)
+    }
+
+    /// Records the log positions before the run's first step.
+    pub fn save_start_positions(&self, logs: &LogPositions) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| TrainError::file(&self.dir, e))?;
+        let (path, tmp) = (self.dir.join(START_FILE), self.dir.join(".start.json.tmp"));
+        write_json(&tmp, logs)?;
+        std::fs::rename(&tmp, &path).map_err(|e| TrainError::file(&path, e))
     }
 
     /// Replaces `best/` with the model files of `from`.
@@ -116,9 +197,25 @@ impl Checkpoints {
                 std::fs::copy(&src, tmp.join(name)).map_err(|e| TrainError::file(&src, e))?;
             }
         }
+        write_checksums(&tmp)?;
         let _ = std::fs::remove_dir_all(&best);
         std::fs::rename(&tmp, &best).map_err(|e| TrainError::file(&best, e))
     }
+}
+
+/// Writes the checksum of every file in `dir` into its [`CHECKSUMS_FILE`].
+fn write_checksums(dir: &Path) -> Result<()> {
+    let mut sums = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| TrainError::file(dir, e))? {
+        let entry = entry.map_err(|e| TrainError::file(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        if path.is_file() && name != CHECKSUMS_FILE {
+            let (_, sum) = checksum_file(&path).map_err(|e| TrainError::file(&path, e))?;
+            sums.insert(name, sum);
+        }
+    }
+    write_json(&dir.join(CHECKSUMS_FILE), &sums)
 }
 
 pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {

@@ -19,6 +19,10 @@ pub enum TrainError {
     Config(String),
     #[error("data: {0}")]
     Data(String),
+    /// The output folder cannot be used as asked (locked, other settings, holds an
+    /// input); nothing was changed.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl TrainError {

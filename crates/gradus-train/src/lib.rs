@@ -18,16 +18,20 @@ mod checkpoint;
 pub mod clm;
 pub mod dist;
 mod error;
+mod logs;
 pub mod mlm;
 #[cfg(feature = "nccl")]
 pub mod nccl;
 pub mod optim;
+mod run_dir;
 pub mod schedule;
 mod throughput;
 mod trainer;
 
-pub use checkpoint::{Checkpoints, RankState, TrainerState};
+pub use checkpoint::{CHECKSUMS_FILE, Checkpoints, LogPositions, RankState, TrainerState};
 pub use error::{Result, TrainError};
+pub use logs::{Flush, SideLog};
+pub use run_dir::{RUN_RECORD, RunDir, RunRecord, RunSpec, TRAINING_OUTPUTS};
 pub use throughput::StepTimes;
 pub use trainer::{
     Objective, StepOutput, TrainConfig, TrainReport, Trainer, cursor_from_json, cursor_to_json,

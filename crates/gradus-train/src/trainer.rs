@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{Checkpoints, RankState, TrainerState, read_json, write_json};
 use crate::dist::{Collective, RankShards, rank_state_path};
 use crate::error::{Result, TrainError};
+use crate::logs::{Flush, RunLogs, SideLog};
 use crate::optim::{Optimizer, OptimizerConfig};
 use crate::schedule::Schedule;
 
@@ -170,6 +171,8 @@ pub struct Trainer {
     pub stop_after: Option<u64>,
     /// Data-parallel training: this process is one rank of several ([`crate::dist`]).
     pub collective: Option<Arc<dyn Collective>>,
+    /// Logs written beside the trainer's own, cut back with them on resume.
+    pub side_logs: Vec<SideLog>,
 }
 
 impl Trainer {
@@ -179,7 +182,19 @@ impl Trainer {
             out: out.to_path_buf(),
             stop_after: None,
             collective: None,
+            side_logs: Vec::new(),
         }
+    }
+
+    /// Keeps `path` (written by someone else, flushed by `flush`) in step with the
+    /// checkpoints, as `train.jsonl` is.
+    pub fn with_side_log(mut self, name: &str, path: &Path, flush: Flush) -> Self {
+        self.side_logs.push(SideLog {
+            name: name.to_string(),
+            path: path.to_path_buf(),
+            flush,
+        });
+        self
     }
 
     /// Trains as one rank of several, summing gradients through `collective`.
@@ -219,8 +234,10 @@ impl Trainer {
             evals_since_best: 0,
             tokens_seen: 0,
             ranks: Vec::new(),
+            logs: Default::default(),
         };
-        let resumed_from = ckpts.latest()?;
+        // Rank 0 moves an unreadable checkpoint aside; the others only pass over it.
+        let resumed_from = ckpts.resume_point(lead)?;
         if let Some(step) = resumed_from {
             let dir = ckpts.step_dir(step);
             obj.params().restore(&dir.join("model.safetensors"))?;
@@ -239,14 +256,28 @@ impl Trainer {
             tracing::info!("resuming from {}", dir.display());
         }
         std::fs::create_dir_all(&self.out).map_err(|e| TrainError::file(&self.out, e))?;
+        let mut early_stopped = c
+            .early_stopping_patience
+            .is_some_and(|p| state.evals_since_best >= p);
+        let logs = RunLogs {
+            own: vec![
+                ("train.jsonl", self.out.join("train.jsonl")),
+                ("eval.jsonl", self.out.join("eval.jsonl")),
+            ],
+            side: &self.side_logs,
+        };
         // Rank 0 speaks for all ranks: the others would log the same steps.
+        if lead {
+            let finished = state.step >= c.steps || early_stopped;
+            align_logs(&logs, &ckpts, resumed_from.map(|s| (s, &state)), finished)?;
+        }
         let mut log = JsonLines::open(&self.out.join("train.jsonl"), lead)?;
         let mut eval_log = JsonLines::open(&self.out.join("eval.jsonl"), lead)?;
         let start = Instant::now();
         let start_tokens = state.tokens_seen;
-        let (mut losses, mut last_eval, mut early_stopped) = (Vec::new(), None, false);
+        let (mut losses, mut last_eval) = (Vec::new(), None);
         let mut step_times = Vec::new();
-        while state.step < c.steps {
+        while state.step < c.steps && !early_stopped {
             let t0 = Instant::now();
             let lr = c.schedule.lr(c.lr, state.step, c.steps);
             let (loss, grad_norm, tokens) = self.step(obj, &mut opt, &mut state, lr)?;
@@ -296,6 +327,12 @@ impl Trainer {
                 out.eval = Some(eval.clone());
                 last_eval = Some(eval);
             }
+            metrics::gauge!("train_loss").set(loss);
+            metrics::gauge!("lr").set(lr);
+            metrics::gauge!("grad_norm").set(grad_norm);
+            metrics::gauge!("tokens_per_second").set(out.tokens_per_second);
+            // Logged before the checkpoint, so the checkpoint's log positions hold it.
+            log.write(&out)?;
             let stop_now = self.stop_after == Some(state.step);
             if last
                 || early_stopped
@@ -303,13 +340,11 @@ impl Trainer {
                 || improved
                 || (c.checkpoint_interval > 0 && state.step.is_multiple_of(c.checkpoint_interval))
             {
+                if lead {
+                    state.logs = logs.positions()?;
+                }
                 self.checkpoint(obj, &opt, &mut state, &ckpts, improved)?;
             }
-            metrics::gauge!("train_loss").set(loss);
-            metrics::gauge!("lr").set(lr);
-            metrics::gauge!("grad_norm").set(grad_norm);
-            metrics::gauge!("tokens_per_second").set(out.tokens_per_second);
-            log.write(&out)?;
             on_step(&out);
             if early_stopped || stop_now {
                 break;
@@ -396,9 +431,13 @@ impl Trainer {
                 what: format!("the loss ({loss})"),
             });
         }
+        // Summed in name order: a map's own order differs between processes, and so
+        // would the norm's last bits.
+        let mut names: Vec<&String> = grads.keys().collect();
+        names.sort();
         let mut sq = 0.0f64;
-        for g in grads.values() {
-            sq += f64::from(g.sqr()?.sum_all()?.to_scalar::<f32>()?);
+        for name in names {
+            sq += f64::from(grads[name].sqr()?.sum_all()?.to_scalar::<f32>()?);
         }
         let norm = sq.sqrt();
         if !norm.is_finite() {
@@ -483,6 +522,34 @@ impl Trainer {
             ckpts.mark_best(&dir)?;
         }
         Ok(())
+    }
+}
+
+/// Cuts the logs back to where the run continues: the checkpoint resumed from, or the
+/// start of a run that never took one (recording that start on a first run). A run with
+/// nothing left to do leaves them, since whatever follows in a shared log was written
+/// by a later writer.
+fn align_logs(
+    logs: &RunLogs<'_>,
+    ckpts: &Checkpoints,
+    resumed: Option<(u64, &TrainerState)>,
+    finished: bool,
+) -> Result<()> {
+    match resumed {
+        Some(_) if finished => Ok(()),
+        Some((step, state)) => logs.cut_to(&state.logs, &ckpts.step_dir(step)),
+        None => match ckpts.start_positions()? {
+            Some(start) => logs.cut_to(&start, &ckpts.dir),
+            None => {
+                // The trainer's own logs start empty; what they hold is a stale attempt's.
+                let mut start = logs.positions()?;
+                for (name, _) in &logs.own {
+                    start.insert((*name).to_string(), 0);
+                }
+                logs.cut_to(&start, &ckpts.dir)?;
+                ckpts.save_start_positions(&start)
+            }
+        },
     }
 }
 

@@ -102,8 +102,12 @@ fn early_stopping_keeps_and_restores_the_best_evaluation() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     kept.sort();
-    // Checkpoints come at improvements and at the stop; the newest two are kept.
-    assert_eq!(kept, ["best", "step-00000004", "step-00000008"]);
+    // Checkpoints come at improvements and at the stop; the newest two are kept, beside
+    // the log positions of the run's start.
+    assert_eq!(
+        kept,
+        ["best", "start.json", "step-00000004", "step-00000008"]
+    );
     let best = weight_in(&ckpts.join("best/model.safetensors"));
     assert_eq!(weight_in(&tmp.path().join("model/model.safetensors")), best);
     assert_ne!(

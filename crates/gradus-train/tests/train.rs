@@ -156,6 +156,147 @@ fn resumed_run_has_bit_identical_losses() {
     );
 }
 
+/// The losses of `train.jsonl`, in order, with the step each line says it is.
+fn logged_steps(run: &Path) -> Vec<(u64, u64)> {
+    std::fs::read_to_string(run.join("train.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["step"].as_u64().unwrap(),
+                v["loss"].as_f64().unwrap().to_bits(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_resume_cuts_the_logs_back_to_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 40);
+    let whole_dir = dir.path().join("whole");
+    Trainer::new(config(20), &whole_dir)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    let run = dir.path().join("resumed");
+    let mut killed = Trainer::new(config(20), &run);
+    killed.stop_after = Some(12);
+    killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    // As if killed later, between checkpoints: two more steps logged, one line torn.
+    let log = run.join("train.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"step\":13,\"loss\":1.0}\n{\"step\":14,\"lo");
+    std::fs::write(&log, text).unwrap();
+    let evals = std::fs::read_to_string(run.join("eval.jsonl")).unwrap();
+    std::fs::write(run.join("eval.jsonl"), format!("{evals}{{\"step\":15}}\n")).unwrap();
+    let rest = Trainer::new(config(20), &run)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    assert_eq!(rest.resumed_from, Some(12));
+    assert_eq!(logged_steps(&run), logged_steps(&whole_dir));
+    let steps = |d: &Path| -> Vec<u64> {
+        std::fs::read_to_string(d.join("eval.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                    .as_u64()
+                    .unwrap()
+            })
+            .collect()
+    };
+    assert_eq!(steps(&run), vec![5, 10, 15, 20]);
+    assert_eq!(steps(&run), steps(&whole_dir));
+}
+
+#[test]
+fn a_run_killed_before_its_first_checkpoint_starts_its_logs_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 40);
+    let mut cfg = config(8);
+    cfg.checkpoint_interval = 0;
+    cfg.eval_interval = 0;
+    let whole_dir = dir.path().join("whole");
+    Trainer::new(cfg.clone(), &whole_dir)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    let run = dir.path().join("resumed");
+    // The first attempt died after logging three steps and checkpointing none.
+    std::fs::create_dir_all(run.join("checkpoints")).unwrap();
+    let mut first = Trainer::new(cfg.clone(), &run);
+    first.stop_after = Some(3);
+    first.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    std::fs::remove_dir_all(run.join("checkpoints/step-00000003")).unwrap();
+    assert_eq!(logged_steps(&run).len(), 3);
+    let rest = Trainer::new(cfg, &run)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    assert_eq!(rest.resumed_from, None);
+    assert_eq!(logged_steps(&run), logged_steps(&whole_dir));
+}
+
+#[test]
+fn an_unreadable_latest_checkpoint_falls_back_to_the_one_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 40);
+    let whole_dir = dir.path().join("whole");
+    Trainer::new(config(20), &whole_dir)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    let run = dir.path().join("resumed");
+    let mut killed = Trainer::new(config(20), &run);
+    killed.stop_after = Some(15);
+    killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    let latest = run.join("checkpoints/step-00000015");
+    let opt = latest.join("optimizer.safetensors");
+    let len = std::fs::metadata(&opt).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&opt)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let rest = Trainer::new(config(20), &run)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        rest.resumed_from,
+        Some(10),
+        "fell back past the damaged one"
+    );
+    assert!(run.join("checkpoints/unreadable-step-00000015").is_dir());
+    let model = |d: &Path| std::fs::read(d.join("model/model.safetensors")).unwrap();
+    assert!(model(&run) == model(&whole_dir), "the final model differs");
+    assert_eq!(logged_steps(&run), logged_steps(&whole_dir));
+}
+
+#[test]
+fn an_early_stopped_run_stays_stopped_when_rerun() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, 40);
+    let mut cfg = config(40);
+    cfg.eval_interval = 1;
+    cfg.checkpoint_interval = 1;
+    cfg.early_stopping_patience = Some(1);
+    // An always-worse selection: the second evaluation stops the run.
+    cfg.greater_is_better = Some(true);
+    let run = dir.path().join("run");
+    let first = Trainer::new(cfg.clone(), &run)
+        .run(&mut objective(&data, 0.0), &mut |_| {})
+        .unwrap();
+    assert!(first.early_stopped, "{first:?}");
+    let again = Trainer::new(cfg, &run)
+        .run(&mut objective(&data, 0.0), &mut |_| {})
+        .unwrap();
+    assert_eq!(again.steps, first.steps);
+    assert_eq!(logged_steps(&run).len() as u64, first.steps);
+}
+
 #[test]
 fn random_sampling_draws_windows_anywhere_and_resumes_exactly() {
     let dir = tempfile::tempdir().unwrap();
