@@ -317,6 +317,16 @@ pub fn connect_ranks(
     _config: &PretrainConfig,
     ranks: RankShards,
 ) -> anyhow::Result<std::sync::Arc<dyn gradus_train::dist::Collective>> {
+    ranks_supported(ranks)?;
+    anyhow::bail!("no NCCL in this build")
+}
+
+/// Whether this build can train as one rank of several; checked before anything else,
+/// so a missing feature is the first thing said.
+pub fn ranks_supported(ranks: RankShards) -> anyhow::Result<()> {
+    if cfg!(feature = "nccl") {
+        return Ok(());
+    }
     anyhow::bail!(
         "{} ranks asked for (GRADUS_WORLD_SIZE), but this build has no NCCL: rebuild with \
          `--features nccl` on a machine with the CUDA toolkit",

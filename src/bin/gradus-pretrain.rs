@@ -39,6 +39,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     // One rank of several (gradus-launch): rank 0 owns the output folder.
     let ranks = gradus_train::dist::rank_from_env()?;
     if let Some(r) = ranks {
+        gradus::pretrain::ranks_supported(r)?;
         config.ranks = Some(r);
         if config.device == "cuda" {
             config.device = format!("cuda:{}", r.rank);
