@@ -66,8 +66,9 @@ fuzz:
 
 # The whole job on the project's own sample data (data/), through the pipeline runner:
 # clean → WordPiece tokenizer → tokens → a tiny BERT pretrained with MLM + NSP → sentiment
-# fine-tuning → sentiment + rating multi-task training → report. A second `make demo`
-# skips every stage that is up to date.
+# fine-tuning (and the same from random weights, beside it in the report) → sentiment +
+# rating multi-task training → report. A second `make demo` skips every stage that is up
+# to date.
 demo: build
 	$(BIN)/gradus run pipelines/demo.toml
 	@sed -n '1,12p' $(RUNS)/demo/eval/report.md
@@ -82,6 +83,7 @@ DEMO_MODEL := $(DEMO)/pretrain/model/model.safetensors
 DEMO_SENTIMENT := $(DEMO)/sentiment-examples/manifest.json
 DEMO_RATING := $(DEMO)/rating-examples/manifest.json
 DEMO_FINETUNE := $(DEMO)/finetune/metrics.json
+DEMO_SCRATCH := $(DEMO)/finetune-scratch/metrics.json
 DEMO_MULTITASK := $(DEMO)/multitask/metrics.json
 DEMO_REPORT := $(DEMO)/eval/report.json
 
@@ -111,14 +113,19 @@ $(DEMO_FINETUNE): pipelines/demo/finetune.toml $(DEMO_MODEL) $(DEMO_SENTIMENT)
 	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model \
 	    --examples $(DEMO)/sentiment-examples --output $(@D) --overwrite
 
+$(DEMO_SCRATCH): pipelines/demo/finetune.toml $(DEMO_MODEL) $(DEMO_SENTIMENT)
+	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model --set init=random \
+	    --examples $(DEMO)/sentiment-examples --output $(@D) --overwrite
+
 $(DEMO_MULTITASK): pipelines/demo/multitask.toml $(DEMO_MODEL) $(DEMO_SENTIMENT) $(DEMO_RATING)
 	$(BIN)/gradus-multitask -c $< --model $(DEMO)/pretrain/model \
 	    --set tasks.0.examples=$(DEMO)/sentiment-examples \
 	    --set tasks.1.examples=$(DEMO)/rating-examples --output $(@D) --overwrite
 
-$(DEMO_REPORT): pipelines/demo/eval.toml $(DEMO_MODEL) $(DEMO_FINETUNE) $(DEMO_MULTITASK)
-	$(BIN)/gradus-eval -c $< $(DEMO)/pretrain $(DEMO)/finetune $(DEMO)/multitask \
-	    --output $(@D) --overwrite
+$(DEMO_REPORT): pipelines/demo/eval.toml $(DEMO_MODEL) $(DEMO_FINETUNE) $(DEMO_SCRATCH) \
+	    $(DEMO_MULTITASK)
+	$(BIN)/gradus-eval -c $< $(DEMO)/pretrain $(DEMO)/finetune $(DEMO)/finetune-scratch \
+	    $(DEMO)/multitask --output $(@D) --overwrite
 
 # nanoGPT's CPU recipe on Tiny Shakespeare through the pipeline runner: import, character
 # tokenizer, encode, pretrain, report with 500 sampled characters. SEED picks the run's

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use gradus_shard::OpenMode;
 use gradus_telemetry::Telemetry;
-use gradus_train::{RunDir, RunSpec, TrainConfig, Trainer};
+use gradus_train::{RunDir, RunEnd, RunSpec, TrainConfig, Trainer};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -257,11 +257,11 @@ impl StageRun {
     /// is written or deleted before this.
     pub fn open<T: Serialize>(args: &StageArgs, spec: RunSpec, config: &T) -> anyhow::Result<Self> {
         let output = args.output()?;
-        let stage = spec.stage.clone();
+        let stage = spec.kind.name();
         let dir = RunDir::open(output, spec)?;
         let telemetry =
-            Telemetry::install(&stage, &output.join("metrics.jsonl"), args.metrics_addr()?)?;
-        write_resolved_config(output, &stage, args, config)?;
+            Telemetry::install(stage, &output.join("metrics.jsonl"), args.metrics_addr()?)?;
+        write_resolved_config(output, stage, args, config)?;
         Ok(Self { dir, telemetry })
     }
 
@@ -270,9 +270,10 @@ impl StageRun {
         in_step_with_metrics(Trainer::new(config, self.dir.path()), &self.telemetry)
     }
 
-    /// Records the run as finished (its run record lists every file it wrote).
-    pub fn finish(self) -> anyhow::Result<()> {
-        Ok(self.dir.finish()?)
+    /// Records the run as finished, with its final figures (its run record lists every
+    /// file it wrote).
+    pub fn finish(self, end: RunEnd) -> anyhow::Result<()> {
+        Ok(self.dir.finish(end)?)
     }
 }
 
@@ -284,6 +285,11 @@ pub fn in_step_with_metrics(trainer: Trainer, telemetry: &Telemetry) -> Trainer 
         telemetry.path(),
         std::sync::Arc::new(telemetry.flusher()),
     )
+}
+
+/// The progress bar of a training run of `train.steps` steps.
+pub fn step_progress(name: &str, train: &TrainConfig) -> gradus_telemetry::Progress {
+    gradus_telemetry::Progress::new(name, Some(train.steps), "steps")
 }
 
 /// Writes what a stage printed at the end as `summary.txt` in `output`, so that a

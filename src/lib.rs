@@ -1,9 +1,9 @@
 //! The gradus binaries' shared code: CLI conventions every stage follows, and the
 //! dataset tools (`inspect`, `verify`, `import`).
 //!
-//! The stages themselves live in their own crates (`gradus-shard` for the dataset
-//! contract, `gradus-telemetry` for metrics and progress); this crate wires them to the
-//! command line.
+//! The stages themselves live in their own crates, each with its config, run and
+//! summary (`gradus-clean`, `gradus-tokenize`, `gradus-pretrain`, `gradus-finetune`,
+//! `gradus-multitask`, `gradus-eval`); each binary parses its flags and calls into one.
 
 /// Every gradus binary allocates through mimalloc, which keeps freed pages for reuse
 /// instead of returning them to the OS (see ARCHITECTURE.md, "Training speed").
@@ -25,12 +25,8 @@ pub fn keep_freed_memory() {
 }
 
 pub mod cli;
-pub mod eval;
-pub mod finetune;
 pub mod import;
 pub mod inspect;
-pub mod multitask;
-pub mod pretrain;
 mod workers;
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::process::Command;
 
 mod common;
 
-use common::{examples, pretrain, s};
+use common::{examples, pretrain, record, s};
 use gradus_testkit::{run_bin as run, succeeded as ok};
 
 #[test]
@@ -102,6 +102,27 @@ fn pretrain_finetune_predict() {
             .lines()
             .count(),
         3
+    );
+    // The run record says what the run was, where it started and how it chose its model.
+    let r = record(&run_dir);
+    assert_eq!(r.kind, gradus_record::RunKind::Finetune);
+    assert_eq!(r.facts.base_model.as_ref(), Some(&model));
+    assert_eq!(r.facts.data, [examples.clone()]);
+    assert_eq!(r.facts.seed, 42);
+    let selection = r.facts.selection.clone().unwrap();
+    assert_eq!(selection.name, "accuracy");
+    assert_eq!(selection.direction, gradus_record::Direction::Up);
+    assert_eq!(
+        r.best.unwrap().value,
+        metrics["best_value"].as_f64().unwrap()
+    );
+    assert_eq!(
+        r.figures["accuracy"],
+        metrics["dev"]["accuracy"].as_f64().unwrap()
+    );
+    assert_eq!(
+        record(&model.parent().unwrap()).kind,
+        gradus_record::RunKind::Pretrain
     );
 
     let predict = env!("CARGO_BIN_EXE_gradus-predict");
@@ -220,6 +241,21 @@ head = {{ kind = "regression", pooling = "mean", bias_init = "mean" }}
     assert!(!refused.exists());
 
     write_config("intensity");
+    // A composite of an accuracy and an MSE has no direction: refused, naming both.
+    let mixed = Command::new(multitask)
+        .args(args(&refused))
+        .args(["--set", "tasks.1.metric=mse"])
+        .output()
+        .unwrap();
+    assert!(!mixed.status.success());
+    let err = String::from_utf8_lossy(&mixed.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("`sentiment/accuracy`") && err.contains("`intensity/mse`"),
+        "{err}"
+    );
+    assert!(!refused.exists());
+
     let run_dir = root.join("multitask");
     let out = Command::new(multitask)
         .args(args(&run_dir))
@@ -253,6 +289,23 @@ head = {{ kind = "regression", pooling = "mean", bias_init = "mean" }}
             .is_file()
     );
     assert!(!run_dir.join("finetune/intensity").exists());
+    let r = record(&run_dir);
+    assert_eq!(r.kind, gradus_record::RunKind::Multitask);
+    let selection = r.facts.selection.clone().unwrap();
+    assert_eq!(
+        (selection.name.as_str(), selection.direction),
+        ("composite", gradus_record::Direction::Up)
+    );
+    assert_eq!(
+        r.figures["composite"],
+        metrics["dev"]["composite"].as_f64().unwrap()
+    );
+    let tuned_record = record(&run_dir.join("finetune/sentiment"));
+    assert_eq!(tuned_record.kind, gradus_record::RunKind::Finetune);
+    assert_eq!(
+        tuned_record.facts.base_model.as_ref(),
+        Some(&run_dir.join("tasks/sentiment"))
+    );
     // Each exported task labels text on its own.
     let labels = ok(&run(
         env!("CARGO_BIN_EXE_gradus-predict"),

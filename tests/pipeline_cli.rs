@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use gradus_record::{RunKind, RunRecord};
 use gradus_testkit::{run_bin, succeeded};
 use serde_json::Value;
 
@@ -101,6 +102,7 @@ fn reduced_demo(dir: &Path) -> PathBuf {
         set(&mut p, "pretrain", key, value.into());
     }
     set(&mut p, "finetune", "epochs", 3.into());
+    set(&mut p, "finetune-scratch", "epochs", 3.into());
     set(&mut p, "multitask", "epochs", 3.into());
     let file = dir.join("demo.toml");
     std::fs::write(&file, toml::to_string(&p).unwrap()).unwrap();
@@ -162,6 +164,66 @@ fn demo_pipeline_runs_end_to_end_then_reruns_only_what_changed() {
         }
     }
     assert!(run.join("eval/report.md").is_file());
+
+    // Every training stage and the evaluation leave a typed run record, and the
+    // runner's summary takes each stage's figure from it.
+    let figures: Vec<(String, Value)> = read_json(&run.join("pipeline.json"))["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["stage"].as_str().unwrap().to_string(),
+                s["figure"].clone(),
+            )
+        })
+        .collect();
+    let figure = |stage: &str| {
+        let f = &figures.iter().find(|(s, _)| s == stage).unwrap().1;
+        f.as_str()
+            .unwrap_or_else(|| panic!("{stage}: no figure"))
+            .to_string()
+    };
+    for (stage, kind) in [
+        ("pretrain", RunKind::Pretrain),
+        ("finetune", RunKind::Finetune),
+        ("multitask", RunKind::Multitask),
+        ("eval", RunKind::Eval),
+    ] {
+        let r = RunRecord::require(&run.join(stage)).unwrap();
+        assert_eq!(r.kind, kind, "{stage}");
+        assert!(r.finished && !r.figures.is_empty(), "{stage}: {r:?}");
+        if matches!(kind, RunKind::Finetune | RunKind::Multitask) {
+            assert_eq!(figure(stage), r.best_line().unwrap(), "{stage}");
+        }
+    }
+    let pre = RunRecord::require(&run.join("pretrain")).unwrap();
+    assert_eq!(
+        figure("pretrain"),
+        format!(
+            "validation loss {:.4}, MLM accuracy {:.3}",
+            pre.figures["loss"], pre.figures["mlm_accuracy"]
+        )
+    );
+    // The same fine-tuning from random weights stands beside the pretrained run.
+    let scratch = section(&report, "finetune-scratch")["metrics"].clone();
+    assert_eq!(
+        section(&report, "finetune")["baselines"]["random init"],
+        scratch
+    );
+    assert_eq!(
+        RunRecord::require(&run.join("finetune-scratch"))
+            .unwrap()
+            .facts
+            .base_model,
+        None
+    );
+    let eval = RunRecord::require(&run.join("eval")).unwrap();
+    let finetune_accuracy = section(&report, "finetune")["metrics"]["accuracy"].as_f64();
+    assert_eq!(
+        eval.figures.get("finetune/accuracy").copied(),
+        finetune_accuracy
+    );
 
     // The fine-tuned checkpoint alone, on the same examples, scores what its run did.
     let alone = eval_checkpoint(

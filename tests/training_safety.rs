@@ -468,3 +468,31 @@ head = {{ kind = "regression", bias_init = "mean" }}
     };
     assert_resume_is_seamless(MULTITASK, &args, root, Moment::BetweenCheckpoints);
 }
+
+/// A continued run (`init_from`) resumes from its own checkpoint, not from the folder it
+/// started from: killed between checkpoints and rerun, it ends as an uninterrupted run.
+#[test]
+fn continued_pretraining_killed_between_checkpoints_resumes_seamlessly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    gradus_testkit::toy_sentiment_tsv(&train, 400, 1);
+    let base = pretrain(tmp.path(), &train);
+    let corpus = Corpus {
+        tokens: tmp.path().join("tokens"),
+        tokenizer: tmp.path().join("tokenizer/tokenizer.json"),
+    };
+    let args = |out: &Path| {
+        with(
+            &mlm_args(&corpus, out),
+            &[
+                "--set",
+                &format!("init_from=\"{}\"", base.display()),
+                "--set",
+                "train.eval_at_start=true",
+            ],
+        )
+    };
+    assert_resume_is_seamless(PRETRAIN, &args, tmp.path(), Moment::BetweenCheckpoints);
+    let evals = logs(&tmp.path().join("killed")).1;
+    assert!(evals.starts_with("{\"step\":0,"), "{evals}");
+}

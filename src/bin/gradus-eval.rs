@@ -7,8 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gradus::cli::{StageArgs, StageRun, exit_with};
-use gradus::eval::{EvalConfig, check, evaluate, run_spec};
-use gradus_telemetry::init_tracing;
+use gradus_eval::stage::{EvalConfig, check, evaluate, run_spec};
+use gradus_telemetry::{Progress, init_tracing};
+use gradus_train::RunEnd;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,17 +40,37 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     // Every run it reads is checked before the output is touched.
     check(&config)?;
     let run = StageRun::open(&args, run_spec(&config, args.overwrite)?, &config)?;
-    let report = evaluate(&config, &output)?;
+    let total = config.runs.len() + config.checkpoints.len();
+    let progress = Progress::new("eval", Some(total as u64), "models");
+    // Counts the models begun, naming the one under way.
+    let report = evaluate(&config, &output, &mut |name| {
+        progress.set_message(name.to_string());
+        progress.inc(1);
+    })?;
+    progress.finish();
     let mut out = std::io::stdout().lock();
     for s in &report.sections {
         let value = s.key_value().map_or("–".into(), |v| format!("{v:.4}"));
-        let base = s
-            .key_baseline()
-            .map_or(String::new(), |(b, v)| format!(" ({b}: {v:.4})"));
+        let base: Vec<String> = s
+            .key_baselines()
+            .into_iter()
+            .map(|(b, v)| format!("{b}: {v:.4}"))
+            .collect();
+        let base = if base.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", base.join(", "))
+        };
         writeln!(out, "{}: {} {value}{base}", s.name, s.key_metric)?;
     }
     writeln!(out, "report: {}", output.join("report.md").display())?;
-    run.finish()
+    // The record's figures: each section's key metric, named `<section>/<metric>`.
+    let figures = report
+        .sections
+        .iter()
+        .filter_map(|s| Some((format!("{}/{}", s.name, s.key_metric), s.key_value()?)))
+        .collect();
+    run.finish(RunEnd::default().with_figures(figures))
 }
 
 fn main() -> ExitCode {

@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, StageRun, exit_with, write_summary};
-use gradus::finetune::prepare;
+use gradus::cli::{StageArgs, StageRun, exit_with, step_progress, write_summary};
 use gradus_finetune::FinetuneConfig;
+use gradus_finetune::run::{announce_eval, prepare, train as train_task};
 use gradus_telemetry::init_tracing;
 
 #[derive(Debug, Parser)]
@@ -48,11 +48,17 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     // Every check runs before anything is written or deleted.
     let (objective, train, spec) = prepare(&config, args.overwrite)?;
     let run = StageRun::open(&args, spec, &config)?;
-    let summary = gradus::finetune::train(objective, run.trainer(train))?;
+    let progress = step_progress(&format!("finetune {}", objective.model.spec.name), &train);
+    let metric = train.metric_for_best.clone();
+    let summary = train_task(objective, run.trainer(train), &mut |s| {
+        progress.inc(1);
+        progress.set_message(announce_eval(s, &metric));
+    })?;
+    progress.finish();
     let line = summary.line(&output);
     write_summary(&output, &format!("{line}\n"))?;
     writeln!(std::io::stdout().lock(), "{line}")?;
-    run.finish()
+    run.finish(summary.end())
 }
 
 fn main() -> ExitCode {

@@ -70,7 +70,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         top_p: cli.top_p,
         seed: cli.seed,
     };
-    let stop = tk.token_to_id("<|endoftext|>");
+    let stop = gradus_tokenize::SpecialTokens::of(&tk).eos;
     let mut out = std::io::stdout().lock();
     for prompt in &prompts {
         let ids = tk

@@ -8,13 +8,14 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gradus::cli::{
-    StageArgs, StageRun, exit_with, in_step_with_metrics, write_resolved_config, write_summary,
+    StageArgs, StageRun, exit_with, in_step_with_metrics, step_progress, write_resolved_config,
+    write_summary,
 };
-use gradus::finetune::prepare;
-use gradus::multitask::{MultitaskSummary, announce};
+use gradus_finetune::run::{announce_eval, prepare};
 use gradus_multitask::MultitaskConfig;
+use gradus_multitask::run::{MultitaskSummary, announce};
 use gradus_telemetry::{Progress, init_tracing};
-use gradus_train::{RunDir, RunSpec, Trainer};
+use gradus_train::{RunDir, RunEnd, RunFacts, RunKind, RunSpec, Trainer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -47,9 +48,18 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     // Every check runs before anything is written or deleted.
     let mut objective = config.build()?;
     let train = config.train_config(&objective.tasks);
-    let inputs = std::iter::once(config.training.model.clone())
-        .chain(config.tasks.iter().map(|t| t.examples.clone()));
-    let spec = RunSpec::new("multitask", &config, args.overwrite)?.with_inputs(inputs);
+    let facts = RunFacts {
+        model: Some("tasks".into()),
+        base_model: (config.training.init == gradus_finetune::Init::Pretrained)
+            .then(|| config.training.model.clone()),
+        data: config.tasks.iter().map(|t| t.examples.clone()).collect(),
+        tokenizer: None,
+        seed: config.training.seed,
+        selection: Some(train.selection()?),
+    };
+    let spec = RunSpec::new(RunKind::Multitask, &config, args.overwrite)?
+        .with_inputs([config.training.model.clone()])
+        .with_facts(facts);
     let run = StageRun::open(&args, spec, &config)?;
     for (data, spec) in objective.tasks.iter().zip(&objective.model.specs) {
         tracing::info!(
@@ -89,8 +99,14 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         let dir = RunDir::open(&out, spec)?;
         write_resolved_config(&out, "finetune", &args, &refine)?;
         let trainer = in_step_with_metrics(Trainer::new(train, &out), &run.telemetry);
-        let result = gradus::finetune::train(objective, trainer)?;
-        dir.finish()?;
+        let progress = step_progress(&format!("finetune {}", task.name), &trainer.config);
+        let metric = trainer.config.metric_for_best.clone();
+        let result = gradus_finetune::run::train(objective, trainer, &mut |s| {
+            progress.inc(1);
+            progress.set_message(announce_eval(s, &metric));
+        })?;
+        progress.finish();
+        dir.finish(result.end())?;
         if let Some(t) = summary.tasks.get_mut(&task.name) {
             t.finetuned = Some(result);
         }
@@ -106,7 +122,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     );
     write_summary(&output, &text)?;
     write!(std::io::stdout().lock(), "{text}")?;
-    run.finish()
+    run.finish(RunEnd::of(&report).with_figures(summary.dev.clone()))
 }
 
 fn main() -> ExitCode {

@@ -6,11 +6,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gradus::cli::{StageArgs, StageRun, exit_with};
-use gradus::pretrain::{
+use gradus_pretrain::{
     PretrainConfig, PretrainObjective, clm_objective, connect_ranks, mlm_objective,
 };
 use gradus_telemetry::{Progress, Telemetry, init_tracing};
-use gradus_train::{Objective, RunSpec, Trainer};
+use gradus_train::{Objective, RunEnd, Trainer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -21,9 +21,12 @@ use gradus_train::{Objective, RunSpec, Trainer};
 struct Cli {
     #[command(flatten)]
     args: StageArgs,
-    /// Overrides the config's `objective`.
-    #[arg(long, value_enum)]
+    /// Overrides the config's `objective`: clm, mlm or mlm+nsp.
+    #[arg(long)]
     objective: Option<PretrainObjective>,
+    /// Continue from this model folder's weights (overrides the config's `init_from`).
+    #[arg(long, value_name = "DIR")]
+    init_from: Option<std::path::PathBuf>,
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -39,7 +42,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     // One rank of several (gradus-launch): rank 0 owns the output folder.
     let ranks = gradus_train::dist::rank_from_env()?;
     if let Some(r) = ranks {
-        gradus::pretrain::ranks_supported(r)?;
+        gradus_pretrain::ranks_supported(r)?;
         config.ranks = Some(r);
         if config.device == "cuda" {
             config.device = format!("cuda:{}", r.rank);
@@ -47,6 +50,9 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(objective) = cli.objective {
         config.objective = objective;
+    }
+    if let Some(dir) = cli.init_from {
+        config.init_from = Some(dir);
     }
     if let Some(seed) = args.seed {
         config.seed = seed;
@@ -78,8 +84,7 @@ fn pretrain<O: Objective>(
     // Rank 0 opens the folder before it joins the others, and joining waits for every
     // rank: nobody reads the folder before it is ready.
     let (run, telemetry) = if rank == 0 {
-        let spec = RunSpec::new("pretrain", config, args.overwrite)?
-            .with_inputs([config.data.tokens.clone(), config.data.tokenizer.clone()]);
+        let spec = gradus_pretrain::run::spec(config, args.overwrite)?;
         (Some(StageRun::open(args, spec, config)?), None)
     } else {
         let path = output.join(format!("metrics-rank-{rank}.jsonl"));
@@ -113,39 +118,10 @@ fn pretrain<O: Objective>(
     let Some(run) = run else {
         return Ok(());
     };
-    // The model folder carries its tokenizer, so that it is complete for fine-tuning.
-    let model_dir = output.join("model");
-    if model_dir.is_dir() {
-        // Through the loader, so a folder or a vocab.txt also ends as tokenizer.json.
-        let tk = gradus_tokenize::load(&config.data.tokenizer)?;
-        let path = model_dir.join("tokenizer.json");
-        tk.save(&path, false)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    }
-    std::fs::write(
-        output.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    let val = report
-        .last_eval
-        .as_ref()
-        .and_then(|e| e.get("loss"))
-        .copied()
-        .unwrap_or(f64::NAN);
-    writeln!(
-        std::io::stdout().lock(),
-        "{}: {} steps, validation loss {val:.4}, {:.0} tokens/s{}, {:.1} s; model in {}",
-        output.display(),
-        report.steps,
-        report.tokens_per_second,
-        report
-            .step_times
-            .as_ref()
-            .map_or(String::new(), |t| format!(", {}", t.describe("tokens"))),
-        report.seconds,
-        output.join("model").display()
-    )?;
-    run.finish()
+    gradus_pretrain::run::write_outputs(config, &output, &report)?;
+    let line = gradus_pretrain::run::summary_line(&output, &report);
+    writeln!(std::io::stdout().lock(), "{line}")?;
+    run.finish(RunEnd::of(&report))
 }
 
 fn main() -> ExitCode {

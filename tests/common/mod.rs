@@ -20,6 +20,11 @@ pub struct Corpus {
 
 /// Documents, a word-piece tokenizer and tokens of the first column of `train_tsv`.
 pub fn corpus(root: &Path, train_tsv: &Path) -> Corpus {
+    corpus_of(root, train_tsv, "wordpiece")
+}
+
+/// [`corpus`] with a tokenizer of kind `kind`.
+pub fn corpus_of(root: &Path, train_tsv: &Path, kind: &str) -> Corpus {
     let sentences = root.join("sentences.txt");
     let text = std::fs::read_to_string(train_tsv).unwrap();
     let lines: Vec<&str> = text
@@ -56,7 +61,7 @@ pub fn corpus(root: &Path, train_tsv: &Path) -> Corpus {
             "-o",
             s(&tk),
             "--set",
-            "kind=wordpiece",
+            &format!("kind={kind}"),
             "--set",
             "vocab_size=120",
             "--set",
@@ -161,4 +166,9 @@ pub fn examples(model: &Path, dir: &Path, task: &str, extra: &[&str]) -> PathBuf
         &[&args[..], extra].concat(),
     ));
     out
+}
+
+/// The run record (`run.json`) of a run folder.
+pub fn record(run: &Path) -> gradus_record::RunRecord {
+    gradus_record::RunRecord::require(run).unwrap()
 }

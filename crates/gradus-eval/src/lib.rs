@@ -7,6 +7,8 @@
 //! - [`curves`]: training and validation curves read back from a run's JSONL metrics.
 //! - [`plots`]: SVG charts (curves, confusion matrix, predicted vs true).
 //! - [`report`]: `report.json` and `report.md`.
+//! - [`stage`]: the evaluation stage: the runs a config names, each evaluated as its run
+//!   record says (pretraining, fine-tuning, multi-task), into one report.
 //!
 //! Task metrics are `gradus-metrics`', the same code fine-tuning reports with.
 //!
@@ -24,6 +26,7 @@ pub mod lm;
 mod ngram;
 pub mod plots;
 pub mod report;
+pub mod stage;
 
 pub use error::{EvalError, Result};
 pub use lm::{LmScore, Unigram, UnigramScore, clm_score, ngram_score};

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use candle_core::Device;
 use gradus_model::Gpt;
-use gradus_train::clm::clm_nll;
+use gradus_pretrain::clm::clm_nll;
 use serde::Serialize;
 
 use crate::error::{EvalError, Result};

@@ -58,9 +58,29 @@ impl Section {
 
     /// `(baseline, value)` of the first baseline that reports the key metric.
     pub fn key_baseline(&self) -> Option<(&str, f64)> {
+        self.key_baselines().into_iter().next()
+    }
+
+    /// `(baseline, value)` of every baseline that reports the key metric.
+    pub fn key_baselines(&self) -> Vec<(&str, f64)> {
         self.baselines
             .iter()
-            .find_map(|(b, m)| Some((b.as_str(), *m.get(&self.key_metric)?)))
+            .filter_map(|(b, m)| Some((b.as_str(), *m.get(&self.key_metric)?)))
+            .collect()
+    }
+
+    /// The key metric's baselines as `value (name)`, joined by `; `; `–` without one.
+    pub fn baselines_line(&self) -> String {
+        let all: Vec<String> = self
+            .key_baselines()
+            .into_iter()
+            .map(|(b, v)| format!("{} ({b})", fmt(v)))
+            .collect();
+        if all.is_empty() {
+            "–".into()
+        } else {
+            all.join("; ")
+        }
     }
 }
 
@@ -102,9 +122,7 @@ impl Report {
         md.push_str("| model | data | metric | value | baseline |\n|---|---|---|---|---|\n");
         for s in &self.sections {
             let value = s.key_value().map_or("–".into(), fmt);
-            let base = s
-                .key_baseline()
-                .map_or("–".into(), |(b, v)| format!("{} ({b})", fmt(v)));
+            let base = s.baselines_line();
             let _ = writeln!(
                 md,
                 "| {} | {} | {} | {value} | {base} |",

@@ -122,6 +122,10 @@ pub struct FinetuneConfig {
     /// The dev metric that picks the best checkpoint: `accuracy` (classification) or
     /// `pearson` (regression) by default.
     pub metric_for_best: Option<String>,
+    /// Whether a larger `metric_for_best` is better; by default the metric's own
+    /// direction (up for accuracy and Pearson, down for loss and MSE).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub greater_is_better: Option<bool>,
     pub device: String,
     /// Seeds the head, subsets, batch order and dropout.
     pub seed: u64,
@@ -157,6 +161,7 @@ impl Default for FinetuneConfig {
             eval_steps: None,
             early_stopping_patience: None,
             metric_for_best: None,
+            greater_is_better: None,
             device: "cpu".into(),
             seed: 42,
         }
@@ -325,9 +330,8 @@ pub fn check_vocabulary(model: &Path, examples: &Path) -> Result<(PathBuf, u32)>
             )));
         }
     }
-    let pad = ["[PAD]", "<pad>"]
-        .iter()
-        .find_map(|t| tk.token_to_id(t))
+    let pad = gradus_tokenize::SpecialTokens::of(&tk)
+        .pad
         .unwrap_or(config.pad_token_id);
     Ok((tk_path, pad))
 }
@@ -455,11 +459,12 @@ impl FinetuneConfig {
             grad_clip: self.grad_clip,
             accumulation: self.accumulation,
             eval_interval: eval,
+            eval_at_start: false,
             checkpoint_interval: eval,
             keep_last: 1,
             early_stopping_patience: self.early_stopping_patience,
             metric_for_best: metric,
-            greater_is_better: None,
+            greater_is_better: self.greater_is_better,
             load_best_at_end: true,
             seed: self.seed,
         }

@@ -24,6 +24,7 @@ mod model;
 mod objective;
 pub mod plan;
 mod predict;
+pub mod run;
 
 pub use config::{
     BiasInit, Decay, FinetuneConfig, HeadConfig, check_vocabulary, dataset_labels, task_spec,

@@ -53,9 +53,8 @@ impl Predictor {
             }))
             .map_err(|e| FinetuneError::Config(format!("tokenizer truncation: {e}")))?;
         tokenizer.with_padding(None);
-        let pad = ["[PAD]", "<pad>"]
-            .iter()
-            .find_map(|t| tokenizer.token_to_id(t))
+        let pad = gradus_tokenize::SpecialTokens::of(&tokenizer)
+            .pad
             .unwrap_or(0);
         let mut model = TaskModel::load(dir, Init::Pretrained, spec, None, &[], device, 0)?;
         // A fine-tuned checkpoint must carry its head: nothing may be initialised.

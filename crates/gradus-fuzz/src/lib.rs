@@ -71,10 +71,10 @@ pub fn stage_config(bytes: &[u8]) {
     resolve::<gradus_tokenize::EncodeConfig>(&args);
     resolve::<gradus_tokenize::ExamplesConfig>(&args);
     resolve::<gradus::import::ImportConfig>(&args);
-    resolve::<gradus::pretrain::PretrainConfig>(&args);
+    resolve::<gradus_pretrain::PretrainConfig>(&args);
     resolve::<gradus_finetune::FinetuneConfig>(&args);
     resolve::<gradus_multitask::MultitaskConfig>(&args);
-    resolve::<gradus::eval::EvalConfig>(&args);
+    resolve::<gradus_eval::stage::EvalConfig>(&args);
 }
 
 fn resolve<T: DeserializeOwned>(args: &StageArgs) {

@@ -175,7 +175,7 @@ fn every_seed_is_accepted() {
         config: Some(pretrain),
         ..Default::default()
     };
-    args.resolve_config::<gradus::pretrain::PretrainConfig>()
+    args.resolve_config::<gradus_pretrain::PretrainConfig>()
         .unwrap();
     let path = dir.path().join("tokenizer.json");
     std::fs::write(&path, seeds::tokenizer_json()).unwrap();

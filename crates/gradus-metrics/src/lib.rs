@@ -16,9 +16,11 @@
 //! ```
 
 mod classification;
+mod direction;
 mod regression;
 
 pub use classification::{ClassificationReport, ConfusionMatrix};
+pub use direction::{Direction, Metric, UnknownDirection};
 pub use regression::{RegressionReport, mse, pearson, ranks, spearman};
 
 /// Why a metric has no value.

@@ -11,7 +11,7 @@ use gradus_finetune::{
     BiasInit, FinetuneConfig, HeadConfig, TaskKind, TaskSpec, centre_regression_head,
     check_vocabulary, read_bert_config, task_spec,
 };
-use gradus_train::TrainConfig;
+use gradus_train::{Direction, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MultitaskError, Result};
@@ -106,6 +106,32 @@ fn known_metrics(kind: TaskKind) -> &'static [&'static str] {
         TaskKind::Classification => &["loss", "accuracy", "macro_f1", "mcc"],
         TaskKind::Regression => &["loss", "mse", "pearson", "spearman"],
     }
+}
+
+/// The direction of the composite metric: that of the task metrics it averages, which
+/// must all improve the same way (a mean of accuracies and MSEs is no measure).
+fn composite_direction<'a>(tasks: impl Iterator<Item = &'a TaskData>) -> Result<Direction> {
+    let mut seen: Option<(Direction, &'a TaskData)> = None;
+    for task in tasks {
+        let direction = Direction::of(&task.metric).ok_or_else(|| {
+            config_error(format!(
+                "task `{}`: metric `{}` has no known direction",
+                task.name, task.metric
+            ))
+        })?;
+        match seen {
+            Some((d, first)) if d != direction => {
+                return Err(config_error(format!(
+                    "the composite metric averages `{}/{}` and `{}/{}`, which improve in \
+                     opposite directions; choose metrics that agree or set `composite`",
+                    first.name, first.metric, task.name, task.metric
+                )));
+            }
+            Some(_) => {}
+            None => seen = Some((direction, task)),
+        }
+    }
+    Ok(seen.map_or(Direction::Up, |(d, _)| d))
 }
 
 fn config_error(message: String) -> MultitaskError {
@@ -309,6 +335,7 @@ impl MultitaskConfig {
         } else {
             "the best checkpoint needs"
         };
+        composite_direction(chosen.iter().map(|&i| &tasks[i]))?;
         if self.metric_for_best() == "composite"
             && let Some(d) = chosen.iter().map(|&i| &tasks[i]).find(|d| d.dev.is_empty())
         {
@@ -381,6 +408,12 @@ impl MultitaskConfig {
             .training
             .train_config(self.batches_per_epoch(tasks), TaskKind::Classification);
         config.metric_for_best = self.metric_for_best();
+        if config.metric_for_best == "composite" && config.greater_is_better.is_none() {
+            let direction = self
+                .composite_tasks(tasks)
+                .and_then(|chosen| composite_direction(chosen.iter().map(|&i| &tasks[i])));
+            config.greater_is_better = direction.ok().map(Direction::greater_is_better);
+        }
         config
     }
 

@@ -20,6 +20,7 @@ mod config;
 mod error;
 mod model;
 mod objective;
+pub mod run;
 mod sampler;
 
 pub use config::{MultitaskConfig, TaskConfig};

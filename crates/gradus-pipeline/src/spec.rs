@@ -101,9 +101,14 @@ impl StageKind {
         matches!(self, Self::Encode | Self::Examples).then_some("--tokenizer")
     }
 
-    /// The flag that passes a starting model, for kinds that take one.
+    /// The flag that passes a starting model, for kinds that take one (pretraining
+    /// continues from it).
     pub fn model_flag(self) -> Option<&'static str> {
-        matches!(self, Self::Finetune | Self::Multitask).then_some("--model")
+        match self {
+            Self::Finetune | Self::Multitask => Some("--model"),
+            Self::Pretrain => Some("--init-from"),
+            _ => None,
+        }
     }
 }
 
@@ -135,7 +140,8 @@ pub struct StageSpec {
     pub input: Vec<String>,
     /// Tokenizer (encode, examples): a path or `@stage`.
     pub tokenizer: Option<String>,
-    /// Starting model (finetune, multitask): a path or `@stage/model`.
+    /// Starting model (pretraining's `init_from`, fine-tuning, multi-task): a path or
+    /// `@stage/model`.
     pub model: Option<String>,
     /// Config overrides (`--set key=value`); nested tables become dotted keys and
     /// `@stage` strings become paths.

@@ -4,6 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+use gradus_record::RunRecord;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -156,13 +157,31 @@ fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
 }
 
-fn last_json_line(path: &Path) -> Option<Value> {
-    let text = std::fs::read_to_string(path).ok()?;
-    serde_json::from_str(text.lines().rev().find(|l| !l.trim().is_empty())?).ok()
-}
-
-fn num(v: &Value, key: &str) -> Option<f64> {
-    v.get(key)?.as_f64()
+/// The figure of a training or evaluation run, from its run record.
+fn record_figure(kind: StageKind, output: &Path) -> Option<String> {
+    let record = match RunRecord::read(output) {
+        Ok(record) => record?,
+        Err(e) => return Some(format!("unreadable run record: {e}")),
+    };
+    let figure = |key: &str| record.figures.get(key).copied();
+    match kind {
+        StageKind::Pretrain => {
+            let mut s = format!("validation loss {:.4}", figure("loss")?);
+            if let Some(a) = figure("mlm_accuracy") {
+                let _ = write!(s, ", MLM accuracy {a:.3}");
+            }
+            Some(s)
+        }
+        StageKind::Finetune | StageKind::Multitask => record.best_line(),
+        _ => {
+            let all: Vec<String> = record
+                .figures
+                .iter()
+                .map(|(k, v)| format!("{k} {v:.4}"))
+                .collect();
+            (!all.is_empty()).then(|| all.join(", "))
+        }
+    }
 }
 
 /// The figure that stands for a finished stage's output.
@@ -186,25 +205,8 @@ pub fn key_figure(kind: StageKind, output: &Path) -> Option<String> {
                 .or_else(|| vocab.as_array().map(Vec::len))?;
             Some(format!("vocabulary {n}"))
         }
-        StageKind::Pretrain => {
-            let e = last_json_line(&output.join("eval.jsonl"))?;
-            let mut s = format!("validation loss {:.4}", num(&e, "loss")?);
-            if let Some(a) = num(&e, "mlm_accuracy") {
-                let _ = write!(s, ", MLM accuracy {a:.3}");
-            }
-            Some(s)
-        }
-        StageKind::Finetune | StageKind::Multitask => {
-            let m = read_json(&output.join("metrics.json"))?;
-            let metric = m.get("metric_for_best")?.as_str()?;
-            Some(format!("{metric} {:.4}", num(&m, "best_value")?))
-        }
-        StageKind::Eval => {
-            let r = read_json(&output.join("report.json"))?;
-            let first = r.pointer("/sections/0")?;
-            let key = first.get("key_metric")?.as_str()?;
-            let value = first.pointer(&format!("/metrics/{key}"))?.as_f64()?;
-            Some(format!("{} {key} {value:.4}", first.get("name")?.as_str()?))
+        StageKind::Pretrain | StageKind::Finetune | StageKind::Multitask | StageKind::Eval => {
+            record_figure(kind, output)
         }
     }
 }

@@ -18,6 +18,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{Result, TokenizeError};
 use crate::spec::fingerprint;
+use crate::special::SpecialTokens;
 use crate::stats::EncodeStats;
 
 /// Settings of document encoding.
@@ -49,9 +50,6 @@ impl Default for EncodeConfig {
     }
 }
 
-/// End-of-text tokens `eos = "auto"` looks for, in order.
-const EOS_CANDIDATES: [&str; 4] = ["<|endoftext|>", "</s>", "<eos>", "[EOS]"];
-
 /// `validation` for a `fraction` of ids, `train` for the rest; depends on the id alone.
 pub fn split_of(doc_id: &str, fraction: f64) -> &'static str {
     let unit = (xxh3_64(doc_id.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64;
@@ -81,14 +79,12 @@ impl Encoder {
         }
         let eos = match config.eos.as_str() {
             "none" => None,
-            "auto" => EOS_CANDIDATES.iter().find_map(|t| tokenizer.token_to_id(t)),
+            "auto" => SpecialTokens::of(&tokenizer).eos,
             token => Some(tokenizer.token_to_id(token).ok_or_else(|| {
                 TokenizeError::Config(format!("eos token {token:?} is not in the vocabulary"))
             })?),
         };
-        let unk = ["[UNK]", "<unk>", "<|unk|>"]
-            .iter()
-            .find_map(|t| tokenizer.token_to_id(t));
+        let unk = SpecialTokens::of(&tokenizer).unk;
         Ok(Self {
             tokenizer,
             eos,

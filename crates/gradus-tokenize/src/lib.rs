@@ -26,6 +26,7 @@ mod error;
 mod examples;
 mod sample;
 mod spec;
+mod special;
 mod stats;
 mod table;
 
@@ -47,6 +48,7 @@ pub use spec::{
     TokenizerKind, TrainConfig, bert_template, char_tokenizer, char_tokenizer_from, fingerprint,
     load, save, train,
 };
+pub use special::{Role, SpecialTokens};
 pub use stats::EncodeStats;
 pub use table::{Row, Table, read_table};
 

@@ -218,7 +218,7 @@ fn write_checksums(dir: &Path) -> Result<()> {
     write_json(&dir.join(CHECKSUMS_FILE), &sums)
 }
 
-pub(crate) fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+pub fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::file(path, e))?;
     std::fs::write(path, text).map_err(|e| TrainError::file(path, e))
 }

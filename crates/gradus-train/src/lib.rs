@@ -15,11 +15,9 @@
 //!   `nccl` feature).
 
 mod checkpoint;
-pub mod clm;
 pub mod dist;
 mod error;
 mod logs;
-pub mod mlm;
 #[cfg(feature = "nccl")]
 pub mod nccl;
 pub mod optim;
@@ -28,10 +26,15 @@ pub mod schedule;
 mod throughput;
 mod trainer;
 
-pub use checkpoint::{CHECKSUMS_FILE, Checkpoints, LogPositions, RankState, TrainerState};
+pub use gradus_metrics::{Direction, Metric};
+
+pub use checkpoint::{
+    CHECKSUMS_FILE, Checkpoints, LogPositions, RankState, TrainerState, write_json,
+};
 pub use error::{Result, TrainError};
+pub use gradus_record::{Best, RUN_RECORD, RunFacts, RunKind, RunRecord};
 pub use logs::{Flush, SideLog};
-pub use run_dir::{RUN_RECORD, RunDir, RunRecord, RunSpec, TRAINING_OUTPUTS};
+pub use run_dir::{RunDir, RunEnd, RunSpec, TRAINING_OUTPUTS};
 pub use throughput::StepTimes;
 pub use trainer::{
     Objective, StepOutput, TrainConfig, TrainReport, Trainer, cursor_from_json, cursor_to_json,

@@ -1,19 +1,17 @@
 //! The output folder of a run, as every training stage and the evaluation open it:
 //! locked for the run's lifetime, emptied by `--overwrite` only of what gradus wrote
 //! there, and refused for a resume under settings other than those it was started with.
-//! `run.json` is the record that makes the last two possible.
+//! The run record (`run.json`, [`gradus_record::RunRecord`]) makes the last two possible.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+use gradus_record::{Best, RUN_RECORD, RecordError, RunFacts, RunKind, RunRecord};
 use gradus_shard::{FolderLock, LOCK_FILE, LockError, config_hash};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::error::{Result, TrainError};
-
-/// The run record's file name.
-pub const RUN_RECORD: &str = "run.json";
 
 /// What the training stages write into their output folder.
 pub const TRAINING_OUTPUTS: &[&str] = &[
@@ -37,14 +35,15 @@ const EXEMPT: &[&str] = &["checkpoint_interval", "keep_last"];
 /// How a stage opens its run folder.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    /// The stage's name (`pretrain`, `finetune`, …).
-    pub stage: String,
+    pub kind: RunKind,
     /// The stage's resolved config, as compared on resume.
     pub settings: Value,
     /// Files and folders the run reads: never deleted, never inside what is.
     pub inputs: Vec<PathBuf>,
     /// What the stage writes there (top-level names).
     pub outputs: Vec<String>,
+    /// Model, data, tokenizer, seed and selection metric, for the run record.
+    pub facts: RunFacts,
     /// Start again: delete what an earlier run wrote.
     pub overwrite: bool,
     /// Whether a rerun continues the earlier run (training), so that it must have the
@@ -53,15 +52,16 @@ pub struct RunSpec {
 }
 
 impl RunSpec {
-    /// The run of stage `stage` under `settings`, writing the training stages' outputs
+    /// The run of kind `kind` under `settings`, writing the training stages' outputs
     /// (evaluation names its own), continued by a rerun.
-    pub fn new(stage: &str, settings: &impl Serialize, overwrite: bool) -> Result<Self> {
+    pub fn new(kind: RunKind, settings: &impl Serialize, overwrite: bool) -> Result<Self> {
         Ok(Self {
-            stage: stage.to_string(),
+            kind,
             settings: serde_json::to_value(settings)
-                .map_err(|e| TrainError::Config(format!("{stage} settings: {e}")))?,
+                .map_err(|e| TrainError::Config(format!("{kind} settings: {e}")))?,
             inputs: Vec::new(),
             outputs: TRAINING_OUTPUTS.iter().map(|s| s.to_string()).collect(),
+            facts: RunFacts::default(),
             overwrite,
             resumes: true,
         })
@@ -71,20 +71,48 @@ impl RunSpec {
         self.inputs.extend(inputs);
         self
     }
+
+    /// What the run is about, for its record; its data and base model are inputs too.
+    pub fn with_facts(mut self, facts: RunFacts) -> Self {
+        let read = facts
+            .base_model
+            .iter()
+            .chain(&facts.data)
+            .chain(&facts.tokenizer);
+        for path in read {
+            if !self.inputs.contains(path) {
+                self.inputs.push(path.clone());
+            }
+        }
+        self.facts = facts;
+        self
+    }
 }
 
-/// `run.json`: which stage wrote the folder, under which settings, from which inputs,
-/// and every top-level file it wrote there.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RunRecord {
-    pub stage: String,
-    pub gradus_version: String,
-    pub config_hash: String,
-    pub settings: Value,
-    pub inputs: Vec<PathBuf>,
-    pub outputs: Vec<String>,
-    /// Whether the run got to its end.
-    pub finished: bool,
+/// How a run ended, for its record.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunEnd {
+    /// The kept model's figures.
+    pub figures: BTreeMap<String, f64>,
+    pub best: Option<Best>,
+}
+
+impl RunEnd {
+    /// The end of a trainer's run: its last evaluation and best selection value.
+    pub fn of(report: &crate::TrainReport) -> Self {
+        Self {
+            figures: report.last_eval.clone().unwrap_or_default(),
+            best: report
+                .best_value
+                .zip(report.best_step)
+                .map(|(value, step)| Best { value, step }),
+        }
+    }
+
+    pub fn with_figures(mut self, figures: BTreeMap<String, f64>) -> Self {
+        self.figures = figures;
+        self
+    }
 }
 
 /// A locked run folder; the lock goes with it.
@@ -119,13 +147,16 @@ impl RunDir {
             refuse_other_settings(dir, earlier, &spec)?;
         }
         let record = RunRecord {
-            stage: spec.stage,
+            kind: spec.kind,
             gradus_version: env!("CARGO_PKG_VERSION").to_string(),
             config_hash: config_hash(&without_exempt(&spec.settings)),
             settings: spec.settings,
             inputs: spec.inputs,
             outputs: spec.outputs,
+            facts: spec.facts,
             finished: false,
+            figures: BTreeMap::new(),
+            best: None,
         };
         let run = Self {
             before: entries(dir)?,
@@ -145,34 +176,32 @@ impl RunDir {
         &self.record
     }
 
-    /// Records the run as finished, with every top-level file it added.
-    pub fn finish(mut self) -> Result<()> {
+    /// Records the run as finished, with its final figures and every top-level file it
+    /// added.
+    pub fn finish(mut self, end: RunEnd) -> Result<()> {
         let added = entries(&self.dir)?;
         let mut outputs: BTreeSet<String> = self.record.outputs.iter().cloned().collect();
         outputs.extend(added.difference(&self.before).cloned());
         self.record.outputs = outputs.into_iter().collect();
         self.record.finished = true;
+        self.record.figures = end.figures;
+        self.record.best = end.best;
         self.write_record()
     }
 
     fn write_record(&self) -> Result<()> {
-        let path = self.dir.join(RUN_RECORD);
-        let tmp = self.dir.join(format!(".{RUN_RECORD}.tmp"));
-        let text =
-            serde_json::to_string_pretty(&self.record).map_err(|e| TrainError::file(&path, e))?;
-        std::fs::write(&tmp, text).map_err(|e| TrainError::file(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| TrainError::file(&path, e))
+        self.record.write(&self.dir).map_err(record_error)
     }
 }
 
 fn read_record(dir: &Path) -> Result<Option<RunRecord>> {
-    let path = dir.join(RUN_RECORD);
-    match std::fs::read_to_string(&path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map(Some)
-            .map_err(|e| TrainError::file(&path, format!("not a gradus run record: {e}"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(TrainError::file(&path, e)),
+    RunRecord::read(dir).map_err(record_error)
+}
+
+fn record_error(e: RecordError) -> TrainError {
+    match e {
+        RecordError::Io { path, source } => TrainError::file(&path, source),
+        RecordError::Invalid { path, message } => TrainError::file(&path, message),
     }
 }
 
@@ -228,12 +257,12 @@ fn remove_outputs(dir: &Path, names: &BTreeSet<String>) -> Result<()> {
 }
 
 fn refuse_other_settings(dir: &Path, earlier: &RunRecord, spec: &RunSpec) -> Result<()> {
-    if earlier.stage != spec.stage {
+    if earlier.kind != spec.kind {
         return Err(TrainError::Refused(format!(
             "{} holds a {} run, not a {} run; choose another output or pass --overwrite",
             dir.display(),
-            earlier.stage,
-            spec.stage
+            earlier.kind,
+            spec.kind
         )));
     }
     let changed = changed_settings(&earlier.settings, &spec.settings);
@@ -308,7 +337,7 @@ mod tests {
     use serde_json::json;
 
     fn spec(settings: Value, overwrite: bool) -> RunSpec {
-        RunSpec::new("pretrain", &settings, overwrite).unwrap()
+        RunSpec::new(RunKind::Pretrain, &settings, overwrite).unwrap()
     }
 
     #[test]
@@ -346,7 +375,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("checkpoints/step-1")).unwrap();
         std::fs::write(dir.path().join("train.jsonl"), "{}\n").unwrap();
         std::fs::write(dir.path().join("extra.svg"), "<svg/>").unwrap();
-        run.finish().unwrap();
+        run.finish(RunEnd::default()).unwrap();
         std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
         let run = RunDir::open(dir.path(), spec(json!({}), true)).unwrap();
         assert!(dir.path().join("notes.txt").is_file());

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use candle_core::Tensor;
+use gradus_metrics::Metric;
 use gradus_model::{Ctx, Params};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -77,6 +78,10 @@ pub struct TrainConfig {
     pub accumulation: usize,
     /// Evaluate every N steps (and at the end); 0: only at the end.
     pub eval_interval: u64,
+    /// Also evaluate the starting weights, as step 0 of `eval.jsonl` (where a continued
+    /// run starts from); it does not take part in choosing the best checkpoint.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub eval_at_start: bool,
     /// Checkpoint every N steps (and at the end); 0: only at the end.
     pub checkpoint_interval: u64,
     /// Step checkpoints kept (the best one is kept apart).
@@ -85,8 +90,8 @@ pub struct TrainConfig {
     pub early_stopping_patience: Option<u64>,
     /// The evaluation metric that picks the best checkpoint and drives early stopping.
     pub metric_for_best: String,
-    /// Whether a larger `metric_for_best` is better; by default, unless its name
-    /// contains `loss` (as the HF Trainer decides).
+    /// Whether a larger `metric_for_best` is better; by default the metric's own
+    /// direction ([`Metric`]): up for accuracy or Pearson, down for loss or MSE.
     pub greater_is_better: Option<bool>,
     /// End with the best checkpoint's weights in `model/` instead of the last step's.
     pub load_best_at_end: bool,
@@ -95,12 +100,11 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
-    /// Whether `value` of the selection metric beats `best`.
-    pub fn improves(&self, value: f64, best: Option<f64>) -> bool {
-        let greater = self
-            .greater_is_better
-            .unwrap_or(!self.metric_for_best.contains("loss"));
-        best.is_none_or(|b| if greater { value > b } else { value < b })
+    /// The metric that picks the best checkpoint and drives early stopping, with the
+    /// direction it improves in; a name of unknown direction needs `greater_is_better`.
+    pub fn selection(&self) -> Result<Metric> {
+        Metric::new(&self.metric_for_best, self.greater_is_better)
+            .map_err(|e| TrainError::Config(e.to_string()))
     }
 }
 
@@ -114,6 +118,7 @@ impl Default for TrainConfig {
             grad_clip: 1.0,
             accumulation: 1,
             eval_interval: 0,
+            eval_at_start: false,
             checkpoint_interval: 0,
             keep_last: 2,
             early_stopping_patience: None,
@@ -150,6 +155,9 @@ pub struct TrainReport {
     pub steps: u64,
     pub resumed_from: Option<u64>,
     pub losses: Vec<f64>,
+    /// The evaluation of the starting weights (`eval_at_start`), when this process ran it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub start_eval: Option<BTreeMap<String, f64>>,
     pub last_eval: Option<BTreeMap<String, f64>>,
     /// The best value of `metric_for_best` and the step that reached it.
     pub best_value: Option<f64>,
@@ -220,6 +228,7 @@ impl Trainer {
                 "steps and accumulation must be positive".into(),
             ));
         }
+        let selection = c.selection()?;
         let ckpts = Checkpoints::new(&self.out.join("checkpoints"));
         let mut opt = Optimizer::with_scales(&c.optimizer, obj.params(), |n| obj.lr_scale(n))?;
         let rank = self.rank();
@@ -273,6 +282,19 @@ impl Trainer {
         }
         let mut log = JsonLines::open(&self.out.join("train.jsonl"), lead)?;
         let mut eval_log = JsonLines::open(&self.out.join("eval.jsonl"), lead)?;
+        // A rerun before the first checkpoint has cut the logs back to the start, so it
+        // evaluates the start again, as an uninterrupted run did.
+        let start_eval = if c.eval_at_start && resumed_from.is_none() {
+            let eval = obj.evaluate()?;
+            eval_log.write(&EvalLine {
+                step: 0,
+                metrics: &eval,
+                best: false,
+            })?;
+            Some(eval)
+        } else {
+            None
+        };
         let start = Instant::now();
         let start_tokens = state.tokens_seen;
         let (mut losses, mut last_eval) = (Vec::new(), None);
@@ -309,7 +331,7 @@ impl Trainer {
                         eval.keys().collect::<Vec<_>>()
                     ))
                 })?;
-                improved = value.is_finite() && c.improves(value, state.best_value);
+                improved = value.is_finite() && selection.improves(value, state.best_value);
                 eval_log.write(&EvalLine {
                     step: state.step,
                     metrics: &eval,
@@ -364,6 +386,7 @@ impl Trainer {
             steps: state.step,
             resumed_from,
             losses,
+            start_eval,
             last_eval,
             best_value: state.best_value,
             best_step: state.best_step,

@@ -10,22 +10,31 @@ use candle_core::{Device, Tensor};
 use gradus_model::{Ctx, ParamKind, Params};
 use gradus_train::{Objective, TrainConfig, Trainer};
 
-/// One weight pulled towards 3; evaluation `k` reports `accuracy = script[k]`.
+/// One weight pulled towards 3; evaluation `k` reports `accuracy = script[k]` and
+/// `loss = 1 - accuracy`, or each named script's `k`-th value.
 struct Scripted {
     params: Params,
     w: Tensor,
-    script: Vec<f64>,
+    scripts: Vec<(String, Vec<f64>)>,
     evals: usize,
 }
 
 impl Scripted {
     fn new(script: &[f64]) -> Self {
+        let loss = script.iter().map(|a| 1.0 - a).collect::<Vec<_>>();
+        Self::with(&[("accuracy", script), ("loss", &loss)])
+    }
+
+    fn with(scripts: &[(&str, &[f64])]) -> Self {
         let mut params = Params::new(Device::Cpu, 0);
         let w = params.constant("w", &[1], 0.0, ParamKind::Weight).unwrap();
         Self {
             params,
             w,
-            script: script.to_vec(),
+            scripts: scripts
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_vec()))
+                .collect(),
             evals: 0,
         }
     }
@@ -47,12 +56,13 @@ impl Objective for Scripted {
         Ok((&self.w - 3.0)?.sqr()?.sum_all()?)
     }
     fn evaluate(&mut self) -> gradus_train::Result<BTreeMap<String, f64>> {
-        let acc = self.script[self.evals.min(self.script.len() - 1)];
+        let k = self.evals;
         self.evals += 1;
-        Ok(BTreeMap::from([
-            ("loss".to_string(), 1.0 - acc),
-            ("accuracy".to_string(), acc),
-        ]))
+        Ok(self
+            .scripts
+            .iter()
+            .map(|(name, v)| (name.clone(), v[k.min(v.len() - 1)]))
+            .collect())
     }
     fn data_state(&self) -> gradus_train::Result<serde_json::Value> {
         Ok(serde_json::Value::Null)
@@ -140,4 +150,68 @@ fn an_unknown_selection_metric_is_named() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("`f1`") && err.contains("accuracy"), "{err}");
+}
+
+/// A regression run's evaluations: MSE is lowest at the 2nd, Pearson highest at the 4th.
+const MSE: &[f64] = &[3.0, 1.39, 5.0, 2.0];
+const PEARSON: &[f64] = &[0.2, 0.5, 0.1, 0.9];
+
+/// The best step, best value and kept weights of a 4-evaluation run selected on `metric`.
+fn select_on(metric: &str, greater_is_better: Option<bool>) -> (Option<u64>, Option<f64>, f32) {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        steps: 8,
+        lr: 0.1,
+        eval_interval: 2,
+        metric_for_best: metric.into(),
+        greater_is_better,
+        load_best_at_end: true,
+        ..TrainConfig::default()
+    };
+    let mut obj = Scripted::with(&[("mse", MSE), ("pearson", PEARSON), ("loss", MSE)]);
+    let report = Trainer::new(config, tmp.path())
+        .run(&mut obj, &mut |_| {})
+        .unwrap();
+    let kept = weight_in(&tmp.path().join("model/model.safetensors"));
+    assert_eq!(
+        kept,
+        weight_in(&tmp.path().join("checkpoints/best/model.safetensors"))
+    );
+    (report.best_step, report.best_value, kept)
+}
+
+#[test]
+fn a_regression_task_selected_on_mse_keeps_its_lowest_mse_and_on_pearson_its_highest() {
+    let (mse_step, mse_best, mse_kept) = select_on("mse", None);
+    assert_eq!((mse_step, mse_best), (Some(4), Some(1.39)));
+    let (pearson_step, pearson_best, pearson_kept) = select_on("pearson", None);
+    assert_eq!((pearson_step, pearson_best), (Some(8), Some(0.9)));
+    // Different evaluations won, so different weights were kept.
+    assert_ne!(mse_kept, pearson_kept);
+    // `greater_is_better` overrides a metric's own direction.
+    let (step, best, _) = select_on("mse", Some(true));
+    assert_eq!((step, best), (Some(6), Some(5.0)));
+}
+
+#[test]
+fn a_metric_of_unknown_direction_needs_greater_is_better() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = TrainConfig {
+        steps: 2,
+        eval_interval: 1,
+        metric_for_best: "bleu_ish".into(),
+        ..TrainConfig::default()
+    };
+    let err = Trainer::new(config, tmp.path())
+        .run(&mut Scripted::new(&[0.5]), &mut |_| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("bleu_ish") && err.contains("greater_is_better"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("train.jsonl").exists(),
+        "refused before training"
+    );
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use candle_core::Device;
 use gradus_model::{Gpt, GptConfig, Params};
+use gradus_pretrain::clm::{ClmObjective, ClmStream, StreamSpec};
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
-use gradus_train::clm::{ClmObjective, ClmStream, StreamSpec};
 use gradus_train::dist::{RankShards, ThreadCollective};
 use gradus_train::schedule::Schedule;
 use gradus_train::{TrainConfig, TrainReport, Trainer};

@@ -15,7 +15,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Result, TrainError};
+use gradus_train::{Result, TrainError};
 
 /// The special tokens MLM needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,7 +44,7 @@ pub struct MlmSpec {
     pub follow: Option<std::time::Duration>,
     /// In data-parallel training, read only this rank's shards.
     #[serde(default)]
-    pub ranks: Option<crate::dist::RankShards>,
+    pub ranks: Option<gradus_train::dist::RankShards>,
 }
 
 /// One example before batching.
@@ -339,7 +339,7 @@ fn losses(
     Ok((total, logits, nsp_logits))
 }
 
-impl crate::Objective for MlmObjective {
+impl gradus_train::Objective for MlmObjective {
     type Batch = MlmBatch;
 
     fn params(&self) -> &Params {
@@ -399,11 +399,11 @@ impl crate::Objective for MlmObjective {
     }
 
     fn data_state(&self) -> Result<serde_json::Value> {
-        crate::cursor_to_json(&self.train.cursor)
+        gradus_train::cursor_to_json(&self.train.cursor)
     }
 
     fn restore_data(&mut self, state: serde_json::Value) -> Result<()> {
-        self.train.cursor = crate::cursor_from_json(state)?;
+        self.train.cursor = gradus_train::cursor_from_json(state)?;
         Ok(())
     }
 
@@ -412,7 +412,7 @@ impl crate::Objective for MlmObjective {
         let mut config = serde_json::to_value(self.model.config())
             .map_err(|e| TrainError::Data(e.to_string()))?;
         config["architectures"] = serde_json::json!(["BertForPreTraining"]);
-        crate::checkpoint::write_json(&dir.join("config.json"), &config)
+        gradus_train::write_json(&dir.join("config.json"), &config)
     }
 
     fn flops_per_unit(&self) -> f64 {

@@ -1,27 +1,27 @@
-//! `gradus-eval`: evaluates the runs of a pipeline and writes one report. A run folder is
-//! recognised by its resolved `config.toml`: pretraining (a language model on its tokens),
-//! fine-tuning (a task head on its dev split) or multi-task training (each exported task,
-//! and each task fine-tuned afterwards).
+//! The evaluation stage: evaluates the runs of a pipeline and writes one report. A run folder
+//! says what it holds in its run record (`run.json`): pretraining (a language model on
+//! its tokens), fine-tuning (a task head on its dev split) or multi-task training (each
+//! exported task, and each task fine-tuned afterwards).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::curves::{Series, read_jsonl, series, smooth};
+use crate::plots::{confusion_chart, line_chart, scatter_chart};
+use crate::{Plot, Report, Section, SectionKind, Unigram, clm_score, ngram_score};
 use anyhow::Context;
-use gradus_eval::curves::{Series, read_jsonl, series, smooth};
-use gradus_eval::plots::{confusion_chart, line_chart, scatter_chart};
-use gradus_eval::{Plot, Report, Section, SectionKind, Unigram, clm_score, ngram_score};
 use gradus_finetune::data::{TaskExample, load_examples};
 use gradus_finetune::eval::score;
 use gradus_finetune::{FinetuneConfig, Predictor, TaskKind};
 use gradus_model::Gpt;
 use gradus_model::generate::{Sampling, generate};
 use gradus_multitask::MultitaskConfig;
-use gradus_telemetry::Progress;
+use gradus_pretrain::clm::{ClmStream, StreamSpec};
+use gradus_record::{Metric, RunKind, RunRecord};
 use gradus_train::Objective;
-use gradus_train::clm::{ClmStream, StreamSpec};
 use serde::{Deserialize, Serialize};
 
-use crate::pretrain::{
+use gradus_pretrain::{
     ClmSplits, PretrainConfig, PretrainObjective, clm_splits, eos_id, mlm_objective,
 };
 
@@ -92,7 +92,7 @@ fn validation() -> String {
     "validation".into()
 }
 
-/// What produced a run folder, from its resolved config.
+/// A run folder, as its run record says, with its resolved config.
 #[derive(Debug)]
 enum Run {
     Pretrain(Box<PretrainConfig>),
@@ -101,30 +101,20 @@ enum Run {
 }
 
 fn detect(dir: &Path) -> anyhow::Result<Run> {
+    let record = RunRecord::require(dir)?;
     let path = dir.join("config.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: not a run folder", path.display()))?;
-    let table: toml::Table =
-        toml::from_str(&text).with_context(|| format!("config {}", path.display()))?;
     let parse = || format!("config {}", path.display());
-    if table.contains_key("objective") {
-        Ok(Run::Pretrain(Box::new(
-            toml::from_str(&text).with_context(parse)?,
-        )))
-    } else if table.contains_key("tasks") {
-        Ok(Run::Multitask(Box::new(
-            toml::from_str(&text).with_context(parse)?,
-        )))
-    } else if table.contains_key("head") {
-        Ok(Run::Finetune(Box::new(
-            toml::from_str(&text).with_context(parse)?,
-        )))
-    } else {
-        anyhow::bail!(
-            "{}: not the config of a pretraining, fine-tuning or multi-task run",
-            path.display()
-        )
-    }
+    Ok(match record.kind {
+        RunKind::Pretrain => Run::Pretrain(Box::new(toml::from_str(&text).with_context(parse)?)),
+        RunKind::Finetune => Run::Finetune(Box::new(toml::from_str(&text).with_context(parse)?)),
+        RunKind::Multitask => Run::Multitask(Box::new(toml::from_str(&text).with_context(parse)?)),
+        RunKind::Eval => anyhow::bail!(
+            "{}: an evaluation's folder; name the runs it evaluated instead",
+            dir.display()
+        ),
+    })
 }
 
 /// Checks that every run and checkpoint `config` names is there and of a known kind,
@@ -149,7 +139,7 @@ pub fn check(config: &EvalConfig) -> anyhow::Result<()> {
 /// once written).
 pub const EVAL_OUTPUTS: &[&str] = &[
     "config.toml",
-    gradus_train::RUN_RECORD,
+    gradus_record::RUN_RECORD,
     "metrics.jsonl",
     "report.json",
     "report.md",
@@ -158,7 +148,7 @@ pub const EVAL_OUTPUTS: &[&str] = &[
 /// The run folder spec of an evaluation: it reads every run and checkpoint it names,
 /// and a rerun replaces its report rather than continuing it.
 pub fn run_spec(config: &EvalConfig, overwrite: bool) -> anyhow::Result<gradus_train::RunSpec> {
-    let mut spec = gradus_train::RunSpec::new("eval", config, overwrite)?;
+    let mut spec = gradus_train::RunSpec::new(RunKind::Eval, config, overwrite)?;
     spec.outputs = EVAL_OUTPUTS.iter().map(|s| s.to_string()).collect();
     spec.resumes = false;
     let checkpoints = config.checkpoints.iter().flat_map(|c| {
@@ -169,44 +159,71 @@ pub fn run_spec(config: &EvalConfig, overwrite: bool) -> anyhow::Result<gradus_t
     Ok(spec.with_inputs(config.runs.iter().cloned().chain(checkpoints)))
 }
 
-/// Evaluates every run of `config` into a report in `output` (charts beside it).
-pub fn evaluate(config: &EvalConfig, output: &Path) -> anyhow::Result<Report> {
+/// Evaluates every run of `config` into a report in `output` (charts beside it);
+/// `on_model` hears the name of each run or checkpoint as its turn comes.
+pub fn evaluate(
+    config: &EvalConfig,
+    output: &Path,
+    on_model: &mut dyn FnMut(&str),
+) -> anyhow::Result<Report> {
     if config.runs.is_empty() && config.checkpoints.is_empty() {
         anyhow::bail!("nothing to evaluate: name run folders (`runs` or --input) or `checkpoints`");
     }
     std::fs::create_dir_all(output).with_context(|| format!("output {}", output.display()))?;
-    let total = config.runs.len() + config.checkpoints.len();
-    let progress = Progress::new("eval", Some(total as u64), "models");
     let mut sections = Vec::new();
     let mut used = std::collections::HashSet::new();
+    let mut tuned = Vec::new();
     for dir in &config.runs {
         let name = unique_name(dir, &mut used);
-        progress.set_message(name.clone());
+        on_model(&name);
         match detect(dir)? {
             Run::Pretrain(c) => sections.push(lm_section(config, dir, &name, &c, output)?),
-            Run::Finetune(c) => sections.push(task_section(config, dir, &name, &c, output)?),
+            Run::Finetune(c) => {
+                tuned.push((sections.len(), RunRecord::require(dir)?));
+                sections.push(task_section(config, dir, &name, &c, output)?);
+            }
             Run::Multitask(c) => {
                 sections.extend(multitask_sections(config, dir, &name, &c, output)?)
             }
         }
-        progress.inc(1);
     }
     for spec in &config.checkpoints {
         let name = match &spec.name {
             Some(n) => n.clone(),
             None => unique_name(&spec.model, &mut used),
         };
-        progress.set_message(name.clone());
+        on_model(&name);
         sections.push(checkpoint_section(config, spec, &name, output)?);
-        progress.inc(1);
     }
-    progress.finish();
+    compare_with_random_init(&mut sections, &tuned);
     let report = Report {
         title: config.title.clone(),
         sections,
     };
     report.write(output)?;
     Ok(report)
+}
+
+/// Puts a fine-tuning run from random weights beside each run that fine-tuned a
+/// pretrained model on the same examples, as the baseline `random init`: whether the
+/// pretraining step paid for itself, in the pretrained run's section.
+fn compare_with_random_init(sections: &mut [Section], tuned: &[(usize, RunRecord)]) {
+    let scratch = |data: &[PathBuf]| {
+        tuned
+            .iter()
+            .find(|(_, r)| r.facts.base_model.is_none() && r.facts.data == data)
+            .map(|(i, _)| sections[*i].metrics.clone())
+    };
+    let pairs: Vec<(usize, BTreeMap<String, f64>)> = tuned
+        .iter()
+        .filter(|(_, r)| r.facts.base_model.is_some())
+        .filter_map(|(i, r)| Some((*i, scratch(&r.facts.data)?)))
+        .collect();
+    for (i, metrics) in pairs {
+        sections[i]
+            .baselines
+            .insert("random init".to_string(), metrics);
+    }
 }
 
 fn run_name(dir: &Path) -> String {
@@ -387,7 +404,7 @@ fn clm_section(
     let train = baseline_train(lm.tokens, splits, ec.baseline_tokens)?;
     let vocab = model.config().vocab_size;
     let ngram = ngram_score(&train, &windows, ec.baseline_order, vocab, Some(bytes))?;
-    let metrics = |s: &gradus_eval::LmScore| {
+    let metrics = |s: &crate::LmScore| {
         let mut m = BTreeMap::from([
             ("loss".to_string(), s.loss),
             ("perplexity".to_string(), s.perplexity),
@@ -616,7 +633,7 @@ fn multitask_sections(
             output,
         )?);
         let tuned = dir.join("finetune").join(&task.name);
-        if tuned.join("config.toml").is_file()
+        if tuned.join(gradus_record::RUN_RECORD).is_file()
             && let Run::Finetune(c) = detect(&tuned)?
         {
             let tuned_name = format!("{section_name} (fine-tuned)");
@@ -714,7 +731,9 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
             run.dev_split,
             dev.len()
         ),
-        higher_is_better: key_metric != "mse" && key_metric != "loss",
+        higher_is_better: Metric::new(&key_metric, None)?
+            .direction
+            .greater_is_better(),
         key_metric,
         metrics: scored.scalars,
         baselines: [(baseline_name.to_string(), baseline)].into(),

@@ -1,15 +1,15 @@
-//! What `gradus-multitask` reports: the progress message, the final `metrics.json` with
+//! What a multi-task run reports: the progress message, the final `metrics.json` with
 //! each task's dev figures, and the per-task fine-tuning that may follow.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
-use gradus_multitask::{MultitaskConfig, MultitaskObjective, Strategy};
+use gradus_finetune::run::FinetuneSummary;
 use gradus_train::{StepOutput, TrainReport};
 use serde::Serialize;
 
-use crate::finetune::FinetuneSummary;
+use crate::{MultitaskConfig, MultitaskObjective, Strategy};
 
 /// The progress message of a step: each task's epochs so far, and the selection metric
 /// when the step evaluated.

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use candle_core::Device;
 use gradus_model::{Gpt, GptConfig, Kernels, Params};
+use gradus_pretrain::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
-use gradus_train::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
 use gradus_train::schedule::Schedule;
 use gradus_train::{TrainConfig, TrainError, Trainer};
 
@@ -421,7 +421,7 @@ fn counting_tokens(dir: &Path, docs: usize) {
 #[test]
 fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
     use gradus_model::{Bert, BertConfig, BertHeads};
-    use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
+    use gradus_pretrain::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("tokens");
     counting_tokens(&data, 200);
@@ -511,7 +511,7 @@ fn config_for_mlm() -> TrainConfig {
 
 #[test]
 fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
-    use gradus_train::mlm::{MlmSpec, MlmStream, SpecialTokens};
+    use gradus_pretrain::mlm::{MlmSpec, MlmStream, SpecialTokens};
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let sealed = dir.path().join("sealed");

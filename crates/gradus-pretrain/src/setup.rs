@@ -1,133 +1,16 @@
-//! `gradus-pretrain`: the stage configuration and the wiring of model, data and trainer.
+//! From a pretraining config to a trainable objective: the model sized to the
+//! tokenizer, the training and validation streams, and the ranks of a data-parallel run.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::Context;
-use gradus_model::{Bert, BertConfig, BertHeads, Gpt, GptConfig, Kernels, Params};
-use gradus_train::TrainConfig;
-use gradus_train::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
+use gradus_model::{Bert, BertHeads, Gpt, Params};
+use gradus_tokenize::Role;
 use gradus_train::dist::RankShards;
-use gradus_train::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
-use serde::{Deserialize, Serialize};
 
-/// What the model learns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum PretrainObjective {
-    Clm,
-    Mlm,
-    #[serde(rename = "mlm+nsp")]
-    #[value(name = "mlm+nsp")]
-    MlmNsp,
-}
-
-/// The pretraining data.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PretrainData {
-    /// A `tokens` dataset.
-    pub tokens: PathBuf,
-    /// The tokenizer that made it (for the vocabulary size and special tokens).
-    pub tokenizer: PathBuf,
-    pub seq_len: usize,
-    pub batch_size: usize,
-    /// Hold out this share of the end of the training stream for validation (one long
-    /// text, as nanoGPT's 90/10 split); 0 uses the dataset's `validation` split.
-    pub holdout_tail: f64,
-    /// Validation windows evaluated each time.
-    pub eval_windows: usize,
-    /// Windows held for shuffling.
-    pub shuffle_buffer: usize,
-    /// Causal LM: `epochs` (windows cut back to back, each token a target once an epoch)
-    /// or `random` (each window at a random offset, with replacement, as nanoGPT's
-    /// `get_batch`; the training tokens are held in memory).
-    pub sampling: Sampling,
-    /// Token appended between documents that lack it; `auto`: the tokenizer's
-    /// end-of-text token if it has one.
-    pub eos: String,
-    /// Start on a `tokens` dataset still being written and follow it: the first epoch
-    /// waits for each next shard (validation waits until it has its windows), which
-    /// reads exactly what the sealed dataset holds, in the same order. With
-    /// `holdout_tail` the stage waits for the seal, since the tail is a share of the whole.
-    pub follow: bool,
-    /// With `follow`: give up after this many seconds without a new shard.
-    pub follow_timeout_secs: u64,
-}
-
-impl Default for PretrainData {
-    fn default() -> Self {
-        Self {
-            tokens: PathBuf::new(),
-            tokenizer: PathBuf::new(),
-            seq_len: 256,
-            batch_size: 16,
-            holdout_tail: 0.0,
-            eval_windows: 512,
-            shuffle_buffer: 8192,
-            sampling: Sampling::Epochs,
-            eos: "auto".into(),
-            follow: false,
-            follow_timeout_secs: 3600,
-        }
-    }
-}
-
-/// `gradus-pretrain`'s TOML.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PretrainConfig {
-    pub objective: PretrainObjective,
-    /// `cpu` or `cuda:N`.
-    pub device: String,
-    /// `f32` (bf16 is not supported yet).
-    pub dtype: String,
-    /// `fused` (gradus-kernels' fused GELU, layer norm, attention and loss on the CPU;
-    /// candle's ops on other devices) or `composed` (candle's ops everywhere).
-    pub kernels: Kernels,
-    /// Seeds initialisation and data order (dropout: `train.seed`).
-    pub seed: u64,
-    /// The model of `clm`.
-    pub gpt: GptConfig,
-    /// The model of `mlm` and `mlm+nsp`.
-    pub bert: BertConfig,
-    /// Share of tokens chosen for MLM prediction.
-    pub mask_prob: f64,
-    /// MLM: join short documents until a sequence is full (as BERT's pretraining data).
-    pub pack_documents: bool,
-    pub data: PretrainData,
-    pub train: TrainConfig,
-    /// In data-parallel training (`gradus-launch`), this process's rank: it trains on
-    /// its own shards. Set at run time, never in the TOML.
-    #[serde(skip)]
-    pub ranks: Option<RankShards>,
-}
-
-impl Default for PretrainConfig {
-    fn default() -> Self {
-        Self {
-            objective: PretrainObjective::Clm,
-            device: "cpu".into(),
-            dtype: "f32".into(),
-            kernels: Kernels::default(),
-            seed: 0,
-            gpt: GptConfig::default(),
-            bert: BertConfig::default(),
-            mask_prob: 0.15,
-            pack_documents: true,
-            data: PretrainData::default(),
-            train: TrainConfig::default(),
-            ranks: None,
-        }
-    }
-}
-
-impl PretrainData {
-    /// How long a following stream waits for a shard; `None` when not following.
-    pub fn follow_timeout(&self) -> Option<std::time::Duration> {
-        self.follow
-            .then(|| std::time::Duration::from_secs(self.follow_timeout_secs))
-    }
-}
+use crate::clm::{ClmObjective, ClmStream, StreamSpec};
+use crate::config::{PretrainConfig, PretrainObjective};
+use crate::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
 
 /// Waits until the dataset in `dir` is sealed (a tail hold-out needs all of it): follows
 /// its shards to the end.
@@ -142,9 +25,7 @@ fn wait_sealed(dir: &std::path::Path, timeout: std::time::Duration) -> anyhow::R
 pub fn eos_id(tk: &gradus_tokenize::Tokenizer, eos: &str) -> anyhow::Result<Option<u32>> {
     match eos {
         "none" => Ok(None),
-        "auto" => Ok(["<|endoftext|>", "</s>", "<eos>", "[EOS]"]
-            .iter()
-            .find_map(|t| tk.token_to_id(t))),
+        "auto" => Ok(gradus_tokenize::SpecialTokens::of(tk).eos),
         token => tk
             .token_to_id(token)
             .map(Some)
@@ -210,6 +91,7 @@ pub fn clm_splits(
 
 /// Builds the causal-LM objective: model sized to the tokenizer, streams, validation.
 pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
+    crate::init::check_folder(config)?;
     if config.dtype != "f32" {
         anyhow::bail!("dtype `{}`: only f32 is supported", config.dtype);
     }
@@ -217,9 +99,17 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
     let d = &config.data;
     let tk = gradus_tokenize::load(&d.tokenizer)
         .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
-    let mut gpt = config.gpt.clone();
-    gpt.vocab_size = tk.get_vocab_size(true);
-    gpt.n_positions = gpt.n_positions.max(d.seq_len);
+    let vocab = tk.get_vocab_size(true);
+    let (gpt, mut params) = match &config.init_from {
+        Some(dir) => crate::init::gpt_from(dir, config, vocab, &device)?,
+        None => {
+            let mut gpt = config.gpt.clone();
+            gpt.vocab_size = vocab;
+            gpt.n_positions = gpt.n_positions.max(d.seq_len);
+            let params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
+            (gpt, params)
+        }
+    };
     let ClmSplits {
         train: train_spec,
         validation: val_spec,
@@ -236,7 +126,6 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
         true,
     )?
     .with_sampling(d.sampling)?;
-    let mut params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
     let model = Gpt::new(&gpt, &mut params)?;
     Ok(ClmObjective {
         model,
@@ -250,23 +139,30 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
 
 /// Builds the MLM (+NSP) objective: a BERT sized to the tokenizer, with its heads.
 pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
+    crate::init::check_folder(config)?;
     let device = gradus_model::device(&config.device)?;
     let d = &config.data;
     let tk = gradus_tokenize::load(&d.tokenizer)
         .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
-    let id = |t: &str| {
-        tk.token_to_id(t)
-            .with_context(|| format!("the tokenizer has no `{t}` token, which MLM needs"))
-    };
+    let found = gradus_tokenize::SpecialTokens::of(&tk);
+    let id = |role| found.require(role, "MLM");
     let special = SpecialTokens {
-        cls: id("[CLS]")?,
-        sep: id("[SEP]")?,
-        mask: id("[MASK]")?,
-        pad: id("[PAD]")?,
+        cls: id(Role::Cls)?,
+        sep: id(Role::Sep)?,
+        mask: id(Role::Mask)?,
+        pad: id(Role::Pad)?,
     };
-    let mut bert = config.bert.clone();
-    bert.vocab_size = tk.get_vocab_size(true);
-    bert.max_position_embeddings = bert.max_position_embeddings.max(d.seq_len);
+    let vocab = tk.get_vocab_size(true);
+    let (mut bert, mut params) = match &config.init_from {
+        Some(dir) => crate::init::bert_from(dir, config, vocab, &device)?,
+        None => {
+            let mut bert = config.bert.clone();
+            bert.vocab_size = vocab;
+            bert.max_position_embeddings = bert.max_position_embeddings.max(d.seq_len);
+            let params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
+            (bert, params)
+        }
+    };
     bert.pad_token_id = special.pad;
     let spec = |split: &str| MlmSpec {
         split: Some(split.into()),
@@ -285,9 +181,19 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         ..spec("train")
     };
     let train = MlmStream::open(&d.tokens, train_spec, config.seed)?;
-    let mut params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
     let model = Bert::new(&bert, &mut params)?;
     let heads = BertHeads::new(&model, &mut params)?;
+    if !params.fresh_names().is_empty() {
+        tracing::info!(
+            "{} has no {}: initialised (the MLM decoder is tied to the word embeddings)",
+            config
+                .init_from
+                .as_deref()
+                .unwrap_or(Path::new(""))
+                .display(),
+            params.fresh_names().join(", ")
+        );
+    }
     Ok(MlmObjective {
         model,
         heads,

@@ -1,12 +1,15 @@
-//! What `gradus-finetune` reports: progress messages and the final `metrics.json`.
+//! A fine-tuning run: how its folder is opened (every check first), the training, and
+//! what it reports: progress messages, the final `metrics.json` and the run record's end.
 
 use std::path::Path;
 
 use anyhow::Context;
-use gradus_finetune::{FinetuneConfig, FinetuneObjective};
-use gradus_telemetry::Progress;
-use gradus_train::{RunSpec, StepOutput, TrainConfig, TrainReport, Trainer};
+use gradus_train::{
+    RunEnd, RunFacts, RunKind, RunSpec, StepOutput, TrainConfig, TrainReport, Trainer,
+};
 use serde::Serialize;
+
+use crate::{FinetuneConfig, FinetuneObjective, Init};
 
 /// Builds the run of `config`, every check first: its objective, its training settings,
 /// and how its output folder is to be opened (nothing there is touched yet).
@@ -19,16 +22,26 @@ pub fn prepare(
         objective.batcher.batches_per_epoch(),
         objective.model.spec.kind,
     );
-    let spec = RunSpec::new("finetune", config, overwrite)?
-        .with_inputs([config.model.clone(), config.examples.clone()]);
+    let facts = RunFacts {
+        model: Some("model".into()),
+        base_model: (config.init == Init::Pretrained).then(|| config.model.clone()),
+        data: vec![config.examples.clone()],
+        tokenizer: None,
+        seed: config.seed,
+        selection: Some(train.selection()?),
+    };
+    let spec = RunSpec::new(RunKind::Finetune, config, overwrite)?
+        .with_inputs([config.model.clone()])
+        .with_facts(facts);
     Ok((objective, train, spec))
 }
 
-/// Trains a prepared run with `trainer` under a progress bar and writes `metrics.json`
-/// into the trainer's folder.
+/// Trains a prepared run with `trainer`, telling `on_step` of each step, and writes
+/// `metrics.json` into the trainer's folder.
 pub fn train(
     mut objective: FinetuneObjective,
     trainer: Trainer,
+    on_step: &mut dyn FnMut(&StepOutput),
 ) -> anyhow::Result<FinetuneSummary> {
     let spec = &objective.model.spec;
     let train = &trainer.config;
@@ -46,16 +59,7 @@ pub fn train(
         tracing::info!("new: {}", objective.model.params.fresh_names().join(", "));
     }
     let metric = train.metric_for_best.clone();
-    let progress = Progress::new(
-        &format!("finetune {}", spec.name),
-        Some(train.steps),
-        "steps",
-    );
-    let report = trainer.run(&mut objective, &mut |s| {
-        progress.inc(1);
-        progress.set_message(announce_eval(s, &metric));
-    })?;
-    progress.finish();
+    let report = trainer.run(&mut objective, on_step)?;
     let summary = FinetuneSummary::new(&objective, &report, &metric)?;
     summary.write(&trainer.out.join("metrics.json"))?;
     Ok(summary)
@@ -76,7 +80,7 @@ pub fn announce_eval(step: &StepOutput, metric: &str) -> String {
 #[derive(Debug, Serialize)]
 pub struct FinetuneSummary {
     pub task: String,
-    pub kind: gradus_finetune::TaskKind,
+    pub kind: crate::TaskKind,
     pub metric_for_best: String,
     pub best_value: Option<f64>,
     pub best_step: Option<u64>,
@@ -116,6 +120,17 @@ impl FinetuneSummary {
             dev: score.scalars,
             dev_report: score.report,
         })
+    }
+
+    /// The run record's end: the kept model's dev figures and the best evaluation.
+    pub fn end(&self) -> RunEnd {
+        RunEnd {
+            figures: self.dev.clone(),
+            best: self
+                .best_value
+                .zip(self.best_step)
+                .map(|(value, step)| gradus_train::Best { value, step }),
+        }
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {

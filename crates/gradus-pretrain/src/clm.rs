@@ -14,8 +14,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::dist::RankShards;
-use crate::error::{Result, TrainError};
+use gradus_train::dist::RankShards;
+use gradus_train::{Result, TrainError};
 
 /// Which part of the dataset a stream reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -465,7 +465,7 @@ pub struct ClmObjective {
     pub device: Device,
 }
 
-impl crate::Objective for ClmObjective {
+impl gradus_train::Objective for ClmObjective {
     type Batch = ClmBatch;
 
     fn params(&self) -> &gradus_model::Params {
@@ -499,17 +499,17 @@ impl crate::Objective for ClmObjective {
     }
 
     fn data_state(&self) -> Result<serde_json::Value> {
-        crate::cursor_to_json(&self.train.cursor)
+        gradus_train::cursor_to_json(&self.train.cursor)
     }
 
     fn restore_data(&mut self, state: serde_json::Value) -> Result<()> {
-        self.train.cursor = crate::cursor_from_json(state)?;
+        self.train.cursor = gradus_train::cursor_from_json(state)?;
         Ok(())
     }
 
     fn save_model(&self, dir: &Path) -> Result<()> {
         self.params.save(&dir.join("model.safetensors"))?;
-        crate::checkpoint::write_json(&dir.join("config.json"), self.model.config())
+        gradus_train::write_json(&dir.join("config.json"), self.model.config())
     }
 
     fn flops_per_unit(&self) -> f64 {

@@ -1,0 +1,133 @@
+//! Where a pretraining run's weights start: seeded random initialisation, or the model
+//! folder `init_from` names (continued pretraining, as nanoGPT's `init_from` and
+//! torchtitan's `initial_load_in_hf`). The folder can be a gradus pretraining or
+//! fine-tuning checkpoint, an HF GPT-2 folder, or an HF BERT-family folder; its
+//! architecture must suit the objective and its vocabulary the tokenizer. Only the
+//! weights are taken: the optimiser and the schedule start fresh.
+
+use std::path::Path;
+
+use anyhow::Context;
+use candle_core::Device;
+use gradus_model::{BertConfig, GptConfig, Params};
+
+use crate::config::{PretrainConfig, PretrainObjective};
+
+/// Parameters a BERT folder may lack when MLM continues from it: the pretraining heads
+/// (an encoder such as all-MiniLM-L6-v2 ships none; the MLM decoder is tied to the word
+/// embeddings, so only its transform and bias are new) and the pooler.
+const BERT_MAY_LACK: &[&str] = &["cls.", "bert.pooler."];
+
+/// The `config.json` of a model folder, as JSON.
+fn folder_config(dir: &Path) -> anyhow::Result<serde_json::Value> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("init_from {}: no model folder", dir.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("init_from {}", path.display()))
+}
+
+/// The architecture a folder holds: its `model_type`.
+fn model_type(dir: &Path, config: &serde_json::Value) -> anyhow::Result<String> {
+    config
+        .get("model_type")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_string)
+        .with_context(|| format!("init_from {}: config.json has no model_type", dir.display()))
+}
+
+/// Refuses an `init_from` folder whose architecture the objective cannot train; the
+/// first check of a run, before the tokenizer is asked for what the objective needs.
+pub fn check_folder(config: &PretrainConfig) -> anyhow::Result<()> {
+    let Some(dir) = &config.init_from else {
+        return Ok(());
+    };
+    check_architecture(dir, &model_type(dir, &folder_config(dir)?)?, config)
+}
+
+/// Refuses a folder whose architecture the objective cannot train.
+fn check_architecture(dir: &Path, found: &str, config: &PretrainConfig) -> anyhow::Result<()> {
+    let (wants, objective) = match config.objective {
+        PretrainObjective::Clm => ("gpt2", "clm"),
+        PretrainObjective::Mlm => ("bert", "mlm"),
+        PretrainObjective::MlmNsp => ("bert", "mlm+nsp"),
+    };
+    if found != wants {
+        anyhow::bail!(
+            "init_from {}: a `{found}` model cannot be trained with objective `{objective}`, \
+             which needs a `{wants}` model",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses a folder whose vocabulary is not the tokenizer's.
+fn check_vocabulary(dir: &Path, model: usize, tokenizer: usize) -> anyhow::Result<()> {
+    if model != tokenizer {
+        anyhow::bail!(
+            "init_from {}: the model has a vocabulary of {model} tokens but the tokenizer has \
+             {tokenizer}; continue with the tokenizer the model was trained with",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// The GPT to continue from `dir`, with the run's dropout (the one setting a continued
+/// run may change, as in nanoGPT), and its weights.
+pub fn gpt_from(
+    dir: &Path,
+    config: &PretrainConfig,
+    vocab: usize,
+    device: &Device,
+) -> anyhow::Result<(GptConfig, Params)> {
+    let json = folder_config(dir)?;
+    check_architecture(dir, &model_type(dir, &json)?, config)?;
+    let mut gpt: GptConfig =
+        serde_json::from_value(json).with_context(|| format!("init_from {}", dir.display()))?;
+    check_vocabulary(dir, gpt.vocab_size, vocab)?;
+    if config.data.seq_len > gpt.n_positions {
+        anyhow::bail!(
+            "init_from {}: data.seq_len {} is longer than the model's {} positions",
+            dir.display(),
+            config.data.seq_len,
+            gpt.n_positions
+        );
+    }
+    (gpt.embd_pdrop, gpt.attn_pdrop, gpt.resid_pdrop) = (
+        config.gpt.embd_pdrop,
+        config.gpt.attn_pdrop,
+        config.gpt.resid_pdrop,
+    );
+    let params = Params::from_checkpoint(dir, device.clone(), config.seed, &[])?
+        .with_kernels(config.kernels);
+    Ok((gpt, params))
+}
+
+/// The BERT to continue from `dir` with the run's dropout, and its weights; heads the
+/// folder lacks are initialised (the caller logs [`Params::fresh_names`]).
+pub fn bert_from(
+    dir: &Path,
+    config: &PretrainConfig,
+    vocab: usize,
+    device: &Device,
+) -> anyhow::Result<(BertConfig, Params)> {
+    let json = folder_config(dir)?;
+    check_architecture(dir, &model_type(dir, &json)?, config)?;
+    let mut bert: BertConfig =
+        serde_json::from_value(json).with_context(|| format!("init_from {}", dir.display()))?;
+    check_vocabulary(dir, bert.vocab_size, vocab)?;
+    if config.data.seq_len > bert.max_position_embeddings {
+        anyhow::bail!(
+            "init_from {}: data.seq_len {} is longer than the model's {} positions",
+            dir.display(),
+            config.data.seq_len,
+            bert.max_position_embeddings
+        );
+    }
+    bert.hidden_dropout_prob = config.bert.hidden_dropout_prob;
+    bert.attention_probs_dropout_prob = config.bert.attention_probs_dropout_prob;
+    let params = Params::from_checkpoint(dir, device.clone(), config.seed, BERT_MAY_LACK)?
+        .with_kernels(config.kernels);
+    Ok((bert, params))
+}
