@@ -107,7 +107,7 @@ fn pretrain_finetune_predict() {
     let r = record(&run_dir);
     assert_eq!(r.kind, gradus_record::RunKind::Finetune);
     assert_eq!(r.facts.base_model.as_ref(), Some(&model));
-    assert_eq!(r.facts.data, [examples.clone()]);
+    assert_eq!(r.facts.data, std::slice::from_ref(&examples));
     assert_eq!(r.facts.seed, 42);
     let selection = r.facts.selection.clone().unwrap();
     assert_eq!(selection.name, "accuracy");
@@ -121,7 +121,7 @@ fn pretrain_finetune_predict() {
         metrics["dev"]["accuracy"].as_f64().unwrap()
     );
     assert_eq!(
-        record(&model.parent().unwrap()).kind,
+        record(model.parent().unwrap()).kind,
         gradus_record::RunKind::Pretrain
     );
 

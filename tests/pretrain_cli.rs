@@ -30,7 +30,7 @@ fn mlm_pretraining_runs_on_a_unigram_tokenizer_and_records_the_run() {
         r.facts.model.as_deref(),
         Some(std::path::Path::new("model"))
     );
-    assert_eq!(r.facts.data, [corpus.tokens.clone()]);
+    assert_eq!(r.facts.data, std::slice::from_ref(&corpus.tokens));
     assert_eq!(r.facts.tokenizer.as_ref(), Some(&corpus.tokenizer));
     let selection = r.facts.selection.unwrap();
     assert_eq!(
