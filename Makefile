@@ -17,6 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext glue \
+	transfer-shakespeare \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -136,6 +137,16 @@ shakespeare: build
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/shakespeare-char.toml \
 	    --set pretrain.seed=$(SEED) --set pretrain.train.seed=$(SEED) \
 	    --run-dir $(RUNS)/shakespeare-char-$(SEED)
+
+# Transfer for causal LMs: a byte-level GPT pretrained on general text, continued on Tiny
+# Shakespeare for 500 steps, beside the same model from scratch for 500 and 2,000 steps.
+# SEED seeds every training stage (initialisation, data order, dropout); each seed has
+# its own run folder.
+TRANSFER_STAGES := general-lm continued scratch scratch-2000
+transfer-shakespeare: build
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/transfer-shakespeare.toml \
+	    $(foreach s,$(TRANSFER_STAGES),--set $(s).seed=$(SEED) --set $(s).train.seed=$(SEED)) \
+	    --run-dir $(RUNS)/transfer-shakespeare-$(SEED)
 
 # The Common Crawl sample cleaned, a byte-level BPE, a small GPT, a report.
 webtext: build

@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Corpus, pretrain, pretrain_args, record, s};
+use common::{Corpus, corpus_from_lines, pretrain, pretrain_args, record, s};
 use gradus_testkit::{run_bin as run, succeeded as ok};
 use serde_json::Value;
 
@@ -40,45 +40,8 @@ fn char_corpus(root: &Path, alphabet: &str) -> Corpus {
         .collect();
     let text = root.join("text.txt");
     std::fs::write(&text, lines.join("\n")).unwrap();
-    let (docs, tk, tokens) = (
-        root.join("documents"),
-        root.join("tokenizer"),
-        root.join("tokens"),
-    );
-    let gradus = env!("CARGO_BIN_EXE_gradus");
-    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
-    ok(&run(
-        gradus,
-        &[
-            "import",
-            "-i",
-            s(&text),
-            "-o",
-            s(&docs),
-            "--set",
-            "text_unit=line",
-        ],
-    ));
-    ok(&run(
-        tokenize,
-        &["train", "-i", s(&docs), "-o", s(&tk), "--set", "kind=char"],
-    ));
-    let tokenizer = tk.join("tokenizer.json");
-    ok(&run(
-        tokenize,
-        &[
-            "encode",
-            "-i",
-            s(&docs),
-            "-t",
-            s(&tokenizer),
-            "-o",
-            s(&tokens),
-            "--set",
-            "validation_fraction=0.2",
-        ],
-    ));
-    Corpus { tokens, tokenizer }
+    let tokenizer = ["--set", "kind=char"];
+    corpus_from_lines(root, &text, &tokenizer, "validation_fraction=0.2")
 }
 
 /// Flags of a causal-LM run on `corpus` continuing from `init` into `out`.

@@ -33,6 +33,22 @@ pub fn corpus_of(root: &Path, train_tsv: &Path, kind: &str) -> Corpus {
         .map(|l| l.split('\t').next().unwrap())
         .collect();
     std::fs::write(&sentences, lines.join("\n")).unwrap();
+    let kind = format!("kind={kind}");
+    let tokenizer = [
+        "--set",
+        kind.as_str(),
+        "--set",
+        "vocab_size=120",
+        "--set",
+        "min_frequency=1",
+    ];
+    corpus_from_lines(root, &sentences, &tokenizer, "validation_fraction=0.1")
+}
+
+/// Each line of `text` a document (`ROOT/documents`), a tokenizer trained on them with
+/// `tokenizer` flags (`ROOT/tokenizer`), and their tokens with `validation` set
+/// (`ROOT/tokens`).
+pub fn corpus_from_lines(root: &Path, text: &Path, tokenizer: &[&str], validation: &str) -> Corpus {
     let (docs, tk, tokens) = (
         root.join("documents"),
         root.join("tokenizer"),
@@ -45,29 +61,16 @@ pub fn corpus_of(root: &Path, train_tsv: &Path, kind: &str) -> Corpus {
         &[
             "import",
             "-i",
-            s(&sentences),
+            s(text),
             "-o",
             s(&docs),
             "--set",
             "text_unit=line",
         ],
     ));
-    ok(&run(
-        tokenize,
-        &[
-            "train",
-            "-i",
-            s(&docs),
-            "-o",
-            s(&tk),
-            "--set",
-            &format!("kind={kind}"),
-            "--set",
-            "vocab_size=120",
-            "--set",
-            "min_frequency=1",
-        ],
-    ));
+    let train = ["train", "-i", s(&docs), "-o", s(&tk)];
+    ok(&run(tokenize, &[&train[..], tokenizer].concat()));
+    let tokenizer = tk.join("tokenizer.json");
     ok(&run(
         tokenize,
         &[
@@ -75,17 +78,14 @@ pub fn corpus_of(root: &Path, train_tsv: &Path, kind: &str) -> Corpus {
             "-i",
             s(&docs),
             "-t",
-            s(&tk.join("tokenizer.json")),
+            s(&tokenizer),
             "-o",
             s(&tokens),
             "--set",
-            "validation_fraction=0.1",
+            validation,
         ],
     ));
-    Corpus {
-        tokens,
-        tokenizer: tk.join("tokenizer.json"),
-    }
+    Corpus { tokens, tokenizer }
 }
 
 /// The flags of a `steps`-step MLM pretraining of a tiny BERT on `corpus` into `out`.

@@ -73,6 +73,30 @@ fn check_vocabulary(dir: &Path, model: usize, tokenizer: usize) -> anyhow::Resul
     Ok(())
 }
 
+/// The model config of `dir`, checked against the run: an architecture the objective
+/// trains, the tokenizer's vocabulary, and room for `data.seq_len` positions.
+fn model_config<C: serde::de::DeserializeOwned>(
+    dir: &Path,
+    config: &PretrainConfig,
+    vocab: usize,
+    size: impl Fn(&C) -> (usize, usize),
+) -> anyhow::Result<C> {
+    let json = folder_config(dir)?;
+    check_architecture(dir, &model_type(dir, &json)?, config)?;
+    let model: C =
+        serde_json::from_value(json).with_context(|| format!("init_from {}", dir.display()))?;
+    let (model_vocab, positions) = size(&model);
+    check_vocabulary(dir, model_vocab, vocab)?;
+    if config.data.seq_len > positions {
+        anyhow::bail!(
+            "init_from {}: data.seq_len {} is longer than the model's {positions} positions",
+            dir.display(),
+            config.data.seq_len
+        );
+    }
+    Ok(model)
+}
+
 /// The GPT to continue from `dir`, with the run's dropout (the one setting a continued
 /// run may change, as in nanoGPT), and its weights.
 pub fn gpt_from(
@@ -81,19 +105,9 @@ pub fn gpt_from(
     vocab: usize,
     device: &Device,
 ) -> anyhow::Result<(GptConfig, Params)> {
-    let json = folder_config(dir)?;
-    check_architecture(dir, &model_type(dir, &json)?, config)?;
-    let mut gpt: GptConfig =
-        serde_json::from_value(json).with_context(|| format!("init_from {}", dir.display()))?;
-    check_vocabulary(dir, gpt.vocab_size, vocab)?;
-    if config.data.seq_len > gpt.n_positions {
-        anyhow::bail!(
-            "init_from {}: data.seq_len {} is longer than the model's {} positions",
-            dir.display(),
-            config.data.seq_len,
-            gpt.n_positions
-        );
-    }
+    let mut gpt: GptConfig = model_config(dir, config, vocab, |g: &GptConfig| {
+        (g.vocab_size, g.n_positions)
+    })?;
     (gpt.embd_pdrop, gpt.attn_pdrop, gpt.resid_pdrop) = (
         config.gpt.embd_pdrop,
         config.gpt.attn_pdrop,
@@ -112,19 +126,9 @@ pub fn bert_from(
     vocab: usize,
     device: &Device,
 ) -> anyhow::Result<(BertConfig, Params)> {
-    let json = folder_config(dir)?;
-    check_architecture(dir, &model_type(dir, &json)?, config)?;
-    let mut bert: BertConfig =
-        serde_json::from_value(json).with_context(|| format!("init_from {}", dir.display()))?;
-    check_vocabulary(dir, bert.vocab_size, vocab)?;
-    if config.data.seq_len > bert.max_position_embeddings {
-        anyhow::bail!(
-            "init_from {}: data.seq_len {} is longer than the model's {} positions",
-            dir.display(),
-            config.data.seq_len,
-            bert.max_position_embeddings
-        );
-    }
+    let mut bert: BertConfig = model_config(dir, config, vocab, |b: &BertConfig| {
+        (b.vocab_size, b.max_position_embeddings)
+    })?;
     bert.hidden_dropout_prob = config.bert.hidden_dropout_prob;
     bert.attention_probs_dropout_prob = config.bert.attention_probs_dropout_prob;
     let params = Params::from_checkpoint(dir, device.clone(), config.seed, BERT_MAY_LACK)?
