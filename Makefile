@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext glue \
-	transfer-shakespeare \
+	transfer-shakespeare sst2-tapt \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -239,6 +239,16 @@ glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
 
 # A small BERT pretrained (MLM + NSP) on WikiText-2 + unlabeled SST-2 sentences, then
 # fine-tuned on SST-2 from that pretraining and from random weights, same budget.
+# Task-adaptive pretraining: all-MiniLM-L6-v2 continued with masked-LM on SST-2's
+# sentences, then fine-tuned as `make sst2` does, beside the plain model's fine-tuning.
+# SEED seeds the continued pretraining and both fine-tunings; a run folder per seed.
+SST2_TAPT_SEED ?= 42
+sst2-tapt: build minilm
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/sst2-tapt.toml \
+	    --set tapt.seed=$(SST2_TAPT_SEED) --set tapt.train.seed=$(SST2_TAPT_SEED) \
+	    --set sst2-tapt.seed=$(SST2_TAPT_SEED) --set sst2-plain.seed=$(SST2_TAPT_SEED) \
+	    --run-dir $(RUNS)/sst2-tapt-$(SST2_TAPT_SEED)
+
 SCRATCH := $(RUNS)/sst2-scratch
 sst2-scratch: build
 	mkdir -p $(SCRATCH)

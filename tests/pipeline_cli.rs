@@ -206,6 +206,16 @@ fn demo_pipeline_runs_end_to_end_then_reruns_only_what_changed() {
         )
     );
     // The same fine-tuning from random weights stands beside the pretrained run.
+    // Each section says where its run started: the chain base model → fine-tuned.
+    let from = section(&report, "finetune")["started_from"]
+        .as_str()
+        .unwrap();
+    assert_eq!(Path::new(from), run.join("pretrain/model"));
+    assert!(
+        section(&report, "finetune-scratch")
+            .get("started_from")
+            .is_none()
+    );
     let scratch = section(&report, "finetune-scratch")["metrics"].clone();
     assert_eq!(
         section(&report, "finetune")["baselines"]["random init"],

@@ -34,6 +34,10 @@ pub struct Section {
     pub kind: SectionKind,
     /// The run folder the model came from.
     pub source: String,
+    /// The model folder that run started from (its run record's `base_model`), so that
+    /// the report shows the chain: base model → continued → fine-tuned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_from: Option<String>,
     /// The dataset and split evaluated.
     pub data: String,
     /// The metric that stands for the section, e.g. `perplexity` or `accuracy`.
@@ -130,11 +134,11 @@ impl Report {
             );
         }
         for s in &self.sections {
-            let _ = write!(
-                md,
-                "\n## {}\n\nFrom `{}`, on {}.\n\n",
-                s.name, s.source, s.data
-            );
+            let _ = write!(md, "\n## {}\n\nFrom `{}`, on {}.", s.name, s.source, s.data);
+            if let Some(base) = &s.started_from {
+                let _ = write!(md, " Started from `{base}`.");
+            }
+            md.push_str("\n\n");
             let mut names: Vec<&str> = vec!["model"];
             names.extend(s.baselines.keys().map(String::as_str));
             let _ = writeln!(md, "| metric | {} |", names.join(" | "));
@@ -166,6 +170,7 @@ mod tests {
             name: "pretrain".into(),
             kind: SectionKind::LanguageModel,
             source: "runs/x/pretrain".into(),
+            started_from: Some("runs/general/model".into()),
             data: "tokens (validation)".into(),
             key_metric: "perplexity".into(),
             higher_is_better: false,
@@ -198,6 +203,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| loss | 1.5000 | – |"), "{md}");
+        assert!(md.contains("Started from `runs/general/model`."), "{md}");
         assert!(md.contains("![loss](pretrain-loss.svg)"));
         let dir = tempfile::tempdir().unwrap();
         r.write(dir.path()).unwrap();

@@ -176,6 +176,7 @@ pub fn evaluate(
     for dir in &config.runs {
         let name = unique_name(dir, &mut used);
         on_model(&name);
+        let first = sections.len();
         match detect(dir)? {
             Run::Pretrain(c) => sections.push(lm_section(config, dir, &name, &c, output)?),
             Run::Finetune(c) => {
@@ -185,6 +186,10 @@ pub fn evaluate(
             Run::Multitask(c) => {
                 sections.extend(multitask_sections(config, dir, &name, &c, output)?)
             }
+        }
+        let base = RunRecord::require(dir)?.facts.base_model;
+        for s in &mut sections[first..] {
+            s.started_from = base.as_ref().map(|b| b.display().to_string());
         }
     }
     for spec in &config.checkpoints {
@@ -435,6 +440,7 @@ fn clm_section(
         name: name.to_string(),
         kind: SectionKind::LanguageModel,
         source: source.display().to_string(),
+        started_from: None,
         data: format!(
             "{} ({}, {} tokens)",
             lm.tokens.display(),
@@ -489,6 +495,7 @@ fn mlm_section(
         name: name.to_string(),
         kind: SectionKind::LanguageModel,
         source: dir.display().to_string(),
+        started_from: None,
         data: format!(
             "{} (validation, {} masked tokens)",
             config.data.tokens.display(),
@@ -725,6 +732,7 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
         name: run.name.to_string(),
         kind: SectionKind::Task,
         source: run.model.display().to_string(),
+        started_from: None,
         data: format!(
             "{} ({}, {} examples)",
             run.examples.display(),
