@@ -14,9 +14,9 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
 /// Tells the allocator never to hand freed memory back to the OS. By default mimalloc
-/// purges pages that stay free for a while (1 s in mimalloc 3), and training steps kept
-/// faulting their activations back in, zeroed by the kernel: ~5,000 page faults and 7%
-/// of a BERT-mini step.
+/// purges pages that stay free for a while (1 s in mimalloc 3), and training steps then
+/// fault their activations back in, zeroed by the kernel (ARCHITECTURE.md, "Measured",
+/// has the cost).
 #[allow(unsafe_code)]
 pub fn keep_freed_memory() {
     // SAFETY: setting an allocator option is thread-safe and valid at any time; −1

@@ -88,7 +88,8 @@ pub struct FinetuneSummary {
     pub early_stopped: bool,
     pub train_examples: usize,
     pub train_seconds: f64,
-    pub tokens_per_second: f64,
+    /// Training examples a second (the trainer's unit of work for a task head).
+    pub examples_per_second: f64,
     /// The median step (examples per second) and the spread of step times.
     pub step_times: Option<gradus_train::StepTimes>,
     /// Scalars of the final (best) model on the dev split.
@@ -115,7 +116,7 @@ impl FinetuneSummary {
             early_stopped: report.early_stopped,
             train_examples: objective.train.len(),
             train_seconds: report.seconds,
-            tokens_per_second: report.tokens_per_second,
+            examples_per_second: report.tokens_per_second,
             step_times: report.step_times.clone(),
             dev: score.scalars,
             dev_report: score.report,

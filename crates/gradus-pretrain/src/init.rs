@@ -97,41 +97,69 @@ fn model_config<C: serde::de::DeserializeOwned>(
     Ok(model)
 }
 
-/// The GPT to continue from `dir`, with the run's dropout (the one setting a continued
-/// run may change, as in nanoGPT), and its weights.
-pub fn gpt_from(
-    dir: &Path,
+/// The run's weights: `init_from`'s (names under a prefix of `may_lack` may be missing
+/// there and are initialised), or seeded random ones.
+fn weights(config: &PretrainConfig, device: &Device, may_lack: &[&str]) -> anyhow::Result<Params> {
+    let params = match &config.init_from {
+        Some(dir) => Params::from_checkpoint(dir, device.clone(), config.seed, may_lack)?,
+        None => Params::new(device.clone(), config.seed),
+    };
+    Ok(params.with_kernels(config.kernels))
+}
+
+/// The GPT of the run and its weights: `init_from`'s architecture with the run's dropout
+/// (the one setting a continued run may change, as in nanoGPT), or the `gpt` table sized
+/// to the tokenizer and `seq_len`.
+pub fn gpt(
     config: &PretrainConfig,
     vocab: usize,
     device: &Device,
 ) -> anyhow::Result<(GptConfig, Params)> {
-    let mut gpt: GptConfig = model_config(dir, config, vocab, |g: &GptConfig| {
-        (g.vocab_size, g.n_positions)
-    })?;
-    (gpt.embd_pdrop, gpt.attn_pdrop, gpt.resid_pdrop) = (
-        config.gpt.embd_pdrop,
-        config.gpt.attn_pdrop,
-        config.gpt.resid_pdrop,
-    );
-    let params = Params::from_checkpoint(dir, device.clone(), config.seed, &[])?
-        .with_kernels(config.kernels);
-    Ok((gpt, params))
+    let gpt = match &config.init_from {
+        Some(dir) => {
+            let mut gpt: GptConfig = model_config(dir, config, vocab, |g: &GptConfig| {
+                (g.vocab_size, g.n_positions)
+            })?;
+            (gpt.embd_pdrop, gpt.attn_pdrop, gpt.resid_pdrop) = (
+                config.gpt.embd_pdrop,
+                config.gpt.attn_pdrop,
+                config.gpt.resid_pdrop,
+            );
+            gpt
+        }
+        None => {
+            let mut gpt = config.gpt.clone();
+            gpt.vocab_size = vocab;
+            gpt.n_positions = gpt.n_positions.max(config.data.seq_len);
+            gpt
+        }
+    };
+    Ok((gpt, weights(config, device, &[])?))
 }
 
-/// The BERT to continue from `dir` with the run's dropout, and its weights; heads the
-/// folder lacks are initialised (the caller logs [`Params::fresh_names`]).
-pub fn bert_from(
-    dir: &Path,
+/// The BERT of the run and its weights: `init_from`'s architecture with the run's
+/// dropout, heads it lacks initialised (the caller logs [`Params::fresh_names`]), or the
+/// `bert` table sized to the tokenizer and `seq_len`.
+pub fn bert(
     config: &PretrainConfig,
     vocab: usize,
     device: &Device,
 ) -> anyhow::Result<(BertConfig, Params)> {
-    let mut bert: BertConfig = model_config(dir, config, vocab, |b: &BertConfig| {
-        (b.vocab_size, b.max_position_embeddings)
-    })?;
-    bert.hidden_dropout_prob = config.bert.hidden_dropout_prob;
-    bert.attention_probs_dropout_prob = config.bert.attention_probs_dropout_prob;
-    let params = Params::from_checkpoint(dir, device.clone(), config.seed, BERT_MAY_LACK)?
-        .with_kernels(config.kernels);
-    Ok((bert, params))
+    let bert = match &config.init_from {
+        Some(dir) => {
+            let mut bert: BertConfig = model_config(dir, config, vocab, |b: &BertConfig| {
+                (b.vocab_size, b.max_position_embeddings)
+            })?;
+            bert.hidden_dropout_prob = config.bert.hidden_dropout_prob;
+            bert.attention_probs_dropout_prob = config.bert.attention_probs_dropout_prob;
+            bert
+        }
+        None => {
+            let mut bert = config.bert.clone();
+            bert.vocab_size = vocab;
+            bert.max_position_embeddings = bert.max_position_embeddings.max(config.data.seq_len);
+            bert
+        }
+    };
+    Ok((bert, weights(config, device, BERT_MAY_LACK)?))
 }

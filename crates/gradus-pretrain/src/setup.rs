@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use gradus_model::{Bert, BertHeads, Gpt, Params};
+use gradus_model::{Bert, BertHeads, Gpt};
 use gradus_tokenize::Role;
 use gradus_train::dist::RankShards;
 
@@ -100,16 +100,7 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
     let tk = gradus_tokenize::load(&d.tokenizer)
         .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
     let vocab = tk.get_vocab_size(true);
-    let (gpt, mut params) = match &config.init_from {
-        Some(dir) => crate::init::gpt_from(dir, config, vocab, &device)?,
-        None => {
-            let mut gpt = config.gpt.clone();
-            gpt.vocab_size = vocab;
-            gpt.n_positions = gpt.n_positions.max(d.seq_len);
-            let params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
-            (gpt, params)
-        }
-    };
+    let (gpt, mut params) = crate::init::gpt(config, vocab, &device)?;
     let ClmSplits {
         train: train_spec,
         validation: val_spec,
@@ -153,16 +144,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         pad: id(Role::Pad)?,
     };
     let vocab = tk.get_vocab_size(true);
-    let (mut bert, mut params) = match &config.init_from {
-        Some(dir) => crate::init::bert_from(dir, config, vocab, &device)?,
-        None => {
-            let mut bert = config.bert.clone();
-            bert.vocab_size = vocab;
-            bert.max_position_embeddings = bert.max_position_embeddings.max(d.seq_len);
-            let params = Params::new(device.clone(), config.seed).with_kernels(config.kernels);
-            (bert, params)
-        }
-    };
+    let (mut bert, mut params) = crate::init::bert(config, vocab, &device)?;
     bert.pad_token_id = special.pad;
     let spec = |split: &str| MlmSpec {
         split: Some(split.into()),
