@@ -6,6 +6,7 @@ use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use gradus_clean::TextUnit;
 use gradus_clean::ingest::{Format, format_of, open_decoded};
 use gradus_shard::{
     DatasetKind, DatasetWriter, Document, InputRef, Producer, Record, WriterOptions,
@@ -14,18 +15,6 @@ use gradus_telemetry::Progress;
 use serde::{Deserialize, Serialize};
 
 use crate::cli::StageArgs;
-
-/// How a plain-text file is cut into documents.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TextUnit {
-    /// The whole file is one document.
-    File,
-    /// Blank-line separated paragraphs.
-    Paragraph,
-    /// Every non-empty line.
-    Line,
-}
 
 /// Settings of `gradus import`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -94,7 +94,7 @@ impl Default for CleanConfig {
         let w = gradus_shard::WriterOptions::default();
         Self {
             inputs: Vec::new(),
-            on_error: OnError::default(),
+            on_error: OnError::Skip,
             normalize: NormalizeConfig::default(),
             pii: PiiConfig::default(),
             detect_language: true,

@@ -56,16 +56,7 @@ pub enum Format {
     Documents,
 }
 
-/// What to do with malformed input.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Skip the bad record (or file), count it by kind in the report, go on.
-    #[default]
-    Skip,
-    /// Stop with the file and line.
-    Fail,
-}
+pub use gradus_shard::OnError;
 
 /// One `[[inputs]]` entry of the pipeline TOML.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

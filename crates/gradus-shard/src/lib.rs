@@ -44,6 +44,7 @@ mod checksum;
 mod error;
 mod lock;
 mod manifest;
+mod on_error;
 mod reader;
 mod records;
 mod schema;
@@ -56,6 +57,7 @@ pub use manifest::{
     FORMAT_VERSION, InputRef, MANIFEST_FILE, Manifest, Producer, ShardEntry, check_inside,
     config_hash,
 };
+pub use on_error::OnError;
 pub use reader::{
     Batches, Dataset, Follow, ReadOptions, ShardReader, follow, verify_checksums_by_default,
     wait_for_shards,

@@ -15,16 +15,7 @@ use crate::error::{Result, TokenizeError};
 use crate::spec::fingerprint;
 use crate::table::{Row, Table, read_table};
 
-/// What to do with a row that cannot be used.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnError {
-    /// Stop with the file and line.
-    #[default]
-    Fail,
-    /// Leave the row out and count it in the manifest stats.
-    Skip,
-}
+pub use gradus_shard::OnError;
 
 /// Settings of example encoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
