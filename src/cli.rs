@@ -127,6 +127,19 @@ impl StageArgs {
     }
 }
 
+/// Runs a training or evaluation stage as every such binary does: logging at the level
+/// `args` asks for, the process-wide flags applied ([`StageArgs::apply`]), then `stage`
+/// on a worker of the thread pool ([`on_worker`]).
+pub fn run_stage<C: Send>(
+    args: &StageArgs,
+    cli: C,
+    stage: impl FnOnce(C) -> anyhow::Result<()> + Send,
+) -> anyhow::Result<()> {
+    gradus_telemetry::init_tracing(args.verbose);
+    args.apply()?;
+    on_worker(move || stage(cli))
+}
+
 /// Runs `work` on one of the thread pool's workers and waits for it; the training stages
 /// run their whole loop there. A parallel op called from a worker shares its work with
 /// the other workers and carries on; one called from outside the pool puts the caller

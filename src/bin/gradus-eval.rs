@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use gradus::cli::{StageArgs, StageRun, exit_with};
 use gradus_eval::stage::{EvalConfig, check, evaluate, run_spec};
-use gradus_telemetry::{Progress, init_tracing};
+use gradus_telemetry::Progress;
 use gradus_train::RunEnd;
 
 #[derive(Debug, Parser)]
@@ -24,13 +24,7 @@ struct Cli {
     runs: Vec<PathBuf>,
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(cli.args.verbose);
-    cli.args.apply()?;
-    gradus::cli::on_worker(move || stage(cli))
-}
-
-/// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
+/// The stage itself, on a worker of the thread pool ([`gradus::cli::run_stage`]).
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let output = args.output()?.to_path_buf();
@@ -74,5 +68,6 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_with(run(Cli::parse()))
+    let cli = Cli::parse();
+    exit_with(gradus::cli::run_stage(&cli.args.clone(), cli, stage))
 }

@@ -9,7 +9,6 @@ use clap::Parser;
 use gradus::cli::{StageArgs, StageRun, exit_with, step_progress, write_summary};
 use gradus_finetune::FinetuneConfig;
 use gradus_finetune::run::{announce_eval, prepare, train as train_task};
-use gradus_telemetry::init_tracing;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -28,13 +27,7 @@ struct Cli {
     examples: Option<PathBuf>,
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(cli.args.verbose);
-    cli.args.apply()?;
-    gradus::cli::on_worker(move || stage(cli))
-}
-
-/// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
+/// The stage itself, on a worker of the thread pool ([`gradus::cli::run_stage`]).
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let output = args.output()?.to_path_buf();
@@ -62,5 +55,6 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_with(run(Cli::parse()))
+    let cli = Cli::parse();
+    exit_with(gradus::cli::run_stage(&cli.args.clone(), cli, stage))
 }

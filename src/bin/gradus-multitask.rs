@@ -14,7 +14,7 @@ use gradus::cli::{
 use gradus_finetune::run::{announce_eval, prepare};
 use gradus_multitask::MultitaskConfig;
 use gradus_multitask::run::{MultitaskSummary, announce};
-use gradus_telemetry::{Progress, init_tracing};
+use gradus_telemetry::Progress;
 use gradus_train::{RunDir, RunEnd, RunFacts, RunKind, RunSpec, Trainer};
 
 #[derive(Debug, Parser)]
@@ -31,13 +31,7 @@ struct Cli {
     model: Option<PathBuf>,
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(cli.args.verbose);
-    cli.args.apply()?;
-    gradus::cli::on_worker(move || stage(cli))
-}
-
-/// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
+/// The stage itself, on a worker of the thread pool ([`gradus::cli::run_stage`]).
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let output = args.output()?.to_path_buf();
@@ -126,5 +120,6 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn main() -> ExitCode {
-    exit_with(run(Cli::parse()))
+    let cli = Cli::parse();
+    exit_with(gradus::cli::run_stage(&cli.args.clone(), cli, stage))
 }

@@ -9,7 +9,7 @@ use gradus::cli::{StageArgs, StageRun, exit_with};
 use gradus_pretrain::{
     PretrainConfig, PretrainObjective, clm_objective, connect_ranks, mlm_objective,
 };
-use gradus_telemetry::{Progress, Telemetry, init_tracing};
+use gradus_telemetry::{Progress, Telemetry};
 use gradus_train::{Objective, RunEnd, Trainer};
 
 #[derive(Debug, Parser)]
@@ -29,13 +29,7 @@ struct Cli {
     init_from: Option<std::path::PathBuf>,
 }
 
-fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing(cli.args.verbose);
-    cli.args.apply()?;
-    gradus::cli::on_worker(move || stage(cli))
-}
-
-/// The stage itself, on a worker of the thread pool ([`gradus::cli::on_worker`]).
+/// The stage itself, on a worker of the thread pool ([`gradus::cli::run_stage`]).
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let mut config: PretrainConfig = args.resolve_config()?;
@@ -125,5 +119,6 @@ fn pretrain<O: Objective>(
 }
 
 fn main() -> ExitCode {
-    exit_with(run(Cli::parse()))
+    let cli = Cli::parse();
+    exit_with(gradus::cli::run_stage(&cli.args.clone(), cli, stage))
 }
