@@ -245,6 +245,7 @@ glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
 SST2_TAPT_SEED ?= 42
 sst2-tapt: build minilm
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/sst2-tapt.toml \
+	    --set tapt-head.seed=$(SST2_TAPT_SEED) --set tapt-head.train.seed=$(SST2_TAPT_SEED) \
 	    --set tapt.seed=$(SST2_TAPT_SEED) --set tapt.train.seed=$(SST2_TAPT_SEED) \
 	    --set sst2-tapt.seed=$(SST2_TAPT_SEED) --set sst2-plain.seed=$(SST2_TAPT_SEED) \
 	    --run-dir $(RUNS)/sst2-tapt-$(SST2_TAPT_SEED)

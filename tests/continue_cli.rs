@@ -250,3 +250,53 @@ fn mlm_continues_a_gradus_checkpoint_with_its_head_and_a_bare_encoder_with_a_new
     .unwrap();
     assert!(saved.contains_key("cls.predictions.transform.dense.weight"));
 }
+
+/// `freeze = ["bert."]` trains a new head on a loaded encoder and leaves the encoder as
+/// it was, byte for byte.
+#[test]
+fn a_frozen_encoder_stays_as_loaded_while_its_new_head_trains() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let train = root.join("train.tsv");
+    gradus_testkit::toy_sentiment_tsv(&train, 400, 1);
+    let base = pretrain(root, &train);
+    let bare = without_heads(&base, &root.join("bare"));
+    let corpus = Corpus {
+        tokens: root.join("tokens"),
+        tokenizer: root.join("tokenizer/tokenizer.json"),
+    };
+    let out = root.join("head-only");
+    let mut args = pretrain_args(&corpus, &out, 10);
+    args.extend(
+        [
+            "--set",
+            &format!("init_from=\"{}\"", bare.display()),
+            "--set",
+            "freeze=[\"bert.\"]",
+            "--set",
+            "train.eval_at_start=true",
+        ]
+        .map(str::to_string),
+    );
+    ok(&run(PRETRAIN, &strs(&args)));
+    let load = |p: &Path| {
+        candle_core::safetensors::load(p.join("model.safetensors"), &candle_core::Device::Cpu)
+            .unwrap()
+    };
+    let (before, after) = (load(&bare), load(&out.join("model")));
+    let bytes = |t: &candle_core::Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let encoder: Vec<&String> = before.keys().filter(|n| n.starts_with("bert.")).collect();
+    assert!(!encoder.is_empty());
+    for name in encoder {
+        assert_eq!(bytes(&before[name]), bytes(&after[name]), "{name} moved");
+    }
+    assert!(after.contains_key("cls.predictions.transform.dense.weight"));
+    // The head alone learned: the loss fell from where the new head started.
+    let evals = eval_lines(&out);
+    let (start, end) = (&evals[0], evals.last().unwrap());
+    assert_eq!(start["step"], 0);
+    assert!(
+        end["loss"].as_f64().unwrap() < start["loss"].as_f64().unwrap(),
+        "{start} -> {end}"
+    );
+}

@@ -100,6 +100,11 @@ pub struct PretrainConfig {
     /// schedule start fresh.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub init_from: Option<PathBuf>,
+    /// Parameters whose names start with one of these stay as they are (saved, but given
+    /// no gradient): `["bert."]` trains only a new MLM head on a loaded encoder, so that
+    /// the encoder later learns through a head that predicts something.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub freeze: Vec<String>,
     /// The model of `clm`.
     pub gpt: GptConfig,
     /// The model of `mlm` and `mlm+nsp`.
@@ -125,6 +130,7 @@ impl Default for PretrainConfig {
             kernels: Kernels::default(),
             seed: 0,
             init_from: None,
+            freeze: Vec::new(),
             gpt: GptConfig::default(),
             bert: BertConfig::default(),
             mask_prob: 0.15,

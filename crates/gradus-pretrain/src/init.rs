@@ -100,10 +100,11 @@ fn model_config<C: serde::de::DeserializeOwned>(
 /// The run's weights: `init_from`'s (names under a prefix of `may_lack` may be missing
 /// there and are initialised), or seeded random ones.
 fn weights(config: &PretrainConfig, device: &Device, may_lack: &[&str]) -> anyhow::Result<Params> {
-    let params = match &config.init_from {
+    let mut params = match &config.init_from {
         Some(dir) => Params::from_checkpoint(dir, device.clone(), config.seed, may_lack)?,
         None => Params::new(device.clone(), config.seed),
     };
+    params.freeze(&config.freeze);
     Ok(params.with_kernels(config.kernels))
 }
 
