@@ -74,3 +74,33 @@ fn eval_refuses_a_folder_without_a_run_record() {
     );
     assert!(!tmp.path().join("eval").exists(), "nothing written");
 }
+
+/// The unigram baseline of a masked LM guesses among the tokens MLM may mask: on short
+/// documents framed `[CLS] … [SEP]` the framing tokens are the commonest, and a baseline
+/// that counted them would never be right.
+#[test]
+fn the_mlm_baseline_guesses_among_maskable_tokens() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    gradus_testkit::toy_sentiment_tsv(&train, 400, 1);
+    let model = common::pretrain(tmp.path(), &train);
+    let out = tmp.path().join("eval");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-eval"),
+        &[
+            model.parent().unwrap().to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    ));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let unigram = report["sections"][0]["baselines"]["unigram"]["mlm_accuracy"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        unigram > 0.05,
+        "unigram MLM accuracy {unigram}: {}",
+        report["sections"][0]
+    );
+}

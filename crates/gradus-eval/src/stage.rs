@@ -350,13 +350,14 @@ fn lm_section(
     Ok(section)
 }
 
-/// The start of the training stream, as windows of at most 4096 tokens, for baselines.
+/// The start of the training stream, as whole windows of `len` tokens, for baselines:
+/// long ones keep an n-gram's context, short ones lose less of a small dataset's tail.
 fn baseline_train(
     dataset: &Path,
     splits: &ClmSplits,
     tokens: usize,
+    len: usize,
 ) -> anyhow::Result<Vec<Vec<u32>>> {
-    let len = 4096;
     let windows = tokens.div_ceil(len).max(1);
     Ok(ClmStream::first_windows(
         dataset,
@@ -406,7 +407,7 @@ fn clm_section(
         bytes += text.len() as u64;
     }
     let neural = clm_score(&model, &windows, ec.batch_size, &device, Some(bytes))?;
-    let train = baseline_train(lm.tokens, splits, ec.baseline_tokens)?;
+    let train = baseline_train(lm.tokens, splits, ec.baseline_tokens, 4096)?;
     let vocab = model.config().vocab_size;
     let ngram = ngram_score(&train, &windows, ec.baseline_order, vocab, Some(bytes))?;
     let metrics = |s: &crate::LmScore| {
@@ -473,10 +474,25 @@ fn mlm_section(
         .iter()
         .flat_map(|e| e.targets.iter().map(|&(_, t)| t))
         .collect();
-    let splits = clm_splits(config, &load_tokenizer(&config.data.tokenizer)?)?;
-    let train = baseline_train(&config.data.tokens, &splits, ec.baseline_tokens)?;
+    let tk = load_tokenizer(&config.data.tokenizer)?;
+    let splits = clm_splits(config, &tk)?;
+    // A unigram needs no context: short windows, so that a small dataset counts.
+    let train = baseline_train(&config.data.tokens, &splits, ec.baseline_tokens, 64)?;
+    // The baseline counts only what MLM may mask: a tokenizer that frames every short
+    // document with `[CLS] … [SEP]` would otherwise make a special token its guess.
+    let special = gradus_tokenize::SpecialTokens::of(&tk);
+    let never_masked = [special.cls, special.sep, special.pad, special.mask];
+    let maskable: Vec<Vec<u32>> = train
+        .iter()
+        .map(|s| {
+            s.iter()
+                .copied()
+                .filter(|t| !never_masked.contains(&Some(*t)))
+                .collect()
+        })
+        .collect();
     let unigram = Unigram::train(
-        train.iter().map(Vec::as_slice),
+        maskable.iter().map(Vec::as_slice),
         objective.model.config().vocab_size,
     )
     .score(&targets)?;
