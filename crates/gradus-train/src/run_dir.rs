@@ -146,17 +146,22 @@ impl RunDir {
         } else if let Some(earlier) = earlier.as_ref().filter(|_| spec.resumes) {
             refuse_other_settings(dir, earlier, &spec)?;
         }
+        // A resumed run keeps what the earlier one recorded until it has better to say:
+        // a rerun of a finished run trains nothing and evaluates nothing.
+        let kept = earlier.filter(|_| spec.resumes && !spec.overwrite);
+        let mut outputs: BTreeSet<String> = spec.outputs.into_iter().collect();
+        outputs.extend(kept.iter().flat_map(|r| r.outputs.iter().cloned()));
         let record = RunRecord {
             kind: spec.kind,
             gradus_version: env!("CARGO_PKG_VERSION").to_string(),
             config_hash: config_hash(&without_exempt(&spec.settings)),
             settings: spec.settings,
             inputs: spec.inputs,
-            outputs: spec.outputs,
+            outputs: outputs.into_iter().collect(),
             facts: spec.facts,
             finished: false,
-            figures: BTreeMap::new(),
-            best: None,
+            figures: kept.as_ref().map(|r| r.figures.clone()).unwrap_or_default(),
+            best: kept.as_ref().and_then(|r| r.best),
         };
         let run = Self {
             before: entries(dir)?,
@@ -184,8 +189,10 @@ impl RunDir {
         outputs.extend(added.difference(&self.before).cloned());
         self.record.outputs = outputs.into_iter().collect();
         self.record.finished = true;
-        self.record.figures = end.figures;
-        self.record.best = end.best;
+        if !end.figures.is_empty() {
+            self.record.figures = end.figures;
+        }
+        self.record.best = end.best.or(self.record.best);
         self.write_record()
     }
 
@@ -399,5 +406,39 @@ mod tests {
         .to_string();
         assert!(err.contains("holds the input"), "{err}");
         assert!(input.join("train.jsonl").is_file());
+    }
+}
+
+#[cfg(test)]
+mod resume_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_rerun_that_evaluates_nothing_keeps_the_recorded_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = || RunSpec::new(RunKind::Finetune, &json!({"lr": 1}), false).unwrap();
+        let end = RunEnd {
+            figures: [("accuracy".to_string(), 0.9)].into(),
+            best: Some(Best {
+                value: 0.9,
+                step: 4,
+            }),
+        };
+        RunDir::open(dir.path(), spec())
+            .unwrap()
+            .finish(end.clone())
+            .unwrap();
+        let rerun = RunDir::open(dir.path(), spec()).unwrap();
+        rerun.finish(RunEnd::default()).unwrap();
+        let r = RunRecord::require(dir.path()).unwrap();
+        assert_eq!((r.figures, r.best), (end.figures, end.best));
+        // --overwrite starts the record again.
+        let again = RunDir::open(
+            dir.path(),
+            RunSpec::new(RunKind::Finetune, &json!({"lr": 1}), true).unwrap(),
+        );
+        again.unwrap().finish(RunEnd::default()).unwrap();
+        assert!(RunRecord::require(dir.path()).unwrap().figures.is_empty());
     }
 }
