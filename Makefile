@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext glue \
-	transfer-shakespeare sst2-tapt \
+	transfer-shakespeare sst2-tapt stsb-tapt \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -102,8 +102,8 @@ $(DEMO_TOKENS): pipelines/demo/encode.toml $(DEMO_TOKENIZER) $(DEMO_DOCS)
 	    --input $(DEMO)/documents --output $(@D) --overwrite
 
 $(DEMO_MODEL): pipelines/demo/pretrain.toml $(DEMO_TOKENS)
-	$(BIN)/gradus-pretrain -c $< --set data.tokens=$(DEMO)/tokens \
-	    --set data.tokenizer=$(DEMO_TOKENIZER) --output $(DEMO)/pretrain --overwrite
+	$(BIN)/gradus-pretrain -c $< --input $(DEMO)/tokens \
+	    --tokenizer $(DEMO_TOKENIZER) --output $(DEMO)/pretrain --overwrite
 
 $(DEMO)/%-examples/manifest.json: pipelines/demo/%-examples.toml $(DEMO_TOKENIZER)
 	$(BIN)/gradus-tokenize examples -c $< -t $(DEMO_TOKENIZER) \
@@ -112,16 +112,16 @@ $(DEMO)/%-examples/manifest.json: pipelines/demo/%-examples.toml $(DEMO_TOKENIZE
 
 $(DEMO_FINETUNE): pipelines/demo/finetune.toml $(DEMO_MODEL) $(DEMO_SENTIMENT)
 	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model \
-	    --examples $(DEMO)/sentiment-examples --output $(@D) --overwrite
+	    --input $(DEMO)/sentiment-examples --output $(@D) --overwrite
 
 $(DEMO_SCRATCH): pipelines/demo/finetune.toml $(DEMO_MODEL) $(DEMO_SENTIMENT)
 	$(BIN)/gradus-finetune -c $< --model $(DEMO)/pretrain/model --set init=random \
-	    --examples $(DEMO)/sentiment-examples --output $(@D) --overwrite
+	    --input $(DEMO)/sentiment-examples --output $(@D) --overwrite
 
 $(DEMO_MULTITASK): pipelines/demo/multitask.toml $(DEMO_MODEL) $(DEMO_SENTIMENT) $(DEMO_RATING)
 	$(BIN)/gradus-multitask -c $< --model $(DEMO)/pretrain/model \
-	    --set tasks.0.examples=$(DEMO)/sentiment-examples \
-	    --set tasks.1.examples=$(DEMO)/rating-examples --output $(@D) --overwrite
+	    --input sentiment=$(DEMO)/sentiment-examples \
+	    --input rating=$(DEMO)/rating-examples --output $(@D) --overwrite
 
 $(DEMO_REPORT): pipelines/demo/eval.toml $(DEMO_MODEL) $(DEMO_FINETUNE) $(DEMO_SCRATCH) \
 	    $(DEMO_MULTITASK)
@@ -249,6 +249,14 @@ sst2-tapt: build minilm
 	    --set tapt.seed=$(SST2_TAPT_SEED) --set tapt.train.seed=$(SST2_TAPT_SEED) \
 	    --set sst2-tapt.seed=$(SST2_TAPT_SEED) --set sst2-plain.seed=$(SST2_TAPT_SEED) \
 	    --run-dir $(RUNS)/sst2-tapt-$(SST2_TAPT_SEED)
+
+STSB_TAPT_SEED ?= 42
+stsb-tapt: build minilm
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/stsb-tapt.toml \
+	    --set tapt-head.seed=$(STSB_TAPT_SEED) --set tapt-head.train.seed=$(STSB_TAPT_SEED) \
+	    --set tapt.seed=$(STSB_TAPT_SEED) --set tapt.train.seed=$(STSB_TAPT_SEED) \
+	    --set stsb-tapt.seed=$(STSB_TAPT_SEED) --set stsb-plain.seed=$(STSB_TAPT_SEED) \
+	    --run-dir $(RUNS)/stsb-tapt-$(STSB_TAPT_SEED)
 
 SCRATCH := $(RUNS)/sst2-scratch
 sst2-scratch: build

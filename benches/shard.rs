@@ -1,6 +1,7 @@
 //! Shard layer versus raw Parquet: write and read throughput of a `documents` dataset
 //! (256 MB of text under `cargo bench`, 16 MB when run as a test). The shard layer adds
 //! checksums, rotation, atomic commits and schema checks; its cost should stay under 10%.
+//! Reads run with and without checksum verification (`--no-verify-inputs`).
 
 #![allow(clippy::print_stdout)] // a benchmark reports on stdout
 
@@ -116,10 +117,14 @@ fn read_raw(dir: &Path) -> usize {
         .sum()
 }
 
-fn read_shards(dir: &Path) -> usize {
+fn read_shards(dir: &Path, verify_checksums: bool) -> usize {
+    let opts = ReadOptions {
+        verify_checksums,
+        ..ReadOptions::default().batch_size(ROWS_PER_BATCH)
+    };
     Dataset::open(dir)
         .expect("open")
-        .batches(&ReadOptions::default().batch_size(ROWS_PER_BATCH))
+        .batches(&opts)
         .map(|b| b.expect("batch").num_rows())
         .sum()
 }
@@ -157,7 +162,14 @@ fn bench(c: &mut Criterion) {
     );
     read.bench_function(
         BenchmarkId::new("shard_layer", format!("{megabytes}MB_{rows}rows")),
-        |b| b.iter(|| assert_eq!(read_shards(&shard_dir), rows)),
+        |b| b.iter(|| assert_eq!(read_shards(&shard_dir, true), rows)),
+    );
+    read.bench_function(
+        BenchmarkId::new(
+            "shard_layer_unverified",
+            format!("{megabytes}MB_{rows}rows"),
+        ),
+        |b| b.iter(|| assert_eq!(read_shards(&shard_dir, false), rows)),
     );
     read.finish();
 }

@@ -165,8 +165,8 @@ fn main() {
     let train_sample = sized(&base, if full { 8 << 20 } else { 1 << 20 });
     let mut results = Vec::new();
     println!(
-        "{:<14} {:>12} {:>12} {:>12} {:>7}",
-        "tokenizer", "encode_fast", "encode", "stage", "stage/bare"
+        "{:<14} {:>12} {:>12} {:>12} {:>10} {:>12}",
+        "tokenizer", "encode_fast", "encode", "stage", "stage/bare", "verify cost"
     );
     for (name, kind, vocab) in [
         ("bpe-8k", TokenizerKind::ByteBpe, 8_192),
@@ -193,16 +193,25 @@ fn main() {
         let out = tmp.path().join(name);
         // Interleaved repetitions, best of each: this machine's speed drifts.
         let (mut t_fast, mut t_slow, mut t_stage) = (f64::INFINITY, f64::INFINITY, f64::INFINITY);
+        let mut t_unverified = f64::INFINITY;
         let (mut tokens, mut manifest) = (0, None);
+        let stage = |verify: bool| {
+            gradus_shard::verify_checksums_by_default(verify);
+            best_of(1, || {
+                encode_dataset(&encoder, &enc_config, &docs, &out, &run, |_| {}).expect("stage")
+            })
+        };
         for _ in 0..reps {
             let (t, n) = best_of(1, || bare_tokens(encoder.tokenizer(), &texts, true));
             (t_fast, tokens) = (t_fast.min(t), n);
             t_slow = t_slow.min(best_of(1, || bare_tokens(encoder.tokenizer(), &texts, false)).0);
-            let (t, m) = best_of(1, || {
-                encode_dataset(&encoder, &enc_config, &docs, &out, &run, |_| {}).expect("stage")
-            });
+            // The stage as it runs by default (upstream checksums verified), then with
+            // `--no-verify-inputs`: the difference is what verification costs.
+            let (t, m) = stage(true);
             (t_stage, manifest) = (t_stage.min(t), Some(m));
+            t_unverified = t_unverified.min(stage(false).0);
         }
+        gradus_shard::verify_checksums_by_default(true);
         let manifest = manifest.expect("at least one repetition");
         assert_eq!(manifest.stats["tokens"].as_u64(), Some(tokens));
         let (fast, slow, stage) = (
@@ -211,14 +220,18 @@ fn main() {
             tokens as f64 / t_stage,
         );
         let bare = fast.max(slow);
+        let verify_cost = t_stage / t_unverified - 1.0;
         println!(
-            "{name:<14} {fast:>12.0} {slow:>12.0} {stage:>12.0} {:>6.1}%",
-            100.0 * stage / bare
+            "{name:<14} {fast:>12.0} {slow:>12.0} {stage:>12.0} {:>9.1}% {:>11.1}%",
+            100.0 * stage / bare,
+            100.0 * verify_cost
         );
         results.push(json!({
             "tokenizer": name, "tokens": tokens, "text_mb": encode_mb,
             "bare_encode_batch_fast_tokens_per_s": fast, "bare_encode_batch_tokens_per_s": slow,
             "stage_tokens_per_s": stage, "stage_vs_best_bare": stage / bare,
+            "stage_unverified_tokens_per_s": tokens as f64 / t_unverified,
+            "verify_inputs_cost": verify_cost,
         }));
     }
 

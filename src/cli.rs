@@ -75,6 +75,27 @@ impl StageArgs {
             .context("no output: pass --output DIR")
     }
 
+    /// The one `--input` of a stage that reads one upstream (`what` names it in the
+    /// error), or `None` without one; the upstream is passed this way by pipelines.
+    pub fn single_input(&self, what: &str) -> anyhow::Result<Option<PathBuf>> {
+        match self.input.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(PathBuf::from(one))),
+            many => bail!("--input: this stage reads one {what}, not {}", many.len()),
+        }
+    }
+
+    /// `--input NAME=DIR` pairs, for a stage that reads one upstream per named part.
+    pub fn named_inputs(&self) -> anyhow::Result<Vec<(String, PathBuf)>> {
+        self.input
+            .iter()
+            .map(|item| match item.split_once('=') {
+                Some((name, dir)) if !name.is_empty() => Ok((name.to_string(), dir.into())),
+                _ => bail!("--input {item:?}: expected NAME=DIR"),
+            })
+            .collect()
+    }
+
     /// The Prometheus address, if one was asked for.
     pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
         self.metrics_addr.as_deref().map(parse_addr).transpose()

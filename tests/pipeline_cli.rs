@@ -375,9 +375,9 @@ kind = "pretrain"
 config = "pipelines/shakespeare-char/pretrain.toml"
 start_after_shards = 2
 threads = 1
+input = ["@tokens"]
+tokenizer = "{tok}"
 [stage.set]
-"data.tokens" = "@tokens"
-"data.tokenizer" = "{tok}"
 "data.holdout_tail" = 0.0
 "data.seq_len" = 8
 "data.eval_windows" = 4
@@ -509,9 +509,9 @@ name = "pretrain"
 kind = "pretrain"
 config = "pipelines/shakespeare-char/pretrain.toml"
 threads = 1
+input = ["@tokens"]
+tokenizer = "@tok/tokenizer.json"
 [stage.set]
-"data.tokens" = "@tokens"
-"data.tokenizer" = "@tok/tokenizer.json"
 "gpt.n_layer" = 1
 "gpt.n_embd" = 32
 "gpt.n_head" = 2

@@ -22,7 +22,7 @@ struct Cli {
     /// Checkpoint folder to start from (overrides the config's `model`).
     #[arg(long)]
     model: Option<PathBuf>,
-    /// Examples dataset (overrides the config's `examples`).
+    /// Examples dataset (overrides the config's `examples`; the same as `--input`).
     #[arg(long)]
     examples: Option<PathBuf>,
 }
@@ -35,13 +35,13 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     if let Some(model) = cli.model {
         config.model = model;
     }
-    if let Some(examples) = cli.examples {
+    if let Some(examples) = cli.examples.or(args.single_input("examples dataset")?) {
         config.examples = examples;
     }
     // Every check runs before anything is written or deleted.
     let (objective, train, spec) = prepare(&config, args.overwrite)?;
     let run = StageRun::open(&args, spec, &config)?;
-    let progress = step_progress(&format!("finetune {}", objective.model.spec.name), &train);
+    let progress = step_progress(&format!("finetune {}", objective.model.spec().name), &train);
     let metric = train.metric_for_best.clone();
     let summary = train_task(objective, run.trainer(train), &mut |s| {
         progress.inc(1);

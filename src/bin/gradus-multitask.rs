@@ -11,11 +11,11 @@ use gradus::cli::{
     StageArgs, StageRun, exit_with, in_step_with_metrics, step_progress, write_resolved_config,
     write_summary,
 };
-use gradus_finetune::run::{announce_eval, prepare};
+use gradus_finetune::run::announce_eval;
 use gradus_multitask::MultitaskConfig;
-use gradus_multitask::run::{MultitaskSummary, announce};
+use gradus_multitask::run::{MultitaskSummary, prepare, train};
 use gradus_telemetry::Progress;
-use gradus_train::{RunDir, RunEnd, RunFacts, RunKind, RunSpec, Trainer};
+use gradus_train::{RunDir, Trainer};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -39,59 +39,56 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     if let Some(model) = cli.model {
         config.training.model = model;
     }
-    // Every check runs before anything is written or deleted.
-    let mut objective = config.build()?;
-    let train = config.train_config(&objective.tasks);
-    let facts = RunFacts {
-        model: Some("tasks".into()),
-        base_model: (config.training.init == gradus_finetune::Init::Pretrained)
-            .then(|| config.training.model.clone()),
-        data: config.tasks.iter().map(|t| t.examples.clone()).collect(),
-        tokenizer: None,
-        seed: config.training.seed,
-        selection: Some(train.selection()?),
-    };
-    let spec = RunSpec::new(RunKind::Multitask, &config, args.overwrite)?
-        .with_inputs([config.training.model.clone()])
-        .with_facts(facts);
-    let run = StageRun::open(&args, spec, &config)?;
-    for (data, spec) in objective.tasks.iter().zip(&objective.model.specs) {
-        tracing::info!(
-            "task `{}` ({:?}, {} outputs, weight {}): {} training / {} dev examples",
-            data.name,
-            spec.kind,
-            spec.outputs(),
-            data.weight,
-            data.train.len(),
-            data.dev.len()
-        );
+    for (name, examples) in args.named_inputs()? {
+        config.set_examples(&name, examples)?;
     }
-    tracing::info!(
-        "{:?}: {} steps, {} parameters",
-        config.strategy,
-        train.steps,
-        objective.model.params.count()
-    );
-    let names: Vec<String> = objective.tasks.iter().map(|d| d.name.clone()).collect();
-    let metric = train.metric_for_best.clone();
-    let progress = Progress::new("multitask", Some(train.steps), "steps");
-    let report = run.trainer(train).run(&mut objective, &mut |s| {
-        progress.inc(1);
-        progress.set_message(announce(s, &names, &metric));
-    })?;
+    // Every check runs before anything is written or deleted.
+    let (objective, train_config, spec) = prepare(&config, args.overwrite)?;
+    let run = StageRun::open(&args, spec, &config)?;
+    let progress = Progress::new("multitask", Some(train_config.steps), "steps");
+    let (mut summary, end) = train(
+        &config,
+        objective,
+        run.trainer(train_config),
+        &mut |_, msg| {
+            progress.inc(1);
+            progress.set_message(msg.to_string());
+        },
+    )?;
     progress.finish();
-    let exported = objective.export_tasks(&output.join("tasks"))?;
-    let mut summary = MultitaskSummary::new(&config, &objective, &report, &exported)?;
-    drop(objective);
-    for (task, dir) in config.tasks.iter().zip(&exported) {
-        let Some(refine) = config.finetune_config(task, dir.clone()) else {
+    refine(&config, &args, &run, &mut summary)?;
+    summary.write(&output.join("metrics.json"))?;
+    let text = format!(
+        "{}{}: {} steps ({:.1} s); tasks in {}\n",
+        summary.table(),
+        output.display(),
+        summary.steps,
+        summary.train_seconds,
+        output.join("tasks").display()
+    );
+    write_summary(&output, &text)?;
+    write!(std::io::stdout().lock(), "{text}")?;
+    run.finish(end)
+}
+
+/// Fine-tunes each exported task on its own when the config asks for it, into
+/// `OUTPUT/finetune/<task>`; not emptied first, so a rerun resumes from its checkpoints.
+fn refine(
+    config: &MultitaskConfig,
+    args: &StageArgs,
+    run: &StageRun,
+    summary: &mut MultitaskSummary,
+) -> anyhow::Result<()> {
+    let output = args.output()?;
+    for task in &config.tasks {
+        let exported = output.join("tasks").join(&task.name);
+        let Some(refine) = config.finetune_config(task, exported) else {
             continue;
         };
         let out = output.join("finetune").join(&task.name);
-        // Not emptied: a rerun resumes the fine-tuning from its checkpoints.
-        let (objective, train, spec) = prepare(&refine, false)?;
+        let (objective, train, spec) = gradus_finetune::run::prepare(&refine, false)?;
         let dir = RunDir::open(&out, spec)?;
-        write_resolved_config(&out, "finetune", &args, &refine)?;
+        write_resolved_config(&out, "finetune", args, &refine)?;
         let trainer = in_step_with_metrics(Trainer::new(train, &out), &run.telemetry);
         let progress = step_progress(&format!("finetune {}", task.name), &trainer.config);
         let metric = trainer.config.metric_for_best.clone();
@@ -105,18 +102,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
             t.finetuned = Some(result);
         }
     }
-    summary.write(&output.join("metrics.json"))?;
-    let text = format!(
-        "{}{}: {} steps ({:.1} s); tasks in {}\n",
-        summary.table(),
-        output.display(),
-        summary.steps,
-        summary.train_seconds,
-        output.join("tasks").display()
-    );
-    write_summary(&output, &text)?;
-    write!(std::io::stdout().lock(), "{text}")?;
-    run.finish(RunEnd::of(&report).with_figures(summary.dev.clone()))
+    Ok(())
 }
 
 fn main() -> ExitCode {

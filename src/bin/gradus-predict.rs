@@ -100,7 +100,7 @@ fn predict_dataset(
     output: &std::path::Path,
 ) -> anyhow::Result<()> {
     gradus_finetune::check_vocabulary(&cli.model, dir)?;
-    let examples = load_examples(dir, cli.split.as_deref(), predictor.model.spec.max_len)?;
+    let examples = load_examples(dir, cli.split.as_deref(), predictor.model.spec().max_len)?;
     let identity = serde_json::json!({
         "model": cli.model.join("model.safetensors").display().to_string(),
         "split": cli.split,

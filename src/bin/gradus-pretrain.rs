@@ -27,6 +27,9 @@ struct Cli {
     /// Continue from this model folder's weights (overrides the config's `init_from`).
     #[arg(long, value_name = "DIR")]
     init_from: Option<std::path::PathBuf>,
+    /// The tokens' tokenizer, `tokenizer.json` (overrides the config's `data.tokenizer`).
+    #[arg(long, value_name = "FILE")]
+    tokenizer: Option<std::path::PathBuf>,
 }
 
 /// The stage itself, on a worker of the thread pool ([`gradus::cli::run_stage`]).
@@ -44,6 +47,12 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     }
     if let Some(objective) = cli.objective {
         config.objective = objective;
+    }
+    if let Some(tokens) = args.single_input("tokens dataset")? {
+        config.data.tokens = tokens;
+    }
+    if let Some(tokenizer) = cli.tokenizer {
+        config.data.tokenizer = tokenizer;
     }
     if let Some(dir) = cli.init_from {
         config.init_from = Some(dir);

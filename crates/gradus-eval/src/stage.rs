@@ -703,7 +703,7 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
     let device = gradus_model::device(&ec.device)?;
     let mut predictor = Predictor::load(&run.model, &device)?;
     predictor.batch_size = ec.batch_size.max(1);
-    let spec = predictor.model.spec.clone();
+    let spec = predictor.model.spec().clone();
     let dev = load_examples(run.examples, Some(run.dev_split), spec.max_len)?;
     if dev.is_empty() {
         anyhow::bail!(

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Batcher, References, TaskExample, load_examples, references, subset};
 use crate::error::{FinetuneError, Result};
 use crate::model::{
-    Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head, read_bert_config,
+    HeadNames, HeadSpec, Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head,
+    read_bert_config,
 };
 use crate::objective::FinetuneObjective;
 use crate::plan::LrPlan;
@@ -378,17 +379,21 @@ impl FinetuneConfig {
             freeze_embeddings: self.freeze_embeddings,
             freeze_layers: self.freeze_layers,
         };
+        let head = HeadSpec {
+            task: spec,
+            dropout: self.head.dropout,
+        };
         let model = TaskModel::load(
             &self.model,
             self.init,
-            spec,
-            self.head.dropout,
+            vec![head],
+            HeadNames::Single,
             &plan.frozen_prefixes(),
             &device,
             self.seed,
         )?;
         if self.head.bias_init == BiasInit::Mean {
-            centre_regression_head(&model.params, "classifier", &train)?;
+            centre_regression_head(&model.params, &model.head_prefix(0), &train)?;
         }
         let class_weights = self
             .head

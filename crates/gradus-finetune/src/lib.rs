@@ -31,8 +31,8 @@ pub use config::{
 };
 pub use error::{FinetuneError, Result};
 pub use model::{
-    Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head, copy_tokenizer, pool,
-    read_bert_config, read_task_spec, write_config,
+    HeadNames, HeadSpec, Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head,
+    copy_tokenizer, pool, read_bert_config, read_task_spec, write_config,
 };
 pub use objective::{FinetuneObjective, task_loss};
 pub use predict::Predictor;

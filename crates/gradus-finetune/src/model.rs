@@ -1,7 +1,9 @@
 //! A task model: a BERT-style encoder, a pooling of its hidden states and a linear head
-//! (HF `BertForSequenceClassification`), loaded from a checkpoint folder and saved as one
-//! that HF tools read (`config.json` with `id2label` / `problem_type`).
+//! per task (one for fine-tuning: HF `BertForSequenceClassification`), loaded from a
+//! checkpoint folder and saved as one that HF tools read (`config.json` with `id2label` /
+//! `problem_type`).
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
@@ -99,69 +101,164 @@ pub fn read_task_spec(dir: &Path) -> Result<Option<TaskSpec>> {
         .transpose()
 }
 
-/// Encoder + pooling + head.
+/// How a model names its heads' parameters: one task's head is `classifier`, as in HF
+/// `BertForSequenceClassification`; several tasks' heads are `heads.<task>`. A task
+/// model and a multi-task model differ only by this prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HeadNames {
+    /// One head, `classifier`.
+    Single,
+    /// A head per task, `heads.<task>`.
+    PerTask,
+}
+
+impl HeadNames {
+    /// The parameter prefix of `task`'s head.
+    pub fn prefix(self, task: &str) -> String {
+        match self {
+            Self::Single => "classifier".into(),
+            Self::PerTask => format!("heads.{task}"),
+        }
+    }
+
+    /// What a checkpoint may lack: the heads and the pooler are initialised then.
+    fn optional(self) -> [&'static str; 2] {
+        match self {
+            Self::Single => ["classifier", "bert.pooler"],
+            Self::PerTask => ["heads.", "bert.pooler"],
+        }
+    }
+}
+
+/// One new head of a [`TaskModel`]: its task, and the dropout before it when the task
+/// replaces the encoder's.
+#[derive(Debug, Clone)]
+pub struct HeadSpec {
+    pub task: TaskSpec,
+    pub dropout: Option<f32>,
+}
+
+/// A BERT-style encoder with one pooling and head per task: a fine-tuning model has one
+/// task, a multi-task model several, on one shared encoder.
 #[derive(Debug)]
 pub struct TaskModel {
     pub bert: Bert,
-    pub head: TaskHead,
-    pub spec: TaskSpec,
+    pub heads: Vec<TaskHead>,
+    pub specs: Vec<TaskSpec>,
+    pub names: HeadNames,
     pub params: Params,
 }
 
 impl TaskModel {
     /// Builds the model on `dir`'s architecture, with its weights unless `init` is
-    /// `Random`; the pooler and head are initialised when the checkpoint lacks them.
+    /// `Random`, and a head per entry of `heads`; the pooler and heads are initialised
+    /// when the checkpoint lacks them.
     pub fn load(
         dir: &Path,
         init: Init,
-        spec: TaskSpec,
-        head_dropout: Option<f32>,
+        heads: Vec<HeadSpec>,
+        names: HeadNames,
         frozen: &[String],
         device: &Device,
         seed: u64,
     ) -> Result<Self> {
         let config = read_bert_config(dir)?;
-        if spec.max_len > config.max_position_embeddings {
+        if let Some(long) = heads
+            .iter()
+            .find(|h| h.task.max_len > config.max_position_embeddings)
+        {
             return Err(FinetuneError::Config(format!(
                 "max_len {} is longer than the {} positions of {}",
-                spec.max_len,
+                long.task.max_len,
                 config.max_position_embeddings,
                 dir.display()
             )));
         }
         let mut params = match init {
             Init::Pretrained => {
-                Params::from_checkpoint(dir, device.clone(), seed, &["classifier", "bert.pooler"])?
+                Params::from_checkpoint(dir, device.clone(), seed, &names.optional())?
             }
             Init::Random => Params::new(device.clone(), seed),
         };
         params.freeze(frozen);
         let bert = Bert::new(&config, &mut params)?;
-        let mut head = TaskHead::new(&bert, &mut params, "classifier", spec.outputs())?;
-        if let Some(p) = head_dropout {
-            head = head.with_dropout(p);
+        let mut built = Vec::with_capacity(heads.len());
+        for h in &heads {
+            let head = TaskHead::new(
+                &bert,
+                &mut params,
+                &names.prefix(&h.task.name),
+                h.task.outputs(),
+            )?;
+            built.push(match h.dropout {
+                Some(p) => head.with_dropout(p),
+                None => head,
+            });
         }
         Ok(Self {
             bert,
-            head,
-            spec,
+            heads: built,
+            specs: heads.into_iter().map(|h| h.task).collect(),
+            names,
             params,
         })
     }
 
-    /// Head outputs `[batch, outputs]`.
-    pub fn forward(&self, batch: &PaddedBatch, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    /// The first (for a fine-tuning model, the only) task.
+    pub fn spec(&self) -> &TaskSpec {
+        &self.specs[0]
+    }
+
+    /// The parameter prefix of task `task`'s head.
+    pub fn head_prefix(&self, task: usize) -> String {
+        self.names.prefix(&self.specs[task].name)
+    }
+
+    /// Task `task`'s head outputs `[batch, outputs]`.
+    pub fn forward(&self, task: usize, batch: &PaddedBatch, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let hidden = self
             .bert
             .forward(&batch.ids, &batch.type_ids, &batch.mask, ctx)?;
-        let pooled = pool(&self.bert, self.spec.pooling, &hidden, &batch.mask)?;
-        Ok(self.head.forward(&pooled, ctx)?)
+        let pooled = pool(&self.bert, self.specs[task].pooling, &hidden, &batch.mask)?;
+        Ok(self.heads[task].forward(&pooled, ctx)?)
     }
 
-    /// Writes `model.safetensors` and an HF `config.json` carrying the task into `dir`.
+    /// Writes `model.safetensors` and an HF `config.json` carrying every task into `dir`.
     pub fn save(&self, dir: &Path) -> Result<()> {
         self.params.save(&dir.join("model.safetensors"))?;
-        write_config(dir, self.bert.config(), &[&self.spec])
+        let specs: Vec<&TaskSpec> = self.specs.iter().collect();
+        write_config(dir, self.bert.config(), &specs)
+    }
+
+    /// Writes task `task` alone into `dir`: the encoder and its head renamed to
+    /// `classifier`, a single-task checkpoint that `gradus-finetune`, `gradus-predict`
+    /// and HF tools load.
+    pub fn export_task(&self, task: usize, dir: &Path) -> Result<()> {
+        let prefix = format!("{}.", self.head_prefix(task));
+        let own = |name: &str| {
+            name.strip_prefix(&prefix)
+                .map(|rest| format!("classifier.{rest}"))
+        };
+        let heads: Vec<String> = (0..self.specs.len()).map(|i| self.head_prefix(i)).collect();
+        let tensors: HashMap<String, Tensor> = self
+            .params
+            .iter()
+            .filter_map(|(name, var, _)| {
+                let renamed = match own(name) {
+                    Some(renamed) => renamed,
+                    None if heads.iter().any(|h| name.starts_with(&format!("{h}."))) => {
+                        return None;
+                    }
+                    None => name.to_string(),
+                };
+                Some((renamed, var.as_tensor().clone()))
+            })
+            .collect();
+        std::fs::create_dir_all(dir).map_err(|e| FinetuneError::file(dir, e))?;
+        let file = dir.join("model.safetensors");
+        candle_core::safetensors::save(&tensors, &file)
+            .map_err(|e| FinetuneError::file(&file, e))?;
+        write_config(dir, self.bert.config(), &[&self.specs[task]])
     }
 }
 

@@ -37,9 +37,9 @@ impl FinetuneObjective {
             self.eval_batch_size,
             self.pad,
             &self.device,
-            |b| self.model.forward(b, &mut Ctx::eval()),
+            |b| self.model.forward(0, b, &mut Ctx::eval()),
         )?;
-        score(&self.model.spec, examples, &outputs)
+        score(self.model.spec(), examples, &outputs)
     }
 
     /// Mean real tokens per training example.
@@ -95,9 +95,9 @@ impl Objective for FinetuneObjective {
     }
 
     fn loss_sum(&self, batch: &PaddedBatch, ctx: &mut Ctx<'_>) -> gradus_train::Result<Tensor> {
-        let outputs = self.model.forward(batch, ctx)?;
+        let outputs = self.model.forward(0, batch, ctx)?;
         Ok(task_loss(
-            self.model.spec.kind,
+            self.model.spec().kind,
             &outputs,
             batch,
             self.class_weights.as_ref(),

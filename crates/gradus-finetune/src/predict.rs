@@ -10,7 +10,9 @@ use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 use crate::data::TaskExample;
 use crate::error::{FinetuneError, Result};
 use crate::eval::{argmax, head_outputs, probabilities};
-use crate::model::{Init, TaskKind, TaskModel, read_bert_config, read_task_spec};
+use crate::model::{
+    HeadNames, HeadSpec, Init, TaskKind, TaskModel, read_bert_config, read_task_spec,
+};
 
 /// A fine-tuned model with its tokenizer.
 #[derive(Debug)]
@@ -56,7 +58,19 @@ impl Predictor {
         let pad = gradus_tokenize::SpecialTokens::of(&tokenizer)
             .pad
             .unwrap_or(0);
-        let mut model = TaskModel::load(dir, Init::Pretrained, spec, None, &[], device, 0)?;
+        let head = HeadSpec {
+            task: spec,
+            dropout: None,
+        };
+        let mut model = TaskModel::load(
+            dir,
+            Init::Pretrained,
+            vec![head],
+            HeadNames::Single,
+            &[],
+            device,
+            0,
+        )?;
         // A fine-tuned checkpoint must carry its head: nothing may be initialised.
         if let Some(name) = model.params.fresh_names().first() {
             return Err(FinetuneError::file(
@@ -64,7 +78,7 @@ impl Predictor {
                 format!("tensor `{name}` is missing"),
             ));
         }
-        model.spec.max_len = model.spec.max_len.max(1);
+        model.specs[0].max_len = model.specs[0].max_len.max(1);
         Ok(Self {
             model,
             tokenizer,
@@ -93,7 +107,7 @@ impl Predictor {
             .enumerate()
             .map(|(i, ((a, b), enc))| TaskExample {
                 id: format!("input:{i}"),
-                task: self.model.spec.name.clone(),
+                task: self.model.spec().name.clone(),
                 split: "input".into(),
                 text: a.clone(),
                 text_pair: b.clone(),
@@ -112,14 +126,14 @@ impl Predictor {
     /// The head's raw outputs for each example: logits, or the one regression value.
     pub fn outputs(&self, examples: &[TaskExample]) -> Result<Vec<Vec<f32>>> {
         head_outputs(examples, self.batch_size, self.pad, &self.device, |b| {
-            self.model.forward(b, &mut Ctx::eval())
+            self.model.forward(0, b, &mut Ctx::eval())
         })
     }
 
     /// The model's prediction for each example.
     pub fn predict(&self, examples: &[TaskExample]) -> Result<Vec<Prediction>> {
         let outputs = self.outputs(examples)?;
-        let spec = &self.model.spec;
+        let spec = self.model.spec();
         Ok(examples
             .iter()
             .zip(outputs)

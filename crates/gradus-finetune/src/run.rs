@@ -1,9 +1,8 @@
 //! A fine-tuning run: how its folder is opened (every check first), the training, and
 //! what it reports: progress messages, the final `metrics.json` and the run record's end.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use gradus_train::{
     RunEnd, RunFacts, RunKind, RunSpec, StepOutput, TrainConfig, TrainReport, Trainer,
 };
@@ -20,20 +19,39 @@ pub fn prepare(
     let objective = config.build()?;
     let train = config.train_config(
         objective.batcher.batches_per_epoch(),
-        objective.model.spec.kind,
+        objective.model.spec().kind,
     );
+    let data = vec![config.examples.clone()];
+    let spec = task_run_spec(RunKind::Finetune, config, config, data, &train, overwrite)?;
+    Ok((objective, train, spec))
+}
+
+/// How a run that trains task heads (`kind`: fine-tuning or multi-task, whose whole
+/// config is `config`) opens its folder: it starts from `training.model`, reads `data`,
+/// keeps its best model under `model/` or `tasks/`, and selects on `train`'s metric.
+pub fn task_run_spec<C: Serialize>(
+    kind: RunKind,
+    config: &C,
+    training: &FinetuneConfig,
+    data: Vec<PathBuf>,
+    train: &TrainConfig,
+    overwrite: bool,
+) -> anyhow::Result<RunSpec> {
+    let model = match kind {
+        RunKind::Multitask => "tasks",
+        _ => "model",
+    };
     let facts = RunFacts {
-        model: Some("model".into()),
-        base_model: (config.init == Init::Pretrained).then(|| config.model.clone()),
-        data: vec![config.examples.clone()],
+        model: Some(model.into()),
+        base_model: (training.init == Init::Pretrained).then(|| training.model.clone()),
+        data,
         tokenizer: None,
-        seed: config.seed,
+        seed: training.seed,
         selection: Some(train.selection()?),
     };
-    let spec = RunSpec::new(RunKind::Finetune, config, overwrite)?
-        .with_inputs([config.model.clone()])
-        .with_facts(facts);
-    Ok((objective, train, spec))
+    Ok(RunSpec::new(kind, config, overwrite)?
+        .with_inputs([training.model.clone()])
+        .with_facts(facts))
 }
 
 /// Trains a prepared run with `trainer`, telling `on_step` of each step, and writes
@@ -43,7 +61,7 @@ pub fn train(
     trainer: Trainer,
     on_step: &mut dyn FnMut(&StepOutput),
 ) -> anyhow::Result<FinetuneSummary> {
-    let spec = &objective.model.spec;
+    let spec = objective.model.spec();
     let train = &trainer.config;
     tracing::info!(
         "task `{}` ({:?}, {} outputs): {} training / {} dev examples, {} parameters, {} steps",
@@ -107,8 +125,8 @@ impl FinetuneSummary {
     ) -> anyhow::Result<Self> {
         let score = objective.score(&objective.dev)?;
         Ok(Self {
-            task: objective.model.spec.name.clone(),
-            kind: objective.model.spec.kind,
+            task: objective.model.spec().name.clone(),
+            kind: objective.model.spec().kind,
             metric_for_best: metric.to_string(),
             best_value: report.best_value,
             best_step: report.best_step,
@@ -127,16 +145,12 @@ impl FinetuneSummary {
     pub fn end(&self) -> RunEnd {
         RunEnd {
             figures: self.dev.clone(),
-            best: self
-                .best_value
-                .zip(self.best_step)
-                .map(|(value, step)| gradus_train::Best { value, step }),
+            best: gradus_train::Best::of(self.best_value, self.best_step),
         }
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        Ok(gradus_train::write_json(path, self)?)
     }
 
     /// One line for the terminal.

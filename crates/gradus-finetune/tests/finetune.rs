@@ -79,7 +79,7 @@ fn train(
     let mut objective = config.build().unwrap();
     let tc = config.train_config(
         objective.batcher.batches_per_epoch(),
-        objective.model.spec.kind,
+        objective.model.spec().kind,
     );
     let mut trainer = Trainer::new(tc, out);
     trainer.stop_after = stop_after;

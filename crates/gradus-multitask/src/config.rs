@@ -8,14 +8,13 @@ use candle_core::Tensor;
 use gradus_finetune::data::{Batcher, load_examples, references, subset};
 use gradus_finetune::plan::LrPlan;
 use gradus_finetune::{
-    BiasInit, FinetuneConfig, HeadConfig, TaskKind, TaskSpec, centre_regression_head,
-    check_vocabulary, read_bert_config, task_spec,
+    BiasInit, FinetuneConfig, HeadConfig, HeadNames, HeadSpec, TaskKind, TaskModel, TaskSpec,
+    centre_regression_head, check_vocabulary, read_bert_config, task_spec,
 };
 use gradus_train::{Direction, TrainConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{MultitaskError, Result};
-use crate::model::{MultitaskModel, head_prefix};
 use crate::objective::{MultitaskObjective, TaskData};
 use crate::sampler::{Strategy, TaskSampler, non_negative};
 
@@ -139,14 +138,26 @@ fn config_error(message: String) -> MultitaskError {
 }
 
 impl MultitaskConfig {
+    /// Points task `name` at the examples dataset `dir` (a stage's `--input NAME=DIR`).
+    pub fn set_examples(&mut self, name: &str, dir: PathBuf) -> Result<()> {
+        let Some(task) = self.tasks.iter().position(|t| t.name == name) else {
+            let names: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
+            return Err(MultitaskError::Config(format!(
+                "--input {name}=...: no task `{name}` (tasks: {})",
+                names.join(", ")
+            )));
+        };
+        self.tasks[task].examples = dir;
+        Ok(())
+    }
+
     /// Loads every task and the model and runs every check; nothing is trained yet.
     pub fn build(&self) -> Result<MultitaskObjective> {
         self.check_shape()?;
         let t = &self.training;
         let device = gradus_model::device(&t.device)?;
         let bert = read_bert_config(&t.model)?;
-        let (mut tasks, mut specs, mut dropouts, mut tokenizer) =
-            (Vec::new(), Vec::new(), Vec::new(), None);
+        let (mut tasks, mut heads, mut tokenizer) = (Vec::new(), Vec::new(), None);
         let mut pad = 0;
         for (i, task) in self.tasks.iter().enumerate() {
             let (tk, task_pad) = check_vocabulary(&t.model, &task.examples)?;
@@ -157,8 +168,10 @@ impl MultitaskConfig {
                 .min(bert.max_position_embeddings);
             let (data, spec) = self.load_task(task, i, max_len, &device)?;
             tasks.push(data);
-            specs.push(spec);
-            dropouts.push(task.head.dropout);
+            heads.push(HeadSpec {
+                task: spec,
+                dropout: task.head.dropout,
+            });
         }
         let composite = self.composite_tasks(&tasks)?;
         let plan = LrPlan {
@@ -168,18 +181,22 @@ impl MultitaskConfig {
             freeze_embeddings: t.freeze_embeddings,
             freeze_layers: t.freeze_layers,
         };
-        let model = MultitaskModel::load(
+        let model = TaskModel::load(
             &t.model,
             t.init,
-            specs,
-            &dropouts,
+            heads,
+            HeadNames::PerTask,
             &plan.frozen_prefixes(),
             &device,
             t.seed,
         )?;
         for (data, task) in tasks.iter().zip(&self.tasks) {
             if task.head.bias_init == BiasInit::Mean {
-                centre_regression_head(&model.params, &head_prefix(&data.name), &data.train)?;
+                centre_regression_head(
+                    &model.params,
+                    &model.names.prefix(&data.name),
+                    &data.train,
+                )?;
             }
         }
         let sizes = tasks.iter().map(|d| d.train.len()).collect();

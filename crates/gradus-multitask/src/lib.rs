@@ -18,13 +18,11 @@
 
 mod config;
 mod error;
-mod model;
 mod objective;
 pub mod run;
 mod sampler;
 
 pub use config::{MultitaskConfig, TaskConfig};
 pub use error::{MultitaskError, Result};
-pub use model::{MultitaskModel, head_prefix};
 pub use objective::{MultiBatch, MultitaskObjective, TaskData};
 pub use sampler::{Strategy, TaskSampler};

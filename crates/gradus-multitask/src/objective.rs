@@ -9,13 +9,12 @@ use candle_core::{Device, Tensor};
 use gradus_finetune::data::{BatchCursor, Batcher, PaddedBatch, TaskExample};
 use gradus_finetune::eval::{TaskScore, head_outputs, score};
 use gradus_finetune::plan::LrPlan;
-use gradus_finetune::{copy_tokenizer, task_loss};
+use gradus_finetune::{TaskModel, copy_tokenizer, task_loss};
 use gradus_model::{Ctx, Params};
 use gradus_train::{Objective, TrainError};
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
-use crate::model::MultitaskModel;
 use crate::sampler::TaskSampler;
 
 /// One task's data and settings.
@@ -58,7 +57,7 @@ struct DataState {
 /// The shared encoder, the tasks and the schedule that interleaves them.
 #[derive(Debug)]
 pub struct MultitaskObjective {
-    pub model: MultitaskModel,
+    pub model: TaskModel,
     pub tasks: Vec<TaskData>,
     pub sampler: TaskSampler,
     /// Tasks whose metric the `composite` dev metric averages.
@@ -75,7 +74,7 @@ pub struct MultitaskObjective {
 
 impl MultitaskObjective {
     pub fn new(
-        model: MultitaskModel,
+        model: TaskModel,
         tasks: Vec<TaskData>,
         sampler: TaskSampler,
         composite: Vec<usize>,

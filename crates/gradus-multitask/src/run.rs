@@ -1,15 +1,74 @@
-//! What a multi-task run reports: the progress message, the final `metrics.json` with
-//! each task's dev figures, and the per-task fine-tuning that may follow.
+//! A multi-task run: how its folder is opened (every check first), the training and the
+//! export of each task, and what it reports: the progress message, the final
+//! `metrics.json` with each task's dev figures, and the per-task fine-tuning that may
+//! follow.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context;
-use gradus_finetune::run::FinetuneSummary;
-use gradus_train::{StepOutput, TrainReport};
+use gradus_finetune::run::{FinetuneSummary, task_run_spec};
+use gradus_train::{RunEnd, RunKind, RunSpec, StepOutput, TrainConfig, TrainReport, Trainer};
 use serde::Serialize;
 
 use crate::{MultitaskConfig, MultitaskObjective, Strategy};
+
+/// Builds the run of `config`, every check first: its objective, its training settings,
+/// and how its output folder is to be opened (nothing there is touched yet).
+pub fn prepare(
+    config: &MultitaskConfig,
+    overwrite: bool,
+) -> anyhow::Result<(MultitaskObjective, TrainConfig, RunSpec)> {
+    let objective = config.build()?;
+    let train = config.train_config(&objective.tasks);
+    let data = config.tasks.iter().map(|t| t.examples.clone()).collect();
+    let spec = task_run_spec(
+        RunKind::Multitask,
+        config,
+        &config.training,
+        data,
+        &train,
+        overwrite,
+    )?;
+    Ok((objective, train, spec))
+}
+
+/// Trains a prepared run with `trainer`, telling `on_step` of each step, and exports
+/// each task's model into `trainer.out/tasks/<task>`; gives the summary and the run
+/// record's end.
+pub fn train(
+    config: &MultitaskConfig,
+    mut objective: MultitaskObjective,
+    trainer: Trainer,
+    on_step: &mut dyn FnMut(&StepOutput, &str),
+) -> anyhow::Result<(MultitaskSummary, RunEnd)> {
+    for (data, spec) in objective.tasks.iter().zip(&objective.model.specs) {
+        tracing::info!(
+            "task `{}` ({:?}, {} outputs, weight {}): {} training / {} dev examples",
+            data.name,
+            spec.kind,
+            spec.outputs(),
+            data.weight,
+            data.train.len(),
+            data.dev.len()
+        );
+    }
+    tracing::info!(
+        "{:?}: {} steps, {} parameters",
+        config.strategy,
+        trainer.config.steps,
+        objective.model.params.count()
+    );
+    let names: Vec<String> = objective.tasks.iter().map(|d| d.name.clone()).collect();
+    let metric = trainer.config.metric_for_best.clone();
+    let out = trainer.out.clone();
+    let report = trainer.run(&mut objective, &mut |s| {
+        on_step(s, &announce(s, &names, &metric));
+    })?;
+    let exported = objective.export_tasks(&out.join("tasks"))?;
+    let summary = MultitaskSummary::new(config, &objective, &report, &exported)?;
+    let end = RunEnd::of(&report).with_figures(summary.dev.clone());
+    Ok((summary, end))
+}
 
 /// The progress message of a step: each task's epochs so far, and the selection metric
 /// when the step evaluated.
@@ -107,8 +166,7 @@ impl MultitaskSummary {
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
-        let text = serde_json::to_string_pretty(self)?;
-        std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+        Ok(gradus_train::write_json(path, self)?)
     }
 
     /// A table for the terminal: each task's metric after multi-task training and, when

@@ -354,24 +354,24 @@ impl Resolver<'_> {
         }
         let mut sets = Vec::new();
         flatten(&s.set, "", &mut sets);
+        if let Some((key, new)) = sets
+            .iter()
+            .find_map(|(key, _)| Some((key, s.kind.replaced_key(key)?)))
+        {
+            return Err(PipelineError::stage(
+                &s.name,
+                format!("`set` no longer passes `{key}`: write `{new}` in the stage"),
+            ));
+        }
         for (key, value) in sets {
-            let before = deps.len();
             let value = self.value(&value, &s.name, &mut deps)?;
-            // Pretraining follows the tokens it is pointed at.
-            if s.kind == StageKind::Pretrain
-                && key == "data.tokens"
-                && deps.len() > before
-                && all[deps[before]].kind.writes_shards()
-            {
-                follows = Some(deps[before]);
-            }
             args.extend(["--set".to_string(), format!("{key}={value}")]);
         }
         if s.follow == Some(true) && follows.is_none() {
             return Err(PipelineError::stage(
                 &s.name,
-                "`follow` needs an encode stage whose input, or a pretrain stage whose \
-                 `data.tokens`, is another stage's dataset",
+                "`follow` needs an encode or pretrain stage whose input is another \
+                 stage's dataset",
             ));
         }
         if s.follow == Some(false) {
@@ -482,7 +482,9 @@ mod tests {
         [[stage]]
         name = "pretrain"
         kind = "pretrain"
-        set = { data = { tokens = "@tokens", tokenizer = "@tok/tokenizer.json" }, seed = 3 }
+        input = ["@tokens"]
+        tokenizer = "@tok/tokenizer.json"
+        set = { seed = 3 }
 
         [[stage]]
         name = "tokens"
@@ -517,13 +519,15 @@ mod tests {
         assert_eq!(pre.follows, Some(2));
         assert!(pre.args.contains(&"data.follow=true".to_string()));
         assert!(
-            pre.args.contains(&"data.tokens=\"run/tokens\"".to_string()),
+            pre.args.windows(4).any(|w| w
+                == [
+                    "--input",
+                    "run/tokens",
+                    "--tokenizer",
+                    "run/tok/tokenizer.json"
+                ]),
             "{:?}",
             pre.args
-        );
-        assert!(
-            pre.args
-                .contains(&"data.tokenizer=\"run/tok/tokenizer.json\"".to_string())
         );
         assert!(pre.args.contains(&"seed=3".to_string()));
         assert_eq!(p.downstream(1), vec![1, 2, 3]);
@@ -593,5 +597,29 @@ mod tests {
         assert!(err(model).contains("takes no `model`"));
         let follow = "[[stage]]\nname='a'\nkind='encode'\ninput=['x']\nfollow=true\n";
         assert!(err(follow).contains("`follow`"));
+    }
+
+    #[test]
+    fn an_upstream_passed_through_set_is_refused_naming_input() {
+        let err = |kind: &str, set: &str| {
+            plan(&format!(
+                "[[stage]]\nname='a'\nkind='{kind}'\nset={{ {set} }}\n"
+            ))
+            .unwrap_err()
+            .to_string()
+        };
+        let tokens = err("pretrain", "\"data.tokens\" = 'x'");
+        assert!(
+            tokens.contains("`data.tokens`") && tokens.contains("input = [\"@tokens\"]"),
+            "{tokens}"
+        );
+        let nested = err("pretrain", "data = { tokenizer = 'x' }");
+        assert!(nested.contains("tokenizer = "), "{nested}");
+        assert!(err("finetune", "examples = 'x'").contains("input = [\"@examples\"]"));
+        let task = err("multitask", "\"tasks.1.examples\" = 'x'");
+        assert!(task.contains("TASK=@examples"), "{task}");
+        // Other keys still pass as overrides.
+        plan("[[stage]]\nname='a'\nkind='finetune'\nset={ lr = 1e-4, examples_seed = 1 }\n")
+            .unwrap();
     }
 }

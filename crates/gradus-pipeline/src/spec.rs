@@ -20,7 +20,9 @@
 //! name = "pretrain"
 //! kind = "pretrain"
 //! config = "pipelines/demo/pretrain.toml"
-//! set = { "data.tokens" = "@tokens" }   # config overrides, as `--set`
+//! input = ["@tokens"]            # every stage's upstream data, as `--input`
+//! tokenizer = "@tokenizer/tokenizer.json"
+//! set = { "train.steps" = 500 }  # config overrides, as `--set`
 //! ```
 //!
 //! `${NAME}` and `${NAME:-default}` anywhere in the file are environment variables, as
@@ -79,7 +81,7 @@ impl StageKind {
     }
 
     /// Whether the stage can consume its input's shards while they are written: encode
-    /// its `input` documents, pretraining its `data.tokens`.
+    /// its `input` documents, pretraining its `input` tokens.
     pub fn can_follow(self) -> bool {
         matches!(self, Self::Encode | Self::Pretrain)
     }
@@ -98,7 +100,27 @@ impl StageKind {
 
     /// The flag that passes a tokenizer, for kinds that take one.
     pub fn tokenizer_flag(self) -> Option<&'static str> {
-        matches!(self, Self::Encode | Self::Examples).then_some("--tokenizer")
+        matches!(self, Self::Encode | Self::Examples | Self::Pretrain).then_some("--tokenizer")
+    }
+
+    /// The key of `set` that the stage's upstream data or tokenizer once went through,
+    /// and how a pipeline passes it now: upstreams are passed one way, as `input` (and
+    /// `tokenizer`), in every kind.
+    pub fn replaced_key(self, key: &str) -> Option<&'static str> {
+        let task_examples = || {
+            let rest = key.strip_prefix("tasks.")?;
+            let (index, field) = rest.split_once('.')?;
+            (index.parse::<usize>().is_ok() && field == "examples").then_some(())
+        };
+        match (self, key) {
+            (Self::Pretrain, "data.tokens") => Some("input = [\"@tokens\"]"),
+            (Self::Pretrain, "data.tokenizer") => Some("tokenizer = \"...\""),
+            (Self::Finetune, "examples") => Some("input = [\"@examples\"]"),
+            (Self::Multitask, _) if task_examples().is_some() => {
+                Some("input = [\"TASK=@examples\", ...]")
+            }
+            _ => None,
+        }
     }
 
     /// The flag that passes a starting model, for kinds that take one (pretraining

@@ -95,6 +95,13 @@ pub struct Best {
     pub step: u64,
 }
 
+impl Best {
+    /// The best evaluation from a report's value and step, when it has both.
+    pub fn of(value: Option<f64>, step: Option<u64>) -> Option<Self> {
+        value.zip(step).map(|(value, step)| Self { value, step })
+    }
+}
+
 /// A run record that cannot be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {

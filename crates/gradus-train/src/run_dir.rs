@@ -102,10 +102,7 @@ impl RunEnd {
     pub fn of(report: &crate::TrainReport) -> Self {
         Self {
             figures: report.last_eval.clone().unwrap_or_default(),
-            best: report
-                .best_value
-                .zip(report.best_step)
-                .map(|(value, step)| Best { value, step }),
+            best: Best::of(report.best_value, report.best_step),
         }
     }
 
