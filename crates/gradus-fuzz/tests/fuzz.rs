@@ -140,6 +140,15 @@ fn pipeline_file_parsing_never_panics() {
 }
 
 #[test]
+fn pipeline_inputs_cargo_fuzz_found_stay_fixed() {
+    // A multi-byte character inside `${...}` (cargo-fuzz, the `pipeline` target).
+    gradus_fuzz::pipeline(
+        "name = \"p\"\n[[stage]]\nname = \"a\"\nkind = \"eval\"\ninput = [\"${X:-→}\", \"${→\"]\n"
+            .as_bytes(),
+    );
+}
+
+#[test]
 fn tokenizer_json_loading_never_panics() {
     fuzz(256, &[seeds::tokenizer_json()], |_, b| {
         gradus_fuzz::tokenizer_json(b)

@@ -218,7 +218,8 @@ pub fn expand_env(
         let bytes = rest.as_bytes();
         let mut i = body_start;
         while i < bytes.len() {
-            if rest[i..].starts_with("${") {
+            // Bytes, not `str` slices: `i` may fall inside a multi-byte character.
+            if bytes[i..].starts_with(b"${") {
                 depth += 1;
                 i += 2;
                 continue;
@@ -576,6 +577,19 @@ mod tests {
             expand_env("${HOME", &var)
                 .unwrap_err()
                 .contains("closing brace")
+        );
+    }
+
+    #[test]
+    fn multi_byte_characters_inside_a_variable_are_text_not_a_panic() {
+        // Found by the `pipeline` fuzz target: a `→` inside `${...}` panicked.
+        let none = |_: &str| None;
+        assert_eq!(expand_env("${A:-x → y}", &none).unwrap(), "x → y");
+        assert_eq!(expand_env("a → ${B:-é}", &none).unwrap(), "a → é");
+        assert!(
+            expand_env("${→ no brace", &none)
+                .unwrap_err()
+                .contains("no closing brace")
         );
     }
 
