@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gradus::cli::{StageArgs, exit_with};
-use gradus::{import, inspect};
+use gradus::import;
+use gradus_shard::inspect;
 use gradus_telemetry::{Telemetry, init_tracing};
 
 #[derive(Debug, Parser)]
@@ -98,7 +99,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Verify {
             dataset,
             unsealed_ok,
-        } => inspect::verify(&dataset, unsealed_ok, &mut stdout),
+        } => {
+            let found = inspect::verify(&dataset, unsealed_ok)?;
+            let Some(first) = found.problems.first() else {
+                writeln!(
+                    stdout,
+                    "ok: {}: checksums, schemas and lineage verified",
+                    found.summary
+                )?;
+                return Ok(());
+            };
+            for p in &found.problems {
+                writeln!(stdout, "problem: {p}")?;
+            }
+            anyhow::bail!(
+                "{}: {} problem(s), first: {first}",
+                dataset.display(),
+                found.problems.len()
+            )
+        }
         Command::Import { args } => {
             init_tracing(args.verbose);
             let config: import::ImportConfig = args.resolve_config()?;

@@ -42,6 +42,7 @@
 
 mod checksum;
 mod error;
+pub mod inspect;
 mod lock;
 mod manifest;
 mod on_error;

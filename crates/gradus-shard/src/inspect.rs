@@ -1,15 +1,17 @@
-//! `gradus inspect` and `gradus verify`: look at any dataset without writing code.
+//! What `gradus inspect` and `gradus verify` report of a dataset: its manifest, schema,
+//! per-kind counts and first rows, and what verification finds.
 
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::UInt32Type;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
-use gradus_shard::{Dataset, DatasetKind, ReadOptions};
 use serde::Serialize;
+
+use crate::error::{Result, ShardError};
+use crate::{Dataset, DatasetKind, ReadOptions};
 
 /// Longest cell shown in the first-rows preview.
 const CELL_CHARS: usize = 72;
@@ -36,7 +38,7 @@ pub struct Summary {
 }
 
 /// Reads the manifest, the schema, per-kind counts and the first `head` rows.
-pub fn summarize(path: &Path, head: usize) -> anyhow::Result<Summary> {
+pub fn summarize(path: &Path, head: usize) -> Result<Summary> {
     let ds = Dataset::open(path)?;
     let m = ds.manifest();
     let schema = ds.schema()?;
@@ -63,7 +65,7 @@ pub fn summarize(path: &Path, head: usize) -> anyhow::Result<Summary> {
 }
 
 /// Streams the few columns each kind's counts need.
-fn counts(ds: &Dataset) -> anyhow::Result<BTreeMap<String, u64>> {
+fn counts(ds: &Dataset) -> Result<BTreeMap<String, u64>> {
     let mut counts = BTreeMap::new();
     let columns: &[&str] = match ds.kind() {
         DatasetKind::Documents => &["text"],
@@ -102,11 +104,16 @@ fn counts(ds: &Dataset) -> anyhow::Result<BTreeMap<String, u64>> {
     Ok(counts)
 }
 
-fn first_rows(ds: &Dataset, n: usize) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+fn first_rows(ds: &Dataset, n: usize) -> Result<Vec<BTreeMap<String, String>>> {
     let mut rows = Vec::new();
     for batch in ds.batches(&ReadOptions::default().batch_size(n.max(1))) {
         let batch = batch?;
-        rows.extend(format_rows(&batch, n - rows.len())?);
+        rows.extend(
+            format_rows(&batch, n - rows.len()).map_err(|e| ShardError::Batch {
+                dataset: ds.dir().to_path_buf(),
+                reason: e.to_string(),
+            })?,
+        );
         if rows.len() >= n {
             break;
         }
@@ -114,7 +121,10 @@ fn first_rows(ds: &Dataset, n: usize) -> anyhow::Result<Vec<BTreeMap<String, Str
     Ok(rows)
 }
 
-fn format_rows(batch: &RecordBatch, n: usize) -> anyhow::Result<Vec<BTreeMap<String, String>>> {
+fn format_rows(
+    batch: &RecordBatch,
+    n: usize,
+) -> std::result::Result<Vec<BTreeMap<String, String>>, arrow::error::ArrowError> {
     let options = FormatOptions::default().with_null("null");
     let formatters = batch
         .columns()
@@ -190,40 +200,37 @@ pub fn render(s: &Summary, out: &mut impl Write) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Verifies a dataset; Ok with a one-line summary, or every problem and an error. An
-/// unsealed dataset (left by a failed run, or still being written) is a problem unless
-/// `unsealed_ok`.
-pub fn verify(path: &Path, unsealed_ok: bool, out: &mut impl Write) -> anyhow::Result<()> {
+/// What verifying a dataset found.
+#[derive(Debug)]
+pub struct Verification {
+    /// The dataset in a line: path, kind, whether sealed, shards, rows and bytes.
+    pub summary: String,
+    /// Every problem; none means the dataset is sound.
+    pub problems: Vec<String>,
+}
+
+/// Verifies a dataset: every shard's presence, size, checksum, schema and rows, and its
+/// lineage. An unsealed dataset (left by a failed run, or still being written) is a
+/// problem unless `unsealed_ok`.
+pub fn verify(path: &Path, unsealed_ok: bool) -> Result<Verification> {
     let ds = Dataset::open(path)?;
-    let problems = ds.verify();
     let m = ds.manifest();
+    let mut problems: Vec<String> = ds.verify().iter().map(ToString::to_string).collect();
     if problems.is_empty() && !m.sealed && !unsealed_ok {
-        bail!(
-            "{}: not sealed: its producer stopped before the end or is still writing (rerun it, or pass --unsealed-ok if that is expected)",
-            path.display()
+        problems.push(
+            "not sealed: its producer stopped before the end or is still writing (rerun it, \
+             or pass --unsealed-ok if that is expected)"
+                .into(),
         );
     }
-    if problems.is_empty() {
-        writeln!(
-            out,
-            "ok: {} ({}{}), {} shards, {} rows, {} bytes: checksums, schemas and lineage verified",
-            path.display(),
-            m.kind,
-            if m.sealed { "" } else { ", unsealed" },
-            m.shards.len(),
-            m.rows(),
-            m.bytes()
-        )
-        .context("writing to stdout")?;
-        return Ok(());
-    }
-    for p in &problems {
-        writeln!(out, "problem: {p}").context("writing to stdout")?;
-    }
-    bail!(
-        "{}: {} problem(s), first: {}",
+    let summary = format!(
+        "{} ({}{}), {} shards, {} rows, {} bytes",
         path.display(),
-        problems.len(),
-        problems[0]
-    )
+        m.kind,
+        if m.sealed { "" } else { ", unsealed" },
+        m.shards.len(),
+        m.rows(),
+        m.bytes()
+    );
+    Ok(Verification { summary, problems })
 }
