@@ -242,21 +242,15 @@ glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
 # Task-adaptive pretraining: all-MiniLM-L6-v2 continued with masked-LM on SST-2's
 # sentences, then fine-tuned as `make sst2` does, beside the plain model's fine-tuning.
 # SEED seeds the continued pretraining and both fine-tunings; a run folder per seed.
-SST2_TAPT_SEED ?= 42
-sst2-tapt: build minilm
-	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/sst2-tapt.toml \
-	    --set tapt-head.seed=$(SST2_TAPT_SEED) --set tapt-head.train.seed=$(SST2_TAPT_SEED) \
-	    --set tapt.seed=$(SST2_TAPT_SEED) --set tapt.train.seed=$(SST2_TAPT_SEED) \
-	    --set sst2-tapt.seed=$(SST2_TAPT_SEED) --set sst2-plain.seed=$(SST2_TAPT_SEED) \
-	    --run-dir $(RUNS)/sst2-tapt-$(SST2_TAPT_SEED)
-
-STSB_TAPT_SEED ?= 42
-stsb-tapt: build minilm
-	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/stsb-tapt.toml \
-	    --set tapt-head.seed=$(STSB_TAPT_SEED) --set tapt-head.train.seed=$(STSB_TAPT_SEED) \
-	    --set tapt.seed=$(STSB_TAPT_SEED) --set tapt.train.seed=$(STSB_TAPT_SEED) \
-	    --set stsb-tapt.seed=$(STSB_TAPT_SEED) --set stsb-plain.seed=$(STSB_TAPT_SEED) \
-	    --run-dir $(RUNS)/stsb-tapt-$(STSB_TAPT_SEED)
+# Task-adaptive pretraining of all-MiniLM-L6-v2, then fine-tuning, beside the plain model
+# with the same seed: `make sst2-tapt TAPT_SEED=1`, `make stsb-tapt TAPT_SEED=1`.
+TAPT_SEED ?= 42
+sst2-tapt stsb-tapt: %-tapt: build minilm
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/$*-tapt.toml \
+	    --set tapt-head.seed=$(TAPT_SEED) --set tapt-head.train.seed=$(TAPT_SEED) \
+	    --set tapt.seed=$(TAPT_SEED) --set tapt.train.seed=$(TAPT_SEED) \
+	    --set $*-tapt.seed=$(TAPT_SEED) --set $*-plain.seed=$(TAPT_SEED) \
+	    --run-dir $(RUNS)/$*-tapt-$(TAPT_SEED)
 
 SCRATCH := $(RUNS)/sst2-scratch
 sst2-scratch: build
