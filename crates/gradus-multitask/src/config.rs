@@ -460,3 +460,37 @@ impl MultitaskConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_input_names_its_task_or_is_refused_listing_them() {
+        let mut config = MultitaskConfig {
+            tasks: ["sst2", "stsb"]
+                .map(|name| TaskConfig {
+                    name: name.into(),
+                    ..TaskConfig::default()
+                })
+                .into(),
+            ..MultitaskConfig::default()
+        };
+        config
+            .set_examples("stsb", "runs/stsb-examples".into())
+            .unwrap();
+        assert_eq!(
+            config.tasks[1].examples,
+            PathBuf::from("runs/stsb-examples")
+        );
+        assert_eq!(config.tasks[0].examples, PathBuf::new());
+        let err = config
+            .set_examples("agnews", "x".into())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no task `agnews` (tasks: sst2, stsb)"),
+            "{err}"
+        );
+    }
+}
