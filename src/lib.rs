@@ -26,6 +26,7 @@ pub fn keep_freed_memory() {
 
 pub mod cli;
 pub mod import;
+pub mod outputs;
 mod workers;
 
 #[cfg(test)]

@@ -49,6 +49,34 @@ enum Command {
         #[command(flatten)]
         args: StageArgs,
     },
+    /// Write a model folder, checkpoint or run's kept model as a standalone folder that
+    /// opens in transformers (`hf`) or sentence-transformers, with its tokenizer and card.
+    Export {
+        /// A model folder, a checkpoint (`RUN/checkpoints/step-N`) or a run folder.
+        model: PathBuf,
+        /// Output folder.
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// `hf` or `sentence-transformers` (default: the layout that holds the model).
+        #[arg(long)]
+        layout: Option<String>,
+        /// Tokenizer, when the folder has none and its run names none.
+        #[arg(long)]
+        tokenizer: Option<PathBuf>,
+        /// Replace an existing output folder (after every check).
+        #[arg(long)]
+        overwrite: bool,
+    },
+    /// Print what a model folder computes on texts, a JSON line each: a causal LM's
+    /// logits and greedy continuation, an MLM's logits, an encoder's hidden states, a
+    /// task model's head outputs (to compare the folder in another framework).
+    Outputs {
+        /// A model folder.
+        model: PathBuf,
+        /// Texts, one per argument.
+        #[arg(required = true)]
+        texts: Vec<String>,
+    },
     /// Run a pipeline file: every stage whose output is not up to date, concurrently
     /// where the graph allows, with one progress view and a summary table.
     Run {
@@ -129,6 +157,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             )?;
             let rows = import::run(&args, &config)?;
             writeln!(stdout, "{}: {rows} documents", output.display())?;
+            Ok(())
+        }
+        Command::Export {
+            model,
+            output,
+            layout,
+            tokenizer,
+            overwrite,
+        } => {
+            let spec = gradus_export::ExportSpec {
+                from: model,
+                to: output,
+                layout: layout.as_deref().map(gradus_export::Layout::parse).transpose()?,
+                tokenizer,
+                overwrite,
+            };
+            let done = gradus_export::export(&spec)?;
+            writeln!(
+                stdout,
+                "{}: {} in the {} layout",
+                spec.to.display(),
+                done.kind.describe(),
+                done.layout
+            )?;
+            Ok(())
+        }
+        Command::Outputs { model, texts } => {
+            for line in gradus::outputs::model_outputs(&model, &texts)? {
+                writeln!(stdout, "{line}")?;
+            }
             Ok(())
         }
         Command::Run {

@@ -1,7 +1,6 @@
 //! A task model: a BERT-style encoder, a pooling of its hidden states and a linear head
-//! per task (one for fine-tuning: HF `BertForSequenceClassification`), loaded from a
-//! checkpoint folder and saved as one that HF tools read (`config.json` with `id2label` /
-//! `problem_type`).
+//! per task (one for fine-tuning, named as HF `BertForSequenceClassification` names it),
+//! loaded from a model folder of either layout and saved as a checkpoint folder.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -301,38 +300,13 @@ pub fn pool(bert: &Bert, pooling: Pooling, hidden: &Tensor, mask: &Tensor) -> Re
     })
 }
 
-/// An HF `config.json`: the encoder's fields, `id2label` / `label2id` / `problem_type`
-/// of the (first) task, and every task under `gradus_task` / `gradus_tasks`.
+/// A task model's `config.json`: the encoder's fields and every task, the first under
+/// `gradus_task` and all under `gradus_tasks`. The class that opens it in the Python
+/// ecosystem is written when the run ends (`gradus-export`).
 pub fn write_config(dir: &Path, config: &BertConfig, tasks: &[&TaskSpec]) -> Result<()> {
     let path = dir.join("config.json");
     let mut value = serde_json::to_value(config).map_err(|e| FinetuneError::file(&path, e))?;
     if let (Some(obj), Some(first)) = (value.as_object_mut(), tasks.first()) {
-        let id2label: serde_json::Map<String, serde_json::Value> = first
-            .labels
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (i.to_string(), n.clone().into()))
-            .collect();
-        let label2id: serde_json::Map<String, serde_json::Value> = first
-            .labels
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i.into()))
-            .collect();
-        let problem = match first.kind {
-            TaskKind::Classification => "single_label_classification",
-            TaskKind::Regression => "regression",
-        };
-        obj.insert(
-            "architectures".into(),
-            serde_json::json!(["BertForSequenceClassification"]),
-        );
-        obj.insert("num_labels".into(), first.outputs().into());
-        obj.insert("problem_type".into(), problem.into());
-        if !id2label.is_empty() {
-            obj.insert("id2label".into(), id2label.into());
-            obj.insert("label2id".into(), label2id.into());
-        }
         let spec = |t: &TaskSpec| serde_json::to_value(t).unwrap_or_default();
         obj.insert("gradus_task".into(), spec(first));
         if tasks.len() > 1 {

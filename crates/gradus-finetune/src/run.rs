@@ -146,6 +146,7 @@ impl FinetuneSummary {
         RunEnd {
             figures: self.dev.clone(),
             best: gradus_train::Best::of(self.best_value, self.best_step),
+            steps: Some(self.steps),
         }
     }
 

@@ -209,7 +209,7 @@ impl Bert {
 }
 
 /// Fixed sinusoidal position encodings `[positions, width]`.
-fn sinusoids(positions: usize, width: usize, device: &Device) -> Result<Tensor> {
+pub fn sinusoids(positions: usize, width: usize, device: &Device) -> Result<Tensor> {
     let mut values = Vec::with_capacity(positions * width);
     for pos in 0..positions {
         for i in 0..width {

@@ -92,6 +92,11 @@ impl Gpt {
             });
         }
         let ln_f = LayerNorm::new(params, "transformer.ln_f", d, eps, bias)?;
+        if !bias {
+            for (name, _) in Self::bias_names(config) {
+                params.expect_zero(&name)?;
+            }
+        }
         Ok(Self {
             config: config.clone(),
             wte,
@@ -100,6 +105,25 @@ impl Gpt {
             ln_f,
             kernels: params.kernels(),
         })
+    }
+
+    /// The biases of a GPT-2 with `config`'s shape, with their widths: the layer norms'
+    /// and the linear layers', which a biasless model lacks.
+    pub fn bias_names(config: &GptConfig) -> Vec<(String, usize)> {
+        let d = config.n_embd;
+        let layers = [
+            ("ln_1", d),
+            ("attn.c_attn", 3 * d),
+            ("attn.c_proj", d),
+            ("ln_2", d),
+            ("mlp.c_fc", 4 * d),
+            ("mlp.c_proj", d),
+        ];
+        let mut names: Vec<(String, usize)> = (0..config.n_layer)
+            .flat_map(|i| layers.map(|(l, w)| (format!("transformer.h.{i}.{l}.bias"), w)))
+            .collect();
+        names.push(("transformer.ln_f.bias".into(), d));
+        names
     }
 
     pub fn config(&self) -> &GptConfig {

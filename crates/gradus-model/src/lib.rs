@@ -30,10 +30,11 @@ pub mod generate;
 mod gpt;
 mod kernels;
 mod layers;
+pub mod layout;
 pub mod loss;
 mod params;
 
-pub use bert::{Bert, BertHeads, MlmHead, TaskHead};
+pub use bert::{Bert, BertHeads, MlmHead, TaskHead, sinusoids};
 pub use config::{BertConfig, GptConfig, PositionEmbedding};
 pub use error::{ModelError, Result};
 pub use gpt::Gpt;

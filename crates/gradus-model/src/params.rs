@@ -94,17 +94,12 @@ impl Params {
     /// A store whose parameters come from `file` (a `model.safetensors`, or a folder
     /// holding one). Names under a prefix in `fresh` may be missing and are initialised.
     pub fn from_checkpoint(file: &Path, device: Device, seed: u64, fresh: &[&str]) -> Result<Self> {
+        let tensors = crate::layout::read_tensors(file)?;
         let file = if file.is_dir() {
             file.join("model.safetensors")
         } else {
             file.to_path_buf()
         };
-        if !file.is_file() {
-            return Err(ModelError::file(&file, "no such checkpoint file"));
-        }
-        let tensors = candle_core::safetensors::load(&file, &Device::Cpu).map_err(|e| {
-            ModelError::file(&file, format!("not a readable safetensors file: {e}"))
-        })?;
         let mut params = Self::new(device, seed);
         params.source = Some(Source {
             file,
@@ -112,6 +107,31 @@ impl Params {
             fresh: fresh.iter().map(|s| (*s).to_string()).collect(),
         });
         Ok(params)
+    }
+
+    /// Refuses a checkpoint tensor `name` that the model does not have unless it is all
+    /// zeros: a biasless model's folder carries zero biases for HF's classes, and a
+    /// non-zero one would otherwise be dropped silently.
+    pub fn expect_zero(&self, name: &str) -> Result<()> {
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        for candidate in candidates(name) {
+            let Some(t) = source.tensors.get(&candidate) else {
+                continue;
+            };
+            let largest = t.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F32)?;
+            if largest.to_scalar::<f32>()? != 0.0 {
+                return Err(ModelError::file(
+                    &source.file,
+                    format!(
+                        "tensor `{candidate}` is not zero, but config.json says the model has \
+                         no biases (`\"bias\": false`)"
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub fn device(&self) -> &Device {

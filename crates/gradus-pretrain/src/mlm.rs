@@ -409,10 +409,7 @@ impl gradus_train::Objective for MlmObjective {
 
     fn save_model(&self, dir: &Path) -> Result<()> {
         self.params.save(&dir.join("model.safetensors"))?;
-        let mut config = serde_json::to_value(self.model.config())
-            .map_err(|e| TrainError::Data(e.to_string()))?;
-        config["architectures"] = serde_json::json!(["BertForPreTraining"]);
-        gradus_train::write_json(&dir.join("config.json"), &config)
+        gradus_train::write_json(&dir.join("config.json"), self.model.config())
     }
 
     fn flops_per_unit(&self) -> f64 {

@@ -86,6 +86,9 @@ pub struct RunRecord {
     /// The best value of the selection metric and the step that reached it.
     #[serde(default)]
     pub best: Option<Best>,
+    /// Optimiser steps taken, for a training run that finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<u64>,
 }
 
 /// The best evaluation of the selection metric.
@@ -189,6 +192,7 @@ mod tests {
                 value: 1.39,
                 step: 40,
             }),
+            steps: Some(40),
         }
     }
 

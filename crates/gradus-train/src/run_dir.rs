@@ -95,6 +95,8 @@ pub struct RunEnd {
     /// The kept model's figures.
     pub figures: BTreeMap<String, f64>,
     pub best: Option<Best>,
+    /// Optimiser steps taken.
+    pub steps: Option<u64>,
 }
 
 impl RunEnd {
@@ -103,6 +105,7 @@ impl RunEnd {
         Self {
             figures: report.last_eval.clone().unwrap_or_default(),
             best: Best::of(report.best_value, report.best_step),
+            steps: Some(report.steps),
         }
     }
 
@@ -159,6 +162,7 @@ impl RunDir {
             finished: false,
             figures: kept.as_ref().map(|r| r.figures.clone()).unwrap_or_default(),
             best: kept.as_ref().and_then(|r| r.best),
+            steps: kept.as_ref().and_then(|r| r.steps),
         };
         let run = Self {
             before: entries(dir)?,
@@ -190,12 +194,30 @@ impl RunDir {
             self.record.figures = end.figures;
         }
         self.record.best = end.best.or(self.record.best);
+        self.record.steps = end.steps.or(self.record.steps);
+        for model in model_folders(&self.dir) {
+            gradus_export::complete(&model, &self.record)
+                .map_err(|e| TrainError::Refused(format!("completing {}: {e}", model.display())))?;
+        }
         self.write_record()
     }
 
     fn write_record(&self) -> Result<()> {
         self.record.write(&self.dir).map_err(record_error)
     }
+}
+
+/// The model folders a run keeps: `model`, and each task's under `tasks` (a multi-task
+/// run's exports).
+fn model_folders(dir: &Path) -> Vec<PathBuf> {
+    let mut folders = vec![dir.join("model")];
+    if let Ok(tasks) = std::fs::read_dir(dir.join("tasks")) {
+        let mut names: Vec<PathBuf> = tasks.flatten().map(|e| e.path()).collect();
+        names.sort();
+        folders.extend(names);
+    }
+    folders.retain(|f| f.join("config.json").is_file());
+    folders
 }
 
 fn read_record(dir: &Path) -> Result<Option<RunRecord>> {
@@ -421,6 +443,7 @@ mod resume_tests {
                 value: 0.9,
                 step: 4,
             }),
+            steps: Some(4),
         };
         RunDir::open(dir.path(), spec())
             .unwrap()

@@ -1,0 +1,121 @@
+//! What a model folder holds, read from its `config.json` and its tensor names.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::Tensor;
+use serde_json::{Map, Value};
+
+use crate::error::{ExportError, Result};
+
+/// How a task head reads the encoder (`gradus_task.pooling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pooling {
+    /// The first hidden state.
+    Cls,
+    /// BERT's pooler, tanh(dense(first hidden state)).
+    Pooler,
+    /// The mean over real tokens.
+    Mean,
+}
+
+/// The model a folder holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelKind {
+    /// A GPT-2 style decoder with its tied LM head.
+    CausalLm,
+    /// A BERT encoder with its MLM and next-sentence heads.
+    Pretraining,
+    /// A BERT encoder alone.
+    Encoder,
+    /// One task's head (`classifier`) on a BERT encoder.
+    Task(Pooling),
+    /// A head per task (`heads.<task>`) on one BERT encoder.
+    MultiTask,
+}
+
+impl ModelKind {
+    /// The transformers class a folder of this kind opens in, in the HF layout.
+    pub fn hf_class(self) -> Option<&'static str> {
+        match self {
+            Self::CausalLm => Some("GPT2LMHeadModel"),
+            Self::Pretraining => Some("BertForPreTraining"),
+            Self::Encoder | Self::MultiTask => Some("BertModel"),
+            Self::Task(Pooling::Pooler) => Some("BertForSequenceClassification"),
+            Self::Task(_) => None,
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::CausalLm => "causal language model",
+            Self::Pretraining => "masked language model with next-sentence prediction",
+            Self::Encoder => "encoder",
+            Self::Task(_) => "task model",
+            Self::MultiTask => "multi-task encoder",
+        }
+    }
+}
+
+/// A model folder as read: its config, its tensors under gradus names, and its kind.
+#[derive(Debug)]
+pub struct ModelFolder {
+    pub dir: PathBuf,
+    pub config: Map<String, Value>,
+    pub tensors: HashMap<String, Tensor>,
+    pub kind: ModelKind,
+}
+
+impl ModelFolder {
+    /// Reads `dir` (`config.json` and the tensors of either layout).
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| ExportError::file(&path, e))?;
+        let config: Map<String, Value> =
+            serde_json::from_str(&text).map_err(|e| ExportError::file(&path, e))?;
+        let tensors = gradus_model::layout::read_tensors(dir)?;
+        let kind = kind_of(&config, &tensors).map_err(|m| ExportError::file(&path, m))?;
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            tensors,
+            kind,
+        })
+    }
+
+    /// The task the folder's head was trained for (`gradus_task`).
+    pub fn task(&self) -> Option<&Map<String, Value>> {
+        self.config.get("gradus_task").and_then(Value::as_object)
+    }
+
+    /// An integer field of the config.
+    pub fn usize_field(&self, key: &str) -> Option<usize> {
+        self.config.get(key).and_then(Value::as_u64).map(|v| v as usize)
+    }
+}
+
+fn kind_of(config: &Map<String, Value>, tensors: &HashMap<String, Tensor>) -> std::result::Result<ModelKind, String> {
+    let model_type = config.get("model_type").and_then(Value::as_str).unwrap_or("");
+    match model_type {
+        "gpt2" => return Ok(ModelKind::CausalLm),
+        "bert" => {}
+        other => return Err(format!("model_type `{other}`: gradus writes `gpt2` and `bert` models")),
+    }
+    let tasks = config.get("gradus_tasks").and_then(Value::as_array).map_or(0, Vec::len);
+    if tasks > 1 || tensors.keys().any(|n| n.starts_with("heads.")) {
+        return Ok(ModelKind::MultiTask);
+    }
+    if let Some(task) = config.get("gradus_task") {
+        let pooling = match task.get("pooling").and_then(Value::as_str) {
+            Some("cls") => Pooling::Cls,
+            Some("pooler") => Pooling::Pooler,
+            Some("mean") => Pooling::Mean,
+            other => return Err(format!("gradus_task.pooling {other:?} is not cls, pooler or mean")),
+        };
+        return Ok(ModelKind::Task(pooling));
+    }
+    if tensors.contains_key("cls.predictions.bias") {
+        return Ok(ModelKind::Pretraining);
+    }
+    Ok(ModelKind::Encoder)
+}
