@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext glue \
-	transfer-shakespeare sst2-tapt stsb-tapt \
+	transfer-shakespeare sst2-tapt stsb-tapt hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -56,6 +56,21 @@ bench-train:
 	$(CARGO) bench --profile dev --bench gemm
 	$(CARGO) bench --profile dev --bench kernels
 	GRADUS_TORCH_PYTHON=$(TORCH_PYTHON) $(CARGO) bench --profile dev --bench train_step
+
+# Every model folder that `make demo`, `make shakespeare` and `make glue-multitask` keep,
+# opened in transformers or sentence-transformers and compared with what gradus computes
+# on the same texts (scripts/hf-roundtrip.py). HF_PYTHON needs torch, transformers and
+# sentence-transformers; a dev tool, not part of `make test`.
+HF_PYTHON ?= python3
+HF_FOLDERS ?= $(wildcard $(RUNS)/demo/*/model $(RUNS)/demo/*/tasks/* \
+	$(RUNS)/shakespeare-char-*/pretrain/model $(RUNS)/glue-minilm/multitask-*/model \
+	$(RUNS)/glue-minilm/multitask-*/tasks/* $(RUNS)/glue-minilm/multitask-*/finetune/*/model)
+hf-roundtrip: build
+	$(HF_PYTHON) scripts/hf-roundtrip.py --gradus $(BIN)/gradus $(HF_FOLDERS)
+
+# Records what transformers writes for each exported class (tests/hf_layout.rs reads it).
+hf-expectations:
+	$(HF_PYTHON) scripts/hf-expectations.py tests/fixtures/hf-expectations.json
 
 # Fuzzing with libFuzzer (nightly and cargo-fuzz; fuzz/README.md): each target for
 # FUZZ_SECONDS. `make test` runs the same targets on a few hundred seeded cases.

@@ -163,6 +163,73 @@ fn pretrain_finetune_predict() {
     );
     let inspect = ok(&run(env!("CARGO_BIN_EXE_gradus"), &["inspect", s(&preds)]));
     assert!(inspect.contains("predictions.toy.validation"), "{inspect}");
+    python_layouts(&model, &run_dir.join("model"), &examples, root);
+}
+
+/// The kept folders open in the Python ecosystem's classes: the pretrained MLM as
+/// transformers' BERT, the mean-pooled head in sentence-transformers' layout (gradus still
+/// reads it: `gradus-predict` ran on it above), with tokenizer files and a card; `gradus
+/// export` refuses a layout that cannot hold the head and an occupied folder.
+fn python_layouts(pretrained: &Path, finetuned: &Path, examples: &Path, root: &Path) {
+    let json = |p: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+    };
+    let config = json(&pretrained.join("config.json"));
+    assert_eq!(config["architectures"][0], "BertForPreTraining");
+    assert_eq!(
+        json(&pretrained.join("tokenizer_config.json"))["mask_token"],
+        "[MASK]"
+    );
+    assert_eq!(
+        json(&finetuned.join("config.json"))["architectures"][0],
+        "BertModel"
+    );
+    assert!(finetuned.join("2_Classifier/model.safetensors").is_file());
+    assert_eq!(
+        json(&finetuned.join("modules.json"))
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    let card = std::fs::read_to_string(finetuned.join("README.md")).unwrap();
+    assert!(
+        card.contains("library_name: sentence-transformers"),
+        "{card}"
+    );
+    assert!(
+        card.contains(&format!("| base model | `{}` |", pretrained.display())),
+        "{card}"
+    );
+    assert!(card.contains(&format!("`{}`", examples.display())) && card.contains("| steps |"));
+
+    let gradus = env!("CARGO_BIN_EXE_gradus");
+    let to = root.join("exported");
+    let out = run(
+        gradus,
+        &["export", s(finetuned), "-o", s(&to), "--layout", "hf"],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    assert!(
+        err.contains("BertForSequenceClassification reads the pooler"),
+        "{err}"
+    );
+    assert!(!to.exists());
+    let line = ok(&run(gradus, &["export", s(finetuned), "-o", s(&to)]));
+    assert!(line.contains("sentence-transformers layout"), "{line}");
+    let again = run(gradus, &["export", s(finetuned), "-o", s(&to)]);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("--overwrite"));
+    ok(&run(
+        gradus,
+        &["export", s(finetuned), "-o", s(&to), "--overwrite"],
+    ));
+    // What gradus computes on the export is what it computes on the run's folder.
+    let outputs = |dir: &Path| ok(&run(gradus, &["outputs", s(dir), "a very good film"]));
+    assert_eq!(outputs(finetuned), outputs(&to));
 }
 
 #[test]

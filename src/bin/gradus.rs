@@ -169,7 +169,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let spec = gradus_export::ExportSpec {
                 from: model,
                 to: output,
-                layout: layout.as_deref().map(gradus_export::Layout::parse).transpose()?,
+                layout: layout
+                    .as_deref()
+                    .map(gradus_export::Layout::parse)
+                    .transpose()?,
                 tokenizer,
                 overwrite,
             };

@@ -38,13 +38,21 @@ pub fn render(folder: &ModelFolder, layout: Layout, from: Provenance<'_>) -> Str
             let _ = writeln!(s, "| {name} | {value:.4} |");
         }
     }
-    let _ = writeln!(s, "\n## Loading\n\n```python\n{}\n```", snippet(folder.kind, layout));
+    let _ = writeln!(
+        s,
+        "\n## Loading\n\n```python\n{}\n```",
+        snippet(folder.kind, layout)
+    );
     s
 }
 
 fn facts(s: &mut String, r: &RunRecord, taken: Option<&str>) {
     let path = |p: &std::path::Path| format!("`{}`", p.display());
-    let base = r.facts.base_model.as_deref().map_or("random initialisation".into(), path);
+    let base = r
+        .facts
+        .base_model
+        .as_deref()
+        .map_or("random initialisation".into(), path);
     let data: Vec<String> = r.facts.data.iter().map(|d| path(d)).collect();
     let _ = writeln!(s, "| base model | {base} |");
     let _ = writeln!(s, "| data | {} |", data.join(", "));

@@ -25,10 +25,9 @@ pub fn config_for(
         Layout::SentenceTransformers => "BertModel",
     };
     config.insert("architectures".into(), json!([class]));
-    if layout == Layout::Hf && folder.kind == ModelKind::Task(Pooling::Pooler) {
-        if let Some(task) = folder.task() {
-            config.extend(classification_fields(task));
-        }
+    let classifier = layout == Layout::Hf && folder.kind == ModelKind::Task(Pooling::Pooler);
+    if let Some(task) = folder.task().filter(|_| classifier) {
+        config.extend(classification_fields(task));
     }
     if let Some(specials) = specials {
         special_ids(&mut config, folder.kind, specials);
@@ -41,11 +40,18 @@ fn classification_fields(task: &Map<String, Value>) -> Map<String, Value> {
     let labels: Vec<String> = task
         .get("labels")
         .and_then(Value::as_array)
-        .map(|l| l.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+        .map(|l| {
+            l.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect()
+        })
         .unwrap_or_default();
     let regression = task.get("kind").and_then(Value::as_str) == Some("regression");
     let mut out = Map::new();
-    out.insert("num_labels".into(), if regression { 1 } else { labels.len() }.into());
+    out.insert(
+        "num_labels".into(),
+        if regression { 1 } else { labels.len() }.into(),
+    );
     let problem = if regression {
         "regression"
     } else {

@@ -88,8 +88,7 @@ fn model_dir(from: &Path) -> PathBuf {
 fn run_of(source: &Path) -> Result<(Option<PathBuf>, Option<RunRecord>)> {
     for dir in source.ancestors().skip(1).take(3) {
         if dir.join(gradus_record::RUN_RECORD).is_file() {
-            let record =
-                RunRecord::read(dir).map_err(|e| ExportError::Refused(e.to_string()))?;
+            let record = RunRecord::read(dir).map_err(|e| ExportError::Refused(e.to_string()))?;
             return Ok((Some(dir.to_path_buf()), record));
         }
     }
@@ -120,13 +119,13 @@ fn tokenizer(
 /// source.
 fn check_target(spec: &ExportSpec, source: &Path) -> Result<()> {
     let to = &spec.to;
-    if let (Ok(to), Ok(src)) = (to.canonicalize(), source.canonicalize()) {
-        if src.starts_with(&to) {
-            return Err(ExportError::Refused(format!(
-                "{} holds the model being exported; choose another output",
-                spec.to.display()
-            )));
-        }
+    if let (Ok(to), Ok(src)) = (to.canonicalize(), source.canonicalize())
+        && src.starts_with(&to)
+    {
+        return Err(ExportError::Refused(format!(
+            "{} holds the model being exported; choose another output",
+            spec.to.display()
+        )));
     }
     let occupied = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_some());
     if occupied && !spec.overwrite {
@@ -154,6 +153,8 @@ fn taken(source: &Path, run: Option<&Path>) -> String {
 
 /// `DIR/.NAME.suffix` beside `path`.
 fn sibling(path: &Path, suffix: &str) -> PathBuf {
-    let name = path.file_name().map_or("export".into(), |n| n.to_string_lossy());
+    let name = path
+        .file_name()
+        .map_or("export".into(), |n| n.to_string_lossy());
     path.with_file_name(format!(".{name}.{suffix}"))
 }

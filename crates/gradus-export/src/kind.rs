@@ -90,18 +90,34 @@ impl ModelFolder {
 
     /// An integer field of the config.
     pub fn usize_field(&self, key: &str) -> Option<usize> {
-        self.config.get(key).and_then(Value::as_u64).map(|v| v as usize)
+        self.config
+            .get(key)
+            .and_then(Value::as_u64)
+            .map(|v| v as usize)
     }
 }
 
-fn kind_of(config: &Map<String, Value>, tensors: &HashMap<String, Tensor>) -> std::result::Result<ModelKind, String> {
-    let model_type = config.get("model_type").and_then(Value::as_str).unwrap_or("");
+fn kind_of(
+    config: &Map<String, Value>,
+    tensors: &HashMap<String, Tensor>,
+) -> std::result::Result<ModelKind, String> {
+    let model_type = config
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("");
     match model_type {
         "gpt2" => return Ok(ModelKind::CausalLm),
         "bert" => {}
-        other => return Err(format!("model_type `{other}`: gradus writes `gpt2` and `bert` models")),
+        other => {
+            return Err(format!(
+                "model_type `{other}`: gradus writes `gpt2` and `bert` models"
+            ));
+        }
     }
-    let tasks = config.get("gradus_tasks").and_then(Value::as_array).map_or(0, Vec::len);
+    let tasks = config
+        .get("gradus_tasks")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
     if tasks > 1 || tensors.keys().any(|n| n.starts_with("heads.")) {
         return Ok(ModelKind::MultiTask);
     }
@@ -110,7 +126,11 @@ fn kind_of(config: &Map<String, Value>, tensors: &HashMap<String, Tensor>) -> st
             Some("cls") => Pooling::Cls,
             Some("pooler") => Pooling::Pooler,
             Some("mean") => Pooling::Mean,
-            other => return Err(format!("gradus_task.pooling {other:?} is not cls, pooler or mean")),
+            other => {
+                return Err(format!(
+                    "gradus_task.pooling {other:?} is not cls, pooler or mean"
+                ));
+            }
         };
         return Ok(ModelKind::Task(pooling));
     }

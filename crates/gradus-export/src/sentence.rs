@@ -18,9 +18,9 @@ pub fn write_modules(
     max_len: usize,
     to: &Path,
 ) -> Result<()> {
-    let hidden = folder.usize_field("hidden_size").ok_or_else(|| {
-        ExportError::file(&folder.dir.join("config.json"), "no `hidden_size`")
-    })?;
+    let hidden = folder
+        .usize_field("hidden_size")
+        .ok_or_else(|| ExportError::file(&folder.dir.join("config.json"), "no `hidden_size`"))?;
     let mut modules = vec![
         module(0, "", "Transformer"),
         module(1, "1_Pooling", "Pooling"),
@@ -42,7 +42,10 @@ pub fn write_modules(
         modules.push(module(2 + i, &d.path, "Dense"));
         write_dense(d, &to.join(&d.path))?;
     }
-    write_json(&to.join(gradus_model::layout::MODULES_FILE), &Value::Array(modules))?;
+    write_json(
+        &to.join(gradus_model::layout::MODULES_FILE),
+        &Value::Array(modules),
+    )?;
     write_json(
         &to.join("sentence_bert_config.json"),
         &json!({"max_seq_length": max_len, "do_lower_case": false}),

@@ -91,8 +91,8 @@ fn add_zero_biases(folder: &ModelFolder, tensors: &mut HashMap<String, Tensor>) 
     let config: GptConfig = serde_json::from_value(Value::Object(folder.config.clone()))
         .map_err(|e| ExportError::file(&folder.dir.join("config.json"), e))?;
     for (name, width) in Gpt::bias_names(&config) {
-        if !tensors.contains_key(&name) {
-            tensors.insert(name, Tensor::zeros(width, DType::F32, &Device::Cpu)?);
+        if let std::collections::hash_map::Entry::Vacant(slot) = tensors.entry(name) {
+            slot.insert(Tensor::zeros(width, DType::F32, &Device::Cpu)?);
         }
     }
     Ok(())
@@ -102,8 +102,8 @@ fn add_zero_biases(folder: &ModelFolder, tensors: &mut HashMap<String, Tensor>) 
 /// transformers' BERT reads.
 fn add_sinusoids(folder: &ModelFolder, tensors: &mut HashMap<String, Tensor>) -> Result<()> {
     let name = "bert.embeddings.position_embeddings.weight";
-    let sinusoidal = folder.config.get("position_embedding_type")
-        == Some(&Value::String("sinusoidal".into()));
+    let sinusoidal =
+        folder.config.get("position_embedding_type") == Some(&Value::String("sinusoidal".into()));
     if folder.kind == ModelKind::CausalLm || !sinusoidal || tensors.contains_key(name) {
         return Ok(());
     }

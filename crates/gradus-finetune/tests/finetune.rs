@@ -274,13 +274,16 @@ fn a_finetuned_folder_labels_new_text() {
         rows.iter()
             .all(|p| (p.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5)
     );
-    // The config is HF's: labels and problem type.
+    // The folder names its task; the class that opens it elsewhere is written when a
+    // run ends (gradus-export).
     let config: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("model/config.json")).unwrap())
             .unwrap();
-    assert_eq!(config["num_labels"], 2);
-    assert_eq!(config["problem_type"], "single_label_classification");
-    assert_eq!(config["id2label"]["1"], "1");
+    assert_eq!(
+        config["gradus_task"]["labels"],
+        serde_json::json!(["0", "1"])
+    );
+    assert_eq!(config["gradus_task"]["kind"], "classification");
 }
 
 /// SST-2 / STS-B encoded with MiniLM's tokenizer into `root`.

@@ -41,7 +41,10 @@ pub fn read_tensors(path: &Path) -> Result<HashMap<String, Tensor>> {
         let file = path.join(&module).join("model.safetensors");
         for (name, t) in read_file(&file)? {
             let Some(rest) = name.strip_prefix("linear.") else {
-                return Err(ModelError::file(&file, format!("unexpected tensor `{name}`")));
+                return Err(ModelError::file(
+                    &file,
+                    format!("unexpected tensor `{name}`"),
+                ));
             };
             tensors.insert(format!("{prefix}.{rest}"), t);
         }
@@ -62,7 +65,9 @@ pub fn role_modules(dir: &Path) -> Result<Vec<(String, &'static str)>> {
     Ok(modules
         .into_iter()
         .filter_map(|m| {
-            let (_, prefix) = DENSE_ROLES.iter().find(|(role, _)| m.path.ends_with(role))?;
+            let (_, prefix) = DENSE_ROLES
+                .iter()
+                .find(|(role, _)| m.path.ends_with(role))?;
             Some((m.path, *prefix))
         })
         .collect())
