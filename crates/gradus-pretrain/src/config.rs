@@ -44,7 +44,12 @@ pub struct PretrainData {
     pub holdout_tail: f64,
     /// Validation windows evaluated each time.
     pub eval_windows: usize,
-    /// Windows held for shuffling.
+    /// Shuffle the training data: MLM documents in a new seeded order each epoch (the
+    /// shards, then the documents of each block of shards), causal-LM windows through
+    /// `shuffle_buffer`. `false` reads the dataset's order; with `follow`, MLM reads the
+    /// first epoch in order, as the shards arrive.
+    pub shuffle: bool,
+    /// Causal-LM windows held for shuffling.
     pub shuffle_buffer: usize,
     /// Causal LM: `epochs` (windows cut back to back, each token a target once an epoch)
     /// or `random` (each window at a random offset, with replacement, as nanoGPT's
@@ -71,6 +76,7 @@ impl Default for PretrainData {
             batch_size: 16,
             holdout_tail: 0.0,
             eval_windows: 512,
+            shuffle: true,
             shuffle_buffer: 8192,
             sampling: Sampling::Epochs,
             eos: "auto".into(),

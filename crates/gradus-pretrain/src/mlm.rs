@@ -3,7 +3,10 @@
 //! and the one after it (is-next) or, half of the time, a segment of another document
 //! (not-next); 15% of the non-special tokens are chosen for prediction, of which 80%
 //! become `[MASK]`, 10% a random token and 10% stay. Masks are drawn anew every time an
-//! example is built (dynamic masking). The whole position is a serialisable cursor.
+//! example is built (dynamic masking). Each epoch reads the documents in a new seeded
+//! order: the shards shuffled, then the documents of each block of shards shuffled
+//! together, a function of (seed, epoch) alone, so the order is the same for any thread
+//! count and the cursor stays a position. The whole position is a serialisable cursor.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -11,6 +14,7 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use gradus_model::{Bert, BertHeads, Ctx, Params, loss};
 use gradus_shard::Dataset;
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -45,6 +49,11 @@ pub struct MlmSpec {
     /// In data-parallel training, read only this rank's shards.
     #[serde(default)]
     pub ranks: Option<gradus_train::dist::RankShards>,
+    /// Read each epoch in a new seeded order (the shards, then the documents of each
+    /// block of shards); `false` keeps the dataset's order, as does the first epoch of
+    /// a followed dataset.
+    #[serde(default)]
+    pub shuffle: bool,
 }
 
 /// One example before batching.
@@ -62,6 +71,8 @@ pub struct MlmExample {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MlmCursor {
     pub epoch: u64,
+    /// Position in the epoch's blocks of shards (shards when reading in order), and in
+    /// that block's document order.
     pub shard: usize,
     pub row: u64,
     pub ready: VecDeque<MlmExample>,
@@ -72,12 +83,20 @@ pub struct MlmCursor {
 
 const POOL: usize = 512;
 
+/// Shards whose documents are shuffled together (and held in memory together). The
+/// shards' order is shuffled first, so a dataset grouped by source is mixed across
+/// sources within a block and block by block across the epoch.
+const BLOCK_SHARDS: usize = 8;
+
 /// An endless stream of MLM (+NSP) examples.
 #[derive(Debug)]
 pub struct MlmStream {
     dataset: Dataset,
     spec: MlmSpec,
-    loaded: Option<(usize, Vec<Vec<u32>>)>,
+    /// Seeds the epochs' orders (the cursor's generator draws masks and partners).
+    seed: u64,
+    /// The block in memory, by (epoch, position in the epoch), in its order.
+    loaded: Option<((u64, usize), Vec<Vec<u32>>)>,
     pub cursor: MlmCursor,
 }
 
@@ -89,6 +108,7 @@ impl MlmStream {
         Ok(Self {
             dataset: crate::clm::open_tokens(dir, spec.follow)?,
             spec,
+            seed,
             loaded: None,
             cursor: MlmCursor {
                 epoch: 0,
@@ -103,16 +123,16 @@ impl MlmStream {
 
     /// The next document's tokens (without `[CLS]`/`[SEP]`), starting over at the end.
     fn next_doc(&mut self) -> Result<Vec<u32>> {
-        // At most one pass over every shard, twice (the end of an epoch, then the next).
+        // At most one pass over every block, twice (the end of an epoch, then the next).
         let mut steps = 0;
         loop {
-            let shards = self.dataset.manifest().shards.len();
-            if steps > 2 * shards + 2 {
+            let blocks = self.blocks(self.cursor.epoch);
+            if steps > 2 * blocks + 2 {
                 break;
             }
             steps += 1;
             let c = &self.cursor;
-            if c.shard >= shards {
+            if c.shard >= blocks {
                 if crate::clm::await_more(&mut self.dataset, self.spec.follow)? {
                     continue;
                 }
@@ -120,13 +140,13 @@ impl MlmStream {
                 (self.cursor.shard, self.cursor.row) = (0, 0);
                 continue;
             }
-            let (shard, row) = (c.shard, c.row as usize);
-            if self.loaded.as_ref().is_none_or(|(s, _)| *s != shard) {
-                self.loaded = Some((shard, self.read_shard(shard)?));
+            let (key, row) = ((c.epoch, c.shard), c.row as usize);
+            if self.loaded.as_ref().is_none_or(|(k, _)| *k != key) {
+                self.loaded = Some((key, self.read_block(key.0, key.1)?));
             }
             let docs = self.loaded.as_ref().map_or(&[][..], |(_, d)| d.as_slice());
             if row >= docs.len() {
-                (self.cursor.shard, self.cursor.row) = (shard + 1, 0);
+                (self.cursor.shard, self.cursor.row) = (key.1 + 1, 0);
                 continue;
             }
             self.cursor.row += 1;
@@ -138,8 +158,48 @@ impl MlmStream {
         )))
     }
 
+    /// Whether `epoch` is read in a shuffled order. A followed dataset's first epoch is
+    /// read as its shards arrive, in order; it is sealed before the second begins.
+    fn shuffles(&self, epoch: u64) -> bool {
+        self.spec.shuffle && (self.spec.follow.is_none() || epoch > 0)
+    }
+
+    /// Blocks in `epoch`: blocks of [`BLOCK_SHARDS`] shuffling, else single shards.
+    fn blocks(&self, epoch: u64) -> usize {
+        let shards = self.dataset.manifest().shards.len();
+        if self.shuffles(epoch) {
+            shards.div_ceil(BLOCK_SHARDS)
+        } else {
+            shards
+        }
+    }
+
+    /// A generator for one epoch's order (`block`: none for the order of the shards).
+    fn order_rng(&self, epoch: u64, block: Option<usize>) -> ChaCha8Rng {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(epoch.wrapping_mul(1 << 32) + block.map_or(0, |b| b as u64 + 1));
+        rng
+    }
+
+    /// The selected documents of block `at` of `epoch`, without their `[CLS]` and
+    /// `[SEP]`, in that epoch's order: shuffling, the epoch's shard order is cut into
+    /// blocks of [`BLOCK_SHARDS`] and each block's documents are shuffled together.
+    fn read_block(&self, epoch: u64, at: usize) -> Result<Vec<Vec<u32>>> {
+        if !self.shuffles(epoch) {
+            return self.shard_documents(at);
+        }
+        let mut order: Vec<usize> = (0..self.dataset.manifest().shards.len()).collect();
+        order.shuffle(&mut self.order_rng(epoch, None));
+        let mut docs = Vec::new();
+        for &i in order.iter().skip(at * BLOCK_SHARDS).take(BLOCK_SHARDS) {
+            docs.extend(self.shard_documents(i)?);
+        }
+        docs.shuffle(&mut self.order_rng(epoch, Some(at)));
+        Ok(docs)
+    }
+
     /// The selected documents of shard `i`, without their `[CLS]` and `[SEP]`.
-    fn read_shard(&self, i: usize) -> Result<Vec<Vec<u32>>> {
+    fn shard_documents(&self, i: usize) -> Result<Vec<Vec<u32>>> {
         let s = self.spec.special;
         let rows = crate::clm::read_token_rows(
             &self.dataset,
@@ -420,6 +480,10 @@ impl gradus_train::Objective for MlmObjective {
 
 /// The first `n` examples of a split, built with a fixed seed (validation).
 pub fn fixed_examples(dir: &Path, spec: MlmSpec, n: usize) -> Result<Vec<MlmExample>> {
+    let spec = MlmSpec {
+        shuffle: false,
+        ..spec
+    };
     let mut s = MlmStream::open(dir, spec, 0)?;
     let mut out = Vec::with_capacity(n);
     while out.len() < n && s.cursor.epoch == 0 {

@@ -114,7 +114,7 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
         d.seq_len,
         d.shuffle_buffer,
         config.seed,
-        true,
+        d.shuffle,
     )?
     .with_sampling(d.sampling)?;
     let model = Gpt::new(&gpt, &mut params)?;
@@ -156,10 +156,12 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         pack: config.pack_documents,
         follow: d.follow_timeout(),
         ranks: None,
+        shuffle: false,
     };
     let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
     let train_spec = MlmSpec {
         ranks: config.ranks,
+        shuffle: d.shuffle,
         ..spec("train")
     };
     let train = MlmStream::open(&d.tokens, train_spec, config.seed)?;

@@ -441,6 +441,7 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         pack: true,
         follow: None,
         ranks: None,
+        shuffle: true,
     };
     let config = BertConfig {
         vocab_size: 24,
@@ -561,6 +562,9 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
             pack: true,
             follow,
             ranks: None,
+            // A followed dataset's first epoch is read in its order; the sealed one is
+            // read the same way here.
+            shuffle: false,
         };
         let mut s = MlmStream::open(data, spec, 5).unwrap();
         (0..300)
@@ -570,4 +574,101 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
     let followed = mlm(&growing, Some(Duration::from_secs(30)));
     writer.join().unwrap();
     assert_eq!(followed, mlm(&sealed, None));
+}
+
+/// `docs` documents of three copies of one id each (`10 + i`), `per_shard` to a shard.
+fn tagged_tokens(dir: &Path, docs: usize, per_shard: usize) {
+    let producer = Producer::new("test", &()).unwrap();
+    let opts = WriterOptions {
+        max_rows_per_shard: per_shard,
+        ..WriterOptions::default()
+    };
+    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
+    let rows: Vec<TokenSeq> = (0..docs)
+        .map(|i| TokenSeq {
+            doc_id: format!("d{i}"),
+            input_ids: vec![10 + i as u32; 3],
+            split: "train".into(),
+        })
+        .collect();
+    for (i, chunk) in rows.chunks(per_shard).enumerate() {
+        w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
+            .unwrap();
+        w.finish_source(&format!("s{i}")).unwrap();
+    }
+    w.seal().unwrap();
+}
+
+#[test]
+fn mlm_epochs_read_every_document_once_in_a_new_seeded_order() {
+    use gradus_pretrain::mlm::{MlmSpec, MlmStream, SpecialTokens};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tagged_tokens(&data, 60, 10);
+    let spec = |shuffle| MlmSpec {
+        split: Some("train".into()),
+        seq_len: 16,
+        nsp: false,
+        mask_prob: 0.0,
+        vocab_size: 80,
+        special: SpecialTokens {
+            cls: 1,
+            sep: 2,
+            mask: 3,
+            pad: 0,
+        },
+        pack: false,
+        follow: None,
+        ranks: None,
+        shuffle,
+    };
+    // One example per document; its first token after [CLS] names the document.
+    let docs = |shuffle, seed, n| {
+        let mut s = MlmStream::open(&data, spec(shuffle), seed).unwrap();
+        (0..n)
+            .map(|_| s.next_example().unwrap().ids[1] - 10)
+            .collect::<Vec<u32>>()
+    };
+    let in_order: Vec<u32> = (0..60).collect();
+    assert_eq!(docs(false, 5, 60), in_order);
+    let two_epochs = docs(true, 5, 120);
+    let (first, second) = two_epochs.split_at(60);
+    for epoch in [first, second] {
+        let mut sorted = epoch.to_vec();
+        sorted.sort_unstable();
+        assert_eq!(sorted, in_order, "every document once an epoch");
+        assert_ne!(epoch, in_order.as_slice());
+    }
+    assert_ne!(first, second, "each epoch its own order");
+    // Documents of different shards are mixed, not only within a shard: the first ten
+    // come from more than one shard.
+    let shards: std::collections::BTreeSet<u32> = first[..10].iter().map(|d| d / 10).collect();
+    assert!(shards.len() > 1, "{first:?}");
+    assert_eq!(docs(true, 5, 120), two_epochs, "the same seed, the same order");
+    assert_ne!(docs(true, 6, 60), first, "another seed, another order");
+    // Following a dataset: the first epoch as its shards arrive, in order; then shuffled.
+    let follow = MlmSpec {
+        follow: Some(std::time::Duration::from_secs(5)),
+        ..spec(true)
+    };
+    let mut followed = MlmStream::open(&data, follow, 5).unwrap();
+    let ids: Vec<u32> = (0..120)
+        .map(|_| followed.next_example().unwrap().ids[1] - 10)
+        .collect();
+    assert_eq!(&ids[..60], in_order.as_slice());
+    assert_ne!(&ids[60..], in_order.as_slice());
+
+    // Resumed mid-epoch from a serialised cursor: the very same examples follow.
+    let mut whole = MlmStream::open(&data, spec(true), 5).unwrap();
+    let mut resumed = MlmStream::open(&data, spec(true), 5).unwrap();
+    for _ in 0..25 {
+        whole.next_example().unwrap();
+        resumed.next_example().unwrap();
+    }
+    let state = gradus_train::cursor_to_json(&resumed.cursor).unwrap();
+    let mut resumed = MlmStream::open(&data, spec(true), 5).unwrap();
+    resumed.cursor = gradus_train::cursor_from_json(state).unwrap();
+    for _ in 0..70 {
+        assert_eq!(whole.next_example().unwrap(), resumed.next_example().unwrap());
+    }
 }
