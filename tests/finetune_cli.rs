@@ -227,6 +227,13 @@ fn python_layouts(pretrained: &Path, finetuned: &Path, examples: &Path, root: &P
         gradus,
         &["export", s(finetuned), "-o", s(&to), "--overwrite"],
     ));
+    // A checkpoint exports too, its tokenizer found through its run.
+    let from_best = root.join("from-best");
+    let best = finetuned.parent().unwrap().join("checkpoints/best");
+    ok(&run(gradus, &["export", s(&best), "-o", s(&from_best)]));
+    let card = std::fs::read_to_string(from_best.join("README.md")).unwrap();
+    assert!(card.contains("`checkpoints/best` of the run"), "{card}");
+    assert!(from_best.join("tokenizer_config.json").is_file());
     // What gradus computes on the export is what it computes on the run's folder.
     let outputs = |dir: &Path| ok(&run(gradus, &["outputs", s(dir), "a very good film"]));
     assert_eq!(outputs(finetuned), outputs(&to));

@@ -17,6 +17,7 @@ pub fn config_for(
     specials: Option<&SpecialTokens>,
 ) -> Map<String, Value> {
     let mut config = folder.config.clone();
+    crate::clear_refusal(&mut config);
     for key in CLASSIFICATION_KEYS {
         config.remove(*key);
     }

@@ -40,7 +40,12 @@ pub fn export(spec: &ExportSpec) -> Result<Exported> {
     let layout = spec.layout.unwrap_or(Layout::natural(folder.kind));
     layout.check(folder.kind)?;
     let (run_dir, record) = run_of(&source)?;
-    let tokenizer = tokenizer(&source, spec.tokenizer.as_deref(), record.as_ref())?;
+    let tokenizer = tokenizer(
+        &source,
+        spec.tokenizer.as_deref(),
+        run_dir.as_deref(),
+        record.as_ref(),
+    )?;
     check_target(spec, &source)?;
     let taken = taken(&source, run_dir.as_deref());
     let from = Provenance {
@@ -95,23 +100,31 @@ fn run_of(source: &Path) -> Result<(Option<PathBuf>, Option<RunRecord>)> {
     Ok((None, None))
 }
 
-/// The folder's own tokenizer, else the one given, else its run's.
+/// The tokenizer: the folder's own, else the one given, else its run's (the record's,
+/// the kept model's, the base model's).
 fn tokenizer(
     source: &Path,
     given: Option<&Path>,
+    run: Option<&Path>,
     record: Option<&RunRecord>,
 ) -> Result<gradus_tokenize::Tokenizer> {
     let own = source.join("tokenizer.json");
-    let path = if own.is_file() {
-        own
-    } else if let Some(path) = given.or(record.and_then(|r| r.facts.tokenizer.as_deref())) {
-        path.to_path_buf()
-    } else {
-        return Err(ExportError::Refused(format!(
-            "{} has no tokenizer.json and its run names none: give one with --tokenizer",
-            source.display()
-        )));
-    };
+    let of_run = [
+        record.and_then(|r| r.facts.tokenizer.clone()),
+        run.map(|r| r.join("model/tokenizer.json")),
+        record.and_then(|r| Some(r.facts.base_model.as_ref()?.join("tokenizer.json"))),
+    ];
+    let path = std::iter::once(Some(own))
+        .chain([given.map(Path::to_path_buf)])
+        .chain(of_run)
+        .flatten()
+        .find(|p| p.exists())
+        .ok_or_else(|| {
+            ExportError::Refused(format!(
+                "{} has no tokenizer.json and its run names none: give one with --tokenizer",
+                source.display()
+            ))
+        })?;
     gradus_tokenize::load(&path).map_err(|e| ExportError::file(&path, e))
 }
 

@@ -74,6 +74,29 @@ pub fn complete(dir: &Path, record: &RunRecord) -> Result<Layout> {
     Ok(layout)
 }
 
+/// The `config.json` key that makes transformers refuse a folder: it reads it as a torch
+/// dtype and fails naming the value, which says why.
+const REFUSAL_KEY: &str = "dtype";
+const REFUSAL_PREFIX: &str = "not a transformers model: ";
+
+/// Marks `config` (of a checkpoint, which stays in gradus's own layout) so that
+/// transformers refuses to load it, saying `why`, instead of loading it as a class that
+/// computes something else (a mean-pooled head read through the pooler).
+pub fn refuse_in_transformers(config: &mut serde_json::Map<String, serde_json::Value>, why: &str) {
+    config.insert(REFUSAL_KEY.into(), format!("{REFUSAL_PREFIX}{why}").into());
+}
+
+/// Takes a refusal mark off `config`.
+pub(crate) fn clear_refusal(config: &mut serde_json::Map<String, serde_json::Value>) {
+    let marked = config
+        .get(REFUSAL_KEY)
+        .and_then(serde_json::Value::as_str)
+        .is_some_and(|v| v.starts_with(REFUSAL_PREFIX));
+    if marked {
+        config.remove(REFUSAL_KEY);
+    }
+}
+
 /// The longest input the folder's model takes: its task's, else its positions.
 fn max_len(folder: &ModelFolder) -> usize {
     let task = folder

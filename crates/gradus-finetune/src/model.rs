@@ -302,11 +302,24 @@ pub fn pool(bert: &Bert, pooling: Pooling, hidden: &Tensor, mask: &Tensor) -> Re
 
 /// A task model's `config.json`: the encoder's fields and every task, the first under
 /// `gradus_task` and all under `gradus_tasks`. The class that opens it in the Python
-/// ecosystem is written when the run ends (`gradus-export`).
+/// ecosystem is written when the run ends (`gradus-export`); until then a head that
+/// transformers would read through the pooler is marked for it to refuse.
 pub fn write_config(dir: &Path, config: &BertConfig, tasks: &[&TaskSpec]) -> Result<()> {
     let path = dir.join("config.json");
     let mut value = serde_json::to_value(config).map_err(|e| FinetuneError::file(&path, e))?;
     if let (Some(obj), Some(first)) = (value.as_object_mut(), tasks.first()) {
+        if first.pooling != Pooling::Pooler {
+            let reads = match first.pooling {
+                Pooling::Mean => "the mean of the hidden states",
+                _ => "the first hidden state without the pooler",
+            };
+            let why = format!(
+                "a gradus checkpoint whose head reads {reads}, which no transformers class \
+                 computes; open the run's model folder with sentence-transformers, or write \
+                 one with `gradus export`"
+            );
+            gradus_export::refuse_in_transformers(obj, &why);
+        }
         let spec = |t: &TaskSpec| serde_json::to_value(t).unwrap_or_default();
         obj.insert("gradus_task".into(), spec(first));
         if tasks.len() > 1 {

@@ -644,7 +644,11 @@ fn mlm_epochs_read_every_document_once_in_a_new_seeded_order() {
     // come from more than one shard.
     let shards: std::collections::BTreeSet<u32> = first[..10].iter().map(|d| d / 10).collect();
     assert!(shards.len() > 1, "{first:?}");
-    assert_eq!(docs(true, 5, 120), two_epochs, "the same seed, the same order");
+    assert_eq!(
+        docs(true, 5, 120),
+        two_epochs,
+        "the same seed, the same order"
+    );
     assert_ne!(docs(true, 6, 60), first, "another seed, another order");
     // Following a dataset: the first epoch as its shards arrive, in order; then shuffled.
     let follow = MlmSpec {
@@ -669,6 +673,9 @@ fn mlm_epochs_read_every_document_once_in_a_new_seeded_order() {
     let mut resumed = MlmStream::open(&data, spec(true), 5).unwrap();
     resumed.cursor = gradus_train::cursor_from_json(state).unwrap();
     for _ in 0..70 {
-        assert_eq!(whole.next_example().unwrap(), resumed.next_example().unwrap());
+        assert_eq!(
+            whole.next_example().unwrap(),
+            resumed.next_example().unwrap()
+        );
     }
 }
