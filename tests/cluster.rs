@@ -93,16 +93,25 @@ fn cc_web_cleaning_on_a_loopback_cluster_matches_the_local_run() {
     let tmp = tempfile::tempdir().unwrap();
     let clean = env!("CARGO_BIN_EXE_gradus-clean");
 
+    // Decontamination against SST-2's dev sentences runs on the executors too (the
+    // index travels with the plan).
+    let dev = shared("glue-sst2/dev.tsv").unwrap();
+    let decontaminate = format!(
+        "decontaminate={{against=[{{name=\"sst2-dev\", inputs=[{{path=\"{}\", text_field=\"sentence\"}}]}}]}}",
+        dev.display()
+    );
     let local = tmp.path().join("local");
     let local_s = local.display().to_string();
-    succeeded(&run_bin(clean, &clean_args(&input, &local_s, &config)));
+    let mut args = clean_args(&input, &local_s, &config);
+    args.extend(["--set", &decontaminate]);
+    succeeded(&run_bin(clean, &args));
 
     let cluster = start_cluster(2, tmp.path());
     let remote = tmp.path().join("remote");
     let remote_s = remote.display().to_string();
     let mut args = clean_args(&input, &remote_s, &config);
     let url = cluster.url();
-    args.extend(["--cluster", &url]);
+    args.extend(["--cluster", &url, "--set", &decontaminate]);
     succeeded(&run_bin(clean, &args));
     assert_same(&local, &remote);
 

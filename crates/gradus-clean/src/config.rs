@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decontaminate::DecontaminateConfig;
 use crate::filters::{FilterSpec, default_filters};
 use crate::ingest::{InputSpec, OnError};
 use crate::lines::LineConfig;
@@ -76,6 +77,8 @@ pub struct CleanConfig {
     /// Presets and rules of one's own, applied in order after the `empty` rule.
     pub filters: Vec<FilterSpec>,
     pub dedup: DedupConfig,
+    /// Drop documents that share a long run of words with evaluation sets.
+    pub decontaminate: DecontaminateConfig,
     /// Also write dropped documents, with the reason, to `OUTPUT/rejected`.
     pub keep_rejected: bool,
     /// Input files read at once and DataFusion's partitions for dedup; 0 = one per
@@ -101,6 +104,7 @@ impl Default for CleanConfig {
             lines: LineConfig::default(),
             filters: default_filters(),
             dedup: DedupConfig::default(),
+            decontaminate: DecontaminateConfig::default(),
             keep_rejected: false,
             partitions: 0,
             batch_rows: 1024,

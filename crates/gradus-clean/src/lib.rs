@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod config;
+pub mod decontaminate;
 pub mod dedup;
 pub mod error;
 pub mod filters;

@@ -51,7 +51,7 @@ pub fn signal_columns() -> Vec<String> {
 
 /// The configured steps, as the functions the plan calls.
 pub fn udf_specs(config: &CleanConfig) -> Vec<UdfSpec> {
-    vec![
+    let mut specs = vec![
         UdfSpec::NormalizeText(config.normalize),
         UdfSpec::ScrubPii(config.pii),
         UdfSpec::CleanLines(config.lines),
@@ -59,7 +59,11 @@ pub fn udf_specs(config: &CleanConfig) -> Vec<UdfSpec> {
         UdfSpec::LineSignals,
         UdfSpec::Language,
         UdfSpec::DedupKeys(config.dedup.near_config()),
-    ]
+    ];
+    if let Some(index) = config.decontaminate.built() {
+        specs.push(UdfSpec::Contamination(index.clone()));
+    }
+    specs
 }
 
 /// Registers the configured steps as UDFs on `ctx`.
@@ -104,6 +108,15 @@ fn signals_ctes(config: &CleanConfig) -> String {
     } else {
         "get_field(normalize_text(text), 'text')"
     };
+    // The evaluation set a document shares an n-gram with ('' for none).
+    let (contamination, contaminated_by) = if config.decontaminate.enabled() {
+        (
+            ", contamination(text) AS k",
+            "get_field(k, 'set') AS contaminated_by, ",
+        )
+    } else {
+        ("", "")
+    };
     let (pii, pii_text, pii_counts) = if config.pii.emails || config.pii.ip_addresses {
         (
             "scrub_pii(text)",
@@ -128,9 +141,9 @@ scrubbed AS (SELECT key, id, source, metadata, bytes_in, character_length(text) 
 unscrubbed AS (SELECT key, id, source, metadata, bytes_in, chars,
     {pii_text} AS text, {pii_counts} FROM scrubbed),
 measured AS (SELECT *, quality_signals(text) AS q{language}, clean_lines(text) AS c
-    FROM unscrubbed),
+    {contamination} FROM unscrubbed),
 flat AS (SELECT key, id, source, metadata, bytes_in, chars, text, pii_emails, pii_ipv4,
-    pii_ipv6, {lang} AS lang, {score} AS lang_score,
+    pii_ipv6, {lang} AS lang, {score} AS lang_score, {contaminated_by}
     {cleaned} AS cleaned, get_field(c, 'lines_removed') AS lines_removed,
     get_field(c, 'sentences') AS sentences, get_field(c, 'lorem_ipsum') AS lorem_ipsum,
     get_field(c, 'curly_bracket') AS curly_bracket, q, {quality} FROM measured),
@@ -192,6 +205,9 @@ fn check_context(config: &CleanConfig) -> Result<SessionContext> {
 /// bad SQL predicate fails before any work, naming the rule.
 pub async fn validate(config: &CleanConfig) -> Result<Vec<Rule>> {
     let mut rules = expand(&config.filters).map_err(CleanError::Config)?;
+    // Reads the evaluation sets once, before any work.
+    config.decontaminate.index()?;
+    rules.extend(config.decontaminate.rules());
     if config.lines.enabled {
         // Line cleaning can remove every line of a document the filters let through.
         rules.push(Rule {

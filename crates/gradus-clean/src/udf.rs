@@ -12,6 +12,7 @@
 //! | `clean_lines(text)` | `text`, `lines_removed`, `sentences`, `lorem_ipsum`, `curly_bracket` |
 //! | `scrub_pii(text)` | `text`, `emails`, `ipv4`, `ipv6` |
 //! | `dedup_keys(text)` | `exact` (hash), `bands` (LSH keys), `signature` (MinHash) |
+//! | `contamination(text)` | `set`: the evaluation set it shares an n-gram with, or empty (with `[decontaminate]`) |
 //!
 //! Rows of a batch are computed in parallel on the rayon pool; results keep row order,
 //! so the output does not depend on the number of threads.
@@ -36,6 +37,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::decontaminate::NgramIndex;
 use crate::lines::LineConfig;
 use crate::minhash::{MinHashConfig, MinHasher};
 use crate::normalize::NormalizeConfig;
@@ -469,6 +471,7 @@ pub enum UdfSpec {
     LineSignals,
     Language,
     DedupKeys(Option<MinHashConfig>),
+    Contamination(NgramIndex),
 }
 
 impl UdfSpec {
@@ -489,6 +492,8 @@ impl UdfSpec {
             Self::Language
         } else if let Some(d) = f.downcast_ref::<StructUdf<DedupKeys>>() {
             Self::DedupKeys(d.function.config)
+        } else if let Some(c) = f.downcast_ref::<StructUdf<Contamination>>() {
+            Self::Contamination(c.function.0.clone())
         } else {
             return None;
         };
@@ -504,7 +509,28 @@ impl UdfSpec {
             Self::LineSignals => StructUdf::new(LineSignalsFn).into_udf(),
             Self::Language => StructUdf::new(Language).into_udf(),
             Self::DedupKeys(near) => StructUdf::new(DedupKeys::new(near)).into_udf(),
+            Self::Contamination(index) => StructUdf::new(Contamination(index)).into_udf(),
         }
+    }
+}
+
+/// `contamination(text)`: `set`, the evaluation set the text shares an n-gram with, or
+/// an empty string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Contamination(pub NgramIndex);
+
+impl TextFunction for Contamination {
+    fn name(&self) -> &str {
+        "contamination"
+    }
+
+    fn fields(&self) -> Fields {
+        Fields::from(vec![Field::new("set", DataType::Utf8, false)])
+    }
+
+    fn compute(&self, text: &str) -> Vec<Value> {
+        let set = self.0.contaminated_by(text).unwrap_or_default();
+        vec![Value::Str(set.to_string())]
     }
 }
 

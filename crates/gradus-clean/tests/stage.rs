@@ -550,3 +550,79 @@ async fn every_input_format_reads_with_stable_ids_and_lineage() {
     let upstream = &docs2.iter().find(|d| d.0 == "rows/rows.tsv:2").unwrap().2;
     assert_eq!(upstream["fields"]["upstream"]["fields"]["label"], "1");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn documents_sharing_thirteen_words_with_an_evaluation_set_are_dropped_naming_it() {
+    let Some(dev) = gradus_testkit::shared("glue-sst2/dev.tsv") else {
+        return;
+    };
+    let sentences: Vec<String> = std::fs::read_to_string(&dev)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split('\t').next().map(str::to_string))
+        .filter(|s| s.split_whitespace().count() >= 16)
+        .take(4)
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = dir.path().join("web.jsonl");
+    let page = |inside: &str| {
+        serde_json::json!({ "text": format!(
+            "A page about films. Critics wrote: {} Then the page goes on about other things.",
+            inside.to_uppercase()
+        )})
+        .to_string()
+    };
+    // Twelve of its words as compared (`n't` is two), then one of another.
+    let words: Vec<&str> = sentences[3]
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let near_miss = format!("{} zebra", words[..12].join(" "));
+    let lines = [
+        page(&sentences[0]),
+        page(&sentences[1]),
+        page(&sentences[2]),
+        page(&near_miss),
+        page("nothing from the evaluation set at all, only a few words of our own"),
+    ];
+    std::fs::write(&corpus, lines.join("\n")).unwrap();
+    let toml = format!(
+        r#"
+filters = []
+[[inputs]]
+path = "{}"
+[lines]
+enabled = false
+[dedup]
+near = "off"
+[decontaminate]
+against = [{{ name = "sst2-dev", inputs = [{{ path = "{}", text_field = "sentence" }}] }}]
+"#,
+        corpus.display(),
+        dev.display()
+    );
+    let config: CleanConfig = toml::from_str(&toml).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let r = run(&config, out.path()).await.unwrap();
+    assert_eq!(
+        r.drops.get("decontaminate.sst2-dev"),
+        Some(&3),
+        "{:?}",
+        r.drops
+    );
+    assert_eq!(r.docs_out, 2, "the near miss and the clean page stay");
+    adds_up(&r);
+
+    // A missing evaluation file fails before anything is written, naming it.
+    let missing: CleanConfig = toml::from_str(&toml.replace("dev.tsv", "dev-missing.tsv")).unwrap();
+    let err = run(&missing, &out.path().join("x"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("sst2-dev") && err.contains("dev-missing.tsv"),
+        "{err}"
+    );
+    assert!(!out.path().join("x").exists());
+}

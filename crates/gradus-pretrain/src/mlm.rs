@@ -88,6 +88,9 @@ const POOL: usize = 512;
 /// sources within a block and block by block across the epoch.
 const BLOCK_SHARDS: usize = 8;
 
+/// A block's documents, by (epoch, position in the epoch).
+type LoadedBlock = ((u64, usize), Vec<Vec<u32>>);
+
 /// An endless stream of MLM (+NSP) examples.
 #[derive(Debug)]
 pub struct MlmStream {
@@ -95,8 +98,8 @@ pub struct MlmStream {
     spec: MlmSpec,
     /// Seeds the epochs' orders (the cursor's generator draws masks and partners).
     seed: u64,
-    /// The block in memory, by (epoch, position in the epoch), in its order.
-    loaded: Option<((u64, usize), Vec<Vec<u32>>)>,
+    /// The block in memory, in its order.
+    loaded: Option<LoadedBlock>,
     pub cursor: MlmCursor,
 }
 
