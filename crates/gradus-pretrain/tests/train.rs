@@ -20,12 +20,6 @@ fn tokens(dir: &Path, docs: usize) {
 /// The documents of [`tokens`], `per_shard` to a shard, pausing before each shard as an
 /// encode stage still running would.
 fn write_tokens(dir: &Path, docs: usize, per_shard: usize, pause: std::time::Duration) {
-    let producer = Producer::new("test", &()).unwrap();
-    let opts = WriterOptions {
-        max_rows_per_shard: per_shard,
-        ..WriterOptions::default()
-    };
-    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
     let rows: Vec<TokenSeq> = (0..docs)
         .map(|i| TokenSeq {
             doc_id: format!("d{i}"),
@@ -33,6 +27,17 @@ fn write_tokens(dir: &Path, docs: usize, per_shard: usize, pause: std::time::Dur
             split: if i % 10 == 9 { "validation" } else { "train" }.into(),
         })
         .collect();
+    write_rows(dir, &rows, per_shard, pause);
+}
+
+/// A sealed tokens dataset of `rows`, `per_shard` to a shard, `pause` before each.
+fn write_rows(dir: &Path, rows: &[TokenSeq], per_shard: usize, pause: std::time::Duration) {
+    let producer = Producer::new("test", &()).unwrap();
+    let opts = WriterOptions {
+        max_rows_per_shard: per_shard,
+        ..WriterOptions::default()
+    };
+    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
     for (i, chunk) in rows.chunks(per_shard).enumerate() {
         std::thread::sleep(pause);
         w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
@@ -578,12 +583,6 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
 
 /// `docs` documents of three copies of one id each (`10 + i`), `per_shard` to a shard.
 fn tagged_tokens(dir: &Path, docs: usize, per_shard: usize) {
-    let producer = Producer::new("test", &()).unwrap();
-    let opts = WriterOptions {
-        max_rows_per_shard: per_shard,
-        ..WriterOptions::default()
-    };
-    let mut w = DatasetWriter::create(dir, DatasetKind::Tokens, producer, vec![], opts).unwrap();
     let rows: Vec<TokenSeq> = (0..docs)
         .map(|i| TokenSeq {
             doc_id: format!("d{i}"),
@@ -591,12 +590,7 @@ fn tagged_tokens(dir: &Path, docs: usize, per_shard: usize) {
             split: "train".into(),
         })
         .collect();
-    for (i, chunk) in rows.chunks(per_shard).enumerate() {
-        w.write(&format!("s{i}"), &TokenSeq::to_batch(chunk).unwrap())
-            .unwrap();
-        w.finish_source(&format!("s{i}")).unwrap();
-    }
-    w.seal().unwrap();
+    write_rows(dir, &rows, per_shard, std::time::Duration::ZERO);
 }
 
 #[test]
