@@ -219,6 +219,10 @@ fn python_layouts(pretrained: &Path, finetuned: &Path, examples: &Path, root: &P
         "{err}"
     );
     assert!(!to.exists());
+    let inside = finetuned.join("exported");
+    let out = run(gradus, &["export", s(finetuned), "-o", s(&inside)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("one inside the other"));
+    assert!(!inside.exists());
     let line = ok(&run(gradus, &["export", s(finetuned), "-o", s(&to)]));
     assert!(line.contains("sentence-transformers layout"), "{line}");
     let again = run(gradus, &["export", s(finetuned), "-o", s(&to)]);

@@ -132,12 +132,14 @@ fn tokenizer(
 /// source.
 fn check_target(spec: &ExportSpec, source: &Path) -> Result<()> {
     let to = &spec.to;
-    if let (Ok(to), Ok(src)) = (to.canonicalize(), source.canonicalize())
-        && src.starts_with(&to)
+    if let (Some(target), Ok(src)) = (resolved(to), source.canonicalize())
+        && (src.starts_with(&target) || target.starts_with(&src))
     {
         return Err(ExportError::Refused(format!(
-            "{} holds the model being exported; choose another output",
-            spec.to.display()
+            "{} and the model being exported {} lie one inside the other; choose another \
+             output",
+            spec.to.display(),
+            source.display()
         )));
     }
     let occupied = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_some());
@@ -151,6 +153,20 @@ fn check_target(spec: &ExportSpec, source: &Path) -> Result<()> {
         return Err(ExportError::Refused(format!("{} is a file", to.display())));
     }
     Ok(())
+}
+
+/// `path` made absolute through its nearest existing ancestor (it may not exist yet).
+fn resolved(path: &Path) -> Option<PathBuf> {
+    let absolute = std::path::absolute(path).ok()?;
+    let mut rest = Vec::new();
+    let mut at = absolute.as_path();
+    loop {
+        if let Ok(real) = at.canonicalize() {
+            return Some(rest.iter().rev().fold(real, |p, name| p.join(name)));
+        }
+        rest.push(at.file_name()?.to_os_string());
+        at = at.parent()?;
+    }
 }
 
 /// How the folder was taken from its run, for the card.
