@@ -10,8 +10,10 @@ A dev tool, not a test dependency: it needs torch, transformers and sentence-tra
 Each folder opens in the class its layout names: sentence-transformers when it has
 `modules.json`, else the class in `config.json`'s `architectures`. The check fails when
 the load reports a missing or mismatched tensor, when the tokenizer's ids differ from
-gradus's, when a causal LM's greedy continuation differs, or when any output differs by
-more than --tolerance (1e-4). Exit status 1 on any failure.
+gradus's, when a causal LM's greedy continuation differs, when any output differs by
+more than --tolerance (1e-4), or when transformers loads the checkpoint of a
+sentence-transformers folder's run (`../checkpoints/best`) instead of refusing it.
+Exit status 1 on any failure.
 """
 
 import argparse
@@ -123,9 +125,25 @@ def sentence(folder, rows):
     return worst, "SentenceTransformer.encode", []
 
 
+def checkpoint_refused(folder):
+    """A sentence-transformers folder's run keeps checkpoints in gradus's own layout;
+    transformers must refuse them rather than read the head through the pooler."""
+    best = os.path.join(os.path.dirname(os.path.abspath(folder)), "checkpoints", "best")
+    if not os.path.isfile(os.path.join(best, "config.json")):
+        return
+    try:
+        transformers.AutoModelForSequenceClassification.from_pretrained(best)
+    except Exception as e:  # noqa: BLE001 - any refusal will do, as long as it says why
+        if "not a transformers model" in str(e):
+            return
+        raise AssertionError(f"{best}: refused, but not saying why: {e}") from e
+    raise AssertionError(f"{best}: transformers loaded a checkpoint it computes differently")
+
+
 def check(gradus, folder):
     rows = gradus_outputs(gradus, folder)
     if os.path.isfile(os.path.join(folder, "modules.json")):
+        checkpoint_refused(folder)
         return "SentenceTransformer", sentence(folder, rows)
     with open(os.path.join(folder, "config.json")) as f:
         cls = json.load(f)["architectures"][0]
