@@ -9,7 +9,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use gradus_export::{ModelFolder, ModelKind};
 use gradus_model::generate::{Sampling, generate};
-use gradus_model::{Bert, BertConfig, BertHeads, Ctx, Gpt, Params};
+use gradus_model::{Bert, BertHeads, Ctx, Gpt, Params};
 use serde_json::{Value, json};
 
 /// Tokens a causal LM's greedy continuation runs to.
@@ -63,9 +63,7 @@ fn causal_lm(model: &Gpt, text: &str, ids: &[u32], stop: Option<u32>) -> anyhow:
 }
 
 fn encoder(dir: &Path, kind: ModelKind) -> anyhow::Result<(Bert, Option<BertHeads>)> {
-    let path = dir.join("config.json");
-    let config: BertConfig = serde_json::from_str(&std::fs::read_to_string(&path)?)
-        .with_context(|| path.display().to_string())?;
+    let config = gradus_finetune::read_bert_config(dir)?;
     let mut params = Params::from_checkpoint(dir, Device::Cpu, 0, &[])?;
     let bert = Bert::new(&config, &mut params)?;
     let heads = (kind == ModelKind::Pretraining)

@@ -4,7 +4,9 @@
 use gradus_tokenize::SpecialTokens;
 use serde_json::{Map, Value, json};
 
-use crate::kind::{ModelFolder, ModelKind, Pooling};
+use gradus_model::Pooling;
+
+use crate::kind::{ModelFolder, ModelKind};
 use crate::layout::Layout;
 
 /// What transformers reads to classify; only the HF layout of a pooler head claims it.

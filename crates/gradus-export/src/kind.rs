@@ -4,20 +4,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::Tensor;
+use gradus_model::Pooling;
 use serde_json::{Map, Value};
 
 use crate::error::{ExportError, Result};
-
-/// How a task head reads the encoder (`gradus_task.pooling`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pooling {
-    /// The first hidden state.
-    Cls,
-    /// BERT's pooler, tanh(dense(first hidden state)).
-    Pooler,
-    /// The mean over real tokens.
-    Mean,
-}
 
 /// The model a folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,16 +112,9 @@ fn kind_of(
         return Ok(ModelKind::MultiTask);
     }
     if let Some(task) = config.get("gradus_task") {
-        let pooling = match task.get("pooling").and_then(Value::as_str) {
-            Some("cls") => Pooling::Cls,
-            Some("pooler") => Pooling::Pooler,
-            Some("mean") => Pooling::Mean,
-            other => {
-                return Err(format!(
-                    "gradus_task.pooling {other:?} is not cls, pooler or mean"
-                ));
-            }
-        };
+        let pooling = task.get("pooling").cloned().unwrap_or_default();
+        let pooling: Pooling =
+            serde_json::from_value(pooling).map_err(|e| format!("gradus_task.pooling: {e}"))?;
         return Ok(ModelKind::Task(pooling));
     }
     if tensors.contains_key("cls.predictions.bias") {

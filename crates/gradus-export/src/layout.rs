@@ -3,7 +3,9 @@
 use std::fmt;
 
 use crate::error::{ExportError, Result};
-use crate::kind::{ModelKind, Pooling};
+use gradus_model::Pooling;
+
+use crate::kind::ModelKind;
 
 /// Where a folder is meant to open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,9 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::error::{ExportError, Result};
-use crate::kind::{ModelFolder, ModelKind, Pooling};
+use gradus_model::Pooling;
+
+use crate::kind::{ModelFolder, ModelKind};
 use crate::tensors::{DenseModule, save};
 use crate::write_json;
 

@@ -11,7 +11,9 @@ use gradus_model::{Gpt, GptConfig};
 use serde_json::Value;
 
 use crate::error::{ExportError, Result};
-use crate::kind::{ModelFolder, ModelKind, Pooling};
+use gradus_model::Pooling;
+
+use crate::kind::{ModelFolder, ModelKind};
 use crate::layout::Layout;
 
 /// A `Dense` module: a linear layer and its activation.
@@ -123,7 +125,5 @@ fn add_sinusoids(folder: &ModelFolder, tensors: &mut HashMap<String, Tensor>) ->
 
 /// Writes `tensors` as a safetensors file at `path`, atomically.
 pub fn save(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(tensors, &tmp).map_err(|e| ExportError::file(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| ExportError::file(path, e))
+    Ok(gradus_model::layout::write_tensors(tensors, path)?)
 }

@@ -9,8 +9,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use gradus_export::{Layout, ModelFolder, ModelKind, Pooling, Provenance};
-use gradus_model::{Bert, BertConfig, Gpt, GptConfig, Params, TaskHead};
+use gradus_export::{Layout, ModelFolder, ModelKind, Provenance};
+use gradus_model::{Bert, BertConfig, Gpt, GptConfig, Params, Pooling, TaskHead};
 use gradus_tokenize::{TokenizerKind, TrainConfig};
 use serde_json::{Value, json};
 

@@ -12,11 +12,12 @@ use serde::{Deserialize, Serialize};
 use crate::data::{Batcher, References, TaskExample, load_examples, references, subset};
 use crate::error::{FinetuneError, Result};
 use crate::model::{
-    HeadNames, HeadSpec, Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head,
+    HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec, centre_regression_head,
     read_bert_config,
 };
 use crate::objective::FinetuneObjective;
 use crate::plan::LrPlan;
+use gradus_model::Pooling;
 
 /// The task head.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

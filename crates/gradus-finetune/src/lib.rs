@@ -30,8 +30,10 @@ pub use config::{
     BiasInit, Decay, FinetuneConfig, HeadConfig, check_vocabulary, dataset_labels, task_spec,
 };
 pub use error::{FinetuneError, Result};
+/// How a head reads the encoder (the model crate's, which export reads too).
+pub use gradus_model::Pooling;
 pub use model::{
-    HeadNames, HeadSpec, Init, Pooling, TaskKind, TaskModel, TaskSpec, centre_regression_head,
+    HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec, centre_regression_head,
     copy_tokenizer, pool, read_bert_config, read_task_spec, write_config,
 };
 pub use objective::{FinetuneObjective, task_loss};

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use gradus_model::{Bert, BertConfig, Ctx, Params, TaskHead};
+use gradus_model::{Bert, BertConfig, Ctx, Params, Pooling, TaskHead};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{PaddedBatch, TaskExample};
@@ -20,19 +20,6 @@ pub enum TaskKind {
     Classification,
     /// One value, mean squared error.
     Regression,
-}
-
-/// How the encoder's hidden states become one vector per example.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pooling {
-    /// The first (`[CLS]`) hidden state.
-    Cls,
-    /// BERT's pooler: tanh(dense(`[CLS]`)), as HF sequence classification.
-    #[default]
-    Pooler,
-    /// The mean over real tokens (sentence-transformers).
-    Mean,
 }
 
 /// A task's head, as saved with the model (`gradus_task` in `config.json`).

@@ -88,6 +88,19 @@ pub enum PositionEmbedding {
     Sinusoidal,
 }
 
+/// How the encoder's hidden states become one vector per example.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Pooling {
+    /// The first (`[CLS]`) hidden state.
+    Cls,
+    /// BERT's pooler: tanh(dense(`[CLS]`)), as HF sequence classification.
+    #[default]
+    Pooler,
+    /// The mean over real tokens (sentence-transformers).
+    Mean,
+}
+
 /// A BERT style encoder (HF `BertConfig` names).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

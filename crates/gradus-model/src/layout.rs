@@ -22,12 +22,11 @@ pub const DENSE_ROLES: &[(&str, &str)] = &[
     ("_Classifier", "classifier"),
 ];
 
-/// One entry of `modules.json`.
+/// One entry of `modules.json` (its folder; the module's class is not needed to read
+/// gradus's parameters back).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ModuleEntry {
     pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
 }
 
 /// The tensors of a model folder under their gradus names, whatever its layout; a file
@@ -71,6 +70,14 @@ pub fn role_modules(dir: &Path) -> Result<Vec<(String, &'static str)>> {
             Some((m.path, *prefix))
         })
         .collect())
+}
+
+/// Writes `tensors` as a safetensors file at `path`, atomically (a temporary file
+/// renamed over it).
+pub fn write_tensors(tensors: &HashMap<String, Tensor>, path: &Path) -> Result<()> {
+    let tmp = path.with_extension("safetensors.tmp");
+    candle_core::safetensors::save(tensors, &tmp).map_err(|e| ModelError::file(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| ModelError::file(path, e))
 }
 
 fn read_file(file: &Path) -> Result<HashMap<String, Tensor>> {

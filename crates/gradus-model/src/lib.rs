@@ -35,7 +35,7 @@ pub mod loss;
 mod params;
 
 pub use bert::{Bert, BertHeads, MlmHead, TaskHead, sinusoids};
-pub use config::{BertConfig, GptConfig, PositionEmbedding};
+pub use config::{BertConfig, GptConfig, Pooling, PositionEmbedding};
 pub use error::{ModelError, Result};
 pub use gpt::Gpt;
 pub use kernels::Kernels;

@@ -253,9 +253,7 @@ impl Params {
             .iter()
             .map(|(n, (v, _))| (n.clone(), v.as_tensor().clone()))
             .collect();
-        let tmp = path.with_extension("safetensors.tmp");
-        candle_core::safetensors::save(&tensors, &tmp).map_err(|e| ModelError::file(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| ModelError::file(path, e))
+        crate::layout::write_tensors(&tensors, path)
     }
 
     /// Overwrites every parameter with the tensors in `path` (same names and shapes).
