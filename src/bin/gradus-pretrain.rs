@@ -48,9 +48,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     if let Some(objective) = cli.objective {
         config.objective = objective;
     }
-    if let Some(tokens) = args.single_input("tokens dataset")? {
-        config.data.tokens = tokens;
-    }
+    set_inputs(&args, &mut config)?;
     if let Some(tokenizer) = cli.tokenizer {
         config.data.tokenizer = tokenizer;
     }
@@ -74,6 +72,30 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
             pretrain(&args, &config, objective)
         }
     }
+}
+
+/// `--input DIR` is the tokens dataset; `--input NAME=DIR` points source `NAME` of
+/// `data.mix` at `DIR`.
+fn set_inputs(args: &StageArgs, config: &mut PretrainConfig) -> anyhow::Result<()> {
+    let named = args
+        .input
+        .iter()
+        .any(|i| i.split_once('=').is_some_and(|(n, _)| !n.contains('/')));
+    if !named {
+        if let Some(tokens) =
+            args.single_input("tokens dataset (or NAME=DIR per source of data.mix)")?
+        {
+            config.data.tokens = tokens;
+        }
+        return Ok(());
+    }
+    for (name, dir) in args.named_inputs()? {
+        config
+            .data
+            .set_source(&name, dir)
+            .map_err(anyhow::Error::msg)?;
+    }
+    Ok(())
 }
 
 /// Trains a built objective into the output folder and reports.

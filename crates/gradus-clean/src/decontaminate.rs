@@ -1,5 +1,6 @@
 //! Decontamination: a document that shares a run of `ngram` words with an evaluation
-//! set's texts is dropped, its reason naming the set (`decontaminate.<set>`). Words are
+//! set's texts is dropped, its reason naming the set (`decontaminate.<set>`), or, with
+//! `action = "flag"`, kept with the set's name in its `contaminated_by` column. Words are
 //! the text lower-cased with everything but letters and digits as spaces, as datatrove's
 //! n-gram decontamination and GPT-3 (13 words) compare them. An evaluation text shorter
 //! than `ngram` words indexes nothing, so a near-miss below the length is not found.
@@ -24,6 +25,8 @@ pub struct DecontaminateConfig {
     pub against: Vec<EvalSet>,
     /// Words in a shared run that makes a document contaminated.
     pub ngram: usize,
+    /// What becomes of a contaminated document.
+    pub action: Action,
     /// The sets' n-grams, read once when the stage starts.
     #[serde(skip)]
     index: OnceLock<NgramIndex>,
@@ -34,6 +37,7 @@ impl Default for DecontaminateConfig {
         Self {
             against: Vec::new(),
             ngram: 13,
+            action: Action::Drop,
             index: OnceLock::new(),
         }
     }
@@ -41,8 +45,20 @@ impl Default for DecontaminateConfig {
 
 impl PartialEq for DecontaminateConfig {
     fn eq(&self, other: &Self) -> bool {
-        self.against == other.against && self.ngram == other.ngram
+        self.against == other.against && self.ngram == other.ngram && self.action == other.action
     }
+}
+
+/// What becomes of a contaminated document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Dropped, counted under `decontaminate.<set>`.
+    #[default]
+    Drop,
+    /// Kept, with `contaminated_by` naming the set (empty for clean documents), and
+    /// counted in the report's `flagged`.
+    Flag,
 }
 
 /// One evaluation set: a name for the report, and the files holding its texts (read as
@@ -76,8 +92,17 @@ impl DecontaminateConfig {
         self.index.get()
     }
 
-    /// A rule per set: documents contaminated by it are dropped under its name.
+    /// Whether contaminated documents are kept and marked.
+    pub fn flags(&self) -> bool {
+        self.enabled() && self.action == Action::Flag
+    }
+
+    /// A rule per set: documents contaminated by it are dropped under its name (none
+    /// when flagging).
     pub fn rules(&self) -> Vec<Rule> {
+        if self.action == Action::Flag {
+            return Vec::new();
+        }
         self.against
             .iter()
             .map(|set| Rule {

@@ -29,6 +29,10 @@ pub const LINE_SIGNALS: [&str; 4] = [
     "dup_line_char_frac_no_newlines",
 ];
 
+/// The column that names the evaluation set a kept document shares an n-gram with
+/// (`[decontaminate] action = "flag"`), empty when none.
+pub const FLAG_COLUMN: &str = "contaminated_by";
+
 /// Columns of the signals table rules are written over (besides `key`, `id`, `source`,
 /// `metadata`, `text`).
 pub fn signal_columns() -> Vec<String> {
@@ -173,10 +177,13 @@ pub fn query(config: &CleanConfig, rules: &[Rule]) -> String {
             .collect();
         format!("CASE {} ELSE CAST(NULL AS VARCHAR) END", whens.join(" "))
     };
-    let columns: Vec<String> = signal_columns()
+    let mut columns: Vec<String> = signal_columns()
         .into_iter()
         .filter(|c| c != "bytes_in" && c != "chars")
         .collect();
+    if config.decontaminate.flags() {
+        columns.push(FLAG_COLUMN.into());
+    }
     format!(
         "{ctes},
 judged AS (SELECT *, {reason} AS reason FROM signals),

@@ -34,6 +34,10 @@ pub struct Report {
     pub drops: BTreeMap<String, u64>,
     /// The same, summed per filter (`gopher_quality`, `c4`, ...).
     pub drops_by_filter: BTreeMap<String, u64>,
+    /// Documents kept but marked as sharing an n-gram with an evaluation set, by set
+    /// (`[decontaminate] action = "flag"`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub flagged: BTreeMap<String, u64>,
     /// Exact duplicate clusters: size (kept copy included) → count.
     pub exact_clusters: BTreeMap<u64, u64>,
     /// Near-duplicate clusters: size → count.
@@ -97,6 +101,13 @@ impl Report {
         );
         section(&mut md, "Drops per filter", &self.drops_by_filter);
         section(&mut md, "Drops per rule", &self.drops);
+        if !self.flagged.is_empty() {
+            section(
+                &mut md,
+                "Kept but flagged as contaminated, per evaluation set",
+                &self.flagged,
+            );
+        }
         section(&mut md, "Input errors (skipped)", &self.input_errors);
         let sizes = |m: &BTreeMap<u64, u64>| -> BTreeMap<String, u64> {
             m.iter().map(|(k, v)| (k.to_string(), *v)).collect()

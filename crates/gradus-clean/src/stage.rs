@@ -590,7 +590,10 @@ fn output_batch(batch: &RecordBatch) -> Result<RecordBatch> {
         column(batch, "metadata")?,
         &DataType::Utf8,
     )?);
-    for name in plan::signal_columns() {
+    let flag = batch
+        .column_by_name(plan::FLAG_COLUMN)
+        .map(|_| plan::FLAG_COLUMN.to_string());
+    for name in plan::signal_columns().into_iter().chain(flag) {
         let c = column(batch, &name)?;
         let ty = match c.data_type() {
             DataType::Utf8View | DataType::LargeUtf8 => DataType::Utf8,
@@ -644,6 +647,11 @@ fn account(
             .map(|v| u64::from(v.unwrap_or(0)))
             .collect())
     };
+    let flagged = batch
+        .column_by_name(plan::FLAG_COLUMN)
+        .map(|c| arrow::compute::cast(c, &DataType::Utf8))
+        .transpose()?;
+    let flagged = flagged.as_ref().map(|c| c.as_string::<i32>());
     let (emails, ipv4, ipv6, lines) = (
         counts("pii_emails")?,
         counts("pii_ipv4")?,
@@ -670,6 +678,9 @@ fn account(
             report.pii.ipv4 += ipv4[i];
             report.pii.ipv6 += ipv6[i];
             report.lines_removed += lines[i];
+            if let Some(set) = flagged.filter(|f| f.is_valid(i) && !f.value(i).is_empty()) {
+                *report.flagged.entry(set.value(i).to_string()).or_default() += 1;
+            }
         } else {
             report.drop_for(reasons.value(i));
         }

@@ -614,6 +614,26 @@ against = [{{ name = "sst2-dev", inputs = [{{ path = "{}", text_field = "sentenc
     assert_eq!(r.docs_out, 2, "the near miss and the clean page stay");
     adds_up(&r);
 
+    // Flagging keeps every page and names the set in `contaminated_by`.
+    let flagging: CleanConfig = toml::from_str(&format!("{toml}action = \"flag\"\n")).unwrap();
+    let flagged_out = out.path().join("flagged");
+    let f = run(&flagging, &flagged_out).await.unwrap();
+    assert_eq!((f.docs_out, f.drops.len()), (5, 0), "{:?}", f.drops);
+    assert_eq!(f.flagged.get("sst2-dev"), Some(&3), "{:?}", f.flagged);
+    let docs = Dataset::open(&flagged_out).unwrap();
+    let mut marks = Vec::new();
+    for entry in &docs.manifest().shards {
+        for batch in docs.read_shard(entry, &ReadOptions::default()).unwrap() {
+            let batch = batch.unwrap();
+            let col = batch.column_by_name("contaminated_by").unwrap();
+            let col = arrow::compute::cast(col, &arrow::datatypes::DataType::Utf8).unwrap();
+            let col = col.as_string::<i32>();
+            marks.extend(col.iter().map(|v| v.unwrap_or_default().to_string()));
+        }
+    }
+    marks.sort();
+    assert_eq!(marks, ["", "", "sst2-dev", "sst2-dev", "sst2-dev"]);
+
     // A missing evaluation file fails before anything is written, naming it.
     let missing: CleanConfig = toml::from_str(&toml.replace("dev.tsv", "dev-missing.tsv")).unwrap();
     let err = run(&missing, &out.path().join("x"))

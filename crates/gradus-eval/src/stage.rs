@@ -22,7 +22,7 @@ use gradus_train::Objective;
 use serde::{Deserialize, Serialize};
 
 use gradus_pretrain::{
-    ClmSplits, PretrainConfig, PretrainObjective, clm_splits, eos_id, mlm_objective,
+    ClmSplits, DataSource, PretrainConfig, PretrainObjective, clm_splits, eos_id, mlm_objective,
 };
 
 /// `gradus-eval`'s TOML.
@@ -178,7 +178,7 @@ pub fn evaluate(
         on_model(&name);
         let first = sections.len();
         match detect(dir)? {
-            Run::Pretrain(c) => sections.push(lm_section(config, dir, &name, &c, output)?),
+            Run::Pretrain(c) => sections.extend(lm_sections(config, dir, &name, &c, output)?),
             Run::Finetune(c) => {
                 tuned.push((sections.len(), RunRecord::require(dir)?));
                 sections.push(task_section(config, dir, &name, &c, output)?);
@@ -315,39 +315,78 @@ fn curves(
     Ok(plots)
 }
 
-fn lm_section(
+/// The sections of a pretraining run: a causal LM scored on each of its datasets'
+/// validation data, a masked LM on the mixture's. A run mixed from several datasets
+/// says what it drew from each.
+fn lm_sections(
     ec: &EvalConfig,
     dir: &Path,
     name: &str,
     config: &PretrainConfig,
     output: &Path,
-) -> anyhow::Result<Section> {
+) -> anyhow::Result<Vec<Section>> {
     let mut config = config.clone();
     config.device.clone_from(&ec.device);
     config.data.eval_windows = ec.max_windows;
-    let mut section = match config.objective {
+    let sources = config.data.sources().map_err(anyhow::Error::msg)?;
+    let mut sections = match config.objective {
         PretrainObjective::Clm => {
             let d = &config.data;
-            let tokenizer = load_tokenizer(&d.tokenizer)?;
             let which = if d.holdout_tail > 0.0 {
                 format!("last {:.0}% of train", d.holdout_tail * 100.0)
             } else {
                 "validation split".to_string()
             };
-            let lm = ClmData {
-                model: dir.join("model"),
-                tokens: &d.tokens,
-                splits: clm_splits(&config, &tokenizer)?,
-                tokenizer,
-                seq_len: d.seq_len,
-                which,
-            };
-            clm_section(ec, name, dir, &lm)?
+            let mut sections = Vec::new();
+            for source in &sources {
+                let tokenizer = load_tokenizer(&d.tokenizer)?;
+                let lm = ClmData {
+                    model: dir.join("model"),
+                    tokens: &source.tokens,
+                    splits: clm_splits(&config, &source.tokens, &tokenizer)?,
+                    tokenizer,
+                    seq_len: d.seq_len,
+                    which: which.clone(),
+                };
+                let section_name = if sources.len() > 1 {
+                    format!("{name} · {}", source.name)
+                } else {
+                    name.to_string()
+                };
+                sections.push(clm_section(ec, &section_name, dir, &lm)?);
+            }
+            sections
         }
-        PretrainObjective::Mlm | PretrainObjective::MlmNsp => mlm_section(ec, dir, name, &config)?,
+        PretrainObjective::Mlm | PretrainObjective::MlmNsp => {
+            vec![mlm_section(ec, dir, name, &config, &sources)?]
+        }
     };
-    section.plots = curves(dir, name, &[], output)?;
-    Ok(section)
+    let seen = RunRecord::require(dir)?.data_seen;
+    if !seen.is_empty() {
+        let total: u64 = seen.values().map(|s| s.tokens).sum();
+        let shares: Vec<String> = seen
+            .iter()
+            .map(|(n, s)| {
+                format!(
+                    "{n} {:.1}% (weight {:.1}%)",
+                    100.0 * s.share,
+                    100.0 * s.weight
+                )
+            })
+            .collect();
+        for section in &mut sections {
+            section.data = format!(
+                "{}; training drew {} of {total} tokens",
+                section.data,
+                shares.join(", ")
+            );
+            section.details["data_seen"] = serde_json::to_value(&seen)?;
+        }
+    }
+    if let Some(first) = sections.first_mut() {
+        first.plots = curves(dir, name, &[], output)?;
+    }
+    Ok(sections)
 }
 
 /// The start of the training stream, as whole windows of `len` tokens, for baselines:
@@ -463,6 +502,7 @@ fn mlm_section(
     dir: &Path,
     name: &str,
     config: &PretrainConfig,
+    sources: &[DataSource],
 ) -> anyhow::Result<Section> {
     let mut objective = mlm_objective(config)?;
     objective
@@ -475,9 +515,14 @@ fn mlm_section(
         .flat_map(|e| e.targets.iter().map(|&(_, t)| t))
         .collect();
     let tk = load_tokenizer(&config.data.tokenizer)?;
-    let splits = clm_splits(config, &tk)?;
-    // A unigram needs no context: short windows, so that a small dataset counts.
-    let train = baseline_train(&config.data.tokens, &splits, ec.baseline_tokens, 64)?;
+    // A unigram needs no context: short windows, so that a small dataset counts; an
+    // equal part from each dataset of a mixture.
+    let mut train = Vec::new();
+    for source in sources {
+        let splits = clm_splits(config, &source.tokens, &tk)?;
+        let budget = ec.baseline_tokens / sources.len();
+        train.extend(baseline_train(&source.tokens, &splits, budget, 64)?);
+    }
     // The baseline counts only what MLM may mask: a tokenizer that frames every short
     // document with `[CLS] … [SEP]` would otherwise make a special token its guess.
     let special = gradus_tokenize::SpecialTokens::of(&tk);
@@ -514,7 +559,11 @@ fn mlm_section(
         started_from: None,
         data: format!(
             "{} (validation, {} masked tokens)",
-            config.data.tokens.display(),
+            sources
+                .iter()
+                .map(|s| s.tokens.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" + "),
             targets.len()
         ),
         key_metric: "mlm_accuracy".into(),

@@ -147,6 +147,7 @@ impl FinetuneSummary {
             figures: self.dev.clone(),
             best: gradus_train::Best::of(self.best_value, self.best_step),
             steps: Some(self.steps),
+            ..RunEnd::default()
         }
     }
 

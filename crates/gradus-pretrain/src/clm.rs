@@ -1,8 +1,10 @@
 //! Causal-LM data: documents of a `tokens` dataset streamed shard by shard, joined with
 //! an end-of-text token where they lack one, cut into `seq_len + 1` windows (consecutive
-//! windows share one token, so every token is a target once), shuffled through a seeded
-//! buffer. The whole position (shard, row, token, partial window, buffer, generator) is a
-//! serialisable [`ClmCursor`], so a resumed run continues with the very next window.
+//! windows share one token, so every token is a target once). Each epoch reads the
+//! windows in a new seeded order ([`crate::order`]): the shards shuffled, then the
+//! documents and the windows of each block of shards. The position (epoch, block, window,
+//! the tokens carried between blocks) is a small serialisable [`ClmCursor`], so a
+//! resumed run continues with the very next window.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,12 +12,16 @@ use std::time::Duration;
 use arrow::array::AsArray;
 use candle_core::{Device, Tensor};
 use gradus_shard::{Dataset, DatasetKind, ReadOptions};
+use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use gradus_train::dist::RankShards;
 use gradus_train::{Result, TrainError};
+
+use crate::mix::{Mixture, Source};
+use crate::order::EpochOrder;
 
 /// Which part of the dataset a stream reads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,19 +74,17 @@ pub(crate) fn await_more(dataset: &mut Dataset, follow: Option<Duration>) -> Res
     Ok(dataset.manifest().shards.len() > have)
 }
 
-/// Where a stream stands.
+/// Where a stream stands: a position in its epoch's order of blocks ([`crate::order`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClmCursor {
     pub epoch: u64,
-    pub shard: usize,
+    /// The block being read (a shard when reading in order), and the next of its windows.
+    pub block: usize,
     pub row: u64,
-    /// Tokens of the joined stream consumed before `row`.
-    pub token: u64,
-    /// Tokens still to skip at the start of this epoch (a random offset, so that each
-    /// epoch cuts its windows differently).
-    pub skip: u64,
-    pub pending: Vec<u32>,
-    pub buffer: Vec<Vec<u32>>,
+    /// Tokens carried into this block from the end of the one before: fewer than a
+    /// window, since consecutive windows share one token.
+    pub carry: Vec<u32>,
+    /// Draws the windows of [`Sampling::Random`].
     pub rng: ChaCha8Rng,
 }
 
@@ -112,45 +116,76 @@ impl ClmBatch {
     }
 }
 
-/// Reads token documents in dataset order.
+/// Reads the documents of a tokens dataset's shards.
 #[derive(Debug)]
 struct DocReader {
     dataset: Dataset,
     spec: StreamSpec,
     eos: Option<u32>,
-    /// The shard held in memory: its index and its documents.
-    loaded: Option<(usize, Vec<Vec<u32>>)>,
+    /// With a token range: where each shard read so far starts in the joined stream
+    /// (dataset order), so that shuffled documents are cut as the range says.
+    offsets: Vec<u64>,
 }
 
 impl DocReader {
-    /// The documents of shard `i` that the split selects (all rows kept as empty
-    /// vectors when not selected, so row numbers stay those of the shard).
-    fn shard(&mut self, i: usize) -> Result<&[Vec<u32>]> {
-        if self.loaded.as_ref().is_none_or(|(s, _)| *s != i) {
-            let rows = read_token_rows(
-                &self.dataset,
-                i,
-                self.spec.split.as_deref(),
-                self.spec.ranks,
-            )?;
-            let docs = rows
-                .into_iter()
-                .map(|row| {
-                    // Rows of another split stay as empty documents.
-                    let Some(mut doc) = row else {
-                        return Vec::new();
-                    };
-                    if let Some(eos) = self.eos
-                        && doc.last() != Some(&eos)
-                    {
-                        doc.push(eos);
-                    }
-                    doc
-                })
-                .collect();
-            self.loaded = Some((i, docs));
+    /// The documents of shard `i` with their end-of-text token; rows of another split
+    /// stay as empty documents.
+    fn documents(&self, i: usize) -> Result<Vec<Vec<u32>>> {
+        let rows = read_token_rows(
+            &self.dataset,
+            i,
+            self.spec.split.as_deref(),
+            self.spec.ranks,
+        )?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let Some(mut doc) = row else {
+                    return Vec::new();
+                };
+                if let Some(eos) = self.eos
+                    && doc.last() != Some(&eos)
+                {
+                    doc.push(eos);
+                }
+                doc
+            })
+            .collect())
+    }
+
+    fn bounded(&self) -> bool {
+        self.spec.start > 0 || self.spec.end.is_some()
+    }
+
+    /// Where shard `i` starts in the joined stream: the tokens of the shards before it.
+    fn offset(&mut self, i: usize) -> Result<u64> {
+        if self.offsets.is_empty() {
+            self.offsets.push(0);
         }
-        Ok(self.loaded.as_ref().map_or(&[], |(_, d)| d.as_slice()))
+        while self.offsets.len() <= i {
+            let k = self.offsets.len() - 1;
+            let tokens: u64 = self.documents(k)?.iter().map(|d| d.len() as u64).sum();
+            self.offsets.push(self.offsets[k] + tokens);
+        }
+        Ok(self.offsets[i])
+    }
+
+    /// The non-empty documents of shard `i`, cut to the stream's token range.
+    fn selected(&mut self, i: usize) -> Result<Vec<Vec<u32>>> {
+        let docs = self.documents(i)?;
+        if !self.bounded() {
+            return Ok(docs.into_iter().filter(|d| !d.is_empty()).collect());
+        }
+        let (start, end) = (self.spec.start, self.spec.end.unwrap_or(u64::MAX));
+        let mut at = self.offset(i)?;
+        Ok(docs
+            .into_iter()
+            .filter_map(|doc| {
+                let piece = in_range(&doc, at, start, end).to_vec();
+                at += doc.len() as u64;
+                (!piece.is_empty()).then_some(piece)
+            })
+            .collect())
     }
 }
 
@@ -208,7 +243,7 @@ fn in_range(doc: &[u32], at: u64, start: u64, end: u64) -> &[u32] {
 #[serde(rename_all = "snake_case")]
 pub enum Sampling {
     /// Epochs of windows cut back to back (every token a target once an epoch, the cut
-    /// moved by a random offset each epoch), shuffled through a buffer.
+    /// moved by a random offset each shuffled epoch), in a new seeded order each epoch.
     #[default]
     Epochs,
     /// Each window starts at a uniformly random token of the stream, drawn with
@@ -216,26 +251,37 @@ pub enum Sampling {
     Random,
 }
 
-/// A shuffled, endless stream of `seq_len + 1` token windows.
+/// A block's windows: its tokens joined, where each window starts in reading order, and
+/// what is left after the last window.
+#[derive(Debug)]
+struct Block {
+    /// (epoch, block)
+    key: (u64, usize),
+    tokens: Vec<u32>,
+    starts: Vec<usize>,
+    rest: Vec<u32>,
+}
+
+/// An endless stream of `seq_len + 1` token windows, each epoch in a new seeded order:
+/// the windows of each block of shards are a permutation of the block's windows.
 #[derive(Debug)]
 pub struct ClmStream {
     reader: DocReader,
     seq_len: usize,
-    buffer_size: usize,
-    shuffle: bool,
+    order: EpochOrder,
     /// With [`Sampling::Random`]: the whole selected stream, documents joined.
     joined: Option<Vec<u32>>,
+    loaded: Option<Block>,
     pub cursor: ClmCursor,
 }
 
 impl ClmStream {
-    /// `buffer_size` windows are held for shuffling (0 or `shuffle = false`: in order).
+    /// With `shuffle = false`, each epoch reads the windows in dataset order.
     pub fn open(
         dir: &Path,
         spec: StreamSpec,
         eos: Option<u32>,
         seq_len: usize,
-        buffer_size: usize,
         seed: u64,
         shuffle: bool,
     ) -> Result<Self> {
@@ -243,28 +289,35 @@ impl ClmStream {
             return Err(TrainError::Config("seq_len must be positive".into()));
         }
         let dataset = open_tokens(dir, spec.follow)?;
+        let order = EpochOrder {
+            seed,
+            shuffle,
+            follow: spec.follow.is_some(),
+        };
         Ok(Self {
             reader: DocReader {
                 dataset,
                 spec,
                 eos,
-                loaded: None,
+                offsets: Vec::new(),
             },
             seq_len,
-            buffer_size: if shuffle { buffer_size.max(1) } else { 1 },
-            shuffle,
+            order,
             joined: None,
+            loaded: None,
             cursor: ClmCursor {
                 epoch: 0,
-                shard: 0,
+                block: 0,
                 row: 0,
-                token: 0,
-                skip: 0,
-                pending: Vec::new(),
-                buffer: Vec::new(),
+                carry: Vec::new(),
                 rng: ChaCha8Rng::seed_from_u64(seed),
             },
         })
+    }
+
+    /// The dataset this stream reads.
+    pub fn dir(&self) -> &Path {
+        self.reader.dataset.dir()
     }
 
     /// Switches the stream to `sampling`. [`Sampling::Random`] reads the selected tokens
@@ -276,27 +329,23 @@ impl ClmStream {
             return Ok(self);
         }
         let mut joined = Vec::new();
-        let reader = &mut self.reader;
-        let (start, end) = (reader.spec.start, reader.spec.end.unwrap_or(u64::MAX));
-        let (mut shard, mut token) = (0, 0u64);
+        let mut shard = 0;
         loop {
-            if shard >= reader.dataset.manifest().shards.len() {
-                if await_more(&mut reader.dataset, reader.spec.follow)? {
+            if shard >= self.reader.dataset.manifest().shards.len() {
+                if await_more(&mut self.reader.dataset, self.reader.spec.follow)? {
                     continue;
                 }
                 break;
             }
-            for doc in reader.shard(shard)? {
-                joined.extend_from_slice(in_range(doc, token, start, end));
-                token += doc.len() as u64;
+            for doc in self.reader.selected(shard)? {
+                joined.extend_from_slice(&doc);
             }
             shard += 1;
         }
-        reader.loaded = None;
         if joined.len() <= self.seq_len {
             return Err(TrainError::Data(format!(
                 "{}: {} tokens selected, fewer than one window of {}",
-                reader.dataset.dir().display(),
+                self.dir().display(),
                 joined.len(),
                 self.seq_len + 1
             )));
@@ -312,92 +361,85 @@ impl ClmStream {
             let i = self.cursor.rng.random_range(0..=joined.len() - n);
             return Ok(joined[i..i + n].to_vec());
         }
-        let mut empty_epochs = 0;
-        loop {
-            if self.cursor.buffer.len() >= self.buffer_size
-                || (!self.shuffle && !self.cursor.buffer.is_empty())
-            {
-                let i = if self.shuffle {
-                    self.cursor.rng.random_range(0..self.cursor.buffer.len())
-                } else {
-                    0
-                };
-                return Ok(if self.shuffle {
-                    self.cursor.buffer.swap_remove(i)
-                } else {
-                    self.cursor.buffer.remove(i)
-                });
-            }
-            if !self.fill()? {
-                // End of the data: serve what the buffer holds, then start over.
-                if !self.cursor.buffer.is_empty() {
-                    let i = self.cursor.rng.random_range(0..self.cursor.buffer.len());
-                    return Ok(self.cursor.buffer.swap_remove(i));
-                }
-                empty_epochs += 1;
-                if empty_epochs > 1 {
-                    return Err(TrainError::Data(format!(
-                        "{}: no window of {} tokens in the selected data",
-                        self.reader.dataset.dir().display(),
-                        self.seq_len + 1
-                    )));
-                }
-                self.new_epoch();
-            }
-        }
-    }
-
-    fn new_epoch(&mut self) {
-        let c = &mut self.cursor;
-        c.epoch += 1;
-        (c.shard, c.row, c.token) = (0, 0, 0);
-        c.pending.clear();
-        if self.shuffle {
-            c.skip = c.rng.random_range(0..self.seq_len as u64);
-        }
-    }
-
-    /// Moves one document into windows; false at the end of the data.
-    fn fill(&mut self) -> Result<bool> {
-        let end = self.reader.spec.end.unwrap_or(u64::MAX);
-        let start = self.reader.spec.start;
+        let mut epoch_ends = 0;
         loop {
             let shards = self.reader.dataset.manifest().shards.len();
             let c = &self.cursor;
-            if c.token >= end {
-                return Ok(false);
-            }
-            if c.shard >= shards {
+            if c.block >= self.order.blocks(c.epoch, shards) {
                 if await_more(&mut self.reader.dataset, self.reader.spec.follow)? {
                     continue;
                 }
-                return Ok(false);
-            }
-            let (shard, row) = (c.shard, c.row as usize);
-            let docs = self.reader.shard(shard)?;
-            if row >= docs.len() {
-                self.cursor.shard += 1;
-                self.cursor.row = 0;
+                epoch_ends += 1;
+                if epoch_ends > 1 {
+                    return Err(TrainError::Data(format!(
+                        "{}: no window of {} tokens in the selected data",
+                        self.dir().display(),
+                        self.seq_len + 1
+                    )));
+                }
+                let c = &mut self.cursor;
+                c.epoch += 1;
+                (c.block, c.row) = (0, 0);
+                c.carry.clear();
                 continue;
             }
-            let doc = &docs[row];
-            let mut piece = in_range(doc, self.cursor.token, start, end);
-            self.cursor.row += 1;
-            self.cursor.token += doc.len() as u64;
-            let skip = (self.cursor.skip as usize).min(piece.len());
-            piece = &piece[skip..];
-            self.cursor.skip -= skip as u64;
-            if piece.is_empty() {
+            let key = (c.epoch, c.block);
+            if self.loaded.as_ref().is_none_or(|b| b.key != key) {
+                self.loaded = Some(self.read_block(key)?);
+            }
+            let Some(block) = &self.loaded else {
                 continue;
+            };
+            if let Some(&at) = block.starts.get(self.cursor.row as usize) {
+                self.cursor.row += 1;
+                return Ok(block.tokens[at..=at + self.seq_len].to_vec());
             }
-            self.cursor.pending.extend_from_slice(piece);
-            while self.cursor.pending.len() > self.seq_len {
-                let window = self.cursor.pending[..=self.seq_len].to_vec();
-                self.cursor.pending.drain(..self.seq_len);
-                self.cursor.buffer.push(window);
-            }
-            return Ok(true);
+            self.cursor.carry = block.rest.clone();
+            (self.cursor.block, self.cursor.row) = (key.1 + 1, 0);
         }
+    }
+
+    /// The windows of block `(epoch, at)`, cut from the cursor's carry and the block's
+    /// documents (shuffled together when the epoch is), in reading order.
+    fn read_block(&mut self, (epoch, at): (u64, usize)) -> Result<Block> {
+        let shards = self.reader.dataset.manifest().shards.len();
+        let mut docs = Vec::new();
+        for i in self.order.block_shards(epoch, at, shards) {
+            docs.extend(self.reader.selected(i)?);
+        }
+        let shuffles = self.order.shuffles(epoch);
+        let mut rng = self.order.rng(epoch, Some(at));
+        if shuffles {
+            docs.shuffle(&mut rng);
+        }
+        let mut tokens = self.cursor.carry.clone();
+        let mut skip = if at == 0 {
+            self.order.offset(epoch, self.seq_len as u64) as usize
+        } else {
+            0
+        };
+        for doc in &docs {
+            let cut = skip.min(doc.len());
+            skip -= cut;
+            tokens.extend_from_slice(&doc[cut..]);
+        }
+        let n = self.seq_len;
+        let windows = if tokens.len() > n {
+            (tokens.len() - 1) / n
+        } else {
+            0
+        };
+        let mut starts: Vec<usize> = (0..windows).map(|k| k * n).collect();
+        if shuffles {
+            starts.shuffle(&mut rng);
+        }
+        let rest = tokens[windows * n..].to_vec();
+        Ok(Block {
+            key: (epoch, at),
+            tokens,
+            starts,
+            rest,
+        })
     }
 
     /// `batch` windows as one batch.
@@ -417,13 +459,25 @@ impl ClmStream {
         seq_len: usize,
         max: usize,
     ) -> Result<Vec<Vec<u32>>> {
-        let mut s = Self::open(dir, spec, eos, seq_len, 1, 0, false)?;
+        let mut s = Self::open(dir, spec, eos, seq_len, 0, false)?;
         let mut out = Vec::new();
-        while out.len() < max && s.cursor.epoch == 0 {
-            if !s.fill()? {
+        let mut at = 0;
+        while out.len() < max {
+            if at >= s.reader.dataset.manifest().shards.len() {
+                if await_more(&mut s.reader.dataset, s.reader.spec.follow)? {
+                    continue;
+                }
                 break;
             }
-            out.append(&mut s.cursor.buffer);
+            let block = s.read_block((0, at))?;
+            out.extend(
+                block
+                    .starts
+                    .iter()
+                    .map(|&i| block.tokens[i..=i + seq_len].to_vec()),
+            );
+            s.cursor.carry = block.rest;
+            at += 1;
         }
         out.truncate(max);
         Ok(out)
@@ -438,18 +492,31 @@ impl ClmStream {
             follow: None,
             ranks: None,
         };
-        let mut s = Self::open(dir, spec, eos, 1, 1, 0, false)?;
+        let mut s = Self::open(dir, spec, eos, 1, 0, false)?;
         let shards = s.reader.dataset.manifest().shards.len();
-        let mut total = 0u64;
-        for i in 0..shards {
-            total += s
-                .reader
-                .shard(i)?
-                .iter()
-                .map(|d| d.len() as u64)
-                .sum::<u64>();
-        }
-        Ok(total)
+        s.reader.offset(shards)
+    }
+}
+
+impl Source for ClmStream {
+    type Item = Vec<u32>;
+    type Cursor = ClmCursor;
+
+    fn next_item(&mut self) -> Result<Vec<u32>> {
+        self.next_window()
+    }
+
+    /// A window's targets.
+    fn tokens(window: &Vec<u32>) -> u64 {
+        window.len().saturating_sub(1) as u64
+    }
+
+    fn cursor(&self) -> &ClmCursor {
+        &self.cursor
+    }
+
+    fn set_cursor(&mut self, cursor: ClmCursor) {
+        self.cursor = cursor;
     }
 }
 
@@ -458,7 +525,7 @@ impl ClmStream {
 pub struct ClmObjective {
     pub model: gradus_model::Gpt,
     pub params: gradus_model::Params,
-    pub train: ClmStream,
+    pub train: Mixture<ClmStream>,
     /// Validation windows, fixed for the run.
     pub validation: Vec<Vec<u32>>,
     pub batch_size: usize,
@@ -473,7 +540,10 @@ impl gradus_train::Objective for ClmObjective {
     }
 
     fn next_batch(&mut self) -> Result<ClmBatch> {
-        self.train.next_batch(self.batch_size, &self.device)
+        let windows = (0..self.batch_size)
+            .map(|_| self.train.next_item())
+            .collect::<Result<Vec<_>>>()?;
+        ClmBatch::from_windows(&windows, &self.device)
     }
 
     fn weight(&self, batch: &ClmBatch) -> usize {
@@ -499,12 +569,15 @@ impl gradus_train::Objective for ClmObjective {
     }
 
     fn data_state(&self) -> Result<serde_json::Value> {
-        gradus_train::cursor_to_json(&self.train.cursor)
+        self.train.state()
     }
 
     fn restore_data(&mut self, state: serde_json::Value) -> Result<()> {
-        self.train.cursor = gradus_train::cursor_from_json(state)?;
-        Ok(())
+        self.train.restore(state)
+    }
+
+    fn data_seen(&self) -> std::collections::BTreeMap<String, gradus_record::SourceSeen> {
+        self.train.seen_if_mixed()
     }
 
     fn save_model(&self, dir: &Path) -> Result<()> {

@@ -1,6 +1,7 @@
 //! The pretraining stage's configuration and the wiring of model, data and trainer.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use gradus_model::{BertConfig, GptConfig, Kernels};
 use gradus_train::TrainConfig;
@@ -35,6 +36,13 @@ impl std::str::FromStr for PretrainObjective {
 pub struct PretrainData {
     /// A `tokens` dataset.
     pub tokens: PathBuf,
+    /// Or several, mixed by weight: `[data.mix.web] tokens = "…", weight = 0.7`. All were
+    /// made with `tokenizer`. Training draws each next window (example) from the source
+    /// furthest below its share of the tokens drawn so far; validation holds each
+    /// source's validation data in the same shares. The run record and `report.json`
+    /// give the tokens drawn from each.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub mix: BTreeMap<String, MixSource>,
     /// The tokenizer that made it (for the vocabulary size and special tokens).
     pub tokenizer: PathBuf,
     pub seq_len: usize,
@@ -44,13 +52,11 @@ pub struct PretrainData {
     pub holdout_tail: f64,
     /// Validation windows evaluated each time.
     pub eval_windows: usize,
-    /// Shuffle the training data: MLM documents in a new seeded order each epoch (the
-    /// shards, then the documents of each block of shards), causal-LM windows through
-    /// `shuffle_buffer`. `false` reads the dataset's order; with `follow`, MLM reads the
-    /// first epoch in order, as the shards arrive.
+    /// Shuffle the training data: each epoch in a new seeded order, the shards shuffled,
+    /// then the documents (MLM) or the windows (causal LM) of each block of 8 shards
+    /// shuffled together. `false` reads the dataset's order; with `follow`, the first
+    /// epoch is read in order, as the shards arrive.
     pub shuffle: bool,
-    /// Causal-LM windows held for shuffling.
-    pub shuffle_buffer: usize,
     /// Causal LM: `epochs` (windows cut back to back, each token a target once an epoch)
     /// or `random` (each window at a random offset, with replacement, as nanoGPT's
     /// `get_batch`; the training tokens are held in memory).
@@ -71,13 +77,13 @@ impl Default for PretrainData {
     fn default() -> Self {
         Self {
             tokens: PathBuf::new(),
+            mix: BTreeMap::new(),
             tokenizer: PathBuf::new(),
             seq_len: 256,
             batch_size: 16,
             holdout_tail: 0.0,
             eval_windows: 512,
             shuffle: true,
-            shuffle_buffer: 8192,
             sampling: Sampling::Epochs,
             eos: "auto".into(),
             follow: false,
@@ -148,7 +154,95 @@ impl Default for PretrainConfig {
     }
 }
 
+/// One of the tokens datasets that mixed training data is drawn from.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MixSource {
+    /// A `tokens` dataset (`--input NAME=DIR` sets it).
+    pub tokens: PathBuf,
+    /// Its share of the training tokens (weights are normalised).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<f64>,
+    /// Or: a weight of this many times its training tokens, so that sources are read
+    /// in proportion to their size times `epochs`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub epochs: Option<f64>,
+}
+
+/// How much of the mixture a source is to be, before its size is known.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Share {
+    Weight(f64),
+    /// Times the source's training tokens.
+    Epochs(f64),
+}
+
+/// A named tokens dataset of the training data.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSource {
+    pub name: String,
+    pub tokens: PathBuf,
+    pub share: Share,
+}
+
 impl PretrainData {
+    /// The datasets training reads: `tokens` alone (named `tokens`), or each of `mix`.
+    pub fn sources(&self) -> Result<Vec<DataSource>, String> {
+        if self.mix.is_empty() {
+            return Ok(vec![DataSource {
+                name: "tokens".into(),
+                tokens: self.tokens.clone(),
+                share: Share::Weight(1.0),
+            }]);
+        }
+        if self.tokens != Path::new("") {
+            return Err(
+                "data.tokens and data.mix are both set: give one dataset or a mixture".into(),
+            );
+        }
+        self.mix
+            .iter()
+            .map(|(name, m)| {
+                let share = match (m.weight, m.epochs) {
+                    (Some(w), None) => Share::Weight(w),
+                    (None, Some(e)) => Share::Epochs(e),
+                    _ => {
+                        return Err(format!(
+                            "data.mix.{name}: give one of `weight` and `epochs`"
+                        ));
+                    }
+                };
+                if m.tokens == Path::new("") {
+                    return Err(format!(
+                        "data.mix.{name}: no `tokens` (set it, or pass --input {name}=DIR)"
+                    ));
+                }
+                Ok(DataSource {
+                    name: name.clone(),
+                    tokens: m.tokens.clone(),
+                    share,
+                })
+            })
+            .collect()
+    }
+
+    /// Points source `name` at `dir` (`--input NAME=DIR`); the source must be in `mix`.
+    pub fn set_source(&mut self, name: &str, dir: PathBuf) -> Result<(), String> {
+        let known: Vec<String> = self.mix.keys().cloned().collect();
+        let source = self.mix.get_mut(name).ok_or_else(|| {
+            format!(
+                "--input {name}=…: no data.mix.{name} in the config (it has: {})",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            )
+        })?;
+        source.tokens = dir;
+        Ok(())
+    }
+
     /// How long a following stream waits for a shard; `None` when not following.
     pub fn follow_timeout(&self) -> Option<std::time::Duration> {
         self.follow

@@ -4,9 +4,8 @@
 //! (not-next); 15% of the non-special tokens are chosen for prediction, of which 80%
 //! become `[MASK]`, 10% a random token and 10% stay. Masks are drawn anew every time an
 //! example is built (dynamic masking). Each epoch reads the documents in a new seeded
-//! order: the shards shuffled, then the documents of each block of shards shuffled
-//! together, a function of (seed, epoch) alone, so the order is the same for any thread
-//! count and the cursor stays a position. The whole position is a serialisable cursor.
+//! order ([`crate::order`]): the shards shuffled, then the documents of each block of
+//! shards shuffled together. The whole position is a serialisable cursor.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -20,6 +19,9 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use gradus_train::{Result, TrainError};
+
+use crate::mix::{Mixture, Source};
+use crate::order::EpochOrder;
 
 /// The special tokens MLM needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,11 +84,6 @@ pub struct MlmCursor {
 }
 
 const POOL: usize = 512;
-
-/// Shards whose documents are shuffled together (and held in memory together). The
-/// shards' order is shuffled first, so a dataset grouped by source is mixed across
-/// sources within a block and block by block across the epoch.
-const BLOCK_SHARDS: usize = 8;
 
 /// A block's documents, by (epoch, position in the epoch).
 type LoadedBlock = ((u64, usize), Vec<Vec<u32>>);
@@ -161,43 +158,33 @@ impl MlmStream {
         )))
     }
 
-    /// Whether `epoch` is read in a shuffled order. A followed dataset's first epoch is
-    /// read as its shards arrive, in order; it is sealed before the second begins.
-    fn shuffles(&self, epoch: u64) -> bool {
-        self.spec.shuffle && (self.spec.follow.is_none() || epoch > 0)
-    }
-
-    /// Blocks in `epoch`: blocks of [`BLOCK_SHARDS`] shuffling, else single shards.
-    fn blocks(&self, epoch: u64) -> usize {
-        let shards = self.dataset.manifest().shards.len();
-        if self.shuffles(epoch) {
-            shards.div_ceil(BLOCK_SHARDS)
-        } else {
-            shards
+    fn order(&self) -> EpochOrder {
+        EpochOrder {
+            seed: self.seed,
+            shuffle: self.spec.shuffle,
+            follow: self.spec.follow.is_some(),
         }
     }
 
-    /// A generator for one epoch's order (`block`: none for the order of the shards).
-    fn order_rng(&self, epoch: u64, block: Option<usize>) -> ChaCha8Rng {
-        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
-        rng.set_stream(epoch.wrapping_mul(1 << 32) + block.map_or(0, |b| b as u64 + 1));
-        rng
+    /// Blocks in `epoch` (see [`EpochOrder::blocks`]).
+    fn blocks(&self, epoch: u64) -> usize {
+        self.order()
+            .blocks(epoch, self.dataset.manifest().shards.len())
     }
 
     /// The selected documents of block `at` of `epoch`, without their `[CLS]` and
-    /// `[SEP]`, in that epoch's order: shuffling, the epoch's shard order is cut into
-    /// blocks of [`BLOCK_SHARDS`] and each block's documents are shuffled together.
+    /// `[SEP]`, in that epoch's order: shuffling, the documents of the block's shards are
+    /// shuffled together.
     fn read_block(&self, epoch: u64, at: usize) -> Result<Vec<Vec<u32>>> {
-        if !self.shuffles(epoch) {
-            return self.shard_documents(at);
-        }
-        let mut order: Vec<usize> = (0..self.dataset.manifest().shards.len()).collect();
-        order.shuffle(&mut self.order_rng(epoch, None));
+        let order = self.order();
+        let shards = order.block_shards(epoch, at, self.dataset.manifest().shards.len());
         let mut docs = Vec::new();
-        for &i in order.iter().skip(at * BLOCK_SHARDS).take(BLOCK_SHARDS) {
+        for i in shards {
             docs.extend(self.shard_documents(i)?);
         }
-        docs.shuffle(&mut self.order_rng(epoch, Some(at)));
+        if order.shuffles(epoch) {
+            docs.shuffle(&mut order.rng(epoch, Some(at)));
+        }
         Ok(docs)
     }
 
@@ -370,10 +357,38 @@ pub struct MlmObjective {
     pub model: Bert,
     pub heads: BertHeads,
     pub params: Params,
-    pub train: MlmStream,
+    pub train: Mixture<MlmStream>,
     pub validation: Vec<MlmExample>,
     pub batch_size: usize,
     pub device: Device,
+}
+
+impl MlmObjective {
+    fn pad(&self) -> u32 {
+        self.train.first().spec.special.pad
+    }
+}
+
+impl Source for MlmStream {
+    type Item = MlmExample;
+    type Cursor = MlmCursor;
+
+    fn next_item(&mut self) -> Result<MlmExample> {
+        self.next_example()
+    }
+
+    /// The example's tokens, special ones included.
+    fn tokens(example: &MlmExample) -> u64 {
+        example.ids.len() as u64
+    }
+
+    fn cursor(&self) -> &MlmCursor {
+        &self.cursor
+    }
+
+    fn set_cursor(&mut self, cursor: MlmCursor) {
+        self.cursor = cursor;
+    }
 }
 
 /// Summed MLM loss (+ NSP loss scaled to the same per-token footing), and the logits.
@@ -411,9 +426,9 @@ impl gradus_train::Objective for MlmObjective {
 
     fn next_batch(&mut self) -> Result<MlmBatch> {
         let ex = (0..self.batch_size)
-            .map(|_| self.train.next_example())
+            .map(|_| self.train.next_item())
             .collect::<Result<Vec<_>>>()?;
-        MlmBatch::new(&ex, self.train.spec.special.pad, &self.device)
+        MlmBatch::new(&ex, self.pad(), &self.device)
     }
 
     fn weight(&self, batch: &MlmBatch) -> usize {
@@ -428,7 +443,7 @@ impl gradus_train::Objective for MlmObjective {
         let (mut mlm_loss, mut mlm_hits, mut targets, mut nsp_hits, mut nsp_loss, mut examples) =
             (0.0, 0.0, 0usize, 0.0, 0.0, 0usize);
         for chunk in self.validation.chunks(self.batch_size.max(1)) {
-            let batch = MlmBatch::new(chunk, self.train.spec.special.pad, &self.device)?;
+            let batch = MlmBatch::new(chunk, self.pad(), &self.device)?;
             let (_, logits, nsp) = losses(self, &batch, &mut Ctx::eval())?;
             let kernels = self.model.kernels();
             mlm_loss += f64::from(
@@ -462,12 +477,15 @@ impl gradus_train::Objective for MlmObjective {
     }
 
     fn data_state(&self) -> Result<serde_json::Value> {
-        gradus_train::cursor_to_json(&self.train.cursor)
+        self.train.state()
     }
 
     fn restore_data(&mut self, state: serde_json::Value) -> Result<()> {
-        self.train.cursor = gradus_train::cursor_from_json(state)?;
-        Ok(())
+        self.train.restore(state)
+    }
+
+    fn data_seen(&self) -> BTreeMap<String, gradus_record::SourceSeen> {
+        self.train.seen_if_mixed()
     }
 
     fn save_model(&self, dir: &Path) -> Result<()> {
@@ -477,7 +495,7 @@ impl gradus_train::Objective for MlmObjective {
 
     fn flops_per_unit(&self) -> f64 {
         // Per predicted token the whole sequence is processed: 6·N·seq / (15% of seq).
-        6.0 * self.params.count() as f64 / self.train.spec.mask_prob
+        6.0 * self.params.count() as f64 / self.train.first().spec.mask_prob
     }
 }
 

@@ -15,7 +15,13 @@ pub fn spec(config: &PretrainConfig, overwrite: bool) -> anyhow::Result<RunSpec>
     let facts = RunFacts {
         model: Some("model".into()),
         base_model: config.init_from.clone(),
-        data: vec![config.data.tokens.clone()],
+        data: config
+            .data
+            .sources()
+            .map_err(anyhow::Error::msg)?
+            .into_iter()
+            .map(|s| s.tokens)
+            .collect(),
         tokenizer: Some(config.data.tokenizer.clone()),
         seed: config.seed,
         selection: Some(config.train.selection()?),

@@ -9,7 +9,8 @@ use gradus_tokenize::Role;
 use gradus_train::dist::RankShards;
 
 use crate::clm::{ClmObjective, ClmStream, StreamSpec};
-use crate::config::{PretrainConfig, PretrainObjective};
+use crate::config::{DataSource, PretrainConfig, PretrainObjective, Share};
+use crate::mix::{Mixture, Weighted};
 use crate::mlm::{MlmObjective, MlmSpec, MlmStream, SpecialTokens, fixed_examples};
 
 /// Waits until the dataset in `dir` is sealed (a tail hold-out needs all of it): follows
@@ -42,10 +43,11 @@ pub struct ClmSplits {
     pub eos: Option<u32>,
 }
 
-/// The training and validation streams `config.data` describes: the dataset's `train`
-/// and `validation` splits, or the head and tail of `train` with `holdout_tail`.
+/// The training and validation streams of the tokens dataset `tokens`: its `train` and
+/// `validation` splits, or the head and tail of `train` with `data.holdout_tail`.
 pub fn clm_splits(
     config: &PretrainConfig,
+    tokens: &Path,
     tk: &gradus_tokenize::Tokenizer,
 ) -> anyhow::Result<ClmSplits> {
     let d = &config.data;
@@ -59,9 +61,9 @@ pub fn clm_splits(
             );
         }
         if let Some(timeout) = follow {
-            wait_sealed(&d.tokens, timeout)?;
+            wait_sealed(tokens, timeout)?;
         }
-        let total = ClmStream::count_tokens(&d.tokens, Some("train"), eos)?;
+        let total = ClmStream::count_tokens(tokens, Some("train"), eos)?;
         let cut = (total as f64 * (1.0 - d.holdout_tail)).round() as u64;
         let spec = |start, end| StreamSpec {
             split: Some("train".into()),
@@ -89,6 +91,45 @@ pub fn clm_splits(
     })
 }
 
+/// The training datasets with their weights: `epochs` become the source's training
+/// tokens times the epochs.
+fn weighted_sources(
+    config: &PretrainConfig,
+    eos: Option<u32>,
+) -> anyhow::Result<Vec<(DataSource, f64)>> {
+    let sources = config.data.sources().map_err(anyhow::Error::msg)?;
+    sources
+        .into_iter()
+        .map(|source| {
+            let weight = match source.share {
+                Share::Weight(w) => w,
+                Share::Epochs(e) => {
+                    e * ClmStream::count_tokens(&source.tokens, Some("train"), eos)? as f64
+                }
+            };
+            if !(weight > 0.0 && weight.is_finite()) {
+                anyhow::bail!(
+                    "data.mix.{}: weight {weight} is not a positive number",
+                    source.name
+                );
+            }
+            Ok((source, weight))
+        })
+        .collect()
+}
+
+/// Source `i`'s seed: the run's seed for the first (an unmixed run reads as before), a
+/// different one for each other.
+fn source_seed(seed: u64, i: usize) -> u64 {
+    seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+/// Validation items of source `weight` out of `total`: all `n` of an unmixed run, else
+/// its share of them (at least one).
+fn validation_share(n: usize, weight: f64, total: f64) -> usize {
+    ((n as f64 * weight / total).round() as usize).max(1).min(n)
+}
+
 /// Builds the causal-LM objective: model sized to the tokenizer, streams, validation.
 pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
     crate::init::check_folder(config)?;
@@ -101,27 +142,40 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
         .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
     let vocab = tk.get_vocab_size(true);
     let (gpt, mut params) = crate::init::gpt(config, vocab, &device)?;
-    let ClmSplits {
-        train: train_spec,
-        validation: val_spec,
-        eos,
-    } = clm_splits(config, &tk)?;
-    let validation = ClmStream::first_windows(&d.tokens, val_spec, eos, d.seq_len, d.eval_windows)?;
-    let train = ClmStream::open(
-        &d.tokens,
-        train_spec,
-        eos,
-        d.seq_len,
-        d.shuffle_buffer,
-        config.seed,
-        d.shuffle,
-    )?
-    .with_sampling(d.sampling)?;
+    let sources = weighted_sources(config, eos_id(&tk, &d.eos)?)?;
+    let total: f64 = sources.iter().map(|(_, w)| w).sum();
+    let (mut validation, mut streams) = (Vec::new(), Vec::new());
+    for (i, (source, weight)) in sources.into_iter().enumerate() {
+        let splits = clm_splits(config, &source.tokens, &tk)?;
+        let n = validation_share(d.eval_windows, weight, total);
+        validation.extend(ClmStream::first_windows(
+            &source.tokens,
+            splits.validation,
+            splits.eos,
+            d.seq_len,
+            n,
+        )?);
+        let stream = ClmStream::open(
+            &source.tokens,
+            splits.train,
+            splits.eos,
+            d.seq_len,
+            source_seed(config.seed, i),
+            d.shuffle,
+        )?
+        .with_sampling(d.sampling)?;
+        streams.push(Weighted {
+            name: source.name,
+            path: source.tokens,
+            weight,
+            stream,
+        });
+    }
     let model = Gpt::new(&gpt, &mut params)?;
     Ok(ClmObjective {
         model,
         params,
-        train,
+        train: Mixture::new(streams)?,
         validation,
         batch_size: d.batch_size,
         device,
@@ -158,13 +212,25 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         ranks: None,
         shuffle: false,
     };
-    let validation = fixed_examples(&d.tokens, spec("validation"), d.eval_windows)?;
-    let train_spec = MlmSpec {
-        ranks: config.ranks,
-        shuffle: d.shuffle,
-        ..spec("train")
-    };
-    let train = MlmStream::open(&d.tokens, train_spec, config.seed)?;
+    let sources = weighted_sources(config, None)?;
+    let total: f64 = sources.iter().map(|(_, w)| w).sum();
+    let (mut validation, mut streams) = (Vec::new(), Vec::new());
+    for (i, (source, weight)) in sources.into_iter().enumerate() {
+        let n = validation_share(d.eval_windows, weight, total);
+        validation.extend(fixed_examples(&source.tokens, spec("validation"), n)?);
+        let train_spec = MlmSpec {
+            ranks: config.ranks,
+            shuffle: d.shuffle,
+            ..spec("train")
+        };
+        let stream = MlmStream::open(&source.tokens, train_spec, source_seed(config.seed, i))?;
+        streams.push(Weighted {
+            name: source.name,
+            path: source.tokens,
+            weight,
+            stream,
+        });
+    }
     let model = Bert::new(&bert, &mut params)?;
     let heads = BertHeads::new(&model, &mut params)?;
     if !params.fresh_names().is_empty() {
@@ -182,7 +248,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
         model,
         heads,
         params,
-        train,
+        train: Mixture::new(streams)?,
         validation,
         batch_size: d.batch_size,
         device,

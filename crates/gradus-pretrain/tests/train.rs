@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::Device;
 use gradus_model::{Gpt, GptConfig, Kernels, Params};
 use gradus_pretrain::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
+use gradus_pretrain::mix::Mixture;
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
 use gradus_train::schedule::Schedule;
 use gradus_train::{TrainConfig, TrainError, Trainer};
@@ -74,11 +75,26 @@ fn objective_on(data: &Path, dropout: f32, kernels: Kernels) -> ClmObjective {
     ClmObjective {
         model,
         params,
-        train: ClmStream::open(data, spec("train"), Some(15), 12, 64, 3, true).unwrap(),
+        train: Mixture::single("tokens", data, clm_stream(data, 3, true)),
         validation: ClmStream::first_windows(data, spec("validation"), Some(15), 12, 32).unwrap(),
         batch_size: 4,
         device: Device::Cpu,
     }
+}
+
+fn train_spec() -> StreamSpec {
+    StreamSpec {
+        split: Some("train".into()),
+        start: 0,
+        end: None,
+        follow: None,
+        ranks: None,
+    }
+}
+
+/// The training windows of 12 (+1) tokens of `data`, whose end-of-text token is 15.
+fn clm_stream(data: &Path, seed: u64, shuffle: bool) -> ClmStream {
+    ClmStream::open(data, train_spec(), Some(15), 12, seed, shuffle).unwrap()
 }
 
 fn config(steps: u64) -> TrainConfig {
@@ -317,15 +333,20 @@ fn random_sampling_draws_windows_anywhere_and_resumes_exactly() {
                 .chain([15])
         })
         .collect();
+    let stream = || {
+        clm_stream(&data, 3, true)
+            .with_sampling(Sampling::Random)
+            .unwrap()
+    };
     let random = || {
         let mut obj = objective(&data, 0.0);
-        obj.train = obj.train.with_sampling(Sampling::Random).unwrap();
+        obj.train = Mixture::single("tokens", &data, stream());
         obj
     };
-    let mut obj = random();
+    let mut s = stream();
     let mut starts = std::collections::BTreeSet::new();
     for _ in 0..4000 {
-        let w = obj.train.next_window().unwrap();
+        let w = s.next_window().unwrap();
         assert_eq!(w.len(), 13);
         let at = (0..=joined.len() - 13)
             .filter(|&i| joined[i..i + 13] == w[..])
@@ -466,7 +487,11 @@ fn mlm_and_nsp_losses_fall_on_a_tiny_corpus() {
         model,
         heads,
         params,
-        train: MlmStream::open(&data, spec("train"), 5).unwrap(),
+        train: Mixture::single(
+            "tokens",
+            &data,
+            MlmStream::open(&data, spec("train"), 5).unwrap(),
+        ),
         validation: fixed_examples(&data, spec("validation"), 64).unwrap(),
         batch_size: 16,
         device: Device::Cpu,
@@ -535,16 +560,25 @@ fn a_following_stream_reads_a_growing_dataset_as_the_sealed_one() {
             follow,
             ranks: None,
         };
-        let mut s = ClmStream::open(data, spec("train"), Some(15), 12, 16, 3, true).unwrap();
+        let mut s = ClmStream::open(data, spec("train"), Some(15), 12, 3, true).unwrap();
         // More windows than one epoch holds: the second epoch starts over the whole data.
-        let windows: Vec<Vec<u32>> = (0..400).map(|_| s.next_window().unwrap()).collect();
+        let windows: Vec<Vec<u32>> = (0..500).map(|_| s.next_window().unwrap()).collect();
         let val = ClmStream::first_windows(data, spec("validation"), Some(15), 12, 20).unwrap();
         (windows, val)
     };
     let followed = clm(&growing, Some(Duration::from_secs(30)));
     writer.join().unwrap();
-    assert_eq!(followed, clm(&sealed, None));
+    // Following reads the first epoch in the dataset's order, the next ones shuffled:
+    // as following the sealed dataset does.
+    assert_eq!(followed, clm(&sealed, Some(Duration::from_secs(30))));
     assert_eq!(followed.1.len(), 20);
+    let mut plain = ClmStream::open(&sealed, train_spec(), Some(15), 12, 3, false).unwrap();
+    let first_epoch = epoch_windows(&mut plain, 0);
+    assert_eq!(followed.0[..first_epoch.len()], first_epoch[..]);
+    assert_ne!(
+        followed.0[first_epoch.len()..2 * first_epoch.len()],
+        first_epoch[..]
+    );
 
     let growing = dir.path().join("growing-mlm");
     let writer = {
@@ -672,4 +706,148 @@ fn mlm_epochs_read_every_document_once_in_a_new_seeded_order() {
             resumed.next_example().unwrap()
         );
     }
+}
+
+/// `docs` documents of 11 tokens each, all different (document `i` holds `100 i ..`),
+/// `per_shard` to a shard: a window names the tokens it holds.
+fn distinct_tokens(dir: &Path, docs: usize, per_shard: usize) {
+    let rows: Vec<TokenSeq> = (0..docs)
+        .map(|i| TokenSeq {
+            doc_id: format!("d{i}"),
+            input_ids: (0..11).map(|j| (100 * i + j) as u32).collect(),
+            split: "train".into(),
+        })
+        .collect();
+    write_rows(dir, &rows, per_shard, std::time::Duration::ZERO);
+}
+
+/// The windows of one epoch (`epoch`) of `stream`, which stands at its start.
+fn epoch_windows(stream: &mut ClmStream, epoch: u64) -> Vec<Vec<u32>> {
+    let mut out = Vec::new();
+    loop {
+        let w = stream.next_window().unwrap();
+        if stream.cursor.epoch != epoch {
+            return (out, w).0;
+        }
+        out.push(w);
+    }
+}
+
+#[test]
+fn clm_epochs_read_every_window_once_in_a_new_seeded_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    // 30 shards of 2 documents: four blocks of shards an epoch.
+    distinct_tokens(&data, 60, 2);
+    let all: Vec<u32> = (0..60u32)
+        .flat_map(|i| (0..11).map(move |j| 100 * i + j))
+        .collect();
+    let stream = |seed, shuffle| ClmStream::open(&data, train_spec(), None, 10, seed, shuffle);
+    // In order: the joined documents cut back to back, consecutive windows sharing a token.
+    let mut plain = stream(5, false).unwrap();
+    let in_order = epoch_windows(&mut plain, 0);
+    let cut: Vec<Vec<u32>> = (0..65)
+        .map(|k| all[10 * k..=10 * k + 10].to_vec())
+        .collect();
+    assert_eq!(in_order, cut);
+
+    let mut shuffled = stream(5, true).unwrap();
+    let mut epochs = Vec::new();
+    for epoch in 0..3 {
+        let windows = epoch_windows(&mut shuffled, epoch);
+        // Every token is a target at most once an epoch; only a window's worth at each
+        // end of the epoch (its random offset, its last partial window) is left out.
+        let mut targets: Vec<u32> = windows.iter().flat_map(|w| w[1..].to_vec()).collect();
+        let n = targets.len();
+        targets.sort_unstable();
+        targets.dedup();
+        assert_eq!(targets.len(), n, "epoch {epoch}: a token is a target twice");
+        assert!(
+            n + 2 * 10 >= all.len(),
+            "epoch {epoch}: {n} of {} tokens",
+            all.len()
+        );
+        assert_ne!(windows, in_order, "epoch {epoch} is shuffled");
+        // The first ten windows come from documents of more than one shard.
+        let shards: std::collections::BTreeSet<u32> =
+            windows[..10].iter().map(|w| w[1] / 200).collect();
+        assert!(shards.len() > 3, "epoch {epoch}: {shards:?}");
+        epochs.push(windows);
+    }
+    assert_ne!(epochs[1], epochs[2], "each epoch its own order");
+    let mut again = stream(5, true).unwrap();
+    assert_eq!(
+        epoch_windows(&mut again, 0),
+        epochs[0],
+        "the same seed, the same order"
+    );
+    let mut other = stream(6, true).unwrap();
+    assert_ne!(
+        epoch_windows(&mut other, 0),
+        epochs[0],
+        "another seed, another order"
+    );
+
+    // Resumed mid-epoch, mid-block, from a serialised cursor: the very same windows.
+    let mut whole = stream(5, true).unwrap();
+    let mut part = stream(5, true).unwrap();
+    for _ in 0..83 {
+        whole.next_window().unwrap();
+        part.next_window().unwrap();
+    }
+    let state = gradus_train::cursor_to_json(&part.cursor).unwrap();
+    assert!(
+        state.to_string().len() < 400,
+        "the cursor is a position, not a buffer: {state}"
+    );
+    let mut resumed = stream(5, true).unwrap();
+    resumed.cursor = gradus_train::cursor_from_json(state).unwrap();
+    for _ in 0..150 {
+        assert_eq!(whole.next_window().unwrap(), resumed.next_window().unwrap());
+    }
+}
+
+/// A tiny GPT's objective on two datasets mixed 3 : 1.
+fn mixed_objective(a: &Path, b: &Path) -> ClmObjective {
+    let mut obj = objective(a, 0.0);
+    let source = |name: &str, path: &Path, weight, seed| gradus_pretrain::mix::Weighted {
+        name: name.into(),
+        path: path.to_path_buf(),
+        weight,
+        stream: clm_stream(path, seed, true),
+    };
+    obj.train = Mixture::new(vec![source("a", a, 3.0, 3), source("b", b, 1.0, 4)]).unwrap();
+    obj
+}
+
+#[test]
+fn a_mixed_run_draws_its_shares_and_resumes_bit_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    tokens(&a, 40);
+    write_tokens(&b, 30, 5, std::time::Duration::ZERO);
+    let whole = Trainer::new(config(16), &dir.path().join("whole"))
+        .run(&mut mixed_objective(&a, &b), &mut |_| {})
+        .unwrap();
+    // 16 steps of 8 windows of 12 targets: a source is never a window (0.6%) from its share.
+    let seen = &whole.data_seen;
+    assert_eq!(seen["a"].tokens + seen["b"].tokens, 16 * 8 * 12);
+    assert!((seen["a"].share - 0.75).abs() < 0.01, "{seen:?}");
+    assert!((seen["b"].weight - 0.25).abs() < 1e-12, "{seen:?}");
+    // Killed between checkpoints: stopped at 7, its checkpoint of step 7 removed, so that
+    // the run resumes from step 5's (checkpoints are every 5 steps).
+    let resumed = dir.path().join("resumed");
+    let mut killed = Trainer::new(config(16), &resumed);
+    killed.stop_after = Some(7);
+    killed
+        .run(&mut mixed_objective(&a, &b), &mut |_| {})
+        .unwrap();
+    std::fs::remove_dir_all(resumed.join("checkpoints/step-00000007")).unwrap();
+    let rest = Trainer::new(config(16), &dir.path().join("resumed"))
+        .run(&mut mixed_objective(&a, &b), &mut |_| {})
+        .unwrap();
+    assert_eq!(rest.resumed_from, Some(5));
+    let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&rest.losses), bits(&whole.losses[5..]));
+    assert_eq!(rest.data_seen, whole.data_seen);
 }

@@ -89,6 +89,21 @@ pub struct RunRecord {
     /// Optimiser steps taken, for a training run that finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub steps: Option<u64>,
+    /// For training data mixed from several datasets: each one's weight and the tokens
+    /// actually drawn from it, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data_seen: BTreeMap<String, SourceSeen>,
+}
+
+/// What a training run drew from one of its datasets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceSeen {
+    pub data: PathBuf,
+    /// Its weight, normalised over the sources.
+    pub weight: f64,
+    /// Tokens drawn from it, and their share of all tokens drawn.
+    pub tokens: u64,
+    pub share: f64,
 }
 
 /// The best evaluation of the selection metric.
@@ -193,6 +208,16 @@ mod tests {
                 step: 40,
             }),
             steps: Some(40),
+            data_seen: [(
+                "web".to_string(),
+                SourceSeen {
+                    data: "runs/web".into(),
+                    weight: 0.7,
+                    tokens: 7000,
+                    share: 0.7,
+                },
+            )]
+            .into(),
         }
     }
 

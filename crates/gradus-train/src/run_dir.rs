@@ -97,6 +97,8 @@ pub struct RunEnd {
     pub best: Option<Best>,
     /// Optimiser steps taken.
     pub steps: Option<u64>,
+    /// What was drawn from each dataset of mixed training data.
+    pub data_seen: BTreeMap<String, gradus_record::SourceSeen>,
 }
 
 impl RunEnd {
@@ -106,6 +108,7 @@ impl RunEnd {
             figures: report.last_eval.clone().unwrap_or_default(),
             best: Best::of(report.best_value, report.best_step),
             steps: Some(report.steps),
+            data_seen: report.data_seen.clone(),
         }
     }
 
@@ -163,6 +166,10 @@ impl RunDir {
             figures: kept.as_ref().map(|r| r.figures.clone()).unwrap_or_default(),
             best: kept.as_ref().and_then(|r| r.best),
             steps: kept.as_ref().and_then(|r| r.steps),
+            data_seen: kept
+                .as_ref()
+                .map(|r| r.data_seen.clone())
+                .unwrap_or_default(),
         };
         let run = Self {
             before: entries(dir)?,
@@ -195,6 +202,9 @@ impl RunDir {
         }
         self.record.best = end.best.or(self.record.best);
         self.record.steps = end.steps.or(self.record.steps);
+        if !end.data_seen.is_empty() {
+            self.record.data_seen = end.data_seen;
+        }
         for model in model_folders(&self.dir) {
             gradus_export::complete(&model, &self.record)
                 .map_err(|e| TrainError::Refused(format!("completing {}: {e}", model.display())))?;
@@ -444,6 +454,7 @@ mod resume_tests {
                 step: 4,
             }),
             steps: Some(4),
+            ..RunEnd::default()
         };
         RunDir::open(dir.path(), spec())
             .unwrap()

@@ -50,6 +50,11 @@ pub trait Objective {
     fn step_metrics(&mut self) -> BTreeMap<String, f64> {
         BTreeMap::new()
     }
+
+    /// For data mixed from several datasets: what was drawn from each so far.
+    fn data_seen(&self) -> BTreeMap<String, gradus_record::SourceSeen> {
+        BTreeMap::new()
+    }
 }
 
 /// A data cursor as the JSON a checkpoint stores (for [`Objective::data_state`]).
@@ -167,6 +172,9 @@ pub struct TrainReport {
     pub tokens_per_second: f64,
     /// The median step and the spread of step times; `None` when no step ran.
     pub step_times: Option<crate::StepTimes>,
+    /// What the run drew from each of its datasets ([`Objective::data_seen`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub data_seen: BTreeMap<String, gradus_record::SourceSeen>,
 }
 
 /// Runs an [`Objective`] under a [`TrainConfig`], writing into `out`:
@@ -394,6 +402,7 @@ impl Trainer {
             seconds,
             tokens_per_second: (state.tokens_seen - start_tokens) as f64 / seconds,
             step_times: crate::StepTimes::new(&step_times),
+            data_seen: obj.data_seen(),
         })
     }
 
