@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext glue \
+.PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext mix glue \
 	transfer-shakespeare sst2-tapt stsb-tapt hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
@@ -166,6 +166,11 @@ transfer-shakespeare: build
 # The Common Crawl sample cleaned, a byte-level BPE, a small GPT, a report.
 webtext: build
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/webtext.toml
+
+# Pretraining data mixed by weight: the cleaned web sample, WikiText-2 and AG News at
+# 5 : 3 : 2 into one small GPT; the report scores it on each source and gives the shares.
+mix: build
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/mix.toml
 
 # A small BERT pretrained with MLM + NSP on WikiText-2's validation text.
 WIKITEXT := $(RUNS)/wikitext-mlm

@@ -104,3 +104,76 @@ fn the_mlm_baseline_guesses_among_maskable_tokens() {
         report["sections"][0]
     );
 }
+
+/// Two sources mixed 3 : 1 through `--input NAME=DIR`: the run record gives the shares
+/// drawn; a source the config lacks, or a mixture beside `data.tokens`, is one clear line.
+#[test]
+fn mixed_sources_are_drawn_by_weight_and_recorded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    gradus_testkit::toy_sentiment_tsv(&train, 200, 1);
+    let corpus = corpus_of(tmp.path(), &train, "wordpiece");
+    let tokens = corpus.tokens.display().to_string();
+    let out = tmp.path().join("mixed");
+    // The tiny BERT's flags without the single dataset (`--set data.tokens=…`).
+    let mut cleaned: Vec<String> = Vec::new();
+    for a in pretrain_args(&corpus, &out, 30) {
+        if a.starts_with("data.tokens=") {
+            cleaned.pop();
+            continue;
+        }
+        cleaned.push(a);
+    }
+    let mix = [
+        "--set",
+        "data.mix.a.weight=3",
+        "--set",
+        "data.mix.b.weight=1",
+        "--input",
+        &format!("a={tokens}"),
+        "--input",
+        &format!("b={tokens}"),
+    ];
+    let with_mix: Vec<&str> = cleaned
+        .iter()
+        .map(String::as_str)
+        .chain(mix.iter().copied())
+        .collect();
+    ok(&run(env!("CARGO_BIN_EXE_gradus-pretrain"), &with_mix));
+    let seen = record(&out).data_seen;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert!((seen["a"].share - 0.75).abs() < 0.01, "{seen:?}");
+    assert!((seen["b"].share - 0.25).abs() < 0.01, "{seen:?}");
+    assert!(seen["a"].tokens > 0 && seen["a"].data == corpus.tokens);
+
+    let one_line = |extra: &[&str], needle: &str| {
+        let args: Vec<&str> = cleaned
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+            .collect();
+        let o = run(env!("CARGO_BIN_EXE_gradus-pretrain"), &args);
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(needle), "{err}");
+    };
+    let before = std::fs::read(out.join("run.json")).unwrap();
+    let unknown = format!("c={tokens}");
+    one_line(
+        &["--set", "data.mix.a.weight=1", "--input", &unknown],
+        "no data.mix.c",
+    );
+    let both = format!("data.tokens=\"{tokens}\"");
+    let a_tokens = format!("data.mix.a.tokens=\"{tokens}\"");
+    let a_weight = "data.mix.a.weight=1";
+    one_line(
+        &["--set", &both, "--set", a_weight, "--set", &a_tokens],
+        "data.tokens and data.mix are both set",
+    );
+    assert_eq!(
+        std::fs::read(out.join("run.json")).unwrap(),
+        before,
+        "nothing written"
+    );
+}
