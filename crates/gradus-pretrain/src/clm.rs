@@ -483,6 +483,39 @@ impl ClmStream {
         Ok(out)
     }
 
+    /// Where a tail hold-out of the selected rows starting near token `cut` begins: at the
+    /// start of the document nearest to it, so that validation never shares a document
+    /// with training; at `cut` itself in a single document (one long text, as Tiny
+    /// Shakespeare).
+    pub fn document_cut(
+        dir: &Path,
+        split: Option<&str>,
+        eos: Option<u32>,
+        cut: u64,
+    ) -> Result<u64> {
+        let spec = StreamSpec {
+            split: split.map(str::to_string),
+            start: 0,
+            end: None,
+            follow: None,
+            ranks: None,
+        };
+        let s = Self::open(dir, spec, eos, 1, 0, false)?;
+        let (mut at, mut best) = (0u64, None::<u64>);
+        for i in 0..s.reader.dataset.manifest().shards.len() {
+            for doc in s.reader.documents(i)? {
+                if at > 0
+                    && !doc.is_empty()
+                    && best.is_none_or(|b| at.abs_diff(cut) < b.abs_diff(cut))
+                {
+                    best = Some(at);
+                }
+                at += doc.len() as u64;
+            }
+        }
+        Ok(best.unwrap_or(cut))
+    }
+
     /// Tokens of the selected rows (before any range), for a tail hold-out.
     pub fn count_tokens(dir: &Path, split: Option<&str>, eos: Option<u32>) -> Result<u64> {
         let spec = StreamSpec {

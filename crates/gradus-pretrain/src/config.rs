@@ -48,7 +48,10 @@ pub struct PretrainData {
     pub seq_len: usize,
     pub batch_size: usize,
     /// Hold out this share of the end of the training stream for validation (one long
-    /// text, as nanoGPT's 90/10 split); 0 uses the dataset's `validation` split.
+    /// text, as nanoGPT's 90/10 split); 0 uses the dataset's `validation` split (whole
+    /// documents, chosen by a hash of their id). With several documents the tail starts
+    /// at the document boundary nearest the share, so validation shares no document with
+    /// training.
     pub holdout_tail: f64,
     /// Validation windows evaluated each time.
     pub eval_windows: usize,

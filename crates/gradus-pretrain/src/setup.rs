@@ -65,6 +65,7 @@ pub fn clm_splits(
         }
         let total = ClmStream::count_tokens(tokens, Some("train"), eos)?;
         let cut = (total as f64 * (1.0 - d.holdout_tail)).round() as u64;
+        let cut = ClmStream::document_cut(tokens, Some("train"), eos, cut)?;
         let spec = |start, end| StreamSpec {
             split: Some("train".into()),
             start,

@@ -851,3 +851,33 @@ fn a_mixed_run_draws_its_shares_and_resumes_bit_exactly() {
     assert_eq!(bits(&rest.losses), bits(&whole.losses[5..]));
     assert_eq!(rest.data_seen, whole.data_seen);
 }
+
+#[test]
+fn a_tail_hold_out_of_several_documents_shares_none_with_training() {
+    use gradus_pretrain::{PretrainConfig, clm_splits};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    // 60 documents of 11 distinct tokens: a token names its document (token / 100).
+    distinct_tokens(&data, 60, 7);
+    let json = r#"{"version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": null, "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}}"#;
+    let tokenizer: gradus_tokenize::Tokenizer = json.parse().unwrap();
+    let mut config = PretrainConfig::default();
+    config.data.holdout_tail = 0.13;
+    config.data.eos = "none".into();
+    let splits = clm_splits(&config, &data, &tokenizer).unwrap();
+    // 13% of 660 tokens is 85.8: the cut moves to the nearest document start, 88.
+    assert_eq!(splits.train.end, Some(660 - 88));
+    let docs = |spec: StreamSpec| -> std::collections::BTreeSet<u32> {
+        ClmStream::first_windows(&data, spec, None, 4, usize::MAX)
+            .unwrap()
+            .iter()
+            .flatten()
+            .map(|t| t / 100)
+            .collect()
+    };
+    let (train, validation) = (docs(splits.train), docs(splits.validation));
+    assert_eq!(validation.len(), 8, "{validation:?}");
+    assert!(train.is_disjoint(&validation), "{train:?} / {validation:?}");
+}
