@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext mix glue \
-	transfer-shakespeare sst2-tapt stsb-tapt hf-roundtrip hf-expectations \
+	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -264,14 +264,16 @@ glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
 # sentences, then fine-tuned as `make sst2` does, beside the plain model's fine-tuning.
 # SEED seeds the continued pretraining and both fine-tunings; a run folder per seed.
 # Task-adaptive pretraining of all-MiniLM-L6-v2, then fine-tuning, beside the plain model
-# with the same seed: `make sst2-tapt TAPT_SEED=1`, `make stsb-tapt TAPT_SEED=1`.
+# with the same seed: `make sst2-tapt TAPT_SEED=1`, `make stsb-tapt TAPT_SEED=1`; with
+# general text mixed into the MLM stage: `make stsb-tapt-mix TAPT_SEED=1`.
 TAPT_SEED ?= 42
-sst2-tapt stsb-tapt: %-tapt: build minilm
-	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/$*-tapt.toml \
+sst2-tapt stsb-tapt stsb-tapt-mix: %: build minilm
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/$*.toml \
 	    --set tapt-head.seed=$(TAPT_SEED) --set tapt-head.train.seed=$(TAPT_SEED) \
 	    --set tapt.seed=$(TAPT_SEED) --set tapt.train.seed=$(TAPT_SEED) \
-	    --set $*-tapt.seed=$(TAPT_SEED) --set $*-plain.seed=$(TAPT_SEED) \
-	    --run-dir $(RUNS)/$*-tapt-$(TAPT_SEED)
+	    --set $(firstword $(subst -, ,$*))-tapt.seed=$(TAPT_SEED) \
+	    --set $(firstword $(subst -, ,$*))-plain.seed=$(TAPT_SEED) \
+	    --run-dir $(RUNS)/$*-$(TAPT_SEED)
 
 SCRATCH := $(RUNS)/sst2-scratch
 sst2-scratch: build
