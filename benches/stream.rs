@@ -72,13 +72,7 @@ fn peak_rss_mib() -> f64 {
 /// In the child: reads one whole epoch of `dir` and prints what it measured.
 fn child(arg: &str) {
     let (dir, shuffle) = arg.split_once('|').unwrap_or((arg, "true"));
-    let spec = StreamSpec {
-        split: Some("train".into()),
-        start: 0,
-        end: None,
-        follow: None,
-        ranks: None,
-    };
+    let spec = StreamSpec::whole(Some("train"));
     let before = peak_rss_mib();
     let start = Instant::now();
     let mut s = ClmStream::open(Path::new(dir), spec, None, SEQ_LEN, 7, shuffle == "true")

@@ -625,13 +625,7 @@ fn checkpoint_section(
     let context = config
         .get("n_positions")
         .and_then(serde_json::Value::as_u64);
-    let split = |s: &str| StreamSpec {
-        split: Some(s.into()),
-        start: 0,
-        end: None,
-        follow: None,
-        ranks: None,
-    };
+    let split = |s: &str| StreamSpec::whole(Some(s));
     let lm = ClmData {
         model: spec.model.clone(),
         tokens: &tokens,

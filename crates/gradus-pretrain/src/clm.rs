@@ -41,6 +41,19 @@ pub struct StreamSpec {
     pub ranks: Option<RankShards>,
 }
 
+impl StreamSpec {
+    /// All the rows of `split` (all rows when `None`), neither followed nor ranked.
+    pub fn whole(split: Option<&str>) -> Self {
+        Self {
+            split: split.map(str::to_string),
+            start: 0,
+            end: None,
+            follow: None,
+            ranks: None,
+        }
+    }
+}
+
 /// How often a following stream looks for a new shard.
 const FOLLOW_POLL: Duration = Duration::from_millis(200);
 
@@ -493,13 +506,7 @@ impl ClmStream {
         eos: Option<u32>,
         cut: u64,
     ) -> Result<u64> {
-        let spec = StreamSpec {
-            split: split.map(str::to_string),
-            start: 0,
-            end: None,
-            follow: None,
-            ranks: None,
-        };
+        let spec = StreamSpec::whole(split);
         let s = Self::open(dir, spec, eos, 1, 0, false)?;
         let (mut at, mut best) = (0u64, None::<u64>);
         for i in 0..s.reader.dataset.manifest().shards.len() {
@@ -518,13 +525,7 @@ impl ClmStream {
 
     /// Tokens of the selected rows (before any range), for a tail hold-out.
     pub fn count_tokens(dir: &Path, split: Option<&str>, eos: Option<u32>) -> Result<u64> {
-        let spec = StreamSpec {
-            split: split.map(str::to_string),
-            start: 0,
-            end: None,
-            follow: None,
-            ranks: None,
-        };
+        let spec = StreamSpec::whole(split);
         let mut s = Self::open(dir, spec, eos, 1, 0, false)?;
         let shards = s.reader.dataset.manifest().shards.len();
         s.reader.offset(shards)

@@ -83,13 +83,7 @@ fn objective_on(data: &Path, dropout: f32, kernels: Kernels) -> ClmObjective {
 }
 
 fn train_spec() -> StreamSpec {
-    StreamSpec {
-        split: Some("train".into()),
-        start: 0,
-        end: None,
-        follow: None,
-        ranks: None,
-    }
+    StreamSpec::whole(Some("train"))
 }
 
 /// The training windows of 12 (+1) tokens of `data`, whose end-of-text token is 15.
