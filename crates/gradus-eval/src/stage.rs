@@ -337,14 +337,14 @@ fn lm_sections(
             } else {
                 "validation split".to_string()
             };
+            let tokenizer = load_tokenizer(&d.tokenizer)?;
             let mut sections = Vec::new();
             for source in &sources {
-                let tokenizer = load_tokenizer(&d.tokenizer)?;
                 let lm = ClmData {
                     model: dir.join("model"),
                     tokens: &source.tokens,
                     splits: clm_splits(&config, &source.tokens, &tokenizer)?,
-                    tokenizer,
+                    tokenizer: tokenizer.clone(),
                     seq_len: d.seq_len,
                     which: which.clone(),
                 };

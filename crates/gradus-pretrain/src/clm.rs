@@ -496,31 +496,27 @@ impl ClmStream {
         Ok(out)
     }
 
-    /// Where a tail hold-out of the selected rows starting near token `cut` begins: at the
-    /// start of the document nearest to it, so that validation never shares a document
-    /// with training; at `cut` itself in a single document (one long text, as Tiny
-    /// Shakespeare).
-    pub fn document_cut(
-        dir: &Path,
-        split: Option<&str>,
-        eos: Option<u32>,
-        cut: u64,
-    ) -> Result<u64> {
-        let spec = StreamSpec::whole(split);
-        let s = Self::open(dir, spec, eos, 1, 0, false)?;
-        let (mut at, mut best) = (0u64, None::<u64>);
+    /// Where a tail hold-out of `share` of the selected rows' tokens begins, found in one
+    /// pass: at the start of the document nearest to the share, so that validation never
+    /// shares a document with training; inside the text when it is a single document
+    /// (one long text, as Tiny Shakespeare).
+    pub fn tail_cut(dir: &Path, split: Option<&str>, eos: Option<u32>, share: f64) -> Result<u64> {
+        let s = Self::open(dir, StreamSpec::whole(split), eos, 1, 0, false)?;
+        let mut starts = Vec::new();
+        let mut total = 0u64;
         for i in 0..s.reader.dataset.manifest().shards.len() {
             for doc in s.reader.documents(i)? {
-                if at > 0
-                    && !doc.is_empty()
-                    && best.is_none_or(|b| at.abs_diff(cut) < b.abs_diff(cut))
-                {
-                    best = Some(at);
+                if total > 0 && !doc.is_empty() {
+                    starts.push(total);
                 }
-                at += doc.len() as u64;
+                total += doc.len() as u64;
             }
         }
-        Ok(best.unwrap_or(cut))
+        let cut = (total as f64 * (1.0 - share)).round() as u64;
+        Ok(starts
+            .into_iter()
+            .min_by_key(|at| at.abs_diff(cut))
+            .unwrap_or(cut))
     }
 
     /// Tokens of the selected rows (before any range), for a tail hold-out.

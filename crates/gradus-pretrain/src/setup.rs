@@ -63,9 +63,7 @@ pub fn clm_splits(
         if let Some(timeout) = follow {
             wait_sealed(tokens, timeout)?;
         }
-        let total = ClmStream::count_tokens(tokens, Some("train"), eos)?;
-        let cut = (total as f64 * (1.0 - d.holdout_tail)).round() as u64;
-        let cut = ClmStream::document_cut(tokens, Some("train"), eos, cut)?;
+        let cut = ClmStream::tail_cut(tokens, Some("train"), eos, d.holdout_tail)?;
         let spec = |start, end| StreamSpec {
             split: Some("train".into()),
             start,
