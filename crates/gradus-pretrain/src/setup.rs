@@ -100,18 +100,13 @@ fn weighted_sources(
     sources
         .into_iter()
         .map(|source| {
+            // `Mixture::new` refuses a weight that is not positive, naming the source.
             let weight = match source.share {
                 Share::Weight(w) => w,
                 Share::Epochs(e) => {
                     e * ClmStream::count_tokens(&source.tokens, Some("train"), eos)? as f64
                 }
             };
-            if !(weight > 0.0 && weight.is_finite()) {
-                anyhow::bail!(
-                    "data.mix.{}: weight {weight} is not a positive number",
-                    source.name
-                );
-            }
             Ok((source, weight))
         })
         .collect()
