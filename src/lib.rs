@@ -2,8 +2,8 @@
 //! import` (`inspect` and `verify` are `gradus_shard::inspect`).
 //!
 //! The stages themselves live in their own crates, each with its config, run and
-//! summary (`gradus-clean`, `gradus-tokenize`, `gradus-pretrain`, `gradus-finetune`,
-//! `gradus-multitask`, `gradus-eval`); each binary parses its flags and calls into one.
+//! summary (`gradus-clean`, `gradus-tokenize`, `gradus-pretrain`, `gradus-finetune` for
+//! one task or several, `gradus-eval`); each binary parses its flags and calls into one.
 
 /// Every gradus binary allocates through mimalloc, which keeps freed pages for reuse
 /// instead of returning them to the OS (see ARCHITECTURE.md, "Training speed").

@@ -11,9 +11,9 @@ use gradus::cli::{
     StageArgs, StageRun, exit_with, in_step_with_metrics, step_progress, write_resolved_config,
     write_summary,
 };
+use gradus_finetune::MultitaskConfig;
+use gradus_finetune::multitask_run::{MultitaskSummary, prepare, train};
 use gradus_finetune::run::announce_eval;
-use gradus_multitask::MultitaskConfig;
-use gradus_multitask::run::{MultitaskSummary, prepare, train};
 use gradus_telemetry::Progress;
 use gradus_train::{RunDir, Trainer};
 

@@ -3,20 +3,16 @@
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Tensor;
 use gradus_train::TrainConfig;
 use gradus_train::optim::OptimizerConfig;
 use gradus_train::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{Batcher, References, TaskExample, load_examples, references, subset};
+use crate::data::{References, TaskExample, references};
 use crate::error::{FinetuneError, Result};
-use crate::model::{
-    HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec, centre_regression_head,
-    read_bert_config,
-};
-use crate::objective::FinetuneObjective;
-use crate::plan::LrPlan;
+use crate::model::{HeadNames, Init, TaskKind, TaskSpec, read_bert_config};
+use crate::objective::TaskObjective;
+use crate::tasks::{MultitaskConfig, TaskConfig};
 use gradus_model::Pooling;
 
 /// The task head.
@@ -339,92 +335,43 @@ pub fn check_vocabulary(model: &Path, examples: &Path) -> Result<(PathBuf, u32)>
 }
 
 impl FinetuneConfig {
+    /// The same run as a config of tasks: this one task, its head named `classifier`.
+    pub fn as_tasks(&self) -> MultitaskConfig {
+        let base = Self::default();
+        let task = TaskConfig {
+            name: String::new(),
+            examples: self.examples.clone(),
+            train_split: self.train_split.clone(),
+            dev_split: self.dev_split.clone(),
+            train_examples: self.train_examples,
+            dev_examples: self.dev_examples,
+            head: self.head.clone(),
+            ..TaskConfig::default()
+        };
+        MultitaskConfig {
+            tasks: vec![task],
+            training: Self {
+                examples: base.examples,
+                train_split: base.train_split,
+                dev_split: base.dev_split,
+                train_examples: None,
+                dev_examples: None,
+                head: base.head,
+                ..self.clone()
+            },
+            heads: HeadNames::Single,
+            ..MultitaskConfig::default()
+        }
+    }
+
     /// Loads data and model and runs every check; nothing is trained yet.
-    pub fn build(&self) -> Result<FinetuneObjective> {
-        if self.batch_size == 0 || self.accumulation == 0 || self.eval_batch_size == 0 {
-            return Err(FinetuneError::Config(
-                "batch_size, eval_batch_size and accumulation must be positive".into(),
-            ));
-        }
-        let device = gradus_model::device(&self.device)?;
-        let (tokenizer, pad) = check_vocabulary(&self.model, &self.examples)?;
-        let bert = read_bert_config(&self.model)?;
-        // Inputs longer than the encoder's positions are cut to fit.
-        let max_len = self.max_len.min(bert.max_position_embeddings);
-        let train = load_examples(&self.examples, Some(&self.train_split), max_len)?;
-        if train.is_empty() {
-            return Err(FinetuneError::data(
-                &self.examples,
-                format!("no examples in split `{}`", self.train_split),
-            ));
-        }
-        let train = subset(train, self.train_examples, self.seed);
-        let dev = subset(
-            load_examples(&self.examples, Some(&self.dev_split), max_len)?,
-            self.dev_examples,
-            self.seed,
-        );
-        if dev.is_empty() {
-            return Err(FinetuneError::data(
-                &self.examples,
-                format!("no examples in the dev split `{}`", self.dev_split),
-            ));
-        }
-        let name = self.examples_task(&train);
-        let spec = task_spec(&name, &self.head, &self.examples, &train, max_len)?;
-        references(&dev, &self.examples)?;
-        let plan = LrPlan {
-            layers: bert.num_hidden_layers,
-            decay: self.layer_lr_decay,
-            head_scale: self.head_lr.map_or(1.0, |h| h / self.lr),
-            freeze_embeddings: self.freeze_embeddings,
-            freeze_layers: self.freeze_layers,
-        };
-        let head = HeadSpec {
-            task: spec,
-            dropout: self.head.dropout,
-        };
-        let model = TaskModel::load(
-            &self.model,
-            self.init,
-            vec![head],
-            HeadNames::Single,
-            &plan.frozen_prefixes(),
-            &device,
-            self.seed,
-        )?;
-        if self.head.bias_init == BiasInit::Mean {
-            centre_regression_head(&model.params, &model.head_prefix(0), &train)?;
-        }
-        let class_weights = self
-            .head
-            .class_weights
-            .as_ref()
-            .map(|w| Tensor::from_vec(w.clone(), w.len(), &device))
-            .transpose()?;
-        let lengths = train.iter().map(|e| e.input_ids.len()).collect();
-        Ok(FinetuneObjective {
-            model,
-            train,
-            dev,
-            batcher: Batcher::new(lengths, self.batch_size, self.bucket_by_length, self.seed),
-            eval_batch_size: self.eval_batch_size,
-            pad,
-            device,
-            class_weights,
-            plan,
-            tokenizer: Some(tokenizer),
-        })
+    pub fn build(&self) -> Result<TaskObjective> {
+        self.as_tasks().build()
     }
 
-    fn examples_task(&self, train: &[TaskExample]) -> String {
-        train
-            .first()
-            .map_or_else(|| "task".into(), |e| e.task.clone())
-    }
-
-    /// The trainer's settings for `batches_per_epoch` batches of training data.
-    pub fn train_config(&self, batches_per_epoch: usize, kind: TaskKind) -> TrainConfig {
+    /// The trainer's settings for `batches_per_epoch` batches of training data, selecting
+    /// on `metric` ([`MultitaskConfig::train_config`] gives both).
+    pub(crate) fn train_config(&self, batches_per_epoch: usize, metric: String) -> TrainConfig {
         let per_epoch = batches_per_epoch.div_ceil(self.accumulation).max(1) as u64;
         let steps = self
             .max_steps
@@ -444,13 +391,6 @@ impl FinetuneConfig {
             Decay::Constant => Schedule::Constant,
         };
         let eval = self.eval_steps.unwrap_or(per_epoch).max(1);
-        let metric = self.metric_for_best.clone().unwrap_or_else(|| {
-            match kind {
-                TaskKind::Classification => "accuracy",
-                TaskKind::Regression => "pearson",
-            }
-            .into()
-        });
         TrainConfig {
             steps,
             lr: self.lr,
@@ -474,5 +414,46 @@ impl FinetuneConfig {
             load_best_at_end: true,
             seed: self.seed,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fine-tuning config is one task: its per-task keys move under the task, the
+    /// shared ones stay, and the head is named as a single task's.
+    #[test]
+    fn a_finetune_config_is_a_config_of_one_task() {
+        let config = FinetuneConfig {
+            model: "m".into(),
+            examples: "ex".into(),
+            dev_split: "dev".into(),
+            train_examples: Some(10),
+            lr: 1e-4,
+            metric_for_best: Some("mcc".into()),
+            head: HeadConfig {
+                num_labels: Some(3),
+                ..HeadConfig::default()
+            },
+            ..FinetuneConfig::default()
+        };
+        let tasks = config.as_tasks();
+        assert_eq!(tasks.heads, HeadNames::Single);
+        let [task] = tasks.tasks.as_slice() else {
+            panic!("{} tasks", tasks.tasks.len())
+        };
+        assert_eq!(task.examples, PathBuf::from("ex"));
+        assert_eq!(task.dev_split, "dev");
+        assert_eq!(task.train_examples, Some(10));
+        assert_eq!(task.head.num_labels, Some(3));
+        assert_eq!(task.weight, 1.0);
+        let base = FinetuneConfig::default();
+        assert_eq!(tasks.training.examples, base.examples);
+        assert_eq!(tasks.training.head, base.head);
+        assert_eq!(tasks.training.train_examples, None);
+        assert_eq!(tasks.training.model, PathBuf::from("m"));
+        assert_eq!(tasks.training.lr, 1e-4);
+        assert_eq!(tasks.training.metric_for_best.as_deref(), Some("mcc"));
     }
 }

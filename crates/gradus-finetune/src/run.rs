@@ -1,75 +1,76 @@
 //! A fine-tuning run: how its folder is opened (every check first), the training, and
 //! what it reports: progress messages, the final `metrics.json` and the run record's end.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use gradus_train::{
     RunEnd, RunFacts, RunKind, RunSpec, StepOutput, TrainConfig, TrainReport, Trainer,
 };
 use serde::Serialize;
 
-use crate::{FinetuneConfig, FinetuneObjective, Init};
+use crate::{FinetuneConfig, Init, MultitaskConfig, TaskObjective};
 
-/// Builds the run of `config`, every check first: its objective, its training settings,
-/// and how its output folder is to be opened (nothing there is touched yet).
+/// Builds the fine-tuning run of `config`, every check first: its objective, its
+/// training settings, and how its output folder is to be opened (nothing there is
+/// touched yet).
 pub fn prepare(
     config: &FinetuneConfig,
     overwrite: bool,
-) -> anyhow::Result<(FinetuneObjective, TrainConfig, RunSpec)> {
-    let objective = config.build()?;
-    let train = config.train_config(
-        objective.batcher.batches_per_epoch(),
-        objective.model.spec().kind,
-    );
-    let data = vec![config.examples.clone()];
-    let spec = task_run_spec(RunKind::Finetune, config, config, data, &train, overwrite)?;
-    Ok((objective, train, spec))
+) -> anyhow::Result<(TaskObjective, TrainConfig, RunSpec)> {
+    prepare_tasks(RunKind::Finetune, config, &config.as_tasks(), overwrite)
 }
 
-/// How a run that trains task heads (`kind`: fine-tuning or multi-task, whose whole
-/// config is `config`) opens its folder: it starts from `training.model`, reads `data`,
-/// keeps its best model under `model/` or `tasks/`, and selects on `train`'s metric.
-pub fn task_run_spec<C: Serialize>(
+/// Builds a run that trains task heads (`kind`: fine-tuning or multi-task, whose whole
+/// config is `config` and whose tasks are `tasks`), every check first. It starts from
+/// `tasks.training.model`, reads the tasks' examples, keeps its best model under
+/// `model/` (one task) or `tasks/`, and selects on its metric.
+pub fn prepare_tasks<C: Serialize>(
     kind: RunKind,
     config: &C,
-    training: &FinetuneConfig,
-    data: Vec<PathBuf>,
-    train: &TrainConfig,
+    tasks: &MultitaskConfig,
     overwrite: bool,
-) -> anyhow::Result<RunSpec> {
-    let model = match kind {
-        RunKind::Multitask => "tasks",
-        _ => "model",
-    };
+) -> anyhow::Result<(TaskObjective, TrainConfig, RunSpec)> {
+    let objective = tasks.build()?;
+    let train = tasks.train_config(&objective.tasks);
+    let training = &tasks.training;
     let facts = RunFacts {
-        model: Some(model.into()),
+        model: Some(
+            if objective.is_single() {
+                "model"
+            } else {
+                "tasks"
+            }
+            .into(),
+        ),
         base_model: (training.init == Init::Pretrained).then(|| training.model.clone()),
-        data,
+        data: tasks.tasks.iter().map(|t| t.examples.clone()).collect(),
         tokenizer: None,
         seed: training.seed,
         selection: Some(train.selection()?),
     };
-    Ok(RunSpec::new(kind, config, overwrite)?
+    let spec = RunSpec::new(kind, config, overwrite)?
         .with_inputs([training.model.clone()])
-        .with_facts(facts))
+        .with_facts(facts);
+    Ok((objective, train, spec))
 }
 
 /// Trains a prepared run with `trainer`, telling `on_step` of each step, and writes
 /// `metrics.json` into the trainer's folder.
 pub fn train(
-    mut objective: FinetuneObjective,
+    mut objective: TaskObjective,
     trainer: Trainer,
     on_step: &mut dyn FnMut(&StepOutput),
 ) -> anyhow::Result<FinetuneSummary> {
     let spec = objective.model.spec();
+    let task = &objective.tasks[0];
     let train = &trainer.config;
     tracing::info!(
         "task `{}` ({:?}, {} outputs): {} training / {} dev examples, {} parameters, {} steps",
         spec.name,
         spec.kind,
         spec.outputs(),
-        objective.train.len(),
-        objective.dev.len(),
+        task.train.len(),
+        task.dev.len(),
         objective.model.params.count(),
         train.steps
     );
@@ -119,11 +120,12 @@ pub struct FinetuneSummary {
 impl FinetuneSummary {
     /// Scores the objective's current model (the best one, restored by the trainer).
     pub fn new(
-        objective: &FinetuneObjective,
+        objective: &TaskObjective,
         report: &TrainReport,
         metric: &str,
     ) -> anyhow::Result<Self> {
-        let score = objective.score(&objective.dev)?;
+        let task = &objective.tasks[0];
+        let score = objective.score_task(0, &task.dev)?;
         Ok(Self {
             task: objective.model.spec().name.clone(),
             kind: objective.model.spec().kind,
@@ -132,7 +134,7 @@ impl FinetuneSummary {
             best_step: report.best_step,
             steps: report.steps,
             early_stopped: report.early_stopped,
-            train_examples: objective.train.len(),
+            train_examples: task.train.len(),
             train_seconds: report.seconds,
             examples_per_second: report.tokens_per_second,
             step_times: report.step_times.clone(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gradus_finetune::{
-    BiasInit, FinetuneConfig, FinetuneObjective, HeadConfig, Pooling, Predictor, TaskKind,
+    BiasInit, FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, TaskObjective,
 };
 use gradus_model::{Bert, BertConfig};
 use gradus_shard::OpenMode;
@@ -75,19 +75,17 @@ fn train(
     config: &FinetuneConfig,
     out: &Path,
     stop_after: Option<u64>,
-) -> (FinetuneObjective, gradus_train::TrainReport) {
-    let mut objective = config.build().unwrap();
-    let tc = config.train_config(
-        objective.batcher.batches_per_epoch(),
-        objective.model.spec().kind,
-    );
+) -> (TaskObjective, gradus_train::TrainReport) {
+    let tasks = config.as_tasks();
+    let mut objective = tasks.build().unwrap();
+    let tc = tasks.train_config(&objective.tasks);
     let mut trainer = Trainer::new(tc, out);
     trainer.stop_after = stop_after;
     let report = trainer.run(&mut objective, &mut |_| {}).unwrap();
     (objective, report)
 }
 
-fn snapshot(objective: &FinetuneObjective) -> Vec<(String, Vec<f32>)> {
+fn snapshot(objective: &TaskObjective) -> Vec<(String, Vec<f32>)> {
     objective
         .params()
         .iter()
@@ -154,7 +152,7 @@ fn frozen_parts_stay_put_while_the_rest_learns_and_the_best_epoch_is_kept() {
         "model/ is not the best checkpoint"
     );
     // The toy task is learnable: well above the 50% of chance.
-    let score = objective.score(&objective.dev).unwrap();
+    let score = objective.score_task(0, &objective.tasks[0].dev).unwrap();
     assert!(score.scalars["accuracy"] > 0.8, "{:?}", score.scalars);
 }
 
@@ -357,7 +355,10 @@ fn minilm_on_sst2_and_stsb_slices_beats_chance_and_the_mean() {
         &tmp.path().join("sst2-run"),
         None,
     );
-    let acc = objective.score(&objective.dev).unwrap().scalars["accuracy"];
+    let acc = objective
+        .score_task(0, &objective.tasks[0].dev)
+        .unwrap()
+        .scalars["accuracy"];
     assert!(acc > 0.7, "SST-2 slice accuracy {acc} (chance 0.5)");
 
     // A faster head: the output has to grow from 0 to the 0–5 range in 80 steps.
@@ -366,16 +367,23 @@ fn minilm_on_sst2_and_stsb_slices_beats_chance_and_the_mean() {
         ..minilm_config(&minilm, &stsb, 320, 200)
     };
     let (objective, _) = train(&config, &tmp.path().join("stsb-run"), None);
-    let score = objective.score(&objective.dev).unwrap().scalars;
-    let mean = objective.train.iter().filter_map(|e| e.target).sum::<f32>() as f64
-        / objective.train.len() as f64;
-    let baseline = objective
+    let score = objective
+        .score_task(0, &objective.tasks[0].dev)
+        .unwrap()
+        .scalars;
+    let mean = objective.tasks[0]
+        .train
+        .iter()
+        .filter_map(|e| e.target)
+        .sum::<f32>() as f64
+        / objective.tasks[0].train.len() as f64;
+    let baseline = objective.tasks[0]
         .dev
         .iter()
         .filter_map(|e| e.target)
         .map(|t| (f64::from(t) - mean).powi(2))
         .sum::<f64>()
-        / objective.dev.len() as f64;
+        / objective.tasks[0].dev.len() as f64;
     assert!(score["pearson"] > 0.5, "{score:?}");
     assert!(
         score["mse"] < 0.75 * baseline,

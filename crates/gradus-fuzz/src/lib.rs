@@ -73,7 +73,7 @@ pub fn stage_config(bytes: &[u8]) {
     resolve::<gradus::import::ImportConfig>(&args);
     resolve::<gradus_pretrain::PretrainConfig>(&args);
     resolve::<gradus_finetune::FinetuneConfig>(&args);
-    resolve::<gradus_multitask::MultitaskConfig>(&args);
+    resolve::<gradus_finetune::MultitaskConfig>(&args);
     resolve::<gradus_eval::stage::EvalConfig>(&args);
 }
 

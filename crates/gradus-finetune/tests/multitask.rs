@@ -11,8 +11,8 @@ use candle_core::Device;
 use gradus_finetune::{
     BiasInit, FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, task_loss,
 };
+use gradus_finetune::{MultitaskConfig, Strategy, TaskConfig, TaskObjective};
 use gradus_model::{Bert, BertConfig, Ctx};
-use gradus_multitask::{MultitaskConfig, MultitaskObjective, Strategy, TaskConfig};
 use gradus_shard::OpenMode;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
 use gradus_train::{Objective, TrainReport, Trainer};
@@ -126,7 +126,7 @@ fn train(
     config: &MultitaskConfig,
     out: &Path,
     stop_after: Option<u64>,
-) -> (MultitaskObjective, TrainReport) {
+) -> (TaskObjective, TrainReport) {
     let mut objective = config.build().unwrap();
     let mut trainer = Trainer::new(config.train_config(&objective.tasks), out);
     trainer.stop_after = stop_after;
@@ -377,14 +377,14 @@ fn each_task_exports_as_a_single_task_checkpoint_that_finetunes_further() {
     );
     let start = refine.build().unwrap();
     assert!(start.model.params.fresh_names().is_empty());
-    let score = start.score(&start.dev).unwrap();
+    let score = start.score_task(0, &start.tasks[0].dev).unwrap();
     assert!(score.scalars["accuracy"] > 0.8, "{:?}", score.scalars);
 }
 
 #[test]
 fn a_new_regression_head_starts_at_zero_or_at_the_mean_target() {
     let f = fixture();
-    let bias = |objective: &MultitaskObjective, name: &str| {
+    let bias = |objective: &TaskObjective, name: &str| {
         let v = objective.model.params.get(name).unwrap();
         v.as_tensor().to_vec1::<f32>().unwrap()
     };

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{MultitaskError, Result};
+use crate::error::{FinetuneError, Result};
 
 /// How tasks share the training steps.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ pub(crate) fn non_negative(x: f64) -> bool {
 impl Strategy {
     /// Checks the settings against the number of tasks.
     pub fn check(&self, tasks: usize) -> Result<()> {
-        let bad = |m: String| Err(MultitaskError::Config(format!("strategy: {m}")));
+        let bad = |m: String| Err(FinetuneError::Config(format!("strategy: {m}")));
         match self {
             Self::Alternating { phase: 0 } => bad("phase must be at least 1".into()),
             Self::Temperature {
@@ -98,7 +98,7 @@ impl TaskSampler {
     pub fn new(strategy: Strategy, sizes: Vec<usize>, seed: u64, horizon: u64) -> Result<Self> {
         strategy.check(sizes.len())?;
         if sizes.is_empty() {
-            return Err(MultitaskError::Config("no tasks".into()));
+            return Err(FinetuneError::Config("no tasks".into()));
         }
         Ok(Self {
             strategy,

@@ -6,30 +6,18 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use gradus_finetune::run::{FinetuneSummary, task_run_spec};
+use crate::run::{FinetuneSummary, prepare_tasks};
 use gradus_train::{RunEnd, RunKind, RunSpec, StepOutput, TrainConfig, TrainReport, Trainer};
 use serde::Serialize;
 
-use crate::{MultitaskConfig, MultitaskObjective, Strategy};
+use crate::{MultitaskConfig, Strategy, TaskObjective};
 
-/// Builds the run of `config`, every check first: its objective, its training settings,
-/// and how its output folder is to be opened (nothing there is touched yet).
+/// Builds the multi-task run of `config`, every check first (see [`prepare_tasks`]).
 pub fn prepare(
     config: &MultitaskConfig,
     overwrite: bool,
-) -> anyhow::Result<(MultitaskObjective, TrainConfig, RunSpec)> {
-    let objective = config.build()?;
-    let train = config.train_config(&objective.tasks);
-    let data = config.tasks.iter().map(|t| t.examples.clone()).collect();
-    let spec = task_run_spec(
-        RunKind::Multitask,
-        config,
-        &config.training,
-        data,
-        &train,
-        overwrite,
-    )?;
-    Ok((objective, train, spec))
+) -> anyhow::Result<(TaskObjective, TrainConfig, RunSpec)> {
+    prepare_tasks(RunKind::Multitask, config, config, overwrite)
 }
 
 /// Trains a prepared run with `trainer`, telling `on_step` of each step, and exports
@@ -37,7 +25,7 @@ pub fn prepare(
 /// record's end.
 pub fn train(
     config: &MultitaskConfig,
-    mut objective: MultitaskObjective,
+    mut objective: TaskObjective,
     trainer: Trainer,
     on_step: &mut dyn FnMut(&StepOutput, &str),
 ) -> anyhow::Result<(MultitaskSummary, RunEnd)> {
@@ -91,7 +79,7 @@ pub fn announce(step: &StepOutput, tasks: &[String], metric: &str) -> String {
 /// One task's figures in `metrics.json`.
 #[derive(Debug, Serialize)]
 pub struct TaskSummary {
-    pub kind: gradus_finetune::TaskKind,
+    pub kind: crate::TaskKind,
     pub metric: String,
     pub train_examples: usize,
     pub epochs: f64,
@@ -128,7 +116,7 @@ impl MultitaskSummary {
     /// every task; `exported` are the single-task folders in task order.
     pub fn new(
         config: &MultitaskConfig,
-        objective: &MultitaskObjective,
+        objective: &TaskObjective,
         report: &TrainReport,
         exported: &[std::path::PathBuf],
     ) -> anyhow::Result<Self> {
@@ -152,7 +140,7 @@ impl MultitaskSummary {
         }
         Ok(Self {
             strategy: config.strategy.clone(),
-            metric_for_best: config.metric_for_best(),
+            metric_for_best: config.metric_for_best(&objective.tasks),
             best_value: report.best_value,
             best_step: report.best_step,
             steps: report.steps,

@@ -1,21 +1,23 @@
-//! `gradus-multitask`'s configuration: the tasks, the strategy, the shared training
-//! settings (the same keys as `gradus-finetune`), and the checks that run before training.
+//! The configuration of a run that trains task heads: the tasks, the strategy, the
+//! shared training settings (the keys of [`FinetuneConfig`]), and the checks that run
+//! before training. A fine-tuning config is the shorthand for one task
+//! ([`FinetuneConfig::as_tasks`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use candle_core::Tensor;
-use gradus_finetune::data::{Batcher, load_examples, references, subset};
-use gradus_finetune::plan::LrPlan;
-use gradus_finetune::{
+use crate::data::{Batcher, load_examples, references, subset};
+use crate::plan::LrPlan;
+use crate::{
     BiasInit, FinetuneConfig, HeadConfig, HeadNames, HeadSpec, TaskKind, TaskModel, TaskSpec,
     centre_regression_head, check_vocabulary, read_bert_config, task_spec,
 };
+use candle_core::Tensor;
 use gradus_train::{Direction, TrainConfig};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{MultitaskError, Result};
-use crate::objective::{MultitaskObjective, TaskData};
+use crate::error::{FinetuneError, Result};
+use crate::objective::{TaskData, TaskObjective};
 use crate::sampler::{Strategy, TaskSampler, non_negative};
 
 /// One task: its data, head and share of the loss.
@@ -83,6 +85,10 @@ pub struct MultitaskConfig {
     /// `build` reports them.
     #[serde(flatten, skip_serializing)]
     pub unknown: BTreeMap<String, serde_json::Value>,
+    /// `Single` for a fine-tuning run: one head named `classifier`, metrics without the
+    /// task's prefix, the selection metric the task's own.
+    #[serde(skip)]
+    pub heads: HeadNames,
 }
 
 impl Default for MultitaskConfig {
@@ -95,6 +101,7 @@ impl Default for MultitaskConfig {
             finetune_tasks: None,
             training: FinetuneConfig::default(),
             unknown: BTreeMap::new(),
+            heads: HeadNames::PerTask,
         }
     }
 }
@@ -133,8 +140,8 @@ fn composite_direction<'a>(tasks: impl Iterator<Item = &'a TaskData>) -> Result<
     Ok(seen.map_or(Direction::Up, |(d, _)| d))
 }
 
-fn config_error(message: String) -> MultitaskError {
-    MultitaskError::Config(message)
+fn config_error(message: String) -> FinetuneError {
+    FinetuneError::Config(message)
 }
 
 impl MultitaskConfig {
@@ -142,7 +149,7 @@ impl MultitaskConfig {
     pub fn set_examples(&mut self, name: &str, dir: PathBuf) -> Result<()> {
         let Some(task) = self.tasks.iter().position(|t| t.name == name) else {
             let names: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
-            return Err(MultitaskError::Config(format!(
+            return Err(FinetuneError::Config(format!(
                 "--input {name}=...: no task `{name}` (tasks: {})",
                 names.join(", ")
             )));
@@ -152,7 +159,7 @@ impl MultitaskConfig {
     }
 
     /// Loads every task and the model and runs every check; nothing is trained yet.
-    pub fn build(&self) -> Result<MultitaskObjective> {
+    pub fn build(&self) -> Result<TaskObjective> {
         self.check_shape()?;
         let t = &self.training;
         let device = gradus_model::device(&t.device)?;
@@ -185,7 +192,7 @@ impl MultitaskConfig {
             &t.model,
             t.init,
             heads,
-            HeadNames::PerTask,
+            self.heads,
             &plan.frozen_prefixes(),
             &device,
             t.seed,
@@ -203,9 +210,8 @@ impl MultitaskConfig {
         let steps = self.train_config(&tasks).steps;
         let horizon = steps * t.accumulation as u64;
         let sampler = TaskSampler::new(self.strategy.clone(), sizes, t.seed, horizon)?;
-        let objective = MultitaskObjective::new(model, tasks, sampler, composite, pad, device)
+        let objective = TaskObjective::new(model, tasks, sampler, composite, pad, device, plan)
             .with_eval_batch_size(t.eval_batch_size)
-            .with_plan(plan)
             .with_tokenizer(tokenizer);
         self.check_metric_for_best(&objective)?;
         Ok(objective)
@@ -223,7 +229,9 @@ impl MultitaskConfig {
         }
         let mut names = BTreeSet::new();
         for task in &self.tasks {
-            if task.name.is_empty() || task.name.contains(['/', '.']) {
+            // A fine-tuning run's one task is named by its examples when loaded.
+            let unnamed = task.name.is_empty() && self.heads == HeadNames::Single;
+            if !unnamed && (task.name.is_empty() || task.name.contains(['/', '.'])) {
                 return Err(config_error(format!(
                     "task name {:?}: give each task a name without `/` or `.`",
                     task.name
@@ -281,21 +289,30 @@ impl MultitaskConfig {
     ) -> Result<(TaskData, TaskSpec)> {
         let t = &self.training;
         let train = load_examples(&task.examples, Some(&task.train_split), max_len)?;
-        if train.is_empty() {
-            return Err(config_error(format!(
-                "task `{}`: no examples in split `{}` of {}",
-                task.name,
-                task.train_split,
-                task.examples.display()
-            )));
-        }
+        let Some(first) = train.first() else {
+            return Err(FinetuneError::data(
+                &task.examples,
+                format!("no examples in split `{}`", task.train_split),
+            ));
+        };
+        let name = match task.name.as_str() {
+            "" => first.task.clone(),
+            given => given.to_string(),
+        };
         let train = subset(train, task.train_examples, t.seed);
         let dev = subset(
             load_examples(&task.examples, Some(&task.dev_split), max_len)?,
             task.dev_examples,
             t.seed,
         );
-        let spec = task_spec(&task.name, &task.head, &task.examples, &train, max_len)?;
+        // A fine-tuning run selects on its dev split; several tasks may leave one out.
+        if dev.is_empty() && self.heads == HeadNames::Single {
+            return Err(FinetuneError::data(
+                &task.examples,
+                format!("no examples in the dev split `{}`", task.dev_split),
+            ));
+        }
+        let spec = task_spec(&name, &task.head, &task.examples, &train, max_len)?;
         references(&dev, &task.examples)?;
         let metric = task.metric.clone().unwrap_or_else(|| {
             match spec.kind {
@@ -306,8 +323,7 @@ impl MultitaskConfig {
         });
         if !known_metrics(spec.kind).contains(&metric.as_str()) {
             return Err(config_error(format!(
-                "task `{}`: metric `{metric}` is not one of {:?}",
-                task.name,
+                "task `{name}`: metric `{metric}` is not one of {:?}",
                 known_metrics(spec.kind)
             )));
         }
@@ -318,11 +334,15 @@ impl MultitaskConfig {
             .map(|w| Tensor::from_vec(w.clone(), w.len(), device))
             .transpose()?;
         let lengths = train.iter().map(|e| e.input_ids.len()).collect();
-        // Each task shuffles with its own stream.
-        let seed = t.seed ^ ((index as u64 + 1) << 32);
+        // Each task of several shuffles with its own stream; a fine-tuning run's one task
+        // with the run's.
+        let seed = match self.heads {
+            HeadNames::Single => t.seed,
+            HeadNames::PerTask => t.seed ^ ((index as u64 + 1) << 32),
+        };
         let batch_size = task.batch_size.unwrap_or(t.batch_size);
         let data = TaskData {
-            name: task.name.clone(),
+            name,
             dev_source: format!("split `{}` of {}", task.dev_split, task.examples.display()),
             batcher: Batcher::new(lengths, batch_size, t.bucket_by_length, seed),
             train,
@@ -353,7 +373,7 @@ impl MultitaskConfig {
             "the best checkpoint needs"
         };
         composite_direction(chosen.iter().map(|&i| &tasks[i]))?;
-        if self.metric_for_best() == "composite"
+        if self.metric_for_best(tasks) == "composite"
             && let Some(d) = chosen.iter().map(|&i| &tasks[i]).find(|d| d.dev.is_empty())
         {
             return Err(config_error(format!(
@@ -365,16 +385,29 @@ impl MultitaskConfig {
         Ok(chosen)
     }
 
-    /// `composite` unless the config names another: `loss` or `<task>/<metric>`.
-    pub fn metric_for_best(&self) -> String {
-        self.training
-            .metric_for_best
-            .clone()
-            .unwrap_or_else(|| "composite".into())
+    /// The metric that picks the best checkpoint: the config's, else `composite`, or
+    /// for one task ([`HeadNames::Single`]) the task's `metric` (`accuracy` or `pearson`
+    /// by default).
+    pub fn metric_for_best(&self, tasks: &[TaskData]) -> String {
+        let default = match (self.heads, tasks.first()) {
+            (HeadNames::Single, Some(task)) => task.metric.clone(),
+            _ => "composite".into(),
+        };
+        self.training.metric_for_best.clone().unwrap_or(default)
     }
 
-    fn check_metric_for_best(&self, objective: &MultitaskObjective) -> Result<()> {
-        let metric = self.metric_for_best();
+    fn check_metric_for_best(&self, objective: &TaskObjective) -> Result<()> {
+        let metric = self.metric_for_best(&objective.tasks);
+        if self.heads == HeadNames::Single {
+            let kind = objective.model.specs[0].kind;
+            if !known_metrics(kind).contains(&metric.as_str()) {
+                return Err(config_error(format!(
+                    "metric_for_best `{metric}`: the task reports {:?}",
+                    known_metrics(kind)
+                )));
+            }
+            return Ok(());
+        }
         if metric == "composite" {
             return Ok(());
         }
@@ -420,11 +453,9 @@ impl MultitaskConfig {
 
     /// The trainer's settings for these tasks.
     pub fn train_config(&self, tasks: &[TaskData]) -> TrainConfig {
-        // The first task's kind only picks a default metric, which is replaced here.
         let mut config = self
             .training
-            .train_config(self.batches_per_epoch(tasks), TaskKind::Classification);
-        config.metric_for_best = self.metric_for_best();
+            .train_config(self.batches_per_epoch(tasks), self.metric_for_best(tasks));
         if config.metric_for_best == "composite" && config.greater_is_better.is_none() {
             let direction = self
                 .composite_tasks(tasks)
