@@ -2,15 +2,13 @@
 //! overrides, the resolved config written beside the output, and the exit path that turns
 //! an error chain into one line.
 
-use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use gradus_shard::OpenMode;
-use gradus_telemetry::Telemetry;
-use gradus_train::{RunDir, RunEnd, RunSpec, TrainConfig, Trainer};
+use gradus_train::{RunSpec, StageRun, TrainConfig};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -99,6 +97,35 @@ impl StageArgs {
     /// The Prometheus address, if one was asked for.
     pub fn metrics_addr(&self) -> anyhow::Result<Option<SocketAddr>> {
         self.metrics_addr.as_deref().map(parse_addr).transpose()
+    }
+
+    /// Opens the output folder of a training stage's run for `spec` (see
+    /// [`StageRun::open`]). Call after every check of the inputs.
+    pub fn open_run<T: Serialize>(&self, spec: RunSpec, config: &T) -> anyhow::Result<StageRun> {
+        let (output, prometheus) = (self.output()?, self.metrics_addr()?);
+        Ok(StageRun::open(
+            output,
+            &self.input,
+            prometheus,
+            spec,
+            config,
+        )?)
+    }
+
+    /// Writes the resolved `config` of `stage` as `config.toml` in `output`, its header
+    /// naming this run's inputs.
+    pub fn write_config<T: Serialize>(
+        &self,
+        output: &Path,
+        stage: &str,
+        config: &T,
+    ) -> anyhow::Result<()> {
+        Ok(gradus_record::write_resolved_config(
+            output,
+            stage,
+            &self.input,
+            config,
+        )?)
     }
 
     /// Reads the stage config: the file (if any), then `--seed`, then `--set` overrides,
@@ -256,69 +283,6 @@ fn parse_value(raw: &str) -> toml::Value {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| toml::Value::String(raw.to_string()))
-}
-
-/// Writes the resolved config as `config.toml` inside `output`, with the run's inputs
-/// and output in a header, so any output can be traced to the exact settings.
-pub fn write_resolved_config<T: Serialize>(
-    output: &Path,
-    stage: &str,
-    args: &StageArgs,
-    config: &T,
-) -> anyhow::Result<()> {
-    std::fs::create_dir_all(output).with_context(|| format!("output {}", output.display()))?;
-    let mut text = format!("# resolved configuration of `{stage}`\n");
-    for input in &args.input {
-        let _ = writeln!(text, "# input: {input}");
-    }
-    let _ = writeln!(text, "# output: {}", output.display());
-    text.push_str(&toml::to_string_pretty(config).context("serialising the config")?);
-    let path = output.join("config.toml");
-    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
-}
-
-/// A stage's output folder, open for its run: locked, checked and (with `--overwrite`)
-/// emptied of an earlier run's files by [`RunDir::open`], then with the stage's
-/// telemetry writing `metrics.jsonl` there and its resolved `config.toml` beside it.
-#[derive(Debug)]
-pub struct StageRun {
-    pub dir: RunDir,
-    pub telemetry: Telemetry,
-}
-
-impl StageRun {
-    /// Opens `args.output()` for `spec`. Call after every check of the inputs: nothing
-    /// is written or deleted before this.
-    pub fn open<T: Serialize>(args: &StageArgs, spec: RunSpec, config: &T) -> anyhow::Result<Self> {
-        let output = args.output()?;
-        let stage = spec.kind.name();
-        let dir = RunDir::open(output, spec)?;
-        let telemetry =
-            Telemetry::install(stage, &output.join("metrics.jsonl"), args.metrics_addr()?)?;
-        write_resolved_config(output, stage, args, config)?;
-        Ok(Self { dir, telemetry })
-    }
-
-    /// A trainer into this folder.
-    pub fn trainer(&self, config: TrainConfig) -> Trainer {
-        in_step_with_metrics(Trainer::new(config, self.dir.path()), &self.telemetry)
-    }
-
-    /// Records the run as finished, with its final figures (its run record lists every
-    /// file it wrote).
-    pub fn finish(self, end: RunEnd) -> anyhow::Result<()> {
-        Ok(self.dir.finish(end)?)
-    }
-}
-
-/// `trainer`, with its checkpoints also recording where `metrics.jsonl` stood, so that a
-/// resume cuts that back as well.
-pub fn in_step_with_metrics(trainer: Trainer, telemetry: &Telemetry) -> Trainer {
-    trainer.with_side_log(
-        "metrics.jsonl",
-        telemetry.path(),
-        std::sync::Arc::new(telemetry.flusher()),
-    )
 }
 
 /// The progress bar of a training run of `train.steps` steps.

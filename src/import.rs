@@ -82,7 +82,7 @@ pub fn run(args: &StageArgs, config: &ImportConfig) -> anyhow::Result<u64> {
         ..WriterOptions::default()
     };
     let mut writer = DatasetWriter::create(output, DatasetKind::Documents, producer, inputs, opts)?;
-    crate::cli::write_resolved_config(output, "import", args, config)?;
+    args.write_config(output, "import", config)?;
     if writer.is_sealed() {
         tracing::info!("{} is complete already; nothing to do", output.display());
         return Ok(writer.manifest().rows());

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::cli::{StageArgs, exit_with};
 use gradus_clean::cluster::Cluster;
 use gradus_clean::{CleanConfig, CleanRun, InputSpec};
 use gradus_cluster::BallistaCluster;
@@ -39,7 +39,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut config: CleanConfig = args.resolve_config()?;
     config.inputs.extend(args.input.iter().map(InputSpec::path));
     config.keep_rejected |= cli.keep_rejected;
-    write_resolved_config(&output, "clean", &args, &config)?;
+    args.write_config(&output, "clean", &config)?;
     let cluster = cli
         .cluster
         .as_deref()

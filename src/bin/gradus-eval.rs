@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, StageRun, exit_with};
+use gradus::cli::{StageArgs, exit_with};
 use gradus_eval::stage::{EvalConfig, check, evaluate, run_spec};
 use gradus_telemetry::Progress;
 use gradus_train::RunEnd;
@@ -33,7 +33,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     config.runs.extend(cli.runs);
     // Every run it reads is checked before the output is touched.
     check(&config)?;
-    let run = StageRun::open(&args, run_spec(&config, args.overwrite)?, &config)?;
+    let run = args.open_run(run_spec(&config, args.overwrite)?, &config)?;
     let total = config.runs.len() + config.checkpoints.len();
     let progress = Progress::new("eval", Some(total as u64), "models");
     // Counts the models begun, naming the one under way.
@@ -64,7 +64,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         .iter()
         .filter_map(|s| Some((format!("{}/{}", s.name, s.key_metric), s.key_value()?)))
         .collect();
-    run.finish(RunEnd::default().with_figures(figures))
+    Ok(run.finish(RunEnd::default().with_figures(figures))?)
 }
 
 fn main() -> ExitCode {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, StageRun, exit_with, step_progress, write_summary};
+use gradus::cli::{StageArgs, exit_with, step_progress, write_summary};
 use gradus_finetune::FinetuneConfig;
 use gradus_finetune::run::{announce_eval, prepare, train as train_task};
 
@@ -40,7 +40,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     }
     // Every check runs before anything is written or deleted.
     let (objective, train, spec) = prepare(&config, args.overwrite)?;
-    let run = StageRun::open(&args, spec, &config)?;
+    let run = args.open_run(spec, &config)?;
     let progress = step_progress(&format!("finetune {}", objective.model.spec().name), &train);
     let metric = train.metric_for_best.clone();
     let summary = train_task(objective, run.trainer(train), &mut |s| {
@@ -51,7 +51,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     let line = summary.line(&output);
     write_summary(&output, &format!("{line}\n"))?;
     writeln!(std::io::stdout().lock(), "{line}")?;
-    run.finish(summary.end())
+    Ok(run.finish(summary.end())?)
 }
 
 fn main() -> ExitCode {

@@ -7,15 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{
-    StageArgs, StageRun, exit_with, in_step_with_metrics, step_progress, write_resolved_config,
-    write_summary,
-};
+use gradus::cli::{StageArgs, exit_with, step_progress, write_summary};
 use gradus_finetune::MultitaskConfig;
 use gradus_finetune::multitask_run::{MultitaskSummary, prepare, train};
 use gradus_finetune::run::announce_eval;
 use gradus_telemetry::Progress;
-use gradus_train::{RunDir, Trainer};
+use gradus_train::StageRun;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -44,7 +41,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     }
     // Every check runs before anything is written or deleted.
     let (objective, train_config, spec) = prepare(&config, args.overwrite)?;
-    let run = StageRun::open(&args, spec, &config)?;
+    let run = args.open_run(spec, &config)?;
     let progress = Progress::new("multitask", Some(train_config.steps), "steps");
     let (mut summary, end) = train(
         &config,
@@ -68,7 +65,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     );
     write_summary(&output, &text)?;
     write!(std::io::stdout().lock(), "{text}")?;
-    run.finish(end)
+    Ok(run.finish(end)?)
 }
 
 /// Fine-tunes each exported task on its own when the config asks for it, into
@@ -87,9 +84,8 @@ fn refine(
         };
         let out = output.join("finetune").join(&task.name);
         let (objective, train, spec) = gradus_finetune::run::prepare(&refine, false)?;
-        let dir = RunDir::open(&out, spec)?;
-        write_resolved_config(&out, "finetune", args, &refine)?;
-        let trainer = in_step_with_metrics(Trainer::new(train, &out), &run.telemetry);
+        let dir = run.open_nested(&out, &args.input, spec, &refine)?;
+        let trainer = run.trainer_in(&out, train);
         let progress = step_progress(&format!("finetune {}", task.name), &trainer.config);
         let metric = trainer.config.metric_for_best.clone();
         let result = gradus_finetune::run::train(objective, trainer, &mut |s| {

@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, StageRun, exit_with};
+use gradus::cli::{StageArgs, exit_with};
 use gradus_pretrain::{
     PretrainConfig, PretrainObjective, clm_objective, connect_ranks, mlm_objective,
 };
@@ -110,7 +110,7 @@ fn pretrain<O: Objective>(
     // rank: nobody reads the folder before it is ready.
     let (run, telemetry) = if rank == 0 {
         let spec = gradus_pretrain::run::spec(config, args.overwrite)?;
-        (Some(StageRun::open(args, spec, config)?), None)
+        (Some(args.open_run(spec, config)?), None)
     } else {
         let path = output.join(format!("metrics-rank-{rank}.jsonl"));
         let telemetry = Telemetry::install("pretrain", &path, args.metrics_addr()?)?;
@@ -146,7 +146,7 @@ fn pretrain<O: Objective>(
     gradus_pretrain::run::write_outputs(config, &output, &report)?;
     let line = gradus_pretrain::run::summary_line(&output, &report);
     writeln!(std::io::stdout().lock(), "{line}")?;
-    run.finish(RunEnd::of(&report))
+    Ok(run.finish(RunEnd::of(&report))?)
 }
 
 fn main() -> ExitCode {

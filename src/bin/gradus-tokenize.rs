@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use gradus::cli::{StageArgs, exit_with, write_resolved_config};
+use gradus::cli::{StageArgs, exit_with};
 use gradus_cluster::BallistaCluster;
 use gradus_shard::Dataset;
 use gradus_telemetry::{Progress, Telemetry, init_tracing};
@@ -108,7 +108,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Train { .. } => {
             let config: TrainConfig = args.resolve_config()?;
             let input = single_input(&args)?;
-            write_resolved_config(&output, stage, &args, &config)?;
+            args.write_config(&output, stage, &config)?;
             let tk = gradus_tokenize::train_from_dataset(&input, &config)?;
             let path = output.join("tokenizer.json");
             gradus_tokenize::save(&tk, &path)?;
@@ -128,7 +128,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config: EncodeConfig = args.resolve_config()?;
             let input = single_input(&args)?;
-            write_resolved_config(&output, stage, &args, &config)?;
+            args.write_config(&output, stage, &config)?;
             let encoder = Encoder::new(gradus_tokenize::load(&tokenizer)?, &config)?;
             let total = Dataset::open(&input)
                 .ok()
@@ -169,7 +169,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 .map(|i| SplitFile::parse(i, &split))
                 .collect();
             anyhow::ensure!(!files.is_empty(), "no input: pass --input [SPLIT=]FILE");
-            write_resolved_config(&output, stage, &args, &config)?;
+            args.write_config(&output, stage, &config)?;
             let tk = gradus_tokenize::load(&tokenizer)?;
             let manifest = encode_examples(&tk, &config, &files, &output, args.mode())
                 .with_context(|| format!("task {}", config.task))?;

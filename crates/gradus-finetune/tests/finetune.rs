@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gradus_finetune::{
     BiasInit, FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, TaskObjective,
 };
-use gradus_model::{Bert, BertConfig};
 use gradus_shard::OpenMode;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
 use gradus_train::{Objective, Trainer};
@@ -21,38 +22,10 @@ fn synthetic(root: &Path) -> (PathBuf, PathBuf) {
     let (train, dev) = (root.join("train.tsv"), root.join("dev.tsv"));
     let mut texts = gradus_testkit::toy_sentiment_tsv(&train, 400, 1);
     texts.extend(gradus_testkit::toy_sentiment_tsv(&dev, 120, 2));
-    let tk_config = TkConfig {
-        kind: TokenizerKind::Wordpiece,
-        vocab_size: 200,
-        min_frequency: 1,
-        ..TkConfig::default()
-    };
-    let tk = gradus_tokenize::train(&tk_config, &texts).unwrap();
+    let tk = common::wordpiece(&texts);
     let examples = root.join("examples");
-    let files = [
-        SplitFile::parse(&format!("train={}", train.display()), "train"),
-        SplitFile::parse(&format!("validation={}", dev.display()), "train"),
-    ];
-    let config = ExamplesConfig {
-        task: "toy".into(),
-        max_len: 16,
-        ..ExamplesConfig::default()
-    };
-    gradus_tokenize::encode_examples(&tk, &config, &files, &examples, OpenMode::Overwrite).unwrap();
-    let model = root.join("tiny-bert");
-    let bert = BertConfig {
-        vocab_size: tk.get_vocab_size(true),
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_position_embeddings: 32,
-        hidden_dropout_prob: 0.0,
-        attention_probs_dropout_prob: 0.0,
-        ..BertConfig::default()
-    };
-    Bert::save_random(&bert, &model, 3).unwrap();
-    (examples, model)
+    common::encode(&tk, "toy", (&train, &dev), None, &examples);
+    (examples, common::tiny_bert(&tk, &root.join("tiny-bert")))
 }
 
 fn toy_config(examples: &Path, model: &Path) -> FinetuneConfig {

@@ -5,6 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
@@ -12,9 +14,7 @@ use gradus_finetune::{
     BiasInit, FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, task_loss,
 };
 use gradus_finetune::{MultitaskConfig, Strategy, TaskConfig, TaskObjective};
-use gradus_model::{Bert, BertConfig, Ctx};
-use gradus_shard::OpenMode;
-use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
+use gradus_model::Ctx;
 use gradus_train::{Objective, TrainReport, Trainer};
 
 struct Fixture {
@@ -36,52 +36,19 @@ fn fixture() -> Fixture {
     texts.extend(gradus_testkit::toy_sentiment_tsv(&tsv("s-dev"), 120, 2));
     texts.extend(gradus_testkit::toy_intensity_tsv(&tsv("i-train"), 400, 3));
     texts.extend(gradus_testkit::toy_intensity_tsv(&tsv("i-dev"), 120, 4));
-    let tk = gradus_tokenize::train(
-        &TkConfig {
-            kind: TokenizerKind::Wordpiece,
-            vocab_size: 200,
-            min_frequency: 1,
-            ..TkConfig::default()
-        },
-        &texts,
-    )
-    .unwrap();
+    let tk = common::wordpiece(&texts);
     let encode = |task: &str, prefix: &str, score: Option<&str>| {
-        let files = [
-            SplitFile::parse(
-                &format!("train={}", tsv(&format!("{prefix}-train")).display()),
-                "train",
-            ),
-            SplitFile::parse(
-                &format!("validation={}", tsv(&format!("{prefix}-dev")).display()),
-                "train",
-            ),
-        ];
-        let config = ExamplesConfig {
-            task: task.into(),
-            score: score.map(str::to_string),
-            max_len: 16,
-            ..ExamplesConfig::default()
-        };
+        let (train, dev) = (
+            tsv(&format!("{prefix}-train")),
+            tsv(&format!("{prefix}-dev")),
+        );
         let out = root.join(task);
-        gradus_tokenize::encode_examples(&tk, &config, &files, &out, OpenMode::Overwrite).unwrap();
+        common::encode(&tk, task, (&train, &dev), score, &out);
         out
     };
     let sentiment = encode("sentiment", "s", None);
     let intensity = encode("intensity", "i", Some("score"));
-    let model = root.join("tiny-bert");
-    let bert = BertConfig {
-        vocab_size: tk.get_vocab_size(true),
-        hidden_size: 32,
-        num_hidden_layers: 2,
-        num_attention_heads: 2,
-        intermediate_size: 64,
-        max_position_embeddings: 32,
-        hidden_dropout_prob: 0.0,
-        attention_probs_dropout_prob: 0.0,
-        ..BertConfig::default()
-    };
-    Bert::save_random(&bert, &model, 3).unwrap();
+    let model = common::tiny_bert(&tk, &root.join("tiny-bert"));
     Fixture {
         _tmp: tmp,
         root,

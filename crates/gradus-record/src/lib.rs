@@ -181,6 +181,33 @@ impl RunRecord {
     }
 }
 
+/// The file in which a stage leaves the settings it ran with.
+pub const RESOLVED_CONFIG: &str = "config.toml";
+
+/// Writes `config` as `config.toml` inside `output` (created when missing), under a header
+/// that names the stage, its inputs and its output, so that any output can be traced to
+/// the exact settings.
+pub fn write_resolved_config<T: Serialize>(
+    output: &Path,
+    stage: &str,
+    inputs: &[String],
+    config: &T,
+) -> Result<(), RecordError> {
+    let path = output.join(RESOLVED_CONFIG);
+    let io = |source| RecordError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(output).map_err(io)?;
+    let body = toml::to_string_pretty(config).map_err(|e| io(std::io::Error::other(e)))?;
+    let mut text = format!("# resolved configuration of `{stage}`\n");
+    for input in inputs {
+        text.push_str(&format!("# input: {input}\n"));
+    }
+    text.push_str(&format!("# output: {}\n{body}", output.display()));
+    std::fs::write(&path, text).map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

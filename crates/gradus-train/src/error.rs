@@ -11,6 +11,8 @@ pub enum TrainError {
     Candle(#[from] candle_core::Error),
     #[error(transparent)]
     Shard(#[from] gradus_shard::ShardError),
+    #[error(transparent)]
+    Telemetry(#[from] gradus_telemetry::TelemetryError),
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
     #[error("step {step}: {what} is not finite; the last good checkpoint is kept")]

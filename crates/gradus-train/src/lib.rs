@@ -23,6 +23,7 @@ pub mod nccl;
 pub mod optim;
 mod run_dir;
 pub mod schedule;
+mod stage_run;
 mod throughput;
 mod trainer;
 
@@ -35,6 +36,7 @@ pub use error::{Result, TrainError};
 pub use gradus_record::{Best, RUN_RECORD, RunFacts, RunKind, RunRecord};
 pub use logs::{Flush, SideLog};
 pub use run_dir::{RunDir, RunEnd, RunSpec, TRAINING_OUTPUTS};
+pub use stage_run::StageRun;
 pub use throughput::StepTimes;
 pub use trainer::{
     Objective, StepOutput, TrainConfig, TrainReport, Trainer, cursor_from_json, cursor_to_json,

@@ -234,7 +234,7 @@ fn read_record(dir: &Path) -> Result<Option<RunRecord>> {
     RunRecord::read(dir).map_err(record_error)
 }
 
-fn record_error(e: RecordError) -> TrainError {
+pub(crate) fn record_error(e: RecordError) -> TrainError {
     match e {
         RecordError::Io { path, source } => TrainError::file(&path, source),
         RecordError::Invalid { path, message } => TrainError::file(&path, message),

@@ -1,0 +1,62 @@
+//! The synthetic tasks the fine-tuning and multi-task tests train on: toy TSV files, a
+//! WordPiece tokenizer of their text, examples datasets and a tiny random BERT.
+
+#![allow(dead_code, clippy::unwrap_used)] // each test file uses part; helpers fail loudly
+
+use std::path::{Path, PathBuf};
+
+use gradus_model::{Bert, BertConfig};
+use gradus_shard::OpenMode;
+use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
+use tokenizers::Tokenizer;
+
+/// A WordPiece tokenizer of 200 tokens trained on `texts`.
+pub fn wordpiece(texts: &[String]) -> Tokenizer {
+    let config = TkConfig {
+        kind: TokenizerKind::Wordpiece,
+        vocab_size: 200,
+        min_frequency: 1,
+        ..TkConfig::default()
+    };
+    gradus_tokenize::train(&config, texts).unwrap()
+}
+
+/// The examples dataset `out` of task `task` from TSV files `train` and `dev` (labels, or
+/// the numeric column `score` when given), inputs cut at 16 tokens.
+pub fn encode(
+    tk: &Tokenizer,
+    task: &str,
+    (train, dev): (&Path, &Path),
+    score: Option<&str>,
+    out: &Path,
+) {
+    let files = [
+        SplitFile::parse(&format!("train={}", train.display()), "train"),
+        SplitFile::parse(&format!("validation={}", dev.display()), "train"),
+    ];
+    let config = ExamplesConfig {
+        task: task.into(),
+        score: score.map(str::to_string),
+        max_len: 16,
+        ..ExamplesConfig::default()
+    };
+    gradus_tokenize::encode_examples(tk, &config, &files, out, OpenMode::Overwrite).unwrap();
+}
+
+/// A tiny random BERT checkpoint (2 layers of width 32, no dropout) of `tk`'s vocabulary
+/// in `dir`.
+pub fn tiny_bert(tk: &Tokenizer, dir: &Path) -> PathBuf {
+    let bert = BertConfig {
+        vocab_size: tk.get_vocab_size(true),
+        hidden_size: 32,
+        num_hidden_layers: 2,
+        num_attention_heads: 2,
+        intermediate_size: 64,
+        max_position_embeddings: 32,
+        hidden_dropout_prob: 0.0,
+        attention_probs_dropout_prob: 0.0,
+        ..BertConfig::default()
+    };
+    Bert::save_random(&bert, dir, 3).unwrap();
+    dir.to_path_buf()
+}
