@@ -1,5 +1,5 @@
-//! The gradus binaries' shared code: CLI conventions every stage follows, and `gradus
-//! import` (`inspect` and `verify` are `gradus_shard::inspect`).
+//! The gradus binaries' shared code: the CLI conventions every stage follows (`gradus
+//! import` is `gradus_clean::import`; `inspect` and `verify` are `gradus_shard::inspect`).
 //!
 //! The stages themselves live in their own crates, each with its config, run and
 //! summary (`gradus-clean`, `gradus-tokenize`, `gradus-pretrain`, `gradus-finetune` for
@@ -25,7 +25,6 @@ pub fn keep_freed_memory() {
 }
 
 pub mod cli;
-pub mod import;
 pub mod outputs;
 mod workers;
 

@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use gradus::cli::{StageArgs, exit_with};
-use gradus::import;
+use gradus_clean::import;
 use gradus_shard::inspect;
-use gradus_telemetry::{Telemetry, init_tracing};
+use gradus_telemetry::{Progress, Telemetry, init_tracing};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -155,7 +155,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &output.join("metrics.jsonl"),
                 args.metrics_addr()?,
             )?;
-            let rows = import::run(&args, &config)?;
+            let progress = std::cell::OnceCell::new();
+            let rows = import::run(
+                output,
+                &args.input,
+                args.mode(),
+                &config,
+                &mut |files| {
+                    progress.get_or_init(|| Progress::new("import", Some(files as u64), "files"));
+                    args.write_config(output, "import", &config)
+                        .map_err(|e| gradus_clean::CleanError::Config(e.to_string()))
+                },
+                &mut || progress.get().iter().for_each(|p| p.inc(1)),
+            )?;
+            progress.get().iter().for_each(|p| p.finish());
             writeln!(stdout, "{}: {rows} documents", output.display())?;
             Ok(())
         }

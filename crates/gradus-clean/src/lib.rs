@@ -6,7 +6,8 @@
 //! ([`lines`]), drops documents by preset and SQL filters ([`filters`]), removes exact
 //! and near duplicates ([`minhash`], [`dedup`]) and writes a `documents` dataset with a
 //! report ([`report`]). Every step is a DataFusion scalar function ([`udf`]), and the
-//! whole per-document chain is one DataFusion plan ([`plan`]).
+//! whole per-document chain is one DataFusion plan ([`plan`]). [`import`] takes text that
+//! is already clean into a `documents` dataset as it is.
 //!
 //! ```
 //! use gradus_clean::signals::compute;
@@ -23,6 +24,7 @@ pub mod decontaminate;
 pub mod dedup;
 pub mod error;
 pub mod filters;
+pub mod import;
 pub mod ingest;
 pub mod lines;
 pub mod minhash;

@@ -70,7 +70,7 @@ pub fn stage_config(bytes: &[u8]) {
     resolve::<gradus_tokenize::TrainConfig>(&args);
     resolve::<gradus_tokenize::EncodeConfig>(&args);
     resolve::<gradus_tokenize::ExamplesConfig>(&args);
-    resolve::<gradus::import::ImportConfig>(&args);
+    resolve::<gradus_clean::import::ImportConfig>(&args);
     resolve::<gradus_pretrain::PretrainConfig>(&args);
     resolve::<gradus_finetune::FinetuneConfig>(&args);
     resolve::<gradus_finetune::MultitaskConfig>(&args);

@@ -5,16 +5,13 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
-use gradus_clean::TextUnit;
-use gradus_clean::ingest::{Format, format_of, open_decoded};
 use gradus_shard::{
-    DatasetKind, DatasetWriter, Document, InputRef, Producer, Record, WriterOptions,
+    DatasetKind, DatasetWriter, Document, InputRef, OpenMode, Producer, Record, WriterOptions,
 };
-use gradus_telemetry::Progress;
 use serde::{Deserialize, Serialize};
 
-use crate::cli::StageArgs;
+use crate::error::{CleanError, InputErrorKind, Result};
+use crate::ingest::{Format, TextUnit, format_of, open_decoded};
 
 /// Settings of `gradus import`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -44,13 +41,16 @@ impl Default for ImportConfig {
 
 /// The files behind the `--input` paths: files (or pipes) as given, folders expanded to
 /// their files in name order, so every run sees the same order.
-pub fn input_files(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
+pub fn input_files(inputs: &[String]) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for input in inputs {
         let path = PathBuf::from(input);
         if path.is_dir() {
             let mut inside: Vec<PathBuf> = std::fs::read_dir(&path)
-                .with_context(|| format!("input {input}"))?
+                .map_err(|source| CleanError::Io {
+                    path: format!("input {input}"),
+                    source,
+                })?
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file())
                 .collect();
@@ -60,45 +60,55 @@ pub fn input_files(inputs: &[String]) -> anyhow::Result<Vec<PathBuf>> {
             // Regular files, and also named pipes and /dev/stdin: import streams.
             files.push(path);
         } else {
-            bail!("input {input}: no such file or folder");
+            return Err(CleanError::Config(format!(
+                "input {input}: no such file or folder"
+            )));
         }
     }
     if files.is_empty() {
-        bail!("no input files: pass --input FILE_OR_DIR");
+        return Err(CleanError::Config(
+            "no input files: pass --input FILE_OR_DIR".into(),
+        ));
     }
     Ok(files)
 }
 
-/// Runs the import; returns the number of documents in the dataset.
-pub fn run(args: &StageArgs, config: &ImportConfig) -> anyhow::Result<u64> {
-    let output = args.output()?;
-    let files = input_files(&args.input)?;
-    let producer = Producer::new("import", config)?;
-    let inputs = args.input.iter().map(|i| InputRef::files(i)).collect();
+/// Imports the files behind `inputs` into the `documents` dataset `output`, opened with
+/// `mode`; `started` is told of the files once the dataset is open (the caller writes its
+/// resolved config then), `on_file` of each file done. Returns the number of documents.
+pub fn run(
+    output: &Path,
+    inputs: &[String],
+    mode: OpenMode,
+    config: &ImportConfig,
+    started: &mut dyn FnMut(usize) -> Result<()>,
+    on_file: &mut dyn FnMut(),
+) -> Result<u64> {
+    let files = input_files(inputs)?;
+    let producer =
+        Producer::new("import", config).map_err(|e| CleanError::Internal(e.to_string()))?;
+    let refs = inputs.iter().map(|i| InputRef::files(i)).collect();
     let opts = WriterOptions {
         max_rows_per_shard: config.max_rows_per_shard,
         max_bytes_per_shard: config.max_bytes_per_shard,
-        mode: args.mode(),
+        mode,
         ..WriterOptions::default()
     };
-    let mut writer = DatasetWriter::create(output, DatasetKind::Documents, producer, inputs, opts)?;
-    args.write_config(output, "import", config)?;
+    let mut writer = DatasetWriter::create(output, DatasetKind::Documents, producer, refs, opts)?;
+    started(files.len())?;
     if writer.is_sealed() {
         tracing::info!("{} is complete already; nothing to do", output.display());
         return Ok(writer.manifest().rows());
     }
-    let progress = Progress::new("import", Some(files.len() as u64), "files");
     for file in &files {
         let key = file.display().to_string();
         if !writer.is_done(&key) {
             import_file(&mut writer, file, &key, config)?;
             writer.finish_source(&key)?;
         }
-        progress.inc(1);
+        on_file();
     }
-    let manifest = writer.seal()?;
-    progress.finish();
-    Ok(manifest.rows())
+    Ok(writer.seal()?.rows())
 }
 
 /// Streams one file into the writer, `batch_rows` documents at a time.
@@ -107,7 +117,7 @@ fn import_file(
     file: &Path,
     key: &str,
     config: &ImportConfig,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let source = file
         .file_stem()
         .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
@@ -115,14 +125,16 @@ fn import_file(
     // compressed or not. Tables are the clean stage's to read.
     let jsonl = match format_of(file) {
         Ok(Format::Jsonl) => true,
-        Ok(Format::Tsv | Format::Csv | Format::Parquet) => bail!(
-            "{key}: import reads JSON lines and plain text; for this table use gradus-clean, which reads its columns"
-        ),
+        Ok(Format::Tsv | Format::Csv | Format::Parquet) => {
+            return Err(CleanError::Config(format!(
+                "{key}: import reads JSON lines and plain text; for this table use gradus-clean, which reads its columns"
+            )));
+        }
         _ => false,
     };
-    let reader = open_decoded(file).map_err(|e| anyhow::anyhow!("{key}: {e}"))?;
+    let reader = open_decoded(file)?;
     let mut batch = Vec::with_capacity(config.batch_rows);
-    let mut emit = |doc: Document| -> anyhow::Result<()> {
+    let mut emit = |doc: Document| -> Result<()> {
         metrics::counter!("docs_imported").increment(1);
         batch.push(doc);
         if batch.len() >= config.batch_rows {
@@ -143,7 +155,7 @@ fn import_file(
 }
 
 /// Receives each document as it is parsed.
-type Emit<'a> = dyn FnMut(Document) -> anyhow::Result<()> + 'a;
+type Emit<'a> = dyn FnMut(Document) -> Result<()> + 'a;
 
 fn jsonl_documents(
     reader: impl BufRead,
@@ -151,17 +163,18 @@ fn jsonl_documents(
     source: &str,
     text_field: &str,
     emit: &mut Emit<'_>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
-        let line = line.with_context(|| format!("{key}:{line_no}"))?;
+        let line = line.map_err(|e| bad_line(key, line_no, InputErrorKind::InvalidUtf8, e))?;
         if line.trim().is_empty() {
             continue;
         }
         let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-            .with_context(|| format!("{key}:{line_no}: not a JSON object"))?;
+            .map_err(|e| bad_line(key, line_no, InputErrorKind::MalformedJson, e))?;
         let Some(serde_json::Value::String(text)) = record.remove(text_field) else {
-            bail!("{key}:{line_no}: no string field `{text_field}`");
+            let detail = format!("no string field `{text_field}`");
+            return Err(bad_line(key, line_no, InputErrorKind::MissingText, detail));
         };
         let metadata = (!record.is_empty()).then(|| serde_json::Value::Object(record).to_string());
         emit(Document {
@@ -180,10 +193,10 @@ fn text_documents(
     source: &str,
     unit: TextUnit,
     emit: &mut Emit<'_>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let mut current = String::new();
     let mut start = 1;
-    let mut flush = |text: &mut String, line_no: usize| -> anyhow::Result<()> {
+    let mut flush = |text: &mut String, line_no: usize| -> Result<()> {
         let trimmed = text.trim();
         if !trimmed.is_empty() {
             emit(Document {
@@ -198,7 +211,7 @@ fn text_documents(
     };
     for (i, line) in reader.lines().enumerate() {
         let line_no = i + 1;
-        let line = line.with_context(|| format!("{key}:{line_no}"))?;
+        let line = line.map_err(|e| bad_line(key, line_no, InputErrorKind::InvalidUtf8, e))?;
         if current.is_empty() {
             start = line_no;
         }
@@ -219,13 +232,21 @@ fn text_documents(
     flush(&mut current, start)
 }
 
+/// Line `line` of file `key` is not what import reads.
+fn bad_line(key: &str, line: usize, kind: InputErrorKind, detail: impl ToString) -> CleanError {
+    CleanError::Input {
+        file: key.to_string(),
+        line: line as u64,
+        kind,
+        detail: detail.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn collect(
-        parse: impl FnOnce(&mut Emit<'_>) -> anyhow::Result<()>,
-    ) -> anyhow::Result<Vec<Document>> {
+    fn collect(parse: impl FnOnce(&mut Emit<'_>) -> Result<()>) -> Result<Vec<Document>> {
         let mut docs = Vec::new();
         parse(&mut |d| {
             docs.push(d);
