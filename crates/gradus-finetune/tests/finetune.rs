@@ -8,10 +8,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::Device;
-use gradus_finetune::{
-    BiasInit, FinetuneConfig, HeadConfig, Pooling, Predictor, TaskKind, TaskObjective,
-};
+use gradus_finetune::{BiasInit, FinetuneConfig, HeadConfig, Pooling, TaskKind, TaskObjective};
 use gradus_shard::OpenMode;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
 use gradus_train::{Objective, Trainer};
@@ -231,16 +228,7 @@ fn a_finetuned_folder_labels_new_text() {
     let (examples, model) = synthetic(tmp.path());
     let out = tmp.path().join("run");
     train(&toy_config(&examples, &model), &out, None);
-    let predictor = Predictor::load(&out.join("model"), &Device::Cpu).unwrap();
-    let texts = [
-        ("the movie was very good".to_string(), None),
-        ("the plot is awful".to_string(), None),
-    ];
-    let rows = predictor
-        .predict(&predictor.encode(&texts).unwrap())
-        .unwrap();
-    let names: Vec<_> = rows.iter().map(|p| p.predicted_name.clone()).collect();
-    assert_eq!(names, [Some("1".to_string()), Some("0".to_string())]);
+    let rows = common::labels_the_toy_sentences(&out.join("model"));
     assert!(
         rows.iter()
             .all(|p| (p.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5)

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use gradus_model::{Gpt, GptConfig, Kernels, Params};
@@ -10,7 +10,7 @@ use gradus_pretrain::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
 use gradus_pretrain::mix::Mixture;
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
 use gradus_train::schedule::Schedule;
-use gradus_train::{TrainConfig, TrainError, Trainer};
+use gradus_train::{TrainConfig, TrainError, TrainReport, Trainer};
 
 /// A tokens dataset of `docs` documents over a 16-token vocabulary, in two shards: each
 /// document counts up from a start, so the next token is learnable.
@@ -139,26 +139,54 @@ fn clm_loss_falls_on_a_tiny_corpus() {
     }
 }
 
+/// A run of `cfg` done whole and the same run stopped after `stop` steps (as if killed
+/// there), each on the 40-document dataset in `root/tokens`, with dropout on.
+struct WholeAndStopped {
+    data: PathBuf,
+    whole: TrainReport,
+    whole_dir: PathBuf,
+    first: TrainReport,
+    run: PathBuf,
+}
+
+fn whole_and_stopped(root: &Path, cfg: &TrainConfig, stop: u64) -> WholeAndStopped {
+    let data = root.join("tokens");
+    tokens(&data, 40);
+    let whole_dir = root.join("whole");
+    let whole = Trainer::new(cfg.clone(), &whole_dir)
+        .run(&mut objective(&data, 0.1), &mut |_| {})
+        .unwrap();
+    let run = root.join("resumed");
+    let mut killed = Trainer::new(cfg.clone(), &run);
+    killed.stop_after = Some(stop);
+    let first = killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    WholeAndStopped {
+        data,
+        whole,
+        whole_dir,
+        first,
+        run,
+    }
+}
+
 #[test]
 fn resumed_run_has_bit_identical_losses() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 40);
     // With dropout on, so the dropout generator's state must be restored too.
-    let whole = Trainer::new(config(20), &dir.path().join("whole"))
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
-
-    let mut killed = Trainer::new(config(20), &dir.path().join("resumed"));
-    killed.stop_after = Some(10);
-    let first = killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    let WholeAndStopped {
+        data,
+        whole,
+        first,
+        run,
+        ..
+    } = whole_and_stopped(dir.path(), &config(20), 10);
     assert_eq!(first.steps, 10);
     assert!(
-        !dir.path().join("resumed/model").exists(),
+        !run.join("model").exists(),
         "an interrupted run writes no final model"
     );
     // A fresh process: new objective from scratch, state from the checkpoint.
-    let rest = Trainer::new(config(20), &dir.path().join("resumed"))
+    let rest = Trainer::new(config(20), &run)
         .run(&mut objective(&data, 0.1), &mut |_| {})
         .unwrap();
     assert_eq!(rest.resumed_from, Some(10));
@@ -189,16 +217,12 @@ fn logged_steps(run: &Path) -> Vec<(u64, u64)> {
 #[test]
 fn a_resume_cuts_the_logs_back_to_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 40);
-    let whole_dir = dir.path().join("whole");
-    Trainer::new(config(20), &whole_dir)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
-    let run = dir.path().join("resumed");
-    let mut killed = Trainer::new(config(20), &run);
-    killed.stop_after = Some(12);
-    killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    let WholeAndStopped {
+        data,
+        whole_dir,
+        run,
+        ..
+    } = whole_and_stopped(dir.path(), &config(20), 12);
     // As if killed later, between checkpoints: two more steps logged, one line torn.
     let log = run.join("train.jsonl");
     let mut text = std::fs::read_to_string(&log).unwrap();
@@ -256,16 +280,12 @@ fn a_run_killed_before_its_first_checkpoint_starts_its_logs_again() {
 #[test]
 fn an_unreadable_latest_checkpoint_falls_back_to_the_one_before() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 40);
-    let whole_dir = dir.path().join("whole");
-    Trainer::new(config(20), &whole_dir)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
-    let run = dir.path().join("resumed");
-    let mut killed = Trainer::new(config(20), &run);
-    killed.stop_after = Some(15);
-    killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    let WholeAndStopped {
+        data,
+        whole_dir,
+        run,
+        ..
+    } = whole_and_stopped(dir.path(), &config(20), 15);
     let latest = run.join("checkpoints/step-00000015");
     let opt = latest.join("optimizer.safetensors");
     let len = std::fs::metadata(&opt).unwrap().len();

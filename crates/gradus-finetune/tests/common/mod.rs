@@ -5,8 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
+use gradus_finetune::Predictor;
 use gradus_model::{Bert, BertConfig};
 use gradus_shard::OpenMode;
+use gradus_shard::Prediction;
 use gradus_tokenize::{ExamplesConfig, SplitFile, TokenizerKind, TrainConfig as TkConfig};
 use tokenizers::Tokenizer;
 
@@ -59,4 +62,20 @@ pub fn tiny_bert(tk: &Tokenizer, dir: &Path) -> PathBuf {
     };
     Bert::save_random(&bert, dir, 3).unwrap();
     dir.to_path_buf()
+}
+
+/// The model folder `dir` labels a clearly positive and a clearly negative toy sentence
+/// `1` and `0` (the synthetic sentiment task learnt); returns its predictions.
+pub fn labels_the_toy_sentences(dir: &Path) -> Vec<Prediction> {
+    let predictor = Predictor::load(dir, &Device::Cpu).unwrap();
+    let texts = [
+        ("the movie was very good".to_string(), None),
+        ("the plot is awful".to_string(), None),
+    ];
+    let rows = predictor
+        .predict(&predictor.encode(&texts).unwrap())
+        .unwrap();
+    let names: Vec<_> = rows.iter().map(|p| p.predicted_name.clone()).collect();
+    assert_eq!(names, [Some("1".to_string()), Some("0".to_string())]);
+    rows
 }
