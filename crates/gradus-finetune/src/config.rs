@@ -455,5 +455,14 @@ mod tests {
         assert_eq!(tasks.training.model, PathBuf::from("m"));
         assert_eq!(tasks.training.lr, 1e-4);
         assert_eq!(tasks.training.metric_for_best.as_deref(), Some("mcc"));
+
+        // One head named `classifier` serves one task only.
+        let mut two = tasks.clone();
+        two.tasks.push(TaskConfig {
+            name: "other".into(),
+            ..TaskConfig::default()
+        });
+        let e = two.build().unwrap_err().to_string();
+        assert!(e.contains("2 tasks under one `classifier` head"), "{e}");
     }
 }

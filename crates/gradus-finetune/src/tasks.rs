@@ -227,6 +227,12 @@ impl MultitaskConfig {
         if self.tasks.is_empty() {
             return Err(config_error("no tasks: add [[tasks]] entries".into()));
         }
+        if self.heads == HeadNames::Single && self.tasks.len() > 1 {
+            return Err(config_error(format!(
+                "{} tasks under one `classifier` head; several tasks need a head each",
+                self.tasks.len()
+            )));
+        }
         let mut names = BTreeSet::new();
         for task in &self.tasks {
             // A fine-tuning run's one task is named by its examples when loaded.
