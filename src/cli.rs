@@ -150,6 +150,7 @@ impl StageArgs {
             .config
             .as_ref()
             .map_or_else(|| "flags".to_string(), |p| p.display().to_string());
+        refuse_renamed(&table, "").with_context(|| format!("config from {what}"))?;
         toml::Value::Table(table)
             .try_into()
             .with_context(|| format!("config from {what}"))
@@ -235,6 +236,37 @@ fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
     }
     text.parse()
         .with_context(|| format!("--metrics-addr {text:?}: expected HOST:PORT or PORT"))
+}
+
+/// Settings that an earlier version named otherwise, with the name each has now: every
+/// stage uses one name for one concept.
+const RENAMED: &[(&str, &str)] = &[("max_len", "seq_len")];
+
+/// Refuses a renamed setting anywhere in `table` (under `path`), naming its new name.
+fn refuse_renamed(table: &toml::Table, path: &str) -> anyhow::Result<()> {
+    for (key, value) in table {
+        let here = if path.is_empty() {
+            key.clone()
+        } else {
+            format!("{path}.{key}")
+        };
+        if let Some((_, new)) = RENAMED.iter().find(|(old, _)| old == key) {
+            let renamed = here.strip_suffix(key.as_str()).unwrap_or("").to_string() + new;
+            bail!("setting `{here}` is now called `{renamed}`");
+        }
+        match value {
+            toml::Value::Table(inner) => refuse_renamed(inner, &here)?,
+            toml::Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if let toml::Value::Table(inner) = item {
+                        refuse_renamed(inner, &format!("{here}.{i}"))?;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Applies one `key=value` override; dotted keys reach into nested tables, and a number
@@ -408,6 +440,26 @@ mod tests {
         };
         let err = format!("{:#}", args.resolve_config::<Cfg>().unwrap_err());
         assert!(err.contains("min_wrds"), "{err}");
+    }
+
+    #[test]
+    fn a_renamed_setting_is_refused_naming_its_new_name() {
+        let args = StageArgs {
+            overrides: vec!["seed=1".into(), "name=x".into(), "max_len=64".into()],
+            ..StageArgs::default()
+        };
+        let err = format!("{:#}", args.resolve_config::<Cfg>().unwrap_err());
+        assert!(
+            err.contains("setting `max_len` is now called `seq_len`"),
+            "{err}"
+        );
+        let nested: toml::Table =
+            toml::from_str("[[tasks]]\nname = \"a\"\n[[tasks]]\nmax_len = 8\n").unwrap();
+        let err = refuse_renamed(&nested, "").unwrap_err().to_string();
+        assert!(
+            err.contains("`tasks.1.max_len` is now called `tasks.1.seq_len`"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn pretrain_finetune_predict() {
             "--set",
             "task=toy",
             "--set",
-            "max_len=24",
+            "seq_len=24",
         ],
     ));
     let finetune = env!("CARGO_BIN_EXE_gradus-finetune");

@@ -159,7 +159,7 @@ pub fn examples(model: &Path, dir: &Path, task: &str, extra: &[&str]) -> PathBuf
         "--set",
         &format!("task=\"{task}\""),
         "--set",
-        "max_len=24",
+        "seq_len=24",
     ];
     ok(&run(
         env!("CARGO_BIN_EXE_gradus-tokenize"),

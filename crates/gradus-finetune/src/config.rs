@@ -90,7 +90,7 @@ pub struct FinetuneConfig {
     pub dev_examples: Option<usize>,
     pub head: HeadConfig,
     /// Longest input (longer examples are cut, keeping the final `[SEP]`).
-    pub max_len: usize,
+    pub seq_len: usize,
     pub batch_size: usize,
     pub eval_batch_size: usize,
     /// Batch examples of similar length together.
@@ -140,7 +140,7 @@ impl Default for FinetuneConfig {
             train_examples: None,
             dev_examples: None,
             head: HeadConfig::default(),
-            max_len: 128,
+            seq_len: 128,
             batch_size: 8,
             eval_batch_size: 64,
             bucket_by_length: true,

@@ -39,8 +39,8 @@ pub struct TaskConfig {
     pub weight: f64,
     /// Overrides the shared `batch_size`.
     pub batch_size: Option<usize>,
-    /// Overrides the shared `max_len`.
-    pub max_len: Option<usize>,
+    /// Overrides the shared `seq_len`.
+    pub seq_len: Option<usize>,
     /// The dev metric that stands for this task: `accuracy` (classification) or
     /// `pearson` (regression) by default.
     pub metric: Option<String>,
@@ -58,7 +58,7 @@ impl Default for TaskConfig {
             head: HeadConfig::default(),
             weight: 1.0,
             batch_size: None,
-            max_len: None,
+            seq_len: None,
             metric: None,
         }
     }
@@ -170,8 +170,8 @@ impl MultitaskConfig {
             let (tk, task_pad) = check_vocabulary(&t.model, &task.examples)?;
             (pad, tokenizer) = (task_pad, tokenizer.or(Some(tk)));
             let max_len = task
-                .max_len
-                .unwrap_or(t.max_len)
+                .seq_len
+                .unwrap_or(t.seq_len)
                 .min(bert.max_position_embeddings);
             let (data, spec) = self.load_task(task, i, max_len, &device)?;
             tasks.push(data);
@@ -490,7 +490,7 @@ impl MultitaskConfig {
             train_examples: task.train_examples,
             dev_examples: task.dev_examples,
             head: task.head.clone(),
-            max_len: task.max_len.unwrap_or(base.max_len),
+            seq_len: task.seq_len.unwrap_or(base.seq_len),
             batch_size: task.batch_size.unwrap_or(base.batch_size),
             metric_for_best: base.metric_for_best.clone().or(task.metric.clone()),
             ..base.clone()

@@ -38,7 +38,7 @@ pub struct ExamplesConfig {
     /// Whether TSV/CSV files start with a header; without one, columns are `0`, `1`, ...
     pub has_header: bool,
     /// Longest encoded example, special tokens included (`longest_first` truncation).
-    pub max_len: usize,
+    pub seq_len: usize,
     pub on_error: OnError,
     /// Examples per encode batch.
     pub batch_rows: usize,
@@ -100,7 +100,7 @@ impl Default for ExamplesConfig {
             score: None,
             labels: None,
             has_header: true,
-            max_len: 128,
+            seq_len: 128,
             on_error: OnError::Fail,
             batch_rows: 1024,
             holdout: None,
@@ -244,7 +244,7 @@ pub fn encode_examples(
     });
     let mut tk = tokenizer.clone();
     tk.with_truncation(Some(TruncationParams {
-        max_length: config.max_len,
+        max_length: config.seq_len,
         strategy: TruncationStrategy::LongestFirst,
         ..TruncationParams::default()
     }))

@@ -217,7 +217,7 @@ fn wordpiece_pairs_on_stsb_have_bert_layout_and_are_truncated() {
         text_pair: Some("sentence2".into()),
         label: None,
         score: Some("score".into()),
-        max_len: 24,
+        seq_len: 24,
         ..ExamplesConfig::default()
     };
     let files = [SplitFile::parse(

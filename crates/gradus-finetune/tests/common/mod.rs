@@ -40,7 +40,7 @@ pub fn encode(
     let config = ExamplesConfig {
         task: task.into(),
         score: score.map(str::to_string),
-        max_len: 16,
+        seq_len: 16,
         ..ExamplesConfig::default()
     };
     gradus_tokenize::encode_examples(tk, &config, &files, out, OpenMode::Overwrite).unwrap();
