@@ -155,20 +155,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &output.join("metrics.jsonl"),
                 args.metrics_addr()?,
             )?;
-            let progress = std::cell::OnceCell::new();
-            let rows = import::run(
-                output,
-                &args.input,
-                args.mode(),
-                &config,
-                &mut |files| {
-                    progress.get_or_init(|| Progress::new("import", Some(files as u64), "files"));
-                    args.write_config(output, "import", &config)
-                        .map_err(|e| gradus_clean::CleanError::Config(e.to_string()))
-                },
-                &mut || progress.get().iter().for_each(|p| p.inc(1)),
-            )?;
-            progress.get().iter().for_each(|p| p.finish());
+            let import = import::Import::open(output, &args.input, args.mode(), &config)?;
+            args.write_config(output, "import", &config)?;
+            let progress = Progress::new("import", Some(import.files().len() as u64), "files");
+            let rows = import.run(&mut || progress.inc(1))?;
+            progress.finish();
             writeln!(stdout, "{}: {rows} documents", output.display())?;
             Ok(())
         }

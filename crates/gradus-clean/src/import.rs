@@ -73,42 +73,74 @@ pub fn input_files(inputs: &[String]) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Imports the files behind `inputs` into the `documents` dataset `output`, opened with
-/// `mode`; `started` is told of the files once the dataset is open (the caller writes its
-/// resolved config then), `on_file` of each file done. Returns the number of documents.
-pub fn run(
-    output: &Path,
-    inputs: &[String],
-    mode: OpenMode,
-    config: &ImportConfig,
-    started: &mut dyn FnMut(usize) -> Result<()>,
-    on_file: &mut dyn FnMut(),
-) -> Result<u64> {
-    let files = input_files(inputs)?;
-    let producer =
-        Producer::new("import", config).map_err(|e| CleanError::Internal(e.to_string()))?;
-    let refs = inputs.iter().map(|i| InputRef::files(i)).collect();
-    let opts = WriterOptions {
-        max_rows_per_shard: config.max_rows_per_shard,
-        max_bytes_per_shard: config.max_bytes_per_shard,
-        mode,
-        ..WriterOptions::default()
-    };
-    let mut writer = DatasetWriter::create(output, DatasetKind::Documents, producer, refs, opts)?;
-    started(files.len())?;
-    if writer.is_sealed() {
-        tracing::info!("{} is complete already; nothing to do", output.display());
-        return Ok(writer.manifest().rows());
+/// An import with its `documents` dataset open for writing and its input files listed.
+pub struct Import<'a> {
+    writer: DatasetWriter,
+    files: Vec<PathBuf>,
+    config: &'a ImportConfig,
+}
+
+impl std::fmt::Debug for Import<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Import")
+            .field("output", &self.writer.dir())
+            .field("files", &self.files)
+            .finish_non_exhaustive()
     }
-    for file in &files {
-        let key = file.display().to_string();
-        if !writer.is_done(&key) {
-            import_file(&mut writer, file, &key, config)?;
-            writer.finish_source(&key)?;
+}
+
+impl<'a> Import<'a> {
+    /// Opens the `documents` dataset `output` with `mode` for the files behind `inputs`;
+    /// every check of the inputs and the folder runs here, before anything is written.
+    pub fn open(
+        output: &Path,
+        inputs: &[String],
+        mode: OpenMode,
+        config: &'a ImportConfig,
+    ) -> Result<Self> {
+        let files = input_files(inputs)?;
+        let producer =
+            Producer::new("import", config).map_err(|e| CleanError::Internal(e.to_string()))?;
+        let refs = inputs.iter().map(|i| InputRef::files(i)).collect();
+        let opts = WriterOptions {
+            max_rows_per_shard: config.max_rows_per_shard,
+            max_bytes_per_shard: config.max_bytes_per_shard,
+            mode,
+            ..WriterOptions::default()
+        };
+        let writer = DatasetWriter::create(output, DatasetKind::Documents, producer, refs, opts)?;
+        Ok(Self {
+            writer,
+            files,
+            config,
+        })
+    }
+
+    /// The input files, in the order they are read.
+    pub fn files(&self) -> &[PathBuf] {
+        &self.files
+    }
+
+    /// Imports every file not done yet, telling `on_file` of each; returns the number of
+    /// documents in the dataset.
+    pub fn run(mut self, on_file: &mut dyn FnMut()) -> Result<u64> {
+        if self.writer.is_sealed() {
+            tracing::info!(
+                "{} is complete already; nothing to do",
+                self.writer.dir().display()
+            );
+            return Ok(self.writer.manifest().rows());
         }
-        on_file();
+        for file in &self.files {
+            let key = file.display().to_string();
+            if !self.writer.is_done(&key) {
+                import_file(&mut self.writer, file, &key, self.config)?;
+                self.writer.finish_source(&key)?;
+            }
+            on_file();
+        }
+        Ok(self.writer.seal()?.rows())
     }
-    Ok(writer.seal()?.rows())
 }
 
 /// Streams one file into the writer, `batch_rows` documents at a time.

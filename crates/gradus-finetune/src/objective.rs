@@ -141,26 +141,21 @@ impl TaskObjective {
         self.model.names == HeadNames::Single
     }
 
-    /// Each part's task and its summed loss (class-weighted cross-entropy or squared
-    /// error), before the task weights.
-    pub fn task_losses(
-        &self,
-        batch: &TaskBatch,
-        ctx: &mut Ctx<'_>,
-    ) -> Result<Vec<(usize, Tensor)>> {
+    /// Each part's summed loss (class-weighted cross-entropy or squared error), in the
+    /// batch's order, before the task weights.
+    pub fn task_losses(&self, batch: &TaskBatch, ctx: &mut Ctx<'_>) -> Result<Vec<Tensor>> {
         batch
             .parts
             .iter()
             .map(|(task, b)| {
                 let outputs = self.model.forward(*task, b, ctx)?;
-                let sum = task_loss(
+                task_loss(
                     self.model.specs[*task].kind,
                     &outputs,
                     b,
                     self.tasks[*task].class_weights.as_ref(),
                     self.model.bert.kernels(),
-                )?;
-                Ok((*task, sum))
+                )
             })
             .collect()
     }
@@ -285,7 +280,7 @@ impl Objective for TaskObjective {
         let examples = self.weight(batch) as f64;
         let mut total: Option<Tensor> = None;
         let losses = self.task_losses(batch, ctx)?;
-        for ((task, b), (_, sum)) in batch.parts.iter().zip(losses) {
+        for ((task, b), sum) in batch.parts.iter().zip(losses) {
             let n = b.examples.max(1) as f64;
             if !self.is_single()
                 && let Some(entry) = self.seen.borrow_mut().get_mut(*task)

@@ -32,9 +32,8 @@ impl StageRun {
         config: &T,
     ) -> Result<Self> {
         let stage = spec.kind.name();
-        let dir = RunDir::open(output, spec)?;
+        let dir = open_with_config(output, inputs, spec, config)?;
         let telemetry = Telemetry::install(stage, &output.join("metrics.jsonl"), prometheus)?;
-        write_resolved_config(output, stage, inputs, config).map_err(record_error)?;
         Ok(Self { dir, telemetry })
     }
 
@@ -47,10 +46,7 @@ impl StageRun {
         spec: RunSpec,
         config: &T,
     ) -> Result<RunDir> {
-        let stage = spec.kind.name();
-        let dir = RunDir::open(output, spec)?;
-        write_resolved_config(output, stage, inputs, config).map_err(record_error)?;
-        Ok(dir)
+        open_with_config(output, inputs, spec, config)
     }
 
     /// A trainer into this folder.
@@ -73,4 +69,17 @@ impl StageRun {
     pub fn finish(self, end: RunEnd) -> Result<()> {
         self.dir.finish(end)
     }
+}
+
+/// `output` opened for `spec`, with the resolved `config` written beside its outputs.
+fn open_with_config<T: Serialize>(
+    output: &Path,
+    inputs: &[String],
+    spec: RunSpec,
+    config: &T,
+) -> Result<RunDir> {
+    let stage = spec.kind.name();
+    let dir = RunDir::open(output, spec)?;
+    write_resolved_config(output, stage, inputs, config).map_err(record_error)?;
+    Ok(dir)
 }
