@@ -5,7 +5,9 @@
 #![allow(clippy::unwrap_used)]
 
 use candle_core::{D, DType, Device, Tensor, Var};
-use gradus_kernels::{GeluForm, add_rows, attention, cross_entropy, gelu, layer_norm};
+use gradus_kernels::{
+    GeluForm, add_rows, attention, cross_entropy, gelu, layer_norm, rms_norm, rope,
+};
 
 /// Deterministic values in [−scale, scale].
 fn values(n: usize, seed: f32, scale: f32) -> Vec<f32> {
@@ -202,6 +204,88 @@ fn layer_norm_matches_the_composed_version_with_and_without_bias() {
         )
         .is_err()
     );
+}
+
+fn composed_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {
+    let ms = x.sqr().unwrap().mean_keepdim(D::Minus1).unwrap();
+    x.broadcast_div(&(ms + eps).unwrap().sqrt().unwrap())
+        .unwrap()
+        .broadcast_mul(w)
+        .unwrap()
+}
+
+#[test]
+fn rms_norm_matches_the_composed_version() {
+    // Not a row of one value: its x gradient, r·g·(1 − x̂²), is all rounding error.
+    for (rows, width) in [(1, 2), (1, 5), (3, 33), (130, 128), (2, 7)] {
+        let x = var(&[rows, width], 12.0, 2.0);
+        let w = var(&[width], 13.0, 1.0);
+        compare(
+            &format!("rms norm {rows}×{width}"),
+            &[&x, &w],
+            |t| rms_norm(&t[0], &t[1], 1e-6).unwrap(),
+            |t| composed_rms_norm(&t[0], &t[1], 1e-6),
+        );
+    }
+    let x = var(&[4, 16], 14.0, 1e4);
+    let w = var(&[16], 15.0, 1.0);
+    let (out, grads) = with_grads(&[&x, &w], |t| rms_norm(&t[0], &t[1], 1e-6).unwrap());
+    assert_finite("rms norm of large inputs", &out);
+    assert_finite("rms norm gradient of large inputs", &grads[0]);
+    let wrong = Tensor::ones(15, DType::F32, &Device::Cpu).unwrap();
+    assert!(rms_norm(x.as_tensor(), &wrong, 1e-6).is_err());
+}
+
+/// RoPE as composed candle ops on `[batch, seq, heads, head_dim]`: each head's halves
+/// rotated by the position's angles.
+fn composed_rope(x: &Tensor, cos: &Tensor, sin: &Tensor, batch: usize, heads: usize) -> Tensor {
+    let (rows, width) = x.dims2().unwrap();
+    let (seq, half) = cos.dims2().unwrap();
+    assert_eq!(rows, batch * seq);
+    let x = x.reshape((batch, seq, heads, width / heads)).unwrap();
+    let a = x.narrow(D::Minus1, 0, half).unwrap();
+    let b = x.narrow(D::Minus1, half, half).unwrap();
+    let (c, s) = (
+        cos.reshape((seq, 1, half)).unwrap(),
+        sin.reshape((seq, 1, half)).unwrap(),
+    );
+    let ya = (a.broadcast_mul(&c).unwrap() - b.broadcast_mul(&s).unwrap()).unwrap();
+    let yb = (b.broadcast_mul(&c).unwrap() + a.broadcast_mul(&s).unwrap()).unwrap();
+    Tensor::cat(&[ya, yb], D::Minus1)
+        .unwrap()
+        .reshape((rows, width))
+        .unwrap()
+}
+
+#[test]
+fn rope_matches_the_composed_version() {
+    // (batch, seq, heads, head_dim); the last has more rows than one parallel task.
+    for (b, t, h, hd) in [(1, 1, 1, 2), (2, 5, 3, 4), (3, 7, 2, 16), (4, 300, 4, 32)] {
+        let x = var(&[b * t, h * hd], 16.0, 2.0);
+        let angles: Vec<f32> = (0..t * hd / 2)
+            .map(|i| (i / (hd / 2)) as f32 * (1.0 + (i % (hd / 2)) as f32).recip())
+            .collect();
+        let cos: Vec<f32> = angles.iter().map(|a| a.cos()).collect();
+        let sin: Vec<f32> = angles.iter().map(|a| a.sin()).collect();
+        let cos = Tensor::from_vec(cos, (t, hd / 2), &Device::Cpu).unwrap();
+        let sin = Tensor::from_vec(sin, (t, hd / 2), &Device::Cpu).unwrap();
+        compare(
+            &format!("rope {b}×{t}×{h}×{hd}"),
+            &[&x],
+            |v| rope(&v[0], &cos, &sin, hd).unwrap(),
+            |v| {
+                let wide = |t: &Tensor| t.to_dtype(DType::F64).unwrap();
+                composed_rope(&v[0], &wide(&cos), &wide(&sin), b, h)
+            },
+        );
+    }
+    let x = Tensor::zeros((6, 8), DType::F32, &Device::Cpu).unwrap();
+    let table = Tensor::zeros((4, 2), DType::F32, &Device::Cpu).unwrap();
+    assert!(
+        rope(&x, &table, &table, 4).is_err(),
+        "6 rows are not sequences of 4"
+    );
+    assert!(rope(&x, &table, &table, 3).is_err(), "an odd head width");
 }
 
 /// Attention as composed candle ops: split heads, scaled scores, additive mask,

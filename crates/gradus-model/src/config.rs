@@ -77,6 +77,164 @@ impl GptConfig {
     }
 }
 
+/// A Llama-style decoder (HF `LlamaConfig` names): rotary positions, RMS norms, a SwiGLU
+/// MLP, grouped-query attention, no biases. The keys of HF features gradus does not
+/// implement are read so that a folder using them is refused rather than misread.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct LlamaConfig {
+    pub model_type: String,
+    pub vocab_size: usize,
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    /// Key/value heads, each shared by `num_attention_heads / num_key_value_heads`
+    /// query heads; none: as many as query heads.
+    pub num_key_value_heads: Option<usize>,
+    /// Width of a head; none: `hidden_size / num_attention_heads`.
+    pub head_dim: Option<usize>,
+    /// Context length.
+    pub max_position_embeddings: usize,
+    pub rms_norm_eps: f64,
+    pub rope_theta: f64,
+    /// transformers ≥ 5 keeps `rope_theta` here; only the `default` rope type is
+    /// supported.
+    pub rope_parameters: Option<serde_json::Value>,
+    /// Scaled rotary embeddings (not supported: refused when set).
+    pub rope_scaling: Option<serde_json::Value>,
+    /// The output layer is the token embedding (no `lm_head.weight`).
+    pub tie_word_embeddings: bool,
+    pub initializer_range: f64,
+    /// `silu`, the only activation of a SwiGLU MLP gradus implements.
+    pub hidden_act: String,
+    /// Biases (not supported: refused when true).
+    pub attention_bias: bool,
+    pub mlp_bias: bool,
+    pub attention_dropout: f32,
+}
+
+impl Default for LlamaConfig {
+    fn default() -> Self {
+        Self {
+            model_type: "llama".into(),
+            vocab_size: 32000,
+            hidden_size: 4096,
+            intermediate_size: 11008,
+            num_hidden_layers: 32,
+            num_attention_heads: 32,
+            num_key_value_heads: None,
+            head_dim: None,
+            max_position_embeddings: 2048,
+            rms_norm_eps: 1e-6,
+            rope_theta: 10000.0,
+            rope_parameters: None,
+            rope_scaling: None,
+            tie_word_embeddings: false,
+            initializer_range: 0.02,
+            hidden_act: "silu".into(),
+            attention_bias: false,
+            mlp_bias: false,
+            attention_dropout: 0.0,
+        }
+    }
+}
+
+impl LlamaConfig {
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_width(&self) -> usize {
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// The rotary base: `rope_parameters.rope_theta` (transformers ≥ 5) or `rope_theta`.
+    pub fn theta(&self) -> f64 {
+        self.rope_parameters
+            .as_ref()
+            .and_then(|p| p.get("rope_theta"))
+            .and_then(serde_json::Value::as_f64)
+            .unwrap_or(self.rope_theta)
+    }
+
+    /// The config as written to a model folder: the resolved head counts and the rotary
+    /// base under both the old key and transformers 5's `rope_parameters`, so that either
+    /// version reads the same model.
+    pub fn for_folder(&self) -> Self {
+        let theta = self.theta();
+        Self {
+            num_key_value_heads: Some(self.kv_heads()),
+            head_dim: Some(self.head_width()),
+            rope_theta: theta,
+            rope_parameters: Some(serde_json::json!({"rope_theta": theta, "rope_type": "default"})),
+            ..self.clone()
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        let unsupported = |what: &str| {
+            Err(ModelError::Config(format!(
+                "a Llama model with {what} is not supported"
+            )))
+        };
+        if self.hidden_act != "silu" {
+            return unsupported(&format!("hidden_act `{}` (only silu)", self.hidden_act));
+        }
+        if self.attention_bias || self.mlp_bias {
+            return unsupported("biases (attention_bias / mlp_bias)");
+        }
+        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return unsupported("rope_scaling");
+        }
+        let rope_type = self
+            .rope_parameters
+            .as_ref()
+            .and_then(|p| p.get("rope_type"))
+            .and_then(serde_json::Value::as_str);
+        if rope_type.is_some_and(|t| t != "default") {
+            return unsupported(&format!("rope_type `{}`", rope_type.unwrap_or_default()));
+        }
+        if self.head_dim.is_none() {
+            check_heads(self.hidden_size, self.num_attention_heads)?;
+        }
+        let (heads, kv) = (self.num_attention_heads, self.kv_heads());
+        if kv == 0 || !heads.is_multiple_of(kv) {
+            return Err(ModelError::Config(format!(
+                "{heads} attention heads do not share {kv} key/value heads evenly"
+            )));
+        }
+        if !self.head_width().is_multiple_of(2) {
+            return Err(ModelError::Config(format!(
+                "rotary embeddings need an even head width, not {}",
+                self.head_width()
+            )));
+        }
+        check_nonzero(&[
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("max_position_embeddings", self.max_position_embeddings),
+            ("head_dim", self.head_width()),
+        ])
+    }
+
+    /// Parameters in the model (a tied output layer counted once).
+    pub fn num_params(&self) -> usize {
+        let (d, hd) = (self.hidden_size, self.head_width());
+        let attn = d * self.num_attention_heads * hd * 2 + d * self.kv_heads() * hd * 2;
+        let block = 2 * d + attn + 3 * d * self.intermediate_size;
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            self.vocab_size * d
+        };
+        self.vocab_size * d + self.num_hidden_layers * block + d + head
+    }
+}
+
 /// How BERT encodes positions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

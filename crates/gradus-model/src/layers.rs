@@ -1,6 +1,6 @@
-//! Building blocks with a backward pass: linear, layer norm (fused, or composed: candle's
-//! fused biased `LayerNorm` has no gradient), dropout driven by a seeded generator,
-//! self-attention from a fused q/k/v projection.
+//! Building blocks with a backward pass: linear, layer norm and RMS norm (fused, or
+//! composed: candle's fused norms have no gradient), rotary position embeddings, dropout
+//! driven by a seeded generator, self-attention from a fused q/k/v projection.
 
 use candle_core::{D, DType, Device, Tensor};
 use rand::Rng;
@@ -169,6 +169,90 @@ impl LayerNorm {
             Some(b) => y.broadcast_add(b)?,
             None => y,
         })
+    }
+}
+
+/// RMS norm over the last dimension (Llama's, no bias): the fused kernel, or composed of
+/// candle ops (candle's fused `rms_norm` has no gradient).
+#[derive(Debug, Clone)]
+pub struct RmsNorm {
+    weight: Tensor,
+    eps: f64,
+    kernels: Kernels,
+}
+
+impl RmsNorm {
+    pub fn new(p: &mut Params, name: &str, width: usize, eps: f64) -> Result<Self> {
+        let weight = p.constant(&format!("{name}.weight"), &[width], 1.0, ParamKind::Norm)?;
+        Ok(Self {
+            weight,
+            eps,
+            kernels: p.kernels(),
+        })
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if self.kernels.fuse(x) {
+            return Ok(gradus_kernels::rms_norm(x, &self.weight, self.eps)?);
+        }
+        let ms = x.sqr()?.mean_keepdim(D::Minus1)?;
+        let normed = x.broadcast_div(&(ms + self.eps)?.sqrt()?)?;
+        Ok(normed.broadcast_mul(&self.weight)?)
+    }
+}
+
+/// Rotary position embeddings as Llama's HF implementation computes them: head width
+/// `dim`, the angle of position p and pair i being p · θ^(−2i/dim) in f32, each head's
+/// first and second halves rotated as pairs.
+#[derive(Debug, Clone)]
+pub struct Rotary {
+    /// `[positions, dim / 2]`.
+    cos: Tensor,
+    sin: Tensor,
+    head_dim: usize,
+    kernels: Kernels,
+}
+
+impl Rotary {
+    pub fn new(head_dim: usize, positions: usize, theta: f64, p: &Params) -> Result<Self> {
+        let half = head_dim / 2;
+        let inv_freq: Vec<f32> = (0..half)
+            .map(|i| (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32)
+            .collect();
+        let angles: Vec<f32> = (0..positions)
+            .flat_map(|pos| inv_freq.iter().map(move |f| pos as f32 * f))
+            .collect();
+        let table = |f: fn(f32) -> f32| {
+            let values: Vec<f32> = angles.iter().map(|&a| f(a)).collect();
+            Tensor::from_vec(values, (positions, half), p.device())
+        };
+        Ok(Self {
+            cos: table(f32::cos)?,
+            sin: table(f32::sin)?,
+            head_dim,
+            kernels: p.kernels(),
+        })
+    }
+
+    /// Rotates `x` `[batch · seq, heads · head_dim]` (rows in sequence order), the
+    /// sequence's first position being `start`.
+    pub fn forward(&self, x: &Tensor, seq: usize, start: usize) -> Result<Tensor> {
+        let cos = self.cos.narrow(0, start, seq)?;
+        let sin = self.sin.narrow(0, start, seq)?;
+        if self.kernels.fuse(x) {
+            return Ok(gradus_kernels::rope(x, &cos, &sin, self.head_dim)?);
+        }
+        let (rows, width) = x.dims2()?;
+        let half = self.head_dim / 2;
+        let heads = width / self.head_dim;
+        let x = x.reshape((rows / seq, seq, heads, self.head_dim))?;
+        let a = x.narrow(D::Minus1, 0, half)?;
+        let b = x.narrow(D::Minus1, half, half)?;
+        let c = cos.reshape((seq, 1, half))?.to_dtype(x.dtype())?;
+        let s = sin.reshape((seq, 1, half))?.to_dtype(x.dtype())?;
+        let ya = (a.broadcast_mul(&c)? - b.broadcast_mul(&s)?)?;
+        let yb = (b.broadcast_mul(&c)? + a.broadcast_mul(&s)?)?;
+        Ok(Tensor::cat(&[ya, yb], D::Minus1)?.reshape((rows, width))?)
     }
 }
 

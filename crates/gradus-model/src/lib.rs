@@ -1,15 +1,18 @@
-//! Models for gradus on candle: a GPT-2 style decoder and a BERT style encoder with the
-//! heads the training stages need (tied LM head, MLM + NSP, classification, regression).
+//! Models for gradus on candle: GPT-2 style and Llama-style decoders (one [`Decoder`]
+//! type) and a BERT style encoder, with the heads the training stages need (LM head,
+//! MLM + NSP, classification, regression).
 //!
 //! Every parameter lives in one [`Params`] store under its Hugging Face name, so a
 //! checkpoint written by [`Params::save`] is a `model.safetensors` that HF tools read,
-//! and HF checkpoints (`GPT2LMHeadModel`, `BertModel`, `BertForPreTraining`, with or
-//! without the `bert.` / `transformer.` prefix) load into these models.
+//! and HF checkpoints (`GPT2LMHeadModel`, `LlamaForCausalLM`, `BertModel`,
+//! `BertForPreTraining`, with or without the `bert.` / `transformer.` prefix) load into
+//! these models.
 //!
 //! Only ops with a backward pass are used: candle's fused `softmax_last_dim` and biased
-//! `LayerNorm` drop gradients. On the CPU, GELU, layer norm, attention and the loss run
-//! as `gradus-kernels`' fused ops with their own backward; with [`Kernels::Composed`]
-//! (and on other devices) they are composed of candle ops.
+//! `LayerNorm` drop gradients. On the CPU, GELU, layer norm, RMS norm, rotary
+//! embeddings, attention and the loss run as `gradus-kernels`' fused ops with their own
+//! backward; with [`Kernels::Composed`] (and on other devices) they are composed of
+//! candle ops.
 //!
 //! ```
 //! use candle_core::{Device, Tensor};
@@ -25,21 +28,25 @@
 
 mod bert;
 mod config;
+mod decoder;
 mod error;
 pub mod generate;
 mod gpt;
 mod kernels;
 mod layers;
 pub mod layout;
+mod llama;
 pub mod loss;
 mod params;
 
 pub use bert::{Bert, BertHeads, MlmHead, TaskHead, sinusoids};
-pub use config::{BertConfig, GptConfig, Pooling, PositionEmbedding};
+pub use config::{BertConfig, GptConfig, LlamaConfig, Pooling, PositionEmbedding};
+pub use decoder::{DECODER_TYPES, Decoder, DecoderConfig};
 pub use error::{ModelError, Result};
 pub use gpt::Gpt;
 pub use kernels::Kernels;
-pub use layers::{AttentionMask, Ctx, LayerNorm, Linear, self_attention};
+pub use layers::{AttentionMask, Ctx, LayerNorm, Linear, RmsNorm, Rotary, self_attention};
+pub use llama::Llama;
 pub use params::{ParamKind, Params, WeightLayout};
 
 /// Parses a device name: `cpu` or `cuda:N` (`cuda` alone is `cuda:0`).

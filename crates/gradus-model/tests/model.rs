@@ -6,7 +6,8 @@
 use candle_core::{D, Device, Tensor};
 use gradus_model::generate::{Sampling, generate};
 use gradus_model::{
-    Bert, BertConfig, BertHeads, Ctx, Gpt, GptConfig, Kernels, ModelError, Params, TaskHead, loss,
+    Bert, BertConfig, BertHeads, Ctx, Decoder, DecoderConfig, Gpt, GptConfig, Kernels, Llama,
+    LlamaConfig, ModelError, Params, TaskHead, loss,
 };
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -19,6 +20,21 @@ fn tiny_gpt() -> GptConfig {
         n_layer: 2,
         n_head: 2,
         ..GptConfig::default()
+    }
+}
+
+/// Grouped-query attention (4 heads sharing 2 key/value heads), tied or not.
+fn tiny_llama(tied: bool) -> LlamaConfig {
+    LlamaConfig {
+        vocab_size: 13,
+        hidden_size: 8,
+        intermediate_size: 12,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        max_position_embeddings: 8,
+        tie_word_embeddings: tied,
+        ..LlamaConfig::default()
     }
 }
 
@@ -91,6 +107,137 @@ fn gpt_gradients_match_finite_differences() {
             loss::nll_sum(&logits, &targets, None, kernels).unwrap()
         });
     }
+}
+
+#[test]
+fn llama_gradients_match_finite_differences() {
+    for (kernels, tied) in [
+        (Kernels::Fused, false),
+        (Kernels::Composed, false),
+        (Kernels::Fused, true),
+    ] {
+        let mut params = Params::new(Device::Cpu, 1).with_kernels(kernels);
+        let llama = Llama::new(&tiny_llama(tied), &mut params).unwrap();
+        assert_eq!(params.get("lm_head.weight").is_some(), !tied);
+        assert_eq!(params.count(), tiny_llama(tied).num_params());
+        let ids = Tensor::new(&[[1u32, 5, 7, 2, 9], [3, 3, 12, 0, 4]], &Device::Cpu).unwrap();
+        let targets = Tensor::new(&[5u32, 7, 2, 9, 1, 3, 12, 0, 4, 4], &Device::Cpu).unwrap();
+        check_gradients(&params, &|| {
+            let logits = llama.logits_rows(&ids, &mut Ctx::eval()).unwrap();
+            loss::nll_sum(&logits, &targets, None, kernels).unwrap()
+        });
+    }
+}
+
+/// The fused RMS norm, rotary embeddings and attention give the composed ops' loss and
+/// gradients on a Llama, so either path trains the same model.
+#[test]
+fn llama_fused_and_composed_kernels_agree() {
+    let ids = Tensor::new(&[[1u32, 5, 7, 2, 9, 4, 4, 0]], &Device::Cpu).unwrap();
+    let targets = Tensor::new(&[5u32, 7, 2, 9, 4, 4, 0, 1], &Device::Cpu).unwrap();
+    let run = |kernels| {
+        let mut params = Params::new(Device::Cpu, 3).with_kernels(kernels);
+        let llama = Llama::new(&tiny_llama(false), &mut params).unwrap();
+        let logits = llama.logits_rows(&ids, &mut Ctx::eval()).unwrap();
+        let l = loss::nll_sum(&logits, &targets, None, kernels).unwrap();
+        let grads = l.backward().unwrap();
+        let g: Vec<Vec<f32>> = params
+            .iter()
+            .map(|(_, v, _)| {
+                grads
+                    .get(v.as_tensor())
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1()
+                    .unwrap()
+            })
+            .collect();
+        (scalar(&l), g)
+    };
+    let (fused, fused_grads) = run(Kernels::Fused);
+    let (composed, composed_grads) = run(Kernels::Composed);
+    assert!(
+        (fused - composed).abs() < 1e-5 * composed.abs(),
+        "{fused} vs {composed}"
+    );
+    for (f, c) in fused_grads
+        .iter()
+        .flatten()
+        .zip(composed_grads.iter().flatten())
+    {
+        assert!(
+            (f - c).abs() < 1e-4 * c.abs().max(1e-2),
+            "gradient {f} vs {c}"
+        );
+    }
+}
+
+/// A Llama saved and loaded through the decoder type: HF's names, no `lm_head` when
+/// tied, the same logits back; HF options gradus does not implement are refused.
+#[test]
+fn llama_folders_round_trip_and_refuse_what_gradus_cannot_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let ids = Tensor::new(&[[1u32, 5, 7, 2]], &Device::Cpu).unwrap();
+    for tied in [true, false] {
+        let config = DecoderConfig::Llama(tiny_llama(tied));
+        let mut params = Params::new(Device::Cpu, 4);
+        let model = Decoder::new(&config, &mut params).unwrap();
+        params.save(&dir.path().join("model.safetensors")).unwrap();
+        let json = config.to_json();
+        assert_eq!(json["num_key_value_heads"], 2);
+        assert_eq!(json["rope_parameters"]["rope_theta"], 10000.0);
+        std::fs::write(dir.path().join("config.json"), json.to_string()).unwrap();
+        let names: Vec<String> = gradus_model::layout::read_tensors(dir.path())
+            .unwrap()
+            .into_keys()
+            .collect();
+        assert_eq!(names.contains(&"lm_head.weight".to_string()), !tied);
+        assert!(names.contains(&"model.layers.1.mlp.down_proj.weight".to_string()));
+        let (back, _) = Decoder::load(dir.path(), Device::Cpu).unwrap();
+        assert_eq!(
+            back.config(),
+            DecoderConfig::Llama(tiny_llama(tied).for_folder())
+        );
+        let a: Vec<f32> = model
+            .logits(&ids, &mut Ctx::eval())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        let b: Vec<f32> = back
+            .logits(&ids, &mut Ctx::eval())
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1()
+            .unwrap();
+        assert_eq!(a, b);
+    }
+    let refused = |edit: serde_json::Value| {
+        let mut json = DecoderConfig::Llama(tiny_llama(true)).to_json();
+        json.as_object_mut()
+            .unwrap()
+            .extend(edit.as_object().unwrap().clone());
+        let config = DecoderConfig::from_json(json).unwrap();
+        Decoder::new(&config, &mut Params::new(Device::Cpu, 0))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(
+        refused(serde_json::json!({"rope_scaling": {"type": "linear", "factor": 2.0}}))
+            .contains("rope_scaling")
+    );
+    assert!(
+        refused(serde_json::json!({"rope_parameters": {"rope_type": "yarn", "rope_theta": 1e4}}))
+            .contains("yarn")
+    );
+    assert!(refused(serde_json::json!({"attention_bias": true})).contains("biases"));
+    assert!(refused(serde_json::json!({"hidden_act": "gelu"})).contains("silu"));
+    assert!(refused(serde_json::json!({"num_key_value_heads": 3})).contains("key/value heads"));
+    let bert = DecoderConfig::from_json(serde_json::json!({"model_type": "bert"})).unwrap_err();
+    assert!(bert.to_string().contains("gpt2, llama"), "{bert}");
 }
 
 #[test]
@@ -284,6 +431,50 @@ fn an_hf_gpt2_checkpoint_gives_transformers_logits() {
                 }
             }
         }
+    }
+}
+
+/// A Llama written by Hugging Face transformers (`tests/fixtures/make_tiny_llama.py`:
+/// `LlamaForCausalLM.save_pretrained`, grouped-query attention, an untied output layer,
+/// transformers 5's `rope_parameters`) loads and gives transformers' own logits within
+/// 1e-4, with both kernel choices.
+#[test]
+fn an_hf_llama_checkpoint_gives_transformers_logits() {
+    let dir =
+        gradus_testkit::workspace_root().join("crates/gradus-model/tests/fixtures/tiny-llama");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    let DecoderConfig::Llama(config) = Decoder::read_config(&dir).unwrap() else {
+        panic!("not read as a Llama");
+    };
+    assert_eq!((config.num_attention_heads, config.kv_heads()), (4, 2));
+    for kernels in [Kernels::Fused, Kernels::Composed] {
+        let mut params = Params::from_checkpoint(&dir, Device::Cpu, 0, &[])
+            .unwrap()
+            .with_kernels(kernels);
+        let model = Decoder::Llama(Llama::new(&config, &mut params).unwrap());
+        let input = Tensor::new(ids.clone(), &Device::Cpu).unwrap();
+        let got: Vec<Vec<Vec<f32>>> = model
+            .logits(&input, &mut Ctx::eval())
+            .unwrap()
+            .to_vec3()
+            .unwrap();
+        let mut worst = 0f32;
+        for (g, w) in got
+            .iter()
+            .flatten()
+            .flatten()
+            .zip(want.iter().flatten().flatten())
+        {
+            worst = worst.max((g - w).abs());
+        }
+        assert!(
+            worst <= 1e-4,
+            "{kernels:?}: logits differ from transformers' by {worst}"
+        );
     }
 }
 

@@ -1,0 +1,187 @@
+//! RMS norm over the last dimension, `y = x/√(mean(x²) + ε) · w` (Llama's `RMSNorm`),
+//! with a backward pass (candle's fused `rms_norm` has none). As the layer norm kernel:
+//! one pass per row forward, the row statistic recomputed in backward, and the weight
+//! gradient summed per fixed block of rows, then in block order, so the result is the
+//! same on any number of threads.
+
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::math::dot;
+use crate::par::{add_in_order, rows_per_task};
+use crate::simd::wide;
+use crate::storage::f32s;
+
+/// 1/√(mean(x²) + ε) of a row.
+#[inline(always)]
+fn rstd(row: &[f32], eps: f32) -> f32 {
+    1.0 / (dot(row, row) / row.len() as f32 + eps).sqrt()
+}
+
+fn check(x: usize, w: usize, what: &str) -> Result<()> {
+    if w == 0 || !x.is_multiple_of(w) {
+        bail!("rms norm{what}: input of {x} values, weight {w}")
+    }
+    Ok(())
+}
+
+fn forward(x: &[f32], w: &[f32], eps: f32) -> Result<Vec<f32>> {
+    check(x.len(), w.len(), "")?;
+    let mut y = vec![0.0f32; x.len()];
+    let rows = rows_per_task(w.len()) * w.len();
+    y.par_chunks_mut(rows)
+        .zip(x.par_chunks(rows))
+        .for_each(|(y, x)| forward_rows(y, x, w, eps));
+    Ok(y)
+}
+
+wide! {
+    fn forward_rows(y: &mut [f32], x: &[f32], w: &[f32], eps: f32) {
+        let d = w.len();
+        for (y, x) in y.chunks_exact_mut(d).zip(x.chunks_exact(d)) {
+            let r = rstd(x, eps);
+            for ((y, &x), &w) in y.iter_mut().zip(x).zip(w) {
+                *y = x * r * w;
+            }
+        }
+    }
+}
+
+/// `[dx…, dw…]` in one buffer: dx = r·(g − x̂·mean(g·x̂)) with g = dy·w and x̂ = x·r,
+/// dw = Σ dy·x̂ over rows.
+fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
+    check(x.len(), w.len(), " backward")?;
+    if dy.len() != x.len() {
+        bail!(
+            "rms norm backward: {} inputs, {} gradients",
+            x.len(),
+            dy.len()
+        )
+    }
+    let d = w.len();
+    let mut out = vec![0.0f32; x.len() + d];
+    let (dx, _) = out.split_at_mut(x.len());
+    let rows = rows_per_task(d) * d;
+    let partial: Vec<Vec<f32>> = dx
+        .par_chunks_mut(rows)
+        .zip(x.par_chunks(rows).zip(dy.par_chunks(rows)))
+        .map(|(dx, (x, dy))| backward_rows(dx, x, dy, w, eps))
+        .collect();
+    add_in_order(&mut out[x.len()..], partial);
+    Ok(out)
+}
+
+wide! {
+    /// dx of a block of rows, and its rows' Σ dy·x̂.
+    fn backward_rows(dx: &mut [f32], x: &[f32], dy: &[f32], w: &[f32], eps: f32) -> Vec<f32> {
+        let d = w.len();
+        let mut dw = vec![0.0f32; d];
+        let mut g = vec![0.0f32; d];
+        let mut xhat = vec![0.0f32; d];
+        for ((dx, x), dy) in dx
+            .chunks_exact_mut(d)
+            .zip(x.chunks_exact(d))
+            .zip(dy.chunks_exact(d))
+        {
+            let r = rstd(x, eps);
+            for ((xh, g), ((&x, &dy), &w)) in xhat
+                .iter_mut()
+                .zip(g.iter_mut())
+                .zip(x.iter().zip(dy).zip(w))
+            {
+                *xh = x * r;
+                *g = dy * w;
+            }
+            let mean_gx = dot(&g, &xhat) / d as f32;
+            for ((dx, &g), &xh) in dx.iter_mut().zip(&g).zip(&xhat) {
+                *dx = r * (g - xh * mean_gx);
+            }
+            for ((dw, &dy), &xh) in dw.iter_mut().zip(dy).zip(&xhat) {
+                *dw += dy * xh;
+            }
+        }
+        dw
+    }
+}
+
+struct RmsNorm {
+    eps: f32,
+}
+
+impl CustomOp2 for RmsNorm {
+    fn name(&self) -> &'static str {
+        "gradus-rms-norm"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(xs, xl, "rms norm input")?;
+        let w = f32s(ws, wl, "rms norm weight")?;
+        Ok((
+            CpuStorage::F32(forward(x, w, self.eps)?),
+            xl.shape().clone(),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = RmsNormGrad { eps: self.eps };
+        let packed = x.apply_op3_no_bwd(w, &dy.contiguous()?, &grad)?;
+        let (n, d) = (x.elem_count(), w.elem_count());
+        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
+        let dw = packed.narrow(0, n, d)?.reshape(w.shape())?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `(x, w, dy) → [dx, dw]` flattened into one 1-D tensor.
+struct RmsNormGrad {
+    eps: f32,
+}
+
+impl CustomOp3 for RmsNormGrad {
+    fn name(&self) -> &'static str {
+        "gradus-rms-norm-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        gs: &CpuStorage,
+        gl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(xs, xl, "rms norm input")?;
+        let w = f32s(ws, wl, "rms norm weight")?;
+        let dy = f32s(gs, gl, "rms norm gradient")?;
+        let out = backward(x, w, dy, self.eps)?;
+        let n = out.len();
+        Ok((CpuStorage::F32(out), Shape::from(n)))
+    }
+}
+
+/// RMS norm over the last dimension of an f32 CPU tensor, differentiable in x and the
+/// weight.
+pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
+    let x = x.contiguous()?;
+    if x.dim(candle_core::D::Minus1)? != weight.elem_count() {
+        bail!(
+            "rms norm: input {:?} against a weight of {}",
+            x.dims(),
+            weight.elem_count()
+        )
+    }
+    x.apply_op2(&weight.contiguous()?, RmsNorm { eps: eps as f32 })
+}

@@ -1,0 +1,120 @@
+//! Rotary position embedding (RoPE) in the layout Llama's Hugging Face implementation
+//! uses: each head's first half and second half are the two coordinates of a pair
+//! (`rotate_half`), rotated by the angle of the row's position. Works on the projection
+//! as the model keeps it, `[batch · seq, heads · head_dim]`, so no split of heads. The
+//! backward pass is the same rotation by the opposite angle.
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use crate::par::rows_per_task;
+use crate::simd::wide;
+use crate::storage::f32s;
+
+struct Rope {
+    /// 1 forward, −1 backward (the inverse rotation).
+    sign: f32,
+    head_dim: usize,
+}
+
+impl Rope {
+    fn apply(&self, x: &[f32], cos: &[f32], sin: &[f32], width: usize) -> Result<Vec<f32>> {
+        let half = self.head_dim / 2;
+        let seq = cos.len() / half.max(1);
+        if half == 0 || !self.head_dim.is_multiple_of(2) || !width.is_multiple_of(self.head_dim) {
+            bail!(
+                "rope: width {width} is not heads of an even head width {}",
+                self.head_dim
+            )
+        }
+        if sin.len() != cos.len() || seq == 0 || !x.len().is_multiple_of(width * seq) {
+            bail!(
+                "rope: {} values of width {width} against {seq} positions",
+                x.len()
+            )
+        }
+        let mut y = vec![0.0f32; x.len()];
+        let rows = rows_per_task(width);
+        y.par_chunks_mut(rows * width)
+            .zip(x.par_chunks(rows * width))
+            .enumerate()
+            .for_each(|(task, (y, x))| {
+                for (r, (y, x)) in y
+                    .chunks_exact_mut(width)
+                    .zip(x.chunks_exact(width))
+                    .enumerate()
+                {
+                    let p = (task * rows + r) % seq;
+                    let (c, s) = (&cos[p * half..][..half], &sin[p * half..][..half]);
+                    rotate_row(y, x, c, s, self.sign, half);
+                }
+            });
+        Ok(y)
+    }
+}
+
+wide! {
+    /// Rotates every head of one row: (a, b) → (a·c − b·s, b·c + a·s).
+    fn rotate_row(y: &mut [f32], x: &[f32], c: &[f32], s: &[f32], sign: f32, half: usize) {
+        for (y, x) in y.chunks_exact_mut(2 * half).zip(x.chunks_exact(2 * half)) {
+            let (ya, yb) = y.split_at_mut(half);
+            let (xa, xb) = x.split_at(half);
+            for i in 0..half {
+                let s = sign * s[i];
+                ya[i] = xa[i] * c[i] - xb[i] * s;
+                yb[i] = xb[i] * c[i] + xa[i] * s;
+            }
+        }
+    }
+}
+
+impl CustomOp3 for Rope {
+    fn name(&self) -> &'static str {
+        "gradus-rope"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        cs: &CpuStorage,
+        cl: &Layout,
+        ss: &CpuStorage,
+        sl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let x = f32s(xs, xl, "rope input")?;
+        let cos = f32s(cs, cl, "rope cosines")?;
+        let sin = f32s(ss, sl, "rope sines")?;
+        let width = xl.dims().last().copied().unwrap_or(0);
+        let y = self.apply(x, cos, sin, width)?;
+        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _x: &Tensor,
+        cos: &Tensor,
+        sin: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let inverse = Rope {
+            sign: -self.sign,
+            head_dim: self.head_dim,
+        };
+        let dx = dy.contiguous()?.apply_op3_no_bwd(cos, sin, &inverse)?;
+        Ok((Some(dx), None, None))
+    }
+}
+
+/// Rotates `x` (f32, CPU; `[batch · seq, heads · head_dim]` or `[batch, seq, …]`, rows
+/// in sequence order) by the angles whose cosines and sines `cos` and `sin` hold,
+/// `[seq, head_dim / 2]`, one row per position of the sequence. Differentiable in `x`.
+pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, head_dim: usize) -> Result<Tensor> {
+    let op = Rope {
+        sign: 1.0,
+        head_dim,
+    };
+    x.contiguous()?
+        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, op)
+}
