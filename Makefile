@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare webtext mix glue \
+.PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare shakespeare-llama webtext mix glue \
 	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
@@ -153,6 +153,12 @@ shakespeare: build
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/shakespeare-char.toml \
 	    --set pretrain.seed=$(SEED) --set pretrain.train.seed=$(SEED) \
 	    --run-dir $(RUNS)/shakespeare-char-$(SEED)
+
+# The same recipe on a Llama-style decoder of the same size (RoPE, RMS norm, SwiGLU).
+shakespeare-llama: build
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/shakespeare-llama.toml \
+	    --set pretrain.seed=$(SEED) --set pretrain.train.seed=$(SEED) \
+	    --run-dir $(RUNS)/shakespeare-llama-$(SEED)
 
 # Transfer for causal LMs: a byte-level GPT pretrained on general text, continued on Tiny
 # Shakespeare for 500 steps, beside the same model from scratch for 500 and 2,000 steps.

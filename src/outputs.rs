@@ -9,7 +9,7 @@ use anyhow::Context;
 use candle_core::{Device, Tensor};
 use gradus_export::{ModelFolder, ModelKind};
 use gradus_model::generate::{Sampling, generate};
-use gradus_model::{Bert, BertHeads, Ctx, Gpt, Params};
+use gradus_model::{Bert, BertHeads, Ctx, Decoder, Params};
 use serde_json::{Value, json};
 
 /// Tokens a causal LM's greedy continuation runs to.
@@ -27,8 +27,8 @@ pub fn model_outputs(dir: &Path, texts: &[String]) -> anyhow::Result<Vec<Value>>
         Ok(enc.get_ids().to_vec())
     };
     match kind {
-        ModelKind::CausalLm => {
-            let (model, _params) = Gpt::load(dir, Device::Cpu)?;
+        ModelKind::CausalLm(_) => {
+            let (model, _params) = Decoder::load(dir, Device::Cpu)?;
             let stop = gradus_tokenize::SpecialTokens::of(&tk).eos;
             texts
                 .iter()
@@ -46,7 +46,7 @@ pub fn model_outputs(dir: &Path, texts: &[String]) -> anyhow::Result<Vec<Value>>
     }
 }
 
-fn causal_lm(model: &Gpt, text: &str, ids: &[u32], stop: Option<u32>) -> anyhow::Result<Value> {
+fn causal_lm(model: &Decoder, text: &str, ids: &[u32], stop: Option<u32>) -> anyhow::Result<Value> {
     let input = Tensor::new(ids, &Device::Cpu)?.unsqueeze(0)?;
     let logits = model.logits(&input, &mut Ctx::eval())?.squeeze(0)?;
     let greedy = Sampling {

@@ -220,41 +220,80 @@ fn mlm_pretraining_killed_between_checkpoints_resumes_seamlessly() {
     assert_resume_is_seamless(PRETRAIN, &args, tmp.path(), Moment::BetweenCheckpoints);
 }
 
+/// The MLM run's arguments for causal-LM pretraining of the model `model` sets.
+fn clm_args(corpus: &Corpus, out: &Path, model: &[&str]) -> Vec<String> {
+    let mlm = mlm_args(corpus, out);
+    let mut a = Vec::new();
+    let mut i = 0;
+    while i < mlm.len() {
+        if mlm[i] == "--set" && mlm[i + 1].starts_with("bert.") {
+            i += 2;
+            continue;
+        }
+        a.push(if mlm[i] == "mlm" {
+            "clm".into()
+        } else {
+            mlm[i].clone()
+        });
+        i += 1;
+    }
+    for setting in model {
+        a.extend(["--set".to_string(), setting.to_string()]);
+    }
+    a
+}
+
 #[test]
 fn clm_pretraining_killed_between_checkpoints_resumes_seamlessly() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = toy_corpus(tmp.path());
-    let args = |out: &Path| {
-        let mlm = mlm_args(&corpus, out);
-        let mut a = Vec::new();
-        let mut i = 0;
-        while i < mlm.len() {
-            if mlm[i] == "--set" && mlm[i + 1].starts_with("bert.") {
-                i += 2;
-                continue;
-            }
-            a.push(if mlm[i] == "mlm" {
-                "clm".into()
-            } else {
-                mlm[i].clone()
-            });
-            i += 1;
-        }
-        with(
-            &a,
-            &[
-                "--set",
-                "gpt.n_embd=32",
-                "--set",
-                "gpt.n_layer=1",
-                "--set",
-                "gpt.n_head=2",
-                "--set",
-                "gpt.n_positions=16",
-            ],
-        )
-    };
+    let gpt = [
+        "gpt.n_embd=32",
+        "gpt.n_layer=1",
+        "gpt.n_head=2",
+        "gpt.n_positions=16",
+    ];
+    let args = |out: &Path| clm_args(&corpus, out, &gpt);
     assert_resume_is_seamless(PRETRAIN, &args, tmp.path(), Moment::BetweenCheckpoints);
+}
+
+/// A Llama-style decoder with grouped-query attention trains through the same stage and
+/// resumes bit-exactly; its folder is HF's `LlamaForCausalLM` layout.
+#[test]
+fn llama_pretraining_killed_between_checkpoints_resumes_seamlessly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = toy_corpus(tmp.path());
+    let llama = [
+        "llama.hidden_size=32",
+        "llama.intermediate_size=64",
+        "llama.num_hidden_layers=2",
+        "llama.num_attention_heads=4",
+        "llama.num_key_value_heads=2",
+        "llama.max_position_embeddings=16",
+    ];
+    let args = |out: &Path| clm_args(&corpus, out, &llama);
+    assert_resume_is_seamless(PRETRAIN, &args, tmp.path(), Moment::BetweenCheckpoints);
+    let model = tmp.path().join("whole/model");
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(model.join("config.json")).unwrap()).unwrap();
+    assert_eq!(config["model_type"], "llama");
+    assert_eq!(config["num_key_value_heads"], 2);
+    let (decoder, _) = gradus_model::Decoder::load(&model, candle_core::Device::Cpu).unwrap();
+    assert!(matches!(decoder, gradus_model::Decoder::Llama(_)));
+}
+
+/// A BERT-only objective on a decoder's table is one clear line.
+#[test]
+fn a_decoder_model_for_a_bert_objective_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = toy_corpus(tmp.path());
+    let args = with(
+        &mlm_args(&corpus, &tmp.path().join("run")),
+        &["--set", "llama.hidden_size=32"],
+    );
+    let err = refused(&run(PRETRAIN, &args));
+    assert!(err.contains("[llama]") && err.contains("[bert]"), "{err}");
+    assert!(!tmp.path().join("run/model").exists());
 }
 
 #[test]

@@ -45,10 +45,10 @@ struct Cli {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     let device = gradus_model::device(&cli.device)?;
-    let (model, _params) = gradus_model::Gpt::load(&cli.model, device)?;
+    let (model, _params) = gradus_model::Decoder::load(&cli.model, device)?;
     let tk = gradus_tokenize::load(&cli.tokenizer)
         .with_context(|| format!("tokenizer {}", cli.tokenizer.display()))?;
-    let (size, vocab) = (tk.get_vocab_size(true), model.config().vocab_size);
+    let (size, vocab) = (tk.get_vocab_size(true), model.vocab_size());
     if size > vocab {
         anyhow::bail!(
             "tokenizer {}: {size} tokens, but the model {} has {vocab} embeddings: not its tokenizer",

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use candle_core::Device;
-use gradus_model::Gpt;
+use gradus_model::Decoder;
 use gradus_pretrain::clm::clm_nll;
 use serde::Serialize;
 
@@ -44,7 +44,7 @@ impl LmScore {
 /// A causal model's score on `windows` of `seq_len + 1` ids: each window's tokens after
 /// the first are the targets, as in training.
 pub fn clm_score(
-    model: &Gpt,
+    model: &Decoder,
     windows: &[Vec<u32>],
     batch_size: usize,
     device: &Device,

@@ -14,8 +14,8 @@ use gradus_finetune::MultitaskConfig;
 use gradus_finetune::data::{TaskExample, load_examples};
 use gradus_finetune::eval::score;
 use gradus_finetune::{FinetuneConfig, Predictor, TaskKind};
-use gradus_model::Gpt;
 use gradus_model::generate::{Sampling, generate};
+use gradus_model::{DECODER_TYPES, Decoder, DecoderConfig};
 use gradus_pretrain::clm::{ClmStream, StreamSpec};
 use gradus_record::{Metric, RunKind, RunRecord};
 use gradus_train::Objective;
@@ -429,7 +429,7 @@ fn clm_section(
     lm: &ClmData<'_>,
 ) -> anyhow::Result<Section> {
     let device = gradus_model::device(&ec.device)?;
-    let (model, _params) = Gpt::load(&lm.model, device.clone())?;
+    let (model, _params) = Decoder::load(&lm.model, device.clone())?;
     let (tk, splits) = (&lm.tokenizer, &lm.splits);
     let windows = ClmStream::first_windows(
         lm.tokens,
@@ -447,7 +447,7 @@ fn clm_section(
     }
     let neural = clm_score(&model, &windows, ec.batch_size, &device, Some(bytes))?;
     let train = baseline_train(lm.tokens, splits, ec.baseline_tokens, 4096)?;
-    let vocab = model.config().vocab_size;
+    let vocab = model.vocab_size();
     let ngram = ngram_score(&train, &windows, ec.baseline_order, vocab, Some(bytes))?;
     let metrics = |s: &crate::LmScore| {
         let mut m = BTreeMap::from([
@@ -609,11 +609,13 @@ fn checkpoint_section(
         };
         return evaluate_task(ec, &run, output);
     }
-    if config.get("model_type").and_then(serde_json::Value::as_str) != Some("gpt2") {
+    let model_type = config.get("model_type").and_then(serde_json::Value::as_str);
+    if !model_type.is_some_and(|t| DECODER_TYPES.contains(&t)) {
         anyhow::bail!(
-            "checkpoint {}: neither a causal LM (GPT-2) nor a fine-tuned task; masked LMs \
+            "checkpoint {}: neither a causal LM ({}) nor a fine-tuned task; masked LMs \
              are evaluated from their pretraining run folder",
-            spec.model.display()
+            spec.model.display(),
+            DECODER_TYPES.join(", ")
         );
     }
     let tokens = need("tokens", spec.tokens.as_ref())?;
@@ -622,9 +624,9 @@ fn checkpoint_section(
         .clone()
         .unwrap_or_else(|| spec.model.join("tokenizer.json"));
     let tokenizer = load_tokenizer(&tokenizer_path)?;
-    let context = config
-        .get("n_positions")
-        .and_then(serde_json::Value::as_u64);
+    let context = DecoderConfig::from_json(config.clone())
+        .ok()
+        .map(|c| c.context() as u64);
     let split = |s: &str| StreamSpec::whole(Some(s));
     let lm = ClmData {
         model: spec.model.clone(),

@@ -106,7 +106,7 @@ fn snippet(kind: ModelKind, layout: Layout) -> &'static str {
              model = SentenceTransformer(\"PATH\")\n\
              outputs = model.encode([\"a sentence\"])"
         }
-        (_, ModelKind::CausalLm) => {
+        (_, ModelKind::CausalLm(_)) => {
             "from transformers import AutoModelForCausalLM, AutoTokenizer\n\
              model = AutoModelForCausalLM.from_pretrained(\"PATH\")\n\
              tokenizer = AutoTokenizer.from_pretrained(\"PATH\")"

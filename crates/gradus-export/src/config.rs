@@ -79,7 +79,7 @@ fn classification_fields(task: &Map<String, Value>) -> Map<String, Value> {
 /// padding.
 fn special_ids(config: &mut Map<String, Value>, kind: ModelKind, specials: &SpecialTokens) {
     let id = |v: Option<u32>| v.map_or(Value::Null, Value::from);
-    if kind == ModelKind::CausalLm {
+    if matches!(kind, ModelKind::CausalLm(_)) {
         config.insert("bos_token_id".into(), id(specials.eos));
         config.insert("eos_token_id".into(), id(specials.eos));
         config.insert("pad_token_id".into(), id(specials.pad));

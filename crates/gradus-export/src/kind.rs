@@ -9,11 +9,18 @@ use serde_json::{Map, Value};
 
 use crate::error::{ExportError, Result};
 
+/// Which decoder a causal LM is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decoder {
+    Gpt2,
+    Llama,
+}
+
 /// The model a folder holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ModelKind {
-    /// A GPT-2 style decoder with its tied LM head.
-    CausalLm,
+    /// A decoder with its LM head.
+    CausalLm(Decoder),
     /// A BERT encoder with its MLM and next-sentence heads.
     Pretraining,
     /// A BERT encoder alone.
@@ -28,7 +35,8 @@ impl ModelKind {
     /// The transformers class a folder of this kind opens in, in the HF layout.
     pub fn hf_class(self) -> Option<&'static str> {
         match self {
-            Self::CausalLm => Some("GPT2LMHeadModel"),
+            Self::CausalLm(Decoder::Gpt2) => Some("GPT2LMHeadModel"),
+            Self::CausalLm(Decoder::Llama) => Some("LlamaForCausalLM"),
             Self::Pretraining => Some("BertForPreTraining"),
             Self::Encoder | Self::MultiTask => Some("BertModel"),
             Self::Task(Pooling::Pooler) => Some("BertForSequenceClassification"),
@@ -38,7 +46,7 @@ impl ModelKind {
 
     pub fn describe(self) -> &'static str {
         match self {
-            Self::CausalLm => "causal language model",
+            Self::CausalLm(_) => "causal language model",
             Self::Pretraining => "masked language model with next-sentence prediction",
             Self::Encoder => "encoder",
             Self::Task(_) => "task model",
@@ -96,11 +104,12 @@ fn kind_of(
         .and_then(Value::as_str)
         .unwrap_or("");
     match model_type {
-        "gpt2" => return Ok(ModelKind::CausalLm),
+        "gpt2" => return Ok(ModelKind::CausalLm(Decoder::Gpt2)),
+        "llama" => return Ok(ModelKind::CausalLm(Decoder::Llama)),
         "bert" => {}
         other => {
             return Err(format!(
-                "model_type `{other}`: gradus writes `gpt2` and `bert` models"
+                "model_type `{other}`: gradus writes `gpt2`, `llama` and `bert` models"
             ));
         }
     }

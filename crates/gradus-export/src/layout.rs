@@ -49,7 +49,7 @@ impl Layout {
                 "the head reads the first hidden state as it is, and transformers' \
                  BertForSequenceClassification passes it through the pooler first"
             }
-            (Self::SentenceTransformers, ModelKind::CausalLm) => {
+            (Self::SentenceTransformers, ModelKind::CausalLm(_)) => {
                 "a causal language model has no sentence-transformers form"
             }
             (Self::SentenceTransformers, ModelKind::MultiTask) => {

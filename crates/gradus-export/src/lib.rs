@@ -28,7 +28,7 @@ use gradus_tokenize::Tokenizer;
 pub use card::Provenance;
 pub use error::{ExportError, Result};
 pub use export::{ExportSpec, Exported, export};
-pub use kind::{ModelFolder, ModelKind};
+pub use kind::{Decoder, ModelFolder, ModelKind};
 pub use layout::Layout;
 
 /// Writes `folder` into `to` in `layout`, with `tokenizer`'s files when there is one;

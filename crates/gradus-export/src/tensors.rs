@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::error::{ExportError, Result};
 use gradus_model::Pooling;
 
-use crate::kind::{ModelFolder, ModelKind};
+use crate::kind::{Decoder, ModelFolder, ModelKind};
 use crate::layout::Layout;
 
 /// A `Dense` module: a linear layer and its activation.
@@ -86,7 +86,8 @@ fn take_dense(
 /// A biasless GPT gets zero biases, so that `GPT2LMHeadModel` (which always has them)
 /// computes exactly the same and reports nothing missing.
 fn add_zero_biases(folder: &ModelFolder, tensors: &mut HashMap<String, Tensor>) -> Result<()> {
-    if folder.kind != ModelKind::CausalLm || folder.config.get("bias") != Some(&Value::Bool(false))
+    if folder.kind != ModelKind::CausalLm(Decoder::Gpt2)
+        || folder.config.get("bias") != Some(&Value::Bool(false))
     {
         return Ok(());
     }
@@ -106,7 +107,7 @@ fn add_sinusoids(folder: &ModelFolder, tensors: &mut HashMap<String, Tensor>) ->
     let name = "bert.embeddings.position_embeddings.weight";
     let sinusoidal =
         folder.config.get("position_embedding_type") == Some(&Value::String("sinusoidal".into()));
-    if folder.kind == ModelKind::CausalLm || !sinusoidal || tensors.contains_key(name) {
+    if matches!(folder.kind, ModelKind::CausalLm(_)) || !sinusoidal || tensors.contains_key(name) {
         return Ok(());
     }
     let field = |key: &str| {

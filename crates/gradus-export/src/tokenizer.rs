@@ -41,7 +41,7 @@ pub fn write_files(
 /// `cls_token`, `sep_token`, … by content: what the tokenizer has of each role. A GPT
 /// begins and ends text with its end-of-text token, as GPT-2 does.
 fn special_map(tokenizer: &Tokenizer, kind: ModelKind, s: &SpecialTokens) -> Map<String, Value> {
-    let roles: Vec<(&str, Option<u32>)> = if kind == ModelKind::CausalLm {
+    let roles: Vec<(&str, Option<u32>)> = if matches!(kind, ModelKind::CausalLm(_)) {
         vec![
             ("bos_token", s.eos),
             ("eos_token", s.eos),

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
-use gradus_export::{Layout, ModelFolder, ModelKind, Provenance};
+use gradus_export::{Decoder, Layout, ModelFolder, ModelKind, Provenance};
 use gradus_model::{Bert, BertConfig, Gpt, GptConfig, Params, Pooling, TaskHead};
 use gradus_tokenize::{TokenizerKind, TrainConfig};
 use serde_json::{Value, json};
@@ -84,7 +84,10 @@ fn each_layout_refuses_what_it_cannot_hold_and_says_why() {
     );
     let e = refused(Layout::Hf, ModelKind::Task(Pooling::Cls));
     assert!(e.contains("first hidden state"), "{e}");
-    let e = refused(Layout::SentenceTransformers, ModelKind::CausalLm);
+    let e = refused(
+        Layout::SentenceTransformers,
+        ModelKind::CausalLm(Decoder::Gpt2),
+    );
     assert!(e.contains("causal language model"), "{e}");
     assert!(
         Layout::SentenceTransformers

@@ -5,6 +5,7 @@ use std::path::Path;
 
 use candle_core::{Device, Tensor};
 
+use crate::cache::{DecoderCache, StepInput, last_rows};
 use crate::config::{GptConfig, LlamaConfig};
 use crate::error::{ModelError, Result};
 use crate::gpt::Gpt;
@@ -150,6 +151,22 @@ impl Decoder {
         match self {
             Self::Gpt(m) => m.logits_rows(ids, ctx),
             Self::Llama(m) => m.logits_rows(ids, ctx),
+        }
+    }
+
+    /// An empty generation cache for `batch` sequences.
+    pub fn cache(&self, batch: usize) -> DecoderCache {
+        let (layers, _) = self.config().layers_and_width();
+        DecoderCache::new(layers, batch, self.context())
+    }
+
+    /// Next-token logits `[batch, vocab]` after a generation step: `input` (from
+    /// [`DecoderCache::step`]) read against what `cache` holds, which it then extends.
+    pub fn step_logits(&self, input: &StepInput, cache: &mut DecoderCache) -> Result<Tensor> {
+        let batch = input.ids.dim(0)?;
+        match self {
+            Self::Gpt(m) => m.head(&last_rows(&m.hidden_cached(input, cache)?, batch)?),
+            Self::Llama(m) => m.head(&last_rows(&m.hidden_cached(input, cache)?, batch)?),
         }
     }
 

@@ -1,13 +1,20 @@
-//! Sampling from a causal LM: temperature, top-k, top-p (nucleus), seeded.
+//! Sampling from a causal LM: temperature, top-k, top-p (nucleus), seeded; a batch of
+//! prompts of different lengths at once; keys and values cached between steps.
+//!
+//! With the cache, the prompts are read once and each step reads one new token per
+//! sequence. Past the model's context, both decoders recompute each step over the last
+//! `context` tokens: a GPT's learned positions stop at its context, and a Llama's rotary
+//! tables end there too (its keys, rotated at their own positions, would need
+//! positions it never trained on).
 
 use candle_core::{D, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::DecoderCache;
+use crate::decoder::Decoder;
 use crate::error::Result;
-use crate::gpt::Gpt;
-use crate::layers::Ctx;
 
 /// How to pick each next token.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,34 +39,112 @@ impl Default for Sampling {
     }
 }
 
+/// What to generate for each prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generation {
+    pub max_new_tokens: usize,
+    pub sampling: Sampling,
+    /// Keep keys and values between steps (false: recompute every step, for comparison).
+    pub cache: bool,
+}
+
 /// Continues `prompt` by `new_tokens` tokens (stopping early at `stop`, if given).
 pub fn generate(
-    model: &Gpt,
+    model: &Decoder,
     prompt: &[u32],
     new_tokens: usize,
     sampling: &Sampling,
     stop: Option<u32>,
 ) -> Result<Vec<u32>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(sampling.seed);
-    let window = model.config().n_positions;
-    let device = model_device(model)?;
-    let mut ids = prompt.to_vec();
-    for _ in 0..new_tokens {
-        let start = ids.len().saturating_sub(window);
-        let input = Tensor::new(&ids[start..], &device)?.unsqueeze(0)?;
-        let logits = model.logits(&input, &mut Ctx::eval())?;
-        let last = logits.narrow(1, logits.dim(1)? - 1, 1)?.flatten_all()?;
-        let next = pick(&last, sampling, &mut rng)?;
-        ids.push(next);
-        if Some(next) == stop {
+    let generation = Generation {
+        max_new_tokens: new_tokens,
+        sampling: sampling.clone(),
+        cache: true,
+    };
+    let mut done = |_: usize, new: &[u32]| stop.is_some() && new.last().copied() == stop;
+    let mut out = generate_batch(model, &[prompt.to_vec()], &generation, &mut done)?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// Continues each of `prompts` (non-empty, of any lengths) by up to `max_new_tokens`,
+/// as if each were continued alone: every sequence samples from its own generator
+/// seeded with the sampling seed. `done(i, new)` says whether sequence i stops after its
+/// newest token (an end-of-text token, a stop string); a stopped sequence is padding from
+/// then on. Returns each sequence's new tokens.
+pub fn generate_batch(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    generation: &Generation,
+    done: &mut dyn FnMut(usize, &[u32]) -> bool,
+) -> Result<Vec<Vec<u32>>> {
+    if prompts.iter().any(Vec::is_empty) {
+        return Err(crate::error::ModelError::Config(
+            "an empty prompt: give each sequence at least one token".into(),
+        ));
+    }
+    let s = &generation.sampling;
+    let mut rngs: Vec<ChaCha8Rng> = prompts
+        .iter()
+        .map(|_| ChaCha8Rng::seed_from_u64(s.seed))
+        .collect();
+    let mut seqs = prompts.to_vec();
+    let mut new: Vec<Vec<u32>> = vec![Vec::new(); prompts.len()];
+    let mut finished = vec![false; prompts.len()];
+    let mut cache: Option<DecoderCache> = None;
+    for _ in 0..generation.max_new_tokens {
+        let logits = next_logits(model, &seqs, &finished, generation.cache, &mut cache)?;
+        for (i, seq) in seqs.iter_mut().enumerate() {
+            if finished[i] {
+                continue;
+            }
+            let next = pick(&logits.get(i)?, s, &mut rngs[i])?;
+            seq.push(next);
+            new[i].push(next);
+            finished[i] = done(i, &new[i]);
+        }
+        if finished.iter().all(|&f| f) {
             break;
         }
     }
-    Ok(ids[prompt.len()..].to_vec())
+    Ok(new)
 }
 
-fn model_device(model: &Gpt) -> Result<candle_core::Device> {
-    Ok(model.device().clone())
+/// Logits `[batch, vocab]` of each sequence's next token: one cached step when the
+/// cache holds the sequences and has room, else the sequences' last `context` tokens
+/// read afresh.
+fn next_logits(
+    model: &Decoder,
+    seqs: &[Vec<u32>],
+    finished: &[bool],
+    use_cache: bool,
+    cache: &mut Option<DecoderCache>,
+) -> Result<Tensor> {
+    let device = model.device().clone();
+    if let Some(c) = cache.as_mut().filter(|c| c.len() < model.context()) {
+        let column: Vec<Vec<Option<u32>>> = seqs
+            .iter()
+            .zip(finished)
+            .map(|(s, &f)| vec![if f { None } else { s.last().copied() }])
+            .collect();
+        let input = c.step(&column, &device)?;
+        return model.step_logits(&input, c);
+    }
+    let window = model.context();
+    let longest = seqs.iter().map(|s| s.len().min(window)).max().unwrap_or(0);
+    let rows: Vec<Vec<Option<u32>>> = seqs
+        .iter()
+        .map(|s| {
+            let tail = &s[s.len().saturating_sub(window)..];
+            let pad = std::iter::repeat_n(None, longest - tail.len());
+            pad.chain(tail.iter().map(|&t| Some(t))).collect()
+        })
+        .collect();
+    let mut fresh = model.cache(seqs.len());
+    let input = fresh.step(&rows, &device)?;
+    let logits = model.step_logits(&input, &mut fresh)?;
+    // Past the context the cache is full: every later step reads afresh too.
+    *cache = (use_cache && longest < window).then_some(fresh);
+    Ok(logits)
 }
 
 /// Samples one token id from `logits` `[vocab]`.

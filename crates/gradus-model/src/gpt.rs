@@ -4,6 +4,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::cache::{DecoderCache, StepInput, cached_attention};
 use crate::config::GptConfig;
 use crate::error::{ModelError, Result};
 use crate::kernels::Kernels;
@@ -160,7 +161,7 @@ impl Gpt {
 
     /// Next-token logits as `[batch · seq, vocab]`, the layout the loss takes.
     pub fn logits_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        Ok(self.hidden_rows(ids, ctx)?.matmul(&self.wte.t()?)?)
+        self.head(&self.hidden_rows(ids, ctx)?)
     }
 
     /// The final hidden states `[batch, seq, n_embd]`.
@@ -208,9 +209,39 @@ impl Gpt {
         )?;
         let y = blk.attn_proj.forward(&y)?;
         let x = (x + ctx.dropout(&y, self.config.resid_pdrop)?)?;
-        let m = blk.c_fc.forward(&blk.ln_2.forward(&x)?)?;
+        self.mlp(blk, &x, ctx)
+    }
+
+    /// A block's MLP half with its residual: `x + mlp(ln_2(x))`.
+    fn mlp(&self, blk: &Block, x: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let m = blk.c_fc.forward(&blk.ln_2.forward(x)?)?;
         let m = crate::config::activate(&self.config.activation_function, &m, self.kernels)?;
         let m = blk.mlp_proj.forward(&m)?;
         Ok((x + ctx.dropout(&m, self.config.resid_pdrop)?)?)
+    }
+
+    /// The final hidden states `[batch · new, n_embd]` of a generation step's tokens,
+    /// attending to `cache` and extending it (evaluation mode, no gradient).
+    pub fn hidden_cached(&self, input: &StepInput, cache: &mut DecoderCache) -> Result<Tensor> {
+        let tok = self.wte.index_select(&input.ids.flatten_all()?, 0)?;
+        let mut x = (tok + self.wpe.index_select(&input.positions, 0)?)?;
+        let (d, heads) = (self.config.n_embd, self.config.n_head);
+        for (i, blk) in self.blocks.iter().enumerate() {
+            let qkv = blk.c_attn.forward(&blk.ln_1.forward(&x)?)?;
+            let (q, k, v) = (
+                qkv.narrow(1, 0, d)?,
+                qkv.narrow(1, d, d)?,
+                qkv.narrow(1, 2 * d, d)?,
+            );
+            let y = cached_attention((&q, &k, &v), cache.layer(i), (heads, heads), &input.bias)?;
+            x = (x + blk.attn_proj.forward(&y)?)?;
+            x = self.mlp(blk, &x, &mut Ctx::eval())?;
+        }
+        self.ln_f.forward(&x)
+    }
+
+    /// The output layer: hidden rows to logits.
+    pub fn head(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(hidden.matmul(&self.wte.t()?)?)
     }
 }

@@ -234,25 +234,45 @@ impl Rotary {
         })
     }
 
-    /// Rotates `x` `[batch · seq, heads · head_dim]` (rows in sequence order), the
-    /// sequence's first position being `start`.
-    pub fn forward(&self, x: &Tensor, seq: usize, start: usize) -> Result<Tensor> {
-        let cos = self.cos.narrow(0, start, seq)?;
-        let sin = self.sin.narrow(0, start, seq)?;
+    /// Rotates `x` `[batch · seq, heads · head_dim]` (rows in sequence order, each
+    /// sequence starting at position 0).
+    pub fn forward(&self, x: &Tensor, seq: usize) -> Result<Tensor> {
+        let cos = self.cos.narrow(0, 0, seq)?;
+        let sin = self.sin.narrow(0, 0, seq)?;
         if self.kernels.fuse(x) {
             return Ok(gradus_kernels::rope(x, &cos, &sin, self.head_dim)?);
         }
         let (rows, width) = x.dims2()?;
+        let x = x.reshape((rows / seq, seq, width))?;
+        Ok(self.rotate(&x, &cos, &sin)?.reshape((rows, width))?)
+    }
+
+    /// Rotates each row of `x` `[rows, heads · head_dim]` by the angles of its own
+    /// position in `positions` `[rows]` (u32): generation, where rows of one column sit
+    /// at different positions. Composed of candle ops.
+    pub fn forward_at(&self, x: &Tensor, positions: &Tensor) -> Result<Tensor> {
+        let cos = self.cos.index_select(positions, 0)?;
+        let sin = self.sin.index_select(positions, 0)?;
+        self.rotate(x, &cos, &sin)
+    }
+
+    /// `x` `[…, n, heads · head_dim]` rotated by `cos` / `sin` `[n, head_dim / 2]`.
+    fn rotate(&self, x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
+        let mut dims = x.dims().to_vec();
+        let width = dims.pop().unwrap_or(0);
+        let n = cos.dim(0)?;
         let half = self.head_dim / 2;
-        let heads = width / self.head_dim;
-        let x = x.reshape((rows / seq, seq, heads, self.head_dim))?;
+        let mut split = dims.clone();
+        split.extend([width / self.head_dim, self.head_dim]);
+        let x = x.reshape(split)?;
         let a = x.narrow(D::Minus1, 0, half)?;
         let b = x.narrow(D::Minus1, half, half)?;
-        let c = cos.reshape((seq, 1, half))?.to_dtype(x.dtype())?;
-        let s = sin.reshape((seq, 1, half))?.to_dtype(x.dtype())?;
+        let c = cos.reshape((n, 1, half))?.to_dtype(x.dtype())?;
+        let s = sin.reshape((n, 1, half))?.to_dtype(x.dtype())?;
         let ya = (a.broadcast_mul(&c)? - b.broadcast_mul(&s)?)?;
         let yb = (b.broadcast_mul(&c)? + a.broadcast_mul(&s)?)?;
-        Ok(Tensor::cat(&[ya, yb], D::Minus1)?.reshape((rows, width))?)
+        dims.push(width);
+        Ok(Tensor::cat(&[ya, yb], D::Minus1)?.reshape(dims)?)
     }
 }
 

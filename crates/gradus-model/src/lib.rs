@@ -27,6 +27,7 @@
 //! ```
 
 mod bert;
+pub mod cache;
 mod config;
 mod decoder;
 mod error;

@@ -5,6 +5,7 @@
 
 use candle_core::{Device, Tensor};
 
+use crate::cache::{DecoderCache, StepInput, cached_attention};
 use crate::config::LlamaConfig;
 use crate::error::{ModelError, Result};
 use crate::kernels::Kernels;
@@ -117,7 +118,7 @@ impl Llama {
 
     /// Next-token logits as `[batch · seq, vocab]`.
     pub fn logits_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        Ok(self.hidden_rows(ids, ctx)?.matmul(&self.head)?)
+        self.head(&self.hidden_rows(ids, ctx)?)
     }
 
     /// The final hidden states as `[batch · seq, hidden_size]`, every activation kept
@@ -146,8 +147,8 @@ impl Llama {
         ctx: &mut Ctx<'_>,
     ) -> Result<Tensor> {
         let h = l.input_norm.forward(x)?;
-        let q = self.rotary.forward(&l.q.forward(&h)?, seq, 0)?;
-        let k = self.rotary.forward(&l.k.forward(&h)?, seq, 0)?;
+        let q = self.rotary.forward(&l.q.forward(&h)?, seq)?;
+        let k = self.rotary.forward(&l.k.forward(&h)?, seq)?;
         let v = l.v.forward(&h)?;
         let qkv = Tensor::cat(&[q, self.repeat_kv(&k)?, self.repeat_kv(&v)?], 1)?;
         let y = self_attention(
@@ -160,9 +161,40 @@ impl Llama {
             ctx,
         )?;
         let x = (x + l.o.forward(&y)?)?;
-        let h = l.post_norm.forward(&x)?;
+        self.mlp(l, &x)
+    }
+
+    /// A block's MLP half with its residual: `x + down(silu(gate(h)) · up(h))`, h the
+    /// normed x.
+    fn mlp(&self, l: &Layer, x: &Tensor) -> Result<Tensor> {
+        let h = l.post_norm.forward(x)?;
         let m = (l.gate.forward(&h)?.silu()? * l.up.forward(&h)?)?;
         Ok((x + l.down.forward(&m)?)?)
+    }
+
+    /// The final hidden states `[batch · new, hidden_size]` of a generation step's tokens,
+    /// attending to `cache` and extending it (evaluation mode, no gradient).
+    pub fn hidden_cached(&self, input: &StepInput, cache: &mut DecoderCache) -> Result<Tensor> {
+        let mut x = self.embed.index_select(&input.ids.flatten_all()?, 0)?;
+        let heads = (self.config.num_attention_heads, self.config.kv_heads());
+        for (i, l) in self.layers.iter().enumerate() {
+            let h = l.input_norm.forward(&x)?;
+            let q = self
+                .rotary
+                .forward_at(&l.q.forward(&h)?, &input.positions)?;
+            let k = self
+                .rotary
+                .forward_at(&l.k.forward(&h)?, &input.positions)?;
+            let v = l.v.forward(&h)?;
+            let y = cached_attention((&q, &k, &v), cache.layer(i), heads, &input.bias)?;
+            x = self.mlp(l, &(x + l.o.forward(&y)?)?)?;
+        }
+        self.norm.forward(&x)
+    }
+
+    /// The output layer: hidden rows to logits.
+    pub fn head(&self, hidden: &Tensor) -> Result<Tensor> {
+        Ok(hidden.matmul(&self.head)?)
     }
 
     /// Keys or values `[rows, kv_heads · head_dim]` repeated to one per query head,

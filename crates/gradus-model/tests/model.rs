@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 use candle_core::{D, Device, Tensor};
-use gradus_model::generate::{Sampling, generate};
+use gradus_model::generate::{Generation, Sampling, generate, generate_batch};
 use gradus_model::{
     Bert, BertConfig, BertHeads, Ctx, Decoder, DecoderConfig, Gpt, GptConfig, Kernels, Llama,
     LlamaConfig, ModelError, Params, TaskHead, loss,
@@ -374,7 +374,7 @@ fn checkpoints_round_trip_and_name_what_is_wrong() {
 #[test]
 fn sampling_is_seeded_and_top_k_one_is_greedy() {
     let mut params = Params::new(Device::Cpu, 5);
-    let gpt = Gpt::new(&tiny_gpt(), &mut params).unwrap();
+    let gpt = Decoder::Gpt(Gpt::new(&tiny_gpt(), &mut params).unwrap());
     let s = |seed, top_k, temperature| Sampling {
         temperature,
         top_k,
@@ -390,6 +390,146 @@ fn sampling_is_seeded_and_top_k_one_is_greedy() {
         generate(&gpt, &[1, 2], 20, &s(9, 1, 1.0), None).unwrap(),
         greedy
     );
+}
+
+/// A GPT and a Llama (grouped-query attention) of context 12, as decoders; weights
+/// large enough that greedy continuations vary.
+fn tiny_decoders() -> Vec<Decoder> {
+    let gpt = GptConfig {
+        n_positions: 12,
+        initializer_range: 0.5,
+        ..tiny_gpt()
+    };
+    let llama = LlamaConfig {
+        max_position_embeddings: 12,
+        initializer_range: 0.5,
+        ..tiny_llama(false)
+    };
+    let mut params = Params::new(Device::Cpu, 6);
+    vec![
+        Decoder::new(&DecoderConfig::Gpt(gpt), &mut params).unwrap(),
+        Decoder::new(&DecoderConfig::Llama(llama), &mut params).unwrap(),
+    ]
+}
+
+fn run_batch(
+    model: &Decoder,
+    prompts: &[Vec<u32>],
+    sampling: &Sampling,
+    cache: bool,
+) -> Vec<Vec<u32>> {
+    let generation = Generation {
+        max_new_tokens: 20,
+        sampling: sampling.clone(),
+        cache,
+    };
+    generate_batch(model, prompts, &generation, &mut |_, _| false).unwrap()
+}
+
+/// Greedy continuation the way training computes: the whole window through the
+/// model's forward pass for every token.
+fn greedy_by_forward(model: &Decoder, prompt: &[u32], n: usize) -> Vec<u32> {
+    let mut ids = prompt.to_vec();
+    for _ in 0..n {
+        let window = &ids[ids.len().saturating_sub(model.context())..];
+        let input = Tensor::new(window, &Device::Cpu)
+            .unwrap()
+            .unsqueeze(0)
+            .unwrap();
+        let logits = model.logits(&input, &mut Ctx::eval()).unwrap();
+        let last = logits.squeeze(0).unwrap().get(window.len() - 1).unwrap();
+        ids.push(last.argmax(D::Minus1).unwrap().to_scalar::<u32>().unwrap());
+    }
+    ids[prompt.len()..].to_vec()
+}
+
+/// A decoder's logits at a position do not depend on the tokens after it (the causal
+/// mask of the training forward pass), with both kernel choices.
+#[test]
+fn decoder_logits_ignore_later_tokens() {
+    for kernels in [Kernels::Fused, Kernels::Composed] {
+        let mut params = Params::new(Device::Cpu, 8).with_kernels(kernels);
+        let models = [
+            Decoder::new(&DecoderConfig::Gpt(tiny_gpt()), &mut params).unwrap(),
+            Decoder::new(&DecoderConfig::Llama(tiny_llama(true)), &mut params).unwrap(),
+        ];
+        for model in models {
+            let logits = |ids: &[u32]| -> Vec<Vec<f32>> {
+                let input = Tensor::new(ids, &Device::Cpu)
+                    .unwrap()
+                    .unsqueeze(0)
+                    .unwrap();
+                model
+                    .logits(&input, &mut Ctx::eval())
+                    .unwrap()
+                    .squeeze(0)
+                    .unwrap()
+                    .to_vec2()
+                    .unwrap()
+            };
+            let (a, b) = (logits(&[1, 5, 7, 2, 9, 3]), logits(&[1, 5, 7, 11, 0, 12]));
+            assert_eq!(
+                a[..3],
+                b[..3],
+                "{kernels:?}: a later token changed earlier logits"
+            );
+            assert_ne!(a[3], b[3]);
+        }
+    }
+}
+
+/// Generation with the key/value cache gives the tokens of recomputing every step and of
+/// the training forward pass, for both decoders, past the context window too (a 5-token
+/// prompt and 20 new tokens in a context of 12).
+#[test]
+fn cached_generation_equals_recomputation() {
+    let greedy = Sampling {
+        temperature: 0.0,
+        ..Sampling::default()
+    };
+    for model in tiny_decoders() {
+        let prompt = vec![1u32, 5, 7, 2, 9];
+        let cached = run_batch(&model, std::slice::from_ref(&prompt), &greedy, true);
+        let recomputed = run_batch(&model, std::slice::from_ref(&prompt), &greedy, false);
+        assert_eq!(cached, recomputed);
+        assert_eq!(cached[0], greedy_by_forward(&model, &prompt, 20));
+        // Enough distinct tokens that a wrong position or mask would show.
+        let distinct: std::collections::BTreeSet<_> = cached[0].iter().collect();
+        assert!(distinct.len() > 2, "{:?}", cached[0]);
+    }
+}
+
+/// Prompts of different lengths generated as one batch (left-padded) give each prompt's
+/// own continuation, greedy and sampled, with and without the cache.
+#[test]
+fn batched_prompts_equal_one_by_one() {
+    let prompts = vec![vec![3u32], vec![1, 5, 7, 2], vec![4, 4, 0, 12, 8, 6, 2]];
+    let sampled = Sampling {
+        temperature: 1.0,
+        top_k: 0,
+        top_p: 0.95,
+        seed: 7,
+    };
+    for model in tiny_decoders() {
+        for sampling in [
+            Sampling {
+                temperature: 0.0,
+                ..sampled.clone()
+            },
+            sampled.clone(),
+        ] {
+            for cache in [true, false] {
+                let batch = run_batch(&model, &prompts, &sampling, cache);
+                for (prompt, got) in prompts.iter().zip(&batch) {
+                    let alone = run_batch(&model, std::slice::from_ref(prompt), &sampling, cache);
+                    assert_eq!(got, &alone[0], "prompt {prompt:?}, cache {cache}");
+                }
+            }
+        }
+    }
+    let stop_at_2 = generate(&tiny_decoders()[1], &[1, 5], 20, &sampled, Some(2)).unwrap();
+    assert!(stop_at_2.len() == 20 || stop_at_2.last() == Some(&2));
+    assert!(!stop_at_2[..stop_at_2.len() - 1].contains(&2));
 }
 
 /// all-MiniLM-L6-v2 as sentence-transformers runs it: the hidden values and mean-pooled,

@@ -550,10 +550,10 @@ impl Source for ClmStream {
     }
 }
 
-/// Causal-LM pretraining of a [`Gpt`]: the objective the trainer runs.
+/// Causal-LM pretraining of a decoder: the objective the trainer runs.
 #[derive(Debug)]
 pub struct ClmObjective {
-    pub model: gradus_model::Gpt,
+    pub model: gradus_model::Decoder,
     pub params: gradus_model::Params,
     pub train: Mixture<ClmStream>,
     /// Validation windows, fixed for the run.
@@ -612,25 +612,23 @@ impl gradus_train::Objective for ClmObjective {
 
     fn save_model(&self, dir: &Path) -> Result<()> {
         self.params.save(&dir.join("model.safetensors"))?;
-        gradus_train::write_json(&dir.join("config.json"), self.model.config())
+        gradus_train::write_json(&dir.join("config.json"), &self.model.config().to_json())
     }
 
     fn flops_per_unit(&self) -> f64 {
         // 6 per parameter per token (forward + backward), plus attention's scores and
         // weighted sum: 12 · layers · seq · width (Kaplan et al. / PaLM appendix B).
         let c = self.model.config();
-        let seq = self
-            .validation
-            .first()
-            .map_or(c.n_positions, |w| w.len() - 1);
-        6.0 * self.params.count() as f64 + 12.0 * (c.n_layer * seq * c.n_embd) as f64
+        let (layers, width) = c.layers_and_width();
+        let seq = self.validation.first().map_or(c.context(), |w| w.len() - 1);
+        6.0 * self.params.count() as f64 + 12.0 * (layers * seq * width) as f64
     }
 }
 
 /// Summed next-token NLL (nats) of `model` over `windows` of `seq_len + 1` ids, in eval
 /// mode, `batch_size` windows at a time; and the number of predicted tokens.
 pub fn clm_nll(
-    model: &gradus_model::Gpt,
+    model: &gradus_model::Decoder,
     windows: &[Vec<u32>],
     batch_size: usize,
     device: &Device,
@@ -647,7 +645,7 @@ pub fn clm_nll(
 
 /// Summed next-token cross-entropy of a batch.
 pub fn clm_loss_sum(
-    model: &gradus_model::Gpt,
+    model: &gradus_model::Decoder,
     batch: &ClmBatch,
     ctx: &mut gradus_model::Ctx<'_>,
 ) -> Result<Tensor> {

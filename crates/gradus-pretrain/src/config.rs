@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use gradus_model::{BertConfig, GptConfig, Kernels};
+use gradus_model::{BertConfig, GptConfig, Kernels, LlamaConfig};
 use gradus_train::TrainConfig;
 use gradus_train::dist::RankShards;
 use serde::{Deserialize, Serialize};
@@ -120,8 +120,12 @@ pub struct PretrainConfig {
     /// the encoder later learns through a head that predicts something.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub freeze: Vec<String>,
-    /// The model of `clm`.
+    /// The model of `clm`: a GPT-2 style decoder, unless `llama` is given.
     pub gpt: GptConfig,
+    /// The model of `clm` when given: a Llama-style decoder (RoPE, RMS norm, SwiGLU,
+    /// grouped-query attention), in HF `LlamaConfig` names.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub llama: Option<LlamaConfig>,
     /// The model of `mlm` and `mlm+nsp`.
     pub bert: BertConfig,
     /// Share of tokens chosen for MLM prediction.
@@ -147,6 +151,7 @@ impl Default for PretrainConfig {
             init_from: None,
             freeze: Vec::new(),
             gpt: GptConfig::default(),
+            llama: None,
             bert: BertConfig::default(),
             mask_prob: 0.15,
             pack_documents: true,

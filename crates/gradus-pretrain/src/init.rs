@@ -1,7 +1,7 @@
 //! Where a pretraining run's weights start: seeded random initialisation, or the model
 //! folder `init_from` names (continued pretraining, as nanoGPT's `init_from` and
 //! torchtitan's `initial_load_in_hf`). The folder can be a gradus pretraining or
-//! fine-tuning checkpoint, an HF GPT-2 folder, or an HF BERT-family folder; its
+//! fine-tuning checkpoint, an HF GPT-2 or Llama folder, or an HF BERT-family folder; its
 //! architecture must suit the objective and its vocabulary the tokenizer. Only the
 //! weights are taken: the optimiser and the schedule start fresh.
 
@@ -9,7 +9,7 @@ use std::path::Path;
 
 use anyhow::Context;
 use candle_core::Device;
-use gradus_model::{BertConfig, GptConfig, Params};
+use gradus_model::{BertConfig, DECODER_TYPES, Decoder, DecoderConfig, Params};
 
 use crate::config::{PretrainConfig, PretrainObjective};
 
@@ -46,16 +46,17 @@ pub fn check_folder(config: &PretrainConfig) -> anyhow::Result<()> {
 
 /// Refuses a folder whose architecture the objective cannot train.
 fn check_architecture(dir: &Path, found: &str, config: &PretrainConfig) -> anyhow::Result<()> {
-    let (wants, objective) = match config.objective {
-        PretrainObjective::Clm => ("gpt2", "clm"),
-        PretrainObjective::Mlm => ("bert", "mlm"),
-        PretrainObjective::MlmNsp => ("bert", "mlm+nsp"),
+    let (wants, objective): (&[&str], _) = match config.objective {
+        PretrainObjective::Clm => (DECODER_TYPES, "clm"),
+        PretrainObjective::Mlm => (&["bert"], "mlm"),
+        PretrainObjective::MlmNsp => (&["bert"], "mlm+nsp"),
     };
-    if found != wants {
+    if !wants.contains(&found) {
         anyhow::bail!(
             "init_from {}: a `{found}` model cannot be trained with objective `{objective}`, \
-             which needs a `{wants}` model",
-            dir.display()
+             which needs a `{}` model",
+            dir.display(),
+            wants.join("` or `")
         );
     }
     Ok(())
@@ -73,19 +74,19 @@ fn check_vocabulary(dir: &Path, model: usize, tokenizer: usize) -> anyhow::Resul
     Ok(())
 }
 
-/// The model config of `dir`, checked against the run: an architecture the objective
-/// trains, the tokenizer's vocabulary, and room for `data.seq_len` positions.
-fn model_config<C: serde::de::DeserializeOwned>(
+/// The `config.json` of `dir`, checked against the run: an architecture the objective
+/// trains, the tokenizer's vocabulary, and room for `data.seq_len` positions (the
+/// vocabulary and positions `size` finds in it).
+fn checked_config(
     dir: &Path,
     config: &PretrainConfig,
     vocab: usize,
-    size: impl Fn(&C) -> (usize, usize),
-) -> anyhow::Result<C> {
+    size: impl Fn(&serde_json::Value) -> anyhow::Result<(usize, usize)>,
+) -> anyhow::Result<serde_json::Value> {
     let json = folder_config(dir)?;
     check_architecture(dir, &model_type(dir, &json)?, config)?;
-    let model: C =
-        serde_json::from_value(json).with_context(|| format!("init_from {}", dir.display()))?;
-    let (model_vocab, positions) = size(&model);
+    let (model_vocab, positions) =
+        size(&json).with_context(|| format!("init_from {}", dir.display()))?;
     check_vocabulary(dir, model_vocab, vocab)?;
     if config.data.seq_len > positions {
         anyhow::bail!(
@@ -94,7 +95,7 @@ fn model_config<C: serde::de::DeserializeOwned>(
             config.data.seq_len
         );
     }
-    Ok(model)
+    Ok(json)
 }
 
 /// The run's weights: `init_from`'s (names under a prefix of `may_lack` may be missing
@@ -108,34 +109,66 @@ fn weights(config: &PretrainConfig, device: &Device, may_lack: &[&str]) -> anyho
     Ok(params.with_kernels(config.kernels))
 }
 
-/// The GPT of the run and its weights: `init_from`'s architecture with the run's dropout
-/// (the one setting a continued run may change, as in nanoGPT), or the `gpt` table sized
-/// to the tokenizer and `seq_len`.
-pub fn gpt(
+/// The decoder of the run and its weights: `init_from`'s architecture with the run's
+/// dropout (the one setting a continued run may change, as in nanoGPT), or the `llama`
+/// table if given, else the `gpt` table, sized to the tokenizer and `seq_len`.
+pub fn decoder(
     config: &PretrainConfig,
     vocab: usize,
     device: &Device,
-) -> anyhow::Result<(GptConfig, Params)> {
-    let gpt = match &config.init_from {
+) -> anyhow::Result<(DecoderConfig, Params)> {
+    if config.llama.is_some() && config.gpt != gradus_model::GptConfig::default() {
+        anyhow::bail!("both a [gpt] and a [llama] model are configured: give one");
+    }
+    let decoder = match &config.init_from {
         Some(dir) => {
-            let mut gpt: GptConfig = model_config(dir, config, vocab, |g: &GptConfig| {
-                (g.vocab_size, g.n_positions)
+            let json = checked_config(dir, config, vocab, |json| {
+                let c = DecoderConfig::from_json(json.clone())?;
+                Ok((c.vocab_size(), c.context()))
             })?;
-            (gpt.embd_pdrop, gpt.attn_pdrop, gpt.resid_pdrop) = (
-                config.gpt.embd_pdrop,
-                config.gpt.attn_pdrop,
-                config.gpt.resid_pdrop,
-            );
-            gpt
+            match DecoderConfig::from_json(json)? {
+                DecoderConfig::Gpt(mut gpt) => {
+                    (gpt.embd_pdrop, gpt.attn_pdrop, gpt.resid_pdrop) = (
+                        config.gpt.embd_pdrop,
+                        config.gpt.attn_pdrop,
+                        config.gpt.resid_pdrop,
+                    );
+                    DecoderConfig::Gpt(gpt)
+                }
+                DecoderConfig::Llama(mut llama) => {
+                    llama.attention_dropout =
+                        config.llama.as_ref().map_or(0.0, |l| l.attention_dropout);
+                    DecoderConfig::Llama(llama)
+                }
+            }
         }
-        None => {
-            let mut gpt = config.gpt.clone();
-            gpt.vocab_size = vocab;
-            gpt.n_positions = gpt.n_positions.max(config.data.seq_len);
-            gpt
-        }
+        None => match &config.llama {
+            Some(llama) => {
+                let mut llama = llama.clone();
+                llama.vocab_size = vocab;
+                llama.max_position_embeddings =
+                    llama.max_position_embeddings.max(config.data.seq_len);
+                DecoderConfig::Llama(llama)
+            }
+            None => {
+                let mut gpt = config.gpt.clone();
+                gpt.vocab_size = vocab;
+                gpt.n_positions = gpt.n_positions.max(config.data.seq_len);
+                DecoderConfig::Gpt(gpt)
+            }
+        },
     };
-    Ok((gpt, weights(config, device, &[])?))
+    Ok((decoder, weights(config, device, &[])?))
+}
+
+/// The decoder of the run, built: [`decoder`]'s configuration on its weights.
+pub fn build_decoder(
+    config: &PretrainConfig,
+    vocab: usize,
+    device: &Device,
+) -> anyhow::Result<(Decoder, Params)> {
+    let (decoder, mut params) = decoder(config, vocab, device)?;
+    Ok((Decoder::new(&decoder, &mut params)?, params))
 }
 
 /// The BERT of the run and its weights: `init_from`'s architecture with the run's
@@ -148,9 +181,11 @@ pub fn bert(
 ) -> anyhow::Result<(BertConfig, Params)> {
     let bert = match &config.init_from {
         Some(dir) => {
-            let mut bert: BertConfig = model_config(dir, config, vocab, |b: &BertConfig| {
-                (b.vocab_size, b.max_position_embeddings)
+            let json = checked_config(dir, config, vocab, |json| {
+                let b: BertConfig = serde_json::from_value(json.clone())?;
+                Ok((b.vocab_size, b.max_position_embeddings))
             })?;
+            let mut bert: BertConfig = serde_json::from_value(json)?;
             bert.hidden_dropout_prob = config.bert.hidden_dropout_prob;
             bert.attention_probs_dropout_prob = config.bert.attention_probs_dropout_prob;
             bert

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use gradus_model::{Bert, BertHeads, Gpt};
+use gradus_model::{Bert, BertHeads};
 use gradus_tokenize::Role;
 use gradus_train::dist::RankShards;
 
@@ -135,7 +135,7 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
     let tk = gradus_tokenize::load(&d.tokenizer)
         .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
     let vocab = tk.get_vocab_size(true);
-    let (gpt, mut params) = crate::init::gpt(config, vocab, &device)?;
+    let (model, params) = crate::init::build_decoder(config, vocab, &device)?;
     let sources = weighted_sources(config, eos_id(&tk, &d.eos)?)?;
     let total: f64 = sources.iter().map(|(_, w)| w).sum();
     let (mut validation, mut streams) = (Vec::new(), Vec::new());
@@ -165,7 +165,6 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
             stream,
         });
     }
-    let model = Gpt::new(&gpt, &mut params)?;
     Ok(ClmObjective {
         model,
         params,
@@ -178,6 +177,15 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
 
 /// Builds the MLM (+NSP) objective: a BERT sized to the tokenizer, with its heads.
 pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
+    if config.llama.is_some() {
+        anyhow::bail!(
+            "[llama] configures a decoder, which objective `{}` cannot train: it needs a [bert] \
+             encoder",
+            serde_json::to_value(config.objective)?
+                .as_str()
+                .unwrap_or("mlm")
+        );
+    }
     crate::init::check_folder(config)?;
     let device = gradus_model::device(&config.device)?;
     let d = &config.data;

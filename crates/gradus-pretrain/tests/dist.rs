@@ -60,7 +60,7 @@ fn objective(data: &Path, ranks: Option<RankShards>) -> ClmObjective {
         ranks,
     };
     ClmObjective {
-        model,
+        model: model.into(),
         params,
         train: Mixture::single(
             "tokens",

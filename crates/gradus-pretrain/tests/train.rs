@@ -73,7 +73,7 @@ fn objective_on(data: &Path, dropout: f32, kernels: Kernels) -> ClmObjective {
         ranks: None,
     };
     ClmObjective {
-        model,
+        model: model.into(),
         params,
         train: Mixture::single("tokens", data, clm_stream(data, 3, true)),
         validation: ClmStream::first_windows(data, spec("validation"), Some(15), 12, 32).unwrap(),
