@@ -45,6 +45,7 @@ bench:
 	$(CARGO) bench --profile dev --bench tokenize
 	$(CARGO) bench --profile dev --bench clean
 	$(CARGO) bench --profile dev --bench stream
+	$(CARGO) bench --profile dev --bench generate
 	$(MAKE) bench-train
 
 # Training speed: gemm's GFLOP/s at the training shapes against this CPU's measured FMA

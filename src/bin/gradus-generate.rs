@@ -1,13 +1,14 @@
-//! `gradus-generate`: sample text from a causal-LM model folder.
+//! `gradus-generate`: sample text from a causal-LM model folder (GPT-2 or Llama-style),
+//! a batch of prompts at a time, keys and values cached between steps.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
 use gradus::cli::exit_with;
-use gradus_model::generate::{Sampling, generate};
+use gradus_model::generate::{Generation, Sampling, generate_batch};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,9 +25,11 @@ struct Cli {
     tokenizer: PathBuf,
     /// Prompts; each is continued separately.
     prompts: Vec<String>,
-    /// A file of prompts, one per line.
+    /// A prompt file: the whole file is one prompt (newlines included); a `.jsonl` file
+    /// holds one prompt per line, as a JSON string or an object with a `prompt` field.
+    /// Repeatable.
     #[arg(long)]
-    prompt_file: Option<PathBuf>,
+    prompt_file: Vec<PathBuf>,
     /// Tokens to generate per prompt.
     #[arg(long, default_value_t = 200)]
     max_new_tokens: usize,
@@ -38,9 +41,53 @@ struct Cli {
     top_p: f64,
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Stop a continuation where this text appears (it is not printed). Repeatable; the
+    /// tokenizer's end-of-text token always stops.
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Prompts generated together.
+    #[arg(long, default_value_t = 8)]
+    batch_size: usize,
+    /// Recompute every step instead of caching keys and values (for comparison).
+    #[arg(long)]
+    no_cache: bool,
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
+}
+
+/// The prompts of a prompt file.
+fn read_prompt_file(path: &Path) -> anyhow::Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}", path.display()))?;
+    if path.extension().and_then(|e| e.to_str()) != Some("jsonl") {
+        return Ok(vec![text]);
+    }
+    let mut prompts = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), i + 1);
+        let value: serde_json::Value = serde_json::from_str(line).with_context(at)?;
+        let prompt = match &value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other
+                .get("prompt")
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+                .with_context(|| format!("{}: no string `prompt` field", at()))?,
+        };
+        prompts.push(prompt);
+    }
+    Ok(prompts)
+}
+
+/// The text of `new` tokens, cut where the first stop string starts.
+fn cut_at_stop(text: &str, stops: &[String]) -> (String, bool) {
+    match stops.iter().filter_map(|s| text.find(s.as_str())).min() {
+        Some(at) => (text[..at].to_string(), true),
+        None => (text.to_string(), false),
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
@@ -57,35 +104,47 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         );
     }
     let mut prompts = cli.prompts.clone();
-    if let Some(file) = &cli.prompt_file {
-        let text = std::fs::read_to_string(file).with_context(|| format!("{}", file.display()))?;
-        prompts.extend(text.lines().filter(|l| !l.is_empty()).map(str::to_string));
+    for file in &cli.prompt_file {
+        prompts.extend(read_prompt_file(file)?);
     }
     if prompts.is_empty() {
         prompts.push("\n".into());
     }
-    let sampling = Sampling {
-        temperature: cli.temperature,
-        top_k: cli.top_k,
-        top_p: cli.top_p,
-        seed: cli.seed,
-    };
-    let stop = gradus_tokenize::SpecialTokens::of(&tk).eos;
-    let mut out = std::io::stdout().lock();
+    let mut ids = Vec::with_capacity(prompts.len());
     for prompt in &prompts {
-        let ids = tk
+        let enc = tk
             .encode(prompt.as_str(), false)
-            .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?
-            .get_ids()
-            .to_vec();
-        if ids.is_empty() {
+            .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?;
+        if enc.get_ids().is_empty() {
             anyhow::bail!("prompt {prompt:?} encodes to no tokens: give some text");
         }
-        let new = generate(&model, &ids, cli.max_new_tokens, &sampling, stop)?;
-        let text = tk
-            .decode(&new, false)
-            .map_err(|e| anyhow::anyhow!("decoding: {e}"))?;
-        writeln!(out, "{prompt}{text}")?;
+        ids.push(enc.get_ids().to_vec());
+    }
+    let generation = Generation {
+        max_new_tokens: cli.max_new_tokens,
+        sampling: Sampling {
+            temperature: cli.temperature,
+            top_k: cli.top_k,
+            top_p: cli.top_p,
+            seed: cli.seed,
+        },
+        cache: !cli.no_cache,
+    };
+    let eos = gradus_tokenize::SpecialTokens::of(&tk).eos;
+    let decode = |new: &[u32]| -> String { tk.decode(new, false).unwrap_or_default() };
+    let mut done = |_: usize, new: &[u32]| {
+        (eos.is_some() && new.last().copied() == eos) || cut_at_stop(&decode(new), &cli.stop).1
+    };
+    let mut out = std::io::stdout().lock();
+    for (chunk, texts) in ids
+        .chunks(cli.batch_size.max(1))
+        .zip(prompts.chunks(cli.batch_size.max(1)))
+    {
+        let new = generate_batch(&model, chunk, &generation, &mut done)?;
+        for (prompt, new) in texts.iter().zip(new) {
+            let (text, _) = cut_at_stop(&decode(&new), &cli.stop);
+            writeln!(out, "{prompt}{text}")?;
+        }
     }
     Ok(())
 }

@@ -131,6 +131,12 @@ fn next_logits(
     }
     let window = model.context();
     let longest = seqs.iter().map(|s| s.len().min(window)).max().unwrap_or(0);
+    // Past the context the cache would be full: every later step reads afresh too.
+    let keep = use_cache && longest < window;
+    if !keep && seqs.iter().all(|s| s.len().min(window) == longest) {
+        *cache = None;
+        return forward_logits(model, seqs, longest);
+    }
     let rows: Vec<Vec<Option<u32>>> = seqs
         .iter()
         .map(|s| {
@@ -142,9 +148,21 @@ fn next_logits(
     let mut fresh = model.cache(seqs.len());
     let input = fresh.step(&rows, &device)?;
     let logits = model.step_logits(&input, &mut fresh)?;
-    // Past the context the cache is full: every later step reads afresh too.
-    *cache = (use_cache && longest < window).then_some(fresh);
+    *cache = keep.then_some(fresh);
     Ok(logits)
+}
+
+/// Logits `[batch, vocab]` of each sequence's next token by the model's training
+/// forward pass (fused kernels) over its last `window` tokens: recomputation when no
+/// padding is needed.
+fn forward_logits(model: &Decoder, seqs: &[Vec<u32>], window: usize) -> Result<Tensor> {
+    let ids: Vec<u32> = seqs
+        .iter()
+        .flat_map(|s| s[s.len() - window..].iter().copied())
+        .collect();
+    let ids = Tensor::from_vec(ids, (seqs.len(), window), model.device())?;
+    let logits = model.logits(&ids, &mut crate::layers::Ctx::eval())?;
+    Ok(logits.narrow(1, window - 1, 1)?.squeeze(1)?)
 }
 
 /// Samples one token id from `logits` `[vocab]`.
