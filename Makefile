@@ -65,7 +65,8 @@ bench-train:
 # sentence-transformers; a dev tool, not part of `make test`.
 HF_PYTHON ?= python3
 HF_FOLDERS ?= $(wildcard $(RUNS)/demo/*/model $(RUNS)/demo/*/tasks/* \
-	$(RUNS)/shakespeare-char-*/pretrain/model $(RUNS)/glue-minilm/multitask-*/model \
+	$(RUNS)/shakespeare-char-*/pretrain/model $(RUNS)/shakespeare-llama-*/pretrain/model \
+	$(RUNS)/glue-minilm/multitask-*/model \
 	$(RUNS)/glue-minilm/multitask-*/tasks/* $(RUNS)/glue-minilm/multitask-*/finetune/*/model)
 hf-roundtrip: build
 	$(HF_PYTHON) scripts/hf-roundtrip.py --gradus $(BIN)/gradus $(HF_FOLDERS)

@@ -147,7 +147,7 @@ def check(gradus, folder):
         return "SentenceTransformer", sentence(folder, rows)
     with open(os.path.join(folder, "config.json")) as f:
         cls = json.load(f)["architectures"][0]
-    if cls == "GPT2LMHeadModel":
+    if cls in ("GPT2LMHeadModel", "LlamaForCausalLM"):
         return cls, causal_lm(folder, rows)
     return cls, bert(folder, rows, cls)
 
