@@ -29,6 +29,10 @@ pub enum ModelKind {
     Task(Pooling),
     /// A head per task (`heads.<task>`) on one BERT encoder.
     MultiTask,
+    /// Task heads on a decoder: no transformers or sentence-transformers class computes
+    /// them (HF's decoder classifiers have a bias-free `score`), so gradus keeps its own
+    /// layout and gradus-predict runs them.
+    DecoderTask,
 }
 
 impl ModelKind {
@@ -40,7 +44,7 @@ impl ModelKind {
             Self::Pretraining => Some("BertForPreTraining"),
             Self::Encoder | Self::MultiTask => Some("BertModel"),
             Self::Task(Pooling::Pooler) => Some("BertForSequenceClassification"),
-            Self::Task(_) => None,
+            Self::Task(_) | Self::DecoderTask => None,
         }
     }
 
@@ -51,6 +55,7 @@ impl ModelKind {
             Self::Encoder => "encoder",
             Self::Task(_) => "task model",
             Self::MultiTask => "multi-task encoder",
+            Self::DecoderTask => "task model on a decoder",
         }
     }
 }
@@ -104,6 +109,9 @@ fn kind_of(
         .and_then(Value::as_str)
         .unwrap_or("");
     match model_type {
+        "gpt2" | "llama" if config.contains_key("gradus_task") => {
+            return Ok(ModelKind::DecoderTask);
+        }
         "gpt2" => return Ok(ModelKind::CausalLm(Decoder::Gpt2)),
         "llama" => return Ok(ModelKind::CausalLm(Decoder::Llama)),
         "bert" => {}

@@ -52,6 +52,10 @@ impl Layout {
             (Self::SentenceTransformers, ModelKind::CausalLm(_)) => {
                 "a causal language model has no sentence-transformers form"
             }
+            (_, ModelKind::DecoderTask) => {
+                "no class there computes a task head on a decoder (transformers' decoder \
+                 classifiers have a `score` layer without a bias); gradus-predict runs it"
+            }
             (Self::SentenceTransformers, ModelKind::MultiTask) => {
                 "sentence-transformers holds one head: export the tasks one by one \
                  (a multi-task run writes them under tasks/)"
@@ -59,7 +63,9 @@ impl Layout {
             _ => return Ok(()),
         };
         let hint = match self {
-            Self::Hf if kind.hf_class().is_none() => "; use the sentence-transformers layout",
+            Self::Hf if kind.hf_class().is_none() && kind != ModelKind::DecoderTask => {
+                "; use the sentence-transformers layout"
+            }
             _ => "",
         };
         Err(ExportError::Refused(format!(

@@ -57,9 +57,14 @@ pub fn write(
 }
 
 /// Completes the model folder `dir` of a finished run in place, in its natural layout
-/// ([`Layout::natural`]); the record is its card's provenance.
-pub fn complete(dir: &Path, record: &RunRecord) -> Result<Layout> {
+/// ([`Layout::natural`]); the record is its card's provenance. A model no layout holds
+/// (task heads on a decoder) stays as gradus wrote it, marked for transformers to
+/// refuse: `None`.
+pub fn complete(dir: &Path, record: &RunRecord) -> Result<Option<Layout>> {
     let folder = ModelFolder::read(dir)?;
+    if folder.kind == ModelKind::DecoderTask {
+        return Ok(None);
+    }
     let layout = Layout::natural(folder.kind);
     let path = dir.join("tokenizer.json");
     let tokenizer = path
@@ -71,7 +76,7 @@ pub fn complete(dir: &Path, record: &RunRecord) -> Result<Layout> {
         taken: None,
     };
     write(&folder, layout, dir, tokenizer.as_ref(), from)?;
-    Ok(layout)
+    Ok(Some(layout))
 }
 
 /// The `config.json` key that makes transformers refuse a folder: it reads it as a torch

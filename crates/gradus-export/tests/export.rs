@@ -74,6 +74,34 @@ fn read_json(path: &Path) -> Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// A task head on a decoder has no class in either ecosystem: it is read as such (not as
+/// the causal LM its `model_type` names), both layouts refuse it, and a finished run
+/// keeps it as gradus wrote it.
+#[test]
+fn a_task_head_on_a_decoder_is_refused_by_both_layouts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = gpt_folder(&tmp.path().join("gpt-task"));
+    let path = dir.join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["gradus_task"] = json!({"name": "t", "kind": "classification", "labels": ["a", "b"],
+        "pooling": "last", "max_len": 8});
+    std::fs::write(&path, config.to_string()).unwrap();
+    let folder = ModelFolder::read(&dir).unwrap();
+    assert_eq!(folder.kind, ModelKind::DecoderTask);
+    for layout in [Layout::Hf, Layout::SentenceTransformers] {
+        let e = layout.check(folder.kind).unwrap_err().to_string();
+        assert!(e.contains("decoder") && e.contains("gradus-predict"), "{e}");
+    }
+    let record: gradus_record::RunRecord = serde_json::from_value(json!({
+        "kind": "finetune", "gradus_version": "0.1.0", "config_hash": "h", "settings": {},
+        "inputs": [], "outputs": [], "finished": true, "seed": 7
+    }))
+    .unwrap();
+    let before = std::fs::read(&path).unwrap();
+    assert_eq!(gradus_export::complete(&dir, &record).unwrap(), None);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
 #[test]
 fn each_layout_refuses_what_it_cannot_hold_and_says_why() {
     let refused = |layout: Layout, kind| layout.check(kind).unwrap_err().to_string();
@@ -179,7 +207,7 @@ fn completing_a_folder_twice_writes_the_same_bytes() {
     .unwrap();
     assert_eq!(
         gradus_export::complete(&dir, &record).unwrap(),
-        Layout::SentenceTransformers
+        Some(Layout::SentenceTransformers)
     );
     let first = snapshot(&dir);
     gradus_export::complete(&dir, &record).unwrap();

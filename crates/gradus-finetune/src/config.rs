@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::{References, TaskExample, references};
 use crate::error::{FinetuneError, Result};
-use crate::model::{HeadNames, Init, TaskKind, TaskSpec, read_bert_config};
+use crate::model::{BodyConfig, HeadNames, Init, TaskKind, TaskSpec};
 use crate::objective::TaskObjective;
 use crate::tasks::{MultitaskConfig, TaskConfig};
 use gradus_model::Pooling;
@@ -23,7 +23,10 @@ pub struct HeadConfig {
     pub kind: Option<TaskKind>,
     /// Classes the head must have; checked against the examples' labels.
     pub num_labels: Option<usize>,
-    pub pooling: Pooling,
+    /// How the body's hidden states become one vector; by default BERT's pooler, or a
+    /// decoder's last real token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pooling: Option<Pooling>,
     /// Dropout before the head; the encoder's hidden dropout by default.
     pub dropout: Option<f32>,
     /// Per-class loss weights, in label-id order.
@@ -52,7 +55,7 @@ impl Default for HeadConfig {
         Self {
             kind: None,
             num_labels: None,
-            pooling: Pooling::Pooler,
+            pooling: None,
             dropout: None,
             class_weights: None,
             bias_init: BiasInit::Zero,
@@ -188,8 +191,25 @@ pub fn task_spec(
     head: &HeadConfig,
     examples_dir: &Path,
     train: &[TaskExample],
-    max_len: usize,
+    (max_len, body): (usize, &BodyConfig),
 ) -> Result<TaskSpec> {
+    let pooling = head.pooling.unwrap_or(body.default_pooling());
+    body.check_pooling(pooling)
+        .map_err(|m| FinetuneError::Config(format!("task `{name}`: {m}")))?;
+    let paired = train
+        .iter()
+        .find(|e| e.token_type_ids.iter().any(|&t| t != 0));
+    if let (BodyConfig::Decoder(c), Some(e)) = (body, paired) {
+        return Err(FinetuneError::data(
+            examples_dir,
+            format!(
+                "example {} is a text pair with token types, which only a BERT encoder reads; \
+                 a `{}` decoder takes one text per example",
+                e.id,
+                c.model_type()
+            ),
+        ));
+    }
     let refs = references(train, examples_dir)?;
     let labels = dataset_labels(examples_dir)?;
     let kind = match (head.kind, refs) {
@@ -271,7 +291,7 @@ pub fn task_spec(
         name: name.to_string(),
         kind,
         labels,
-        pooling: head.pooling,
+        pooling,
         max_len,
     })
 }
@@ -282,7 +302,7 @@ pub fn task_spec(
 pub fn check_vocabulary(model: &Path, examples: &Path) -> Result<(PathBuf, u32)> {
     let tk_path = examples.join("tokenizer.json");
     let tk = gradus_tokenize::load(&tk_path)?;
-    let config = read_bert_config(model)?;
+    let config = BodyConfig::read(model)?;
     let ours = tk.get_vocab(true);
     let mismatch = |detail: String| {
         FinetuneError::Config(format!(
@@ -291,11 +311,11 @@ pub fn check_vocabulary(model: &Path, examples: &Path) -> Result<(PathBuf, u32)>
             tk_path.display()
         ))
     };
-    if ours.len() > config.vocab_size {
+    if ours.len() > config.vocab_size() {
         return Err(mismatch(format!(
             "{} tokens, the model has {} embeddings",
             ours.len(),
-            config.vocab_size
+            config.vocab_size()
         )));
     }
     let theirs = if model.join("tokenizer.json").is_file() {
@@ -330,7 +350,7 @@ pub fn check_vocabulary(model: &Path, examples: &Path) -> Result<(PathBuf, u32)>
     }
     let pad = gradus_tokenize::SpecialTokens::of(&tk)
         .pad
-        .unwrap_or(config.pad_token_id);
+        .unwrap_or(config.pad_token_id());
     Ok((tk_path, pad))
 }
 

@@ -46,8 +46,8 @@ pub use error::{FinetuneError, Result};
 /// How a head reads the encoder (the model crate's, which export reads too).
 pub use gradus_model::Pooling;
 pub use model::{
-    HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec, centre_regression_head,
-    copy_tokenizer, pool, read_bert_config, read_task_spec, write_config,
+    Body, BodyConfig, HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec,
+    centre_regression_head, copy_tokenizer, pool, read_bert_config, read_task_spec, write_config,
 };
 pub use objective::{TaskBatch, TaskData, TaskObjective, task_loss};
 pub use predict::Predictor;

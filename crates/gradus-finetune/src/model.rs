@@ -1,12 +1,15 @@
-//! A task model: a BERT-style encoder, a pooling of its hidden states and a linear head
-//! per task (one for fine-tuning, named as HF `BertForSequenceClassification` names it),
-//! loaded from a model folder of either layout and saved as a checkpoint folder.
+//! A task model: a body (a BERT-style encoder, or a GPT-2 or Llama-style decoder), a
+//! pooling of its hidden states and a linear head per task (one for fine-tuning, named as
+//! HF `BertForSequenceClassification` names it), loaded from a model folder of either
+//! layout and saved as a checkpoint folder.
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use gradus_model::{Bert, BertConfig, Ctx, Params, Pooling, TaskHead};
+use gradus_model::{
+    Bert, BertConfig, Ctx, DECODER_TYPES, Decoder, DecoderConfig, Params, Pooling, TaskHead,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::data::{PaddedBatch, TaskExample};
@@ -55,6 +58,134 @@ pub enum Init {
     Pretrained,
     /// The checkpoint's architecture with seeded random weights (a baseline).
     Random,
+}
+
+/// The architecture under a task model's heads, as its folder's `config.json` says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BodyConfig {
+    Encoder(BertConfig),
+    Decoder(DecoderConfig),
+}
+
+impl BodyConfig {
+    /// Reads a checkpoint folder's `config.json`: a BERT-family encoder, or a decoder
+    /// gradus runs (`gpt2`, `llama`).
+    pub fn read(dir: &Path) -> Result<Self> {
+        let path = dir.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::file(&path, e))?;
+        let json: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| FinetuneError::file(&path, e))?;
+        let model_type = json.get("model_type").and_then(serde_json::Value::as_str);
+        if model_type.is_some_and(|t| DECODER_TYPES.contains(&t)) {
+            let config =
+                DecoderConfig::from_json(json).map_err(|e| FinetuneError::file(&path, e))?;
+            return Ok(Self::Decoder(config));
+        }
+        read_bert_config(dir).map(Self::Encoder)
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        match self {
+            Self::Encoder(c) => c.vocab_size,
+            Self::Decoder(c) => c.vocab_size(),
+        }
+    }
+
+    /// The longest input.
+    pub fn positions(&self) -> usize {
+        match self {
+            Self::Encoder(c) => c.max_position_embeddings,
+            Self::Decoder(c) => c.context(),
+        }
+    }
+
+    pub fn layers(&self) -> usize {
+        match self {
+            Self::Encoder(c) => c.num_hidden_layers,
+            Self::Decoder(c) => c.layers_and_width().0,
+        }
+    }
+
+    /// The padding id when the tokenizer names none.
+    pub fn pad_token_id(&self) -> u32 {
+        match self {
+            Self::Encoder(c) => c.pad_token_id,
+            Self::Decoder(_) => 0,
+        }
+    }
+
+    /// The pooling a head gets when its config names none: BERT's pooler (as HF's
+    /// sequence classifier), a decoder's last real token (as HF's
+    /// `GPT2ForSequenceClassification`).
+    pub fn default_pooling(&self) -> Pooling {
+        match self {
+            Self::Encoder(_) => Pooling::Pooler,
+            Self::Decoder(_) => Pooling::Last,
+        }
+    }
+
+    /// Refuses a pooling the body cannot do.
+    pub fn check_pooling(&self, pooling: Pooling) -> std::result::Result<(), String> {
+        let name = serde_json::to_value(pooling).unwrap_or_default();
+        match self {
+            Self::Decoder(c) if !pooling.suits_decoder() => Err(format!(
+                "pooling {name} reads BERT's first token; a `{}` decoder pools \"last\" (the \
+                 default) or \"mean\"",
+                c.model_type()
+            )),
+            Self::Encoder(_) if pooling == Pooling::Last => Err(format!(
+                "pooling {name} is for decoders; a BERT encoder pools \"pooler\", \"cls\" or \"mean\""
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The `config.json` fields of the body.
+    fn to_json(&self) -> serde_json::Value {
+        match self {
+            Self::Encoder(c) => serde_json::to_value(c).unwrap_or_default(),
+            Self::Decoder(c) => c.to_json(),
+        }
+    }
+}
+
+/// A task model's body, built.
+#[derive(Debug)]
+pub enum Body {
+    Encoder(Bert),
+    Decoder(Decoder),
+}
+
+impl Body {
+    pub fn kernels(&self) -> gradus_model::Kernels {
+        match self {
+            Self::Encoder(b) => b.kernels(),
+            Self::Decoder(d) => d.kernels(),
+        }
+    }
+
+    fn config(&self) -> BodyConfig {
+        match self {
+            Self::Encoder(b) => BodyConfig::Encoder(b.config().clone()),
+            Self::Decoder(d) => BodyConfig::Decoder(d.config()),
+        }
+    }
+
+    /// One vector per example `[batch, width]`, pooled as `pooling` says.
+    fn pooled(&self, pooling: Pooling, batch: &PaddedBatch, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        match self {
+            Self::Encoder(bert) => {
+                let hidden = bert.forward(&batch.ids, &batch.type_ids, &batch.mask, ctx)?;
+                pool(Some(bert), pooling, &hidden, &batch.mask)
+            }
+            // Inputs are padded on the right, so causal attention keeps padding out of
+            // every real token's state without a key mask.
+            Self::Decoder(decoder) => {
+                let hidden = decoder.hidden(&batch.ids, ctx)?;
+                pool(None, pooling, &hidden, &batch.mask)
+            }
+        }
+    }
 }
 
 /// Reads the encoder configuration of a checkpoint folder (`config.json`).
@@ -124,11 +255,11 @@ pub struct HeadSpec {
     pub dropout: Option<f32>,
 }
 
-/// A BERT-style encoder with one pooling and head per task: a fine-tuning model has one
-/// task, a multi-task model several, on one shared encoder.
+/// A body with one pooling and head per task: a fine-tuning model has one task, a
+/// multi-task model several, on one shared body.
 #[derive(Debug)]
 pub struct TaskModel {
-    pub bert: Bert,
+    pub body: Body,
     pub heads: Vec<TaskHead>,
     pub specs: Vec<TaskSpec>,
     pub names: HeadNames,
@@ -148,17 +279,19 @@ impl TaskModel {
         device: &Device,
         seed: u64,
     ) -> Result<Self> {
-        let config = read_bert_config(dir)?;
-        if let Some(long) = heads
-            .iter()
-            .find(|h| h.task.max_len > config.max_position_embeddings)
-        {
+        let config = BodyConfig::read(dir)?;
+        if let Some(long) = heads.iter().find(|h| h.task.max_len > config.positions()) {
             return Err(FinetuneError::Config(format!(
-                "max_len {} is longer than the {} positions of {}",
+                "seq_len {} is longer than the {} positions of {}",
                 long.task.max_len,
-                config.max_position_embeddings,
+                config.positions(),
                 dir.display()
             )));
+        }
+        for h in &heads {
+            config
+                .check_pooling(h.task.pooling)
+                .map_err(|m| FinetuneError::Config(format!("task `{}`: {m}", h.task.name)))?;
         }
         let mut params = match init {
             Init::Pretrained => {
@@ -167,22 +300,29 @@ impl TaskModel {
             Init::Random => Params::new(device.clone(), seed),
         };
         params.freeze(frozen);
-        let bert = Bert::new(&config, &mut params)?;
+        let body = match &config {
+            BodyConfig::Encoder(c) => Body::Encoder(Bert::new(c, &mut params)?),
+            BodyConfig::Decoder(c) => Body::Decoder(Decoder::new(c, &mut params)?),
+        };
         let mut built = Vec::with_capacity(heads.len());
         for h in &heads {
-            let head = TaskHead::new(
-                &bert,
-                &mut params,
-                &names.prefix(&h.task.name),
-                h.task.outputs(),
-            )?;
+            let (name, outputs) = (names.prefix(&h.task.name), h.task.outputs());
+            let head = match &body {
+                Body::Encoder(bert) => TaskHead::new(bert, &mut params, &name, outputs)?,
+                Body::Decoder(d) => TaskHead::sized(
+                    &mut params,
+                    &name,
+                    (d.width(), outputs),
+                    d.initializer_range(),
+                )?,
+            };
             built.push(match h.dropout {
                 Some(p) => head.with_dropout(p),
                 None => head,
             });
         }
         Ok(Self {
-            bert,
+            body,
             heads: built,
             specs: heads.into_iter().map(|h| h.task).collect(),
             names,
@@ -202,10 +342,7 @@ impl TaskModel {
 
     /// Task `task`'s head outputs `[batch, outputs]`.
     pub fn forward(&self, task: usize, batch: &PaddedBatch, ctx: &mut Ctx<'_>) -> Result<Tensor> {
-        let hidden = self
-            .bert
-            .forward(&batch.ids, &batch.type_ids, &batch.mask, ctx)?;
-        let pooled = pool(&self.bert, self.specs[task].pooling, &hidden, &batch.mask)?;
+        let pooled = self.body.pooled(self.specs[task].pooling, batch, ctx)?;
         Ok(self.heads[task].forward(&pooled, ctx)?)
     }
 
@@ -213,7 +350,7 @@ impl TaskModel {
     pub fn save(&self, dir: &Path) -> Result<()> {
         self.params.save(&dir.join("model.safetensors"))?;
         let specs: Vec<&TaskSpec> = self.specs.iter().collect();
-        write_config(dir, self.bert.config(), &specs)
+        write_config(dir, &self.body.config(), &specs)
     }
 
     /// Writes task `task` alone into `dir`: the encoder and its head renamed to
@@ -244,7 +381,7 @@ impl TaskModel {
         let file = dir.join("model.safetensors");
         candle_core::safetensors::save(&tensors, &file)
             .map_err(|e| FinetuneError::file(&file, e))?;
-        write_config(dir, self.bert.config(), &[&self.specs[task]])
+        write_config(dir, &self.body.config(), &[&self.specs[task]])
     }
 }
 
@@ -278,12 +415,23 @@ pub fn copy_tokenizer(tokenizer: Option<&Path>, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// One vector per example `[batch, hidden]`.
-pub fn pool(bert: &Bert, pooling: Pooling, hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
-    Ok(match pooling {
-        Pooling::Cls => hidden.narrow(1, 0, 1)?.squeeze(1)?,
-        Pooling::Pooler => bert.pool(hidden)?,
-        Pooling::Mean => Bert::mean_pool(hidden, mask)?,
+/// One vector per example `[batch, hidden]`; BERT's pooler needs the `bert` it belongs to.
+pub fn pool(
+    bert: Option<&Bert>,
+    pooling: Pooling,
+    hidden: &Tensor,
+    mask: &Tensor,
+) -> Result<Tensor> {
+    Ok(match (pooling, bert) {
+        (Pooling::Cls, _) => hidden.narrow(1, 0, 1)?.squeeze(1)?,
+        (Pooling::Pooler, Some(bert)) => bert.pool(hidden)?,
+        (Pooling::Pooler, None) => {
+            return Err(FinetuneError::Config(
+                "pooling \"pooler\" needs a BERT encoder".into(),
+            ));
+        }
+        (Pooling::Mean, _) => Bert::mean_pool(hidden, mask)?,
+        (Pooling::Last, _) => TaskHead::last_token(hidden, mask)?,
     })
 }
 
@@ -291,11 +439,16 @@ pub fn pool(bert: &Bert, pooling: Pooling, hidden: &Tensor, mask: &Tensor) -> Re
 /// `gradus_task` and all under `gradus_tasks`. The class that opens it in the Python
 /// ecosystem is written when the run ends (`gradus-export`); until then a head that
 /// transformers would read through the pooler is marked for it to refuse.
-pub fn write_config(dir: &Path, config: &BertConfig, tasks: &[&TaskSpec]) -> Result<()> {
+pub fn write_config(dir: &Path, config: &BodyConfig, tasks: &[&TaskSpec]) -> Result<()> {
     let path = dir.join("config.json");
-    let mut value = serde_json::to_value(config).map_err(|e| FinetuneError::file(&path, e))?;
+    let mut value = config.to_json();
     if let (Some(obj), Some(first)) = (value.as_object_mut(), tasks.first()) {
-        if first.pooling != Pooling::Pooler {
+        if let BodyConfig::Decoder(_) = config {
+            let why = "a gradus task head on a decoder (`classifier`, with a bias, where \
+                       transformers' sequence classifiers have `score` without one); use \
+                       gradus-predict";
+            gradus_export::refuse_in_transformers(obj, why);
+        } else if first.pooling != Pooling::Pooler {
             let reads = match first.pooling {
                 Pooling::Mean => "the mean of the hidden states",
                 _ => "the first hidden state without the pooler",

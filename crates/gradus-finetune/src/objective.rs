@@ -154,7 +154,7 @@ impl TaskObjective {
                     &outputs,
                     b,
                     self.tasks[*task].class_weights.as_ref(),
-                    self.model.bert.kernels(),
+                    self.model.body.kernels(),
                 )
             })
             .collect()

@@ -26,18 +26,30 @@ pub enum Depth {
     Head,
 }
 
+/// How each body names its parts (HF names): BERT, GPT-2, Llama.
+const EMBEDDINGS: &[&str] = &[
+    "embeddings.",
+    "transformer.wte.",
+    "transformer.wpe.",
+    "model.embed_tokens.",
+];
+const LAYERS: &[&str] = &["encoder.layer.", "transformer.h.", "model.layers."];
+const TOP: &[&str] = &["pooler.", "transformer.ln_f.", "model.norm.", "lm_head."];
+
 /// The depth of a parameter from its (HF) name.
 pub fn depth(name: &str, layers: usize) -> Depth {
     let body = name.strip_prefix("bert.").unwrap_or(name);
-    if body.starts_with("embeddings.") {
+    if EMBEDDINGS.iter().any(|p| body.starts_with(p)) {
         return Depth::Encoder(0);
     }
-    if let Some(rest) = body.strip_prefix("encoder.layer.")
-        && let Some(i) = rest.split('.').next().and_then(|i| i.parse::<usize>().ok())
-    {
-        return Depth::Encoder(i + 1);
+    for prefix in LAYERS {
+        if let Some(rest) = body.strip_prefix(prefix)
+            && let Some(i) = rest.split('.').next().and_then(|i| i.parse::<usize>().ok())
+        {
+            return Depth::Encoder(i + 1);
+        }
     }
-    if body.starts_with("pooler.") {
+    if TOP.iter().any(|p| body.starts_with(p)) {
         return Depth::Encoder(layers + 1);
     }
     Depth::Head
@@ -45,12 +57,19 @@ pub fn depth(name: &str, layers: usize) -> Depth {
 
 impl LrPlan {
     /// Name prefixes of the frozen parameters.
+    /// Name prefixes of the frozen parameters, in every body's names (a name of another
+    /// body's matches nothing).
     pub fn frozen_prefixes(&self) -> Vec<String> {
         let mut out: Vec<String> = (0..self.freeze_layers)
-            .map(|i| format!("bert.encoder.layer.{i}."))
+            .flat_map(|i| LAYERS.iter().map(move |l| format!("{l}{i}.")))
+            .map(|p| match p.starts_with("encoder.") {
+                true => format!("bert.{p}"),
+                false => p,
+            })
             .collect();
         if self.freeze_embeddings {
             out.push("bert.embeddings.".into());
+            out.extend(EMBEDDINGS[1..].iter().map(|e| e.to_string()));
         }
         out
     }
@@ -98,5 +117,22 @@ mod tests {
             ..plan
         };
         assert_eq!(frozen.scale("embeddings.LayerNorm.weight"), None);
+        // A decoder's names: GPT-2's and Llama's layers, embeddings and final norm.
+        assert_eq!(
+            frozen.scale("transformer.h.1.attn.c_attn.weight"),
+            Some(0.5)
+        );
+        assert_eq!(frozen.scale("model.layers.0.mlp.up_proj.weight"), None);
+        assert_eq!(frozen.scale("model.embed_tokens.weight"), None);
+        assert_eq!(frozen.scale("transformer.ln_f.weight"), Some(1.0));
+        let prefixes = frozen.frozen_prefixes();
+        for p in [
+            "bert.encoder.layer.0.",
+            "transformer.h.0.",
+            "model.layers.0.",
+            "transformer.wte.",
+        ] {
+            assert!(prefixes.contains(&p.to_string()), "{prefixes:?}");
+        }
     }
 }

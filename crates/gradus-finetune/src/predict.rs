@@ -10,9 +10,7 @@ use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 use crate::data::TaskExample;
 use crate::error::{FinetuneError, Result};
 use crate::eval::{argmax, head_outputs, probabilities};
-use crate::model::{
-    HeadNames, HeadSpec, Init, TaskKind, TaskModel, read_bert_config, read_task_spec,
-};
+use crate::model::{BodyConfig, HeadNames, HeadSpec, Init, TaskKind, TaskModel, read_task_spec};
 
 /// A fine-tuned model with its tokenizer.
 #[derive(Debug)]
@@ -37,7 +35,7 @@ impl Predictor {
         let mut tokenizer = gradus_tokenize::load(&dir.join("tokenizer.json"))?;
         let (size, vocab) = (
             tokenizer.get_vocab_size(true),
-            read_bert_config(dir)?.vocab_size,
+            BodyConfig::read(dir)?.vocab_size(),
         );
         if size > vocab {
             return Err(FinetuneError::file(

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use crate::data::{Batcher, load_examples, references, subset};
 use crate::plan::LrPlan;
 use crate::{
-    BiasInit, FinetuneConfig, HeadConfig, HeadNames, HeadSpec, TaskKind, TaskModel, TaskSpec,
-    centre_regression_head, check_vocabulary, read_bert_config, task_spec,
+    BiasInit, BodyConfig, FinetuneConfig, HeadConfig, HeadNames, HeadSpec, TaskKind, TaskModel,
+    TaskSpec, centre_regression_head, check_vocabulary, task_spec,
 };
 use candle_core::Tensor;
 use gradus_train::{Direction, TrainConfig};
@@ -163,17 +163,14 @@ impl MultitaskConfig {
         self.check_shape()?;
         let t = &self.training;
         let device = gradus_model::device(&t.device)?;
-        let bert = read_bert_config(&t.model)?;
+        let body = BodyConfig::read(&t.model)?;
         let (mut tasks, mut heads, mut tokenizer) = (Vec::new(), Vec::new(), None);
         let mut pad = 0;
         for (i, task) in self.tasks.iter().enumerate() {
             let (tk, task_pad) = check_vocabulary(&t.model, &task.examples)?;
             (pad, tokenizer) = (task_pad, tokenizer.or(Some(tk)));
-            let max_len = task
-                .seq_len
-                .unwrap_or(t.seq_len)
-                .min(bert.max_position_embeddings);
-            let (data, spec) = self.load_task(task, i, max_len, &device)?;
+            let max_len = task.seq_len.unwrap_or(t.seq_len).min(body.positions());
+            let (data, spec) = self.load_task(task, i, (max_len, &body), &device)?;
             tasks.push(data);
             heads.push(HeadSpec {
                 task: spec,
@@ -182,7 +179,7 @@ impl MultitaskConfig {
         }
         let composite = self.composite_tasks(&tasks)?;
         let plan = LrPlan {
-            layers: bert.num_hidden_layers,
+            layers: body.layers(),
             decay: t.layer_lr_decay,
             head_scale: t.head_lr.map_or(1.0, |h| h / t.lr),
             freeze_embeddings: t.freeze_embeddings,
@@ -290,7 +287,7 @@ impl MultitaskConfig {
         &self,
         task: &TaskConfig,
         index: usize,
-        max_len: usize,
+        (max_len, body): (usize, &BodyConfig),
         device: &candle_core::Device,
     ) -> Result<(TaskData, TaskSpec)> {
         let t = &self.training;
@@ -318,7 +315,7 @@ impl MultitaskConfig {
                 format!("no examples in the dev split `{}`", task.dev_split),
             ));
         }
-        let spec = task_spec(&name, &task.head, &task.examples, &train, max_len)?;
+        let spec = task_spec(&name, &task.head, &task.examples, &train, (max_len, body))?;
         references(&dev, &task.examples)?;
         let metric = task.metric.clone().unwrap_or_else(|| {
             match spec.kind {

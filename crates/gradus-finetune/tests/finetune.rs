@@ -1,6 +1,7 @@
 //! Fine-tuning end to end: a synthetic task on a tiny random encoder (frozen layers,
-//! best-checkpoint selection, exact resume, the checks before training, prediction), and
-//! real slices of SST-2 and STS-B from all-MiniLM-L6-v2.
+//! best-checkpoint selection, exact resume, the checks before training, prediction), the
+//! same task on tiny GPT-2 and Llama decoders, and real slices of SST-2 and STS-B from
+//! all-MiniLM-L6-v2.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -33,7 +34,7 @@ fn toy_config(examples: &Path, model: &Path) -> FinetuneConfig {
         epochs: 3.0,
         lr: 3e-3,
         head: HeadConfig {
-            pooling: Pooling::Mean,
+            pooling: Some(Pooling::Mean),
             ..HeadConfig::default()
         },
         seed: 7,
@@ -136,7 +137,7 @@ fn resume_is_exact() {
         // Dropout on, so that the restored generator matters.
         head: HeadConfig {
             dropout: Some(0.2),
-            pooling: Pooling::Cls,
+            pooling: Some(Pooling::Cls),
             ..HeadConfig::default()
         },
         ..toy_config(&examples, &model)
@@ -153,6 +154,139 @@ fn resume_is_exact() {
         full.losses[10..],
         "losses after resume differ"
     );
+}
+
+/// A tiny random decoder of the synthetic task's vocabulary, its folder holding the
+/// tokenizer (so the vocabularies are checked token for token).
+fn tiny_decoder(examples: &Path, config: gradus_model::DecoderConfig, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = gradus_model::Params::new(candle_core::Device::Cpu, 3);
+    gradus_model::Decoder::new(&config, &mut params).unwrap();
+    params.save(&dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_json().to_string()).unwrap();
+    std::fs::copy(examples.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir.to_path_buf()
+}
+
+fn decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
+    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
+        .unwrap()
+        .get_vocab_size(true);
+    let gpt = gradus_model::GptConfig {
+        vocab_size: vocab,
+        n_positions: 32,
+        n_embd: 32,
+        n_layer: 2,
+        n_head: 2,
+        ..gradus_model::GptConfig::default()
+    }
+    .with_dropout(0.0);
+    let llama = gradus_model::LlamaConfig {
+        vocab_size: vocab,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        max_position_embeddings: 32,
+        ..gradus_model::LlamaConfig::default()
+    };
+    vec![
+        tiny_decoder(
+            examples,
+            gradus_model::DecoderConfig::Gpt(gpt),
+            &root.join("gpt"),
+        ),
+        tiny_decoder(
+            examples,
+            gradus_model::DecoderConfig::Llama(llama),
+            &root.join("llama"),
+        ),
+    ]
+}
+
+/// A GPT-2 and a Llama (untied head, grouped-query attention) learn the synthetic task
+/// through a head on their last real token, save a folder gradus-predict labels with,
+/// and resume exactly; transformers is told to refuse the folder.
+#[test]
+fn decoders_learn_a_task_through_their_last_token_and_resume_exactly() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (examples, _) = synthetic(tmp.path());
+    for model in decoders(&examples, tmp.path()) {
+        let config = FinetuneConfig {
+            head: HeadConfig::default(),
+            ..toy_config(&examples, &model)
+        };
+        let out = model.with_extension("run");
+        let (objective, report) = train(&config, &out, None);
+        assert_eq!(objective.model.spec().pooling, Pooling::Last);
+        let accuracy = report.best_value.unwrap();
+        assert!(
+            accuracy > 0.9,
+            "{}: dev accuracy {accuracy}",
+            model.display()
+        );
+        common::labels_the_toy_sentences(&out.join("model"));
+        let saved = std::fs::read_to_string(out.join("model/config.json")).unwrap();
+        assert!(saved.contains("not a transformers model"), "{saved}");
+
+        let short = FinetuneConfig {
+            max_steps: Some(20),
+            eval_steps: Some(10),
+            ..config.clone()
+        };
+        let (_, full) = train(&short, &model.with_extension("full"), None);
+        let split = model.with_extension("split");
+        train(&short, &split, Some(10));
+        let (_, second) = train(&short, &split, None);
+        assert_eq!(second.losses[..], full.losses[10..], "{}", model.display());
+    }
+}
+
+/// Options only an encoder has are refused on a decoder by name, and a decoder's
+/// pooling on an encoder.
+#[test]
+fn encoder_and_decoder_options_are_refused_on_the_other() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (examples, bert) = synthetic(tmp.path());
+    let gpt = decoders(&examples, tmp.path()).remove(0);
+    let with = |model: &Path, pooling| FinetuneConfig {
+        head: HeadConfig {
+            pooling: Some(pooling),
+            ..HeadConfig::default()
+        },
+        ..toy_config(&examples, model)
+    };
+    let e = with(&gpt, Pooling::Pooler).build().unwrap_err().to_string();
+    assert!(e.contains("\"pooler\"") && e.contains("gpt2"), "{e}");
+    let e = with(&bert, Pooling::Last).build().unwrap_err().to_string();
+    assert!(e.contains("\"last\"") && e.contains("decoders"), "{e}");
+    // Text pairs: each toy sentence beside itself.
+    let pairs = tmp.path().join("pairs");
+    let (train_tsv, dev_tsv) = (tmp.path().join("p-train.tsv"), tmp.path().join("p-dev.tsv"));
+    for (file, seed) in [(&train_tsv, 1), (&dev_tsv, 2)] {
+        let sentences = gradus_testkit::toy_sentiment_tsv(file, 20, seed);
+        let mut text = String::from("sentence\tsecond\tlabel\n");
+        for (i, s) in sentences.iter().enumerate() {
+            text.push_str(&format!("{s}\t{s}\t{}\n", i % 2));
+        }
+        std::fs::write(file, text).unwrap();
+    }
+    let files = [
+        SplitFile::parse(&format!("train={}", train_tsv.display()), "train"),
+        SplitFile::parse(&format!("validation={}", dev_tsv.display()), "train"),
+    ];
+    let tk = gradus_tokenize::load(&examples.join("tokenizer.json")).unwrap();
+    let pair_config = ExamplesConfig {
+        task: "pairs".into(),
+        text_pair: Some("second".into()),
+        seq_len: 32,
+        ..ExamplesConfig::default()
+    };
+    gradus_tokenize::encode_examples(&tk, &pair_config, &files, &pairs, OpenMode::Overwrite)
+        .unwrap();
+    let e = toy_config(&pairs, &gpt).build().unwrap_err().to_string();
+    assert!(e.contains("token types") && e.contains("text pair"), "{e}");
 }
 
 #[test]
@@ -291,7 +425,7 @@ fn minilm_config(minilm: &Path, examples: &Path, train: usize, dev: usize) -> Fi
         freeze_embeddings: true,
         warmup_ratio: 0.1,
         head: HeadConfig {
-            pooling: Pooling::Mean,
+            pooling: Some(Pooling::Mean),
             ..HeadConfig::default()
         },
         seed: 42,

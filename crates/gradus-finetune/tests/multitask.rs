@@ -60,7 +60,7 @@ fn task(name: &str, examples: &Path) -> TaskConfig {
         name: name.into(),
         examples: examples.to_path_buf(),
         head: HeadConfig {
-            pooling: Pooling::Mean,
+            pooling: Some(Pooling::Mean),
             ..HeadConfig::default()
         },
         ..TaskConfig::default()
@@ -113,7 +113,7 @@ fn the_joint_loss_is_the_weighted_sum_of_the_task_losses() {
     for (t, b) in &batch.parts {
         let out = objective.model.forward(*t, b, &mut Ctx::eval()).unwrap();
         let kind = objective.model.specs[*t].kind;
-        let sum = task_loss(kind, &out, b, None, objective.model.bert.kernels()).unwrap();
+        let sum = task_loss(kind, &out, b, None, objective.model.body.kernels()).unwrap();
         let mean = f64::from(sum.to_scalar::<f32>().unwrap()) / b.examples as f64;
         expected += config.tasks[*t].weight * mean;
     }

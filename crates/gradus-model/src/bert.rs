@@ -315,10 +315,40 @@ impl TaskHead {
     /// multi-task models).
     pub fn new(bert: &Bert, params: &mut Params, name: &str, outputs: usize) -> Result<Self> {
         let c = bert.config();
+        let head = Self::sized(params, name, (c.hidden_size, outputs), c.initializer_range)?;
+        Ok(head.with_dropout(c.hidden_dropout_prob))
+    }
+
+    /// A head from `width` pooled values to `outputs`, its weight drawn with `std`, without
+    /// dropout (a decoder's head: the decoder has no hidden dropout to inherit).
+    pub fn sized(
+        params: &mut Params,
+        name: &str,
+        (width, outputs): (usize, usize),
+        std: f64,
+    ) -> Result<Self> {
         Ok(Self {
-            classifier: linear(params, name, (c.hidden_size, outputs), c.initializer_range)?,
-            dropout: c.hidden_dropout_prob,
+            classifier: linear(params, name, (width, outputs), std)?,
+            dropout: 0.0,
         })
+    }
+
+    /// The last real token's hidden state of each sequence `[batch, width]`, from
+    /// `hidden` `[batch, seq, width]` and `mask` `[batch, seq]` (1 token, 0 padding),
+    /// whichever side the padding is on.
+    pub fn last_token(hidden: &Tensor, mask: &Tensor) -> Result<Tensor> {
+        let (b, t, width) = hidden.dims3()?;
+        let mask: Vec<Vec<f32>> = mask.to_dtype(DType::F32)?.to_vec2()?;
+        let rows: Vec<u32> = mask
+            .iter()
+            .enumerate()
+            .map(|(i, m)| {
+                let last = m.iter().rposition(|&x| x > 0.0).unwrap_or(0);
+                (i * t + last) as u32
+            })
+            .collect();
+        let rows = Tensor::from_vec(rows, b, hidden.device())?;
+        Ok(hidden.reshape((b * t, width))?.index_select(&rows, 0)?)
     }
 
     /// Replaces the dropout before the classifier (the encoder's hidden dropout by default).

@@ -246,7 +246,7 @@ pub enum PositionEmbedding {
     Sinusoidal,
 }
 
-/// How the encoder's hidden states become one vector per example.
+/// How a model's hidden states become one vector per example.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pooling {
@@ -257,6 +257,16 @@ pub enum Pooling {
     Pooler,
     /// The mean over real tokens (sentence-transformers).
     Mean,
+    /// The last real token's hidden state: a decoder's, which has seen the whole input
+    /// (HF `GPT2ForSequenceClassification`, `LlamaForSequenceClassification`).
+    Last,
+}
+
+impl Pooling {
+    /// Whether a decoder can pool this way (the others read BERT's `[CLS]` or pooler).
+    pub fn suits_decoder(self) -> bool {
+        matches!(self, Self::Mean | Self::Last)
+    }
 }
 
 /// A BERT style encoder (HF `BertConfig` names).

@@ -146,6 +146,38 @@ impl Decoder {
         self.config().context()
     }
 
+    /// The final hidden states `[batch, seq, width]`.
+    pub fn hidden(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+        let (b, t) = ids.dims2()?;
+        let rows = match self {
+            Self::Gpt(m) => m.hidden_rows(ids, ctx)?,
+            Self::Llama(m) => m.hidden_rows(ids, ctx)?,
+        };
+        let width = rows.dim(1)?;
+        Ok(rows.reshape((b, t, width))?)
+    }
+
+    /// The width of the hidden states.
+    pub fn width(&self) -> usize {
+        match self {
+            Self::Gpt(m) => m.config().n_embd,
+            Self::Llama(m) => m.config().hidden_size,
+        }
+    }
+
+    /// The standard deviation new weights on top of it (task heads) start from.
+    pub fn initializer_range(&self) -> f64 {
+        match self {
+            Self::Gpt(m) => m.config().initializer_range,
+            Self::Llama(m) => m.config().initializer_range,
+        }
+    }
+
+    /// Its blocks.
+    pub fn layers(&self) -> usize {
+        self.config().layers_and_width().0
+    }
+
     /// Next-token logits as `[batch · seq, vocab]`, the layout the loss takes.
     pub fn logits_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         match self {

@@ -175,7 +175,7 @@ impl Gpt {
     /// The final hidden states as `[batch · seq, n_embd]`. Inside the model every
     /// activation keeps this two-dimensional layout: a reshape is a node of the backward
     /// graph, and candle accumulates each node's gradient into a fresh zero tensor.
-    fn hidden_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
+    pub fn hidden_rows(&self, ids: &Tensor, ctx: &mut Ctx<'_>) -> Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if t > self.config.n_positions {
             return Err(ModelError::Config(format!(

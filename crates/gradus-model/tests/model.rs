@@ -443,6 +443,35 @@ fn greedy_by_forward(model: &Decoder, prompt: &[u32], n: usize) -> Vec<u32> {
     ids[prompt.len()..].to_vec()
 }
 
+/// Last-token pooling picks each sequence's last real token, with padding on the right
+/// or on the left, and passes the gradient to that token only.
+#[test]
+fn last_token_pooling_finds_the_last_real_token_on_either_side() {
+    let hidden = candle_core::Var::from_tensor(
+        &Tensor::arange(0f32, 24.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 4, 3))
+            .unwrap(),
+    )
+    .unwrap();
+    let right = Tensor::new(&[[1f32, 1.0, 0.0, 0.0], [1.0, 1.0, 1.0, 1.0]], &Device::Cpu).unwrap();
+    let left = Tensor::new(&[[0f32, 0.0, 1.0, 1.0], [0.0, 1.0, 1.0, 1.0]], &Device::Cpu).unwrap();
+    let pooled = |mask: &Tensor| TaskHead::last_token(hidden.as_tensor(), mask).unwrap();
+    let rows = |t: Tensor| t.to_vec2::<f32>().unwrap();
+    assert_eq!(rows(pooled(&right)), [[3.0, 4.0, 5.0], [21.0, 22.0, 23.0]]);
+    assert_eq!(rows(pooled(&left)), [[9.0, 10.0, 11.0], [21.0, 22.0, 23.0]]);
+    let grads = pooled(&right).sum_all().unwrap().backward().unwrap();
+    let g: Vec<f32> = grads
+        .get(hidden.as_tensor())
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1()
+        .unwrap();
+    let touched: Vec<usize> = (0..24).filter(|&i| g[i] != 0.0).collect();
+    assert_eq!(touched, [3, 4, 5, 21, 22, 23]);
+}
+
 /// A decoder's logits at a position do not depend on the tokens after it (the causal
 /// mask of the training forward pass), with both kernel choices.
 #[test]
