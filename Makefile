@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare shakespeare-llama webtext mix glue \
-	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix hf-roundtrip hf-expectations \
+	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix sst2-decoder hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -155,6 +155,13 @@ shakespeare: build
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/shakespeare-char.toml \
 	    --set pretrain.seed=$(SEED) --set pretrain.train.seed=$(SEED) \
 	    --run-dir $(RUNS)/shakespeare-char-$(SEED)
+
+# A decoder classifier on SST-2: a byte-level GPT pretrained on general text, fine-tuned
+# with a head on its last real byte, beside the same model from random weights (seeds
+# 42, 1, 2 for both), one report.
+sst2-decoder: build
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/sst2-decoder.toml \
+	    --run-dir $(RUNS)/sst2-decoder
 
 # The same recipe on a Llama-style decoder of the same size (RoPE, RMS norm, SwiGLU).
 shakespeare-llama: build

@@ -8,7 +8,8 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use crate::math::{dot, sum, sum_squared_deviation};
-use crate::par::{add_in_order, rows_per_task};
+use crate::norm_grad::NormGrad;
+use crate::par::{rows_backward, rows_per_task};
 use crate::simd::wide;
 use crate::storage::f32s;
 
@@ -66,16 +67,9 @@ fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
             dy.len()
         )
     }
-    let mut out = vec![0.0f32; x.len() + 2 * d];
-    let (dx, _) = out.split_at_mut(x.len());
-    let rows = rows_per_task(d) * d;
-    let partial: Vec<Vec<f32>> = dx
-        .par_chunks_mut(rows)
-        .zip(x.par_chunks(rows).zip(dy.par_chunks(rows)))
-        .map(|(dx, (x, dy))| backward_rows(dx, x, dy, w, eps))
-        .collect();
-    add_in_order(&mut out[x.len()..], partial);
-    Ok(out)
+    Ok(rows_backward(x, dy, d, 2 * d, |dx, x, dy| {
+        backward_rows(dx, x, dy, w, eps)
+    }))
 }
 
 wide! {
@@ -165,7 +159,12 @@ impl CustomOp3 for LayerNorm {
 
 impl LayerNorm {
     fn grad(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
-        x.apply_op3_no_bwd(w, &dy.contiguous()?, &LayerNormGrad { eps: self.eps })
+        let grad = NormGrad {
+            name: "gradus-layer-norm-grad",
+            eps: self.eps,
+            backward,
+        };
+        x.apply_op3_no_bwd(w, &dy.contiguous()?, &grad)
     }
 }
 
@@ -209,34 +208,6 @@ impl CustomOp2 for LayerNormNoBias {
         let packed = LayerNorm { eps: self.eps }.grad(x, w, dy)?;
         let (dx, dw, _) = unpack(x, w, &packed)?;
         Ok((Some(dx), Some(dw)))
-    }
-}
-
-/// `(x, w, dy) → [dx, dw, db]` flattened into one 1-D tensor.
-struct LayerNormGrad {
-    eps: f32,
-}
-
-impl CustomOp3 for LayerNormGrad {
-    fn name(&self) -> &'static str {
-        "gradus-layer-norm-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(xs, xl, "layer norm input")?;
-        let w = f32s(ws, wl, "layer norm weight")?;
-        let dy = f32s(gs, gl, "layer norm gradient")?;
-        let out = backward(x, w, dy, self.eps)?;
-        let n = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
 

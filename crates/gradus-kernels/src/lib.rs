@@ -15,6 +15,7 @@ mod cross_entropy;
 mod gelu;
 mod layer_norm;
 pub mod math;
+mod norm_grad;
 mod par;
 mod rms_norm;
 mod rope;

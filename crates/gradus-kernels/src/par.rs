@@ -31,6 +31,28 @@ pub(crate) fn rows_per_task(width: usize) -> usize {
     (CHUNK / width.max(1)).max(1)
 }
 
+/// The backward pass of a row-wise op with per-column sums (a norm's weight and bias
+/// gradients): `block(dx, x, dy)` fills a block of rows' input gradient and returns its
+/// `sums` column sums; returns `[dx…, sums…]`, the blocks' sums added in block order.
+pub(crate) fn rows_backward(
+    x: &[f32],
+    dy: &[f32],
+    width: usize,
+    sums: usize,
+    block: impl Fn(&mut [f32], &[f32], &[f32]) -> Vec<f32> + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0.0f32; x.len() + sums];
+    let (dx, _) = out.split_at_mut(x.len());
+    let rows = rows_per_task(width) * width;
+    let partial: Vec<Vec<f32>> = dx
+        .par_chunks_mut(rows)
+        .zip(x.par_chunks(rows).zip(dy.par_chunks(rows)))
+        .map(|(dx, (x, dy))| block(dx, x, dy))
+        .collect();
+    add_in_order(&mut out[x.len()..], partial);
+    out
+}
+
 /// Adds per-task partial sums into `total` in task order, so that the result is the same
 /// on any number of threads (the tasks' chunking does not depend on it either).
 pub(crate) fn add_in_order(total: &mut [f32], partials: Vec<Vec<f32>>) {

@@ -4,11 +4,12 @@
 //! gradient summed per fixed block of rows, then in block order, so the result is the
 //! same on any number of threads.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::math::dot;
-use crate::par::{add_in_order, rows_per_task};
+use crate::norm_grad::NormGrad;
+use crate::par::{rows_backward, rows_per_task};
 use crate::simd::wide;
 use crate::storage::f32s;
 
@@ -59,16 +60,9 @@ fn backward(x: &[f32], w: &[f32], dy: &[f32], eps: f32) -> Result<Vec<f32>> {
         )
     }
     let d = w.len();
-    let mut out = vec![0.0f32; x.len() + d];
-    let (dx, _) = out.split_at_mut(x.len());
-    let rows = rows_per_task(d) * d;
-    let partial: Vec<Vec<f32>> = dx
-        .par_chunks_mut(rows)
-        .zip(x.par_chunks(rows).zip(dy.par_chunks(rows)))
-        .map(|(dx, (x, dy))| backward_rows(dx, x, dy, w, eps))
-        .collect();
-    add_in_order(&mut out[x.len()..], partial);
-    Ok(out)
+    Ok(rows_backward(x, dy, d, d, |dx, x, dy| {
+        backward_rows(dx, x, dy, w, eps)
+    }))
 }
 
 wide! {
@@ -135,40 +129,16 @@ impl CustomOp2 for RmsNorm {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = RmsNormGrad { eps: self.eps };
+        let grad = NormGrad {
+            name: "gradus-rms-norm-grad",
+            eps: self.eps,
+            backward,
+        };
         let packed = x.apply_op3_no_bwd(w, &dy.contiguous()?, &grad)?;
         let (n, d) = (x.elem_count(), w.elem_count());
         let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
         let dw = packed.narrow(0, n, d)?.reshape(w.shape())?;
         Ok((Some(dx), Some(dw)))
-    }
-}
-
-/// `(x, w, dy) → [dx, dw]` flattened into one 1-D tensor.
-struct RmsNormGrad {
-    eps: f32,
-}
-
-impl CustomOp3 for RmsNormGrad {
-    fn name(&self) -> &'static str {
-        "gradus-rms-norm-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(xs, xl, "rms norm input")?;
-        let w = f32s(ws, wl, "rms norm weight")?;
-        let dy = f32s(gs, gl, "rms norm gradient")?;
-        let out = backward(x, w, dy, self.eps)?;
-        let n = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(n)))
     }
 }
 

@@ -199,21 +199,11 @@ fn llama_folders_round_trip_and_refuse_what_gradus_cannot_run() {
             back.config(),
             DecoderConfig::Llama(tiny_llama(tied).for_folder())
         );
-        let a: Vec<f32> = model
-            .logits(&ids, &mut Ctx::eval())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        let b: Vec<f32> = back
-            .logits(&ids, &mut Ctx::eval())
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap();
-        assert_eq!(a, b);
+        let logits = |m: &Decoder| -> Vec<f32> {
+            let l = m.logits(&ids, &mut Ctx::eval()).unwrap();
+            l.flatten_all().unwrap().to_vec1().unwrap()
+        };
+        assert_eq!(logits(&model), logits(&back));
     }
     let refused = |edit: serde_json::Value| {
         let mut json = DecoderConfig::Llama(tiny_llama(true)).to_json();
