@@ -156,8 +156,8 @@ shakespeare: build
 	    --set pretrain.seed=$(SEED) --set pretrain.train.seed=$(SEED) \
 	    --run-dir $(RUNS)/shakespeare-char-$(SEED)
 
-# A decoder classifier on SST-2: a byte-level GPT pretrained on general text, fine-tuned
-# with a head on its last real byte, beside the same model from random weights (seeds
+# A decoder classifier on SST-2: a GPT (BPE 8k) pretrained on general text, fine-tuned
+# with a head on its last real token, beside the same model from random weights (seeds
 # 42, 1, 2 for both), one report.
 sst2-decoder: build
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/sst2-decoder.toml \

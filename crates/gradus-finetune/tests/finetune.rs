@@ -156,18 +156,6 @@ fn resume_is_exact() {
     );
 }
 
-/// A tiny random decoder of the synthetic task's vocabulary, its folder holding the
-/// tokenizer (so the vocabularies are checked token for token).
-fn tiny_decoder(examples: &Path, config: gradus_model::DecoderConfig, dir: &Path) -> PathBuf {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut params = gradus_model::Params::new(candle_core::Device::Cpu, 3);
-    gradus_model::Decoder::new(&config, &mut params).unwrap();
-    params.save(&dir.join("model.safetensors")).unwrap();
-    std::fs::write(dir.join("config.json"), config.to_json().to_string()).unwrap();
-    std::fs::copy(examples.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
-    dir.to_path_buf()
-}
-
 fn decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
     let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
         .unwrap()
@@ -181,27 +169,13 @@ fn decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
         ..gradus_model::GptConfig::default()
     }
     .with_dropout(0.0);
-    let llama = gradus_model::LlamaConfig {
-        vocab_size: vocab,
-        hidden_size: 32,
-        intermediate_size: 64,
-        num_hidden_layers: 2,
-        num_attention_heads: 4,
-        num_key_value_heads: Some(2),
-        max_position_embeddings: 32,
-        ..gradus_model::LlamaConfig::default()
-    };
     vec![
-        tiny_decoder(
+        common::tiny_decoder(
             examples,
             gradus_model::DecoderConfig::Gpt(gpt),
             &root.join("gpt"),
         ),
-        tiny_decoder(
-            examples,
-            gradus_model::DecoderConfig::Llama(llama),
-            &root.join("llama"),
-        ),
+        common::tiny_llama(examples, &root.join("llama")),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! Multi-task training end to end on two synthetic tasks (a classification and a
 //! regression) and a tiny random encoder: the joint loss, learning both tasks, exact
 //! resume with the sampler's state, the checks before training, and the exported
-//! single-task checkpoints.
+//! single-task checkpoints; the same two tasks on a tiny Llama.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -334,6 +334,33 @@ fn each_task_exports_as_a_single_task_checkpoint_that_finetunes_further() {
     assert!(start.model.params.fresh_names().is_empty());
     let score = start.score_task(0, &start.tasks[0].dev).unwrap();
     assert!(score.scalars["accuracy"] > 0.8, "{:?}", score.scalars);
+}
+
+/// Two heads on one Llama, each on its last real token: both tasks learn, and each
+/// exports as a single-task folder that gradus-predict labels with.
+#[test]
+fn a_decoder_learns_two_tasks_and_exports_each() {
+    let f = fixture();
+    let mut config = two_tasks(&f, Strategy::Joint);
+    config.training.model = common::tiny_llama(&f.sentiment, &f.root.join("llama"));
+    for t in &mut config.tasks {
+        t.head.pooling = None;
+    }
+    let (objective, _) = train(&config, &f.root.join("llama-joint"), None);
+    assert!(
+        objective
+            .model
+            .specs
+            .iter()
+            .all(|s| s.pooling == Pooling::Last)
+    );
+    let after = objective.metrics(&objective.dev_scores().unwrap());
+    assert!(after["sentiment/accuracy"] > 0.8, "{after:?}");
+    assert!(after["intensity/pearson"] > 0.5, "{after:?}");
+    let dirs = objective
+        .export_tasks(&f.root.join("llama-joint/tasks"))
+        .unwrap();
+    common::labels_the_toy_sentences(&dirs[0]);
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! The synthetic tasks the fine-tuning and multi-task tests train on: toy TSV files, a
-//! WordPiece tokenizer of their text, examples datasets and a tiny random BERT.
+//! WordPiece tokenizer of their text, examples datasets, a tiny random BERT and tiny
+//! random decoders.
 
 #![allow(dead_code, clippy::unwrap_used)] // each test file uses part; helpers fail loudly
 
@@ -78,4 +79,35 @@ pub fn labels_the_toy_sentences(dir: &Path) -> Vec<Prediction> {
     let names: Vec<_> = rows.iter().map(|p| p.predicted_name.clone()).collect();
     assert_eq!(names, [Some("1".to_string()), Some("0".to_string())]);
     rows
+}
+
+/// A tiny random decoder (`config`) in `dir`, with the tokenizer of the examples in
+/// `examples` beside it (so the vocabularies are checked token for token).
+pub fn tiny_decoder(examples: &Path, config: gradus_model::DecoderConfig, dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = gradus_model::Params::new(Device::Cpu, 3);
+    gradus_model::Decoder::new(&config, &mut params).unwrap();
+    params.save(&dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_json().to_string()).unwrap();
+    std::fs::copy(examples.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir.to_path_buf()
+}
+
+/// A tiny Llama (width 32, 2 layers, 4 heads sharing 2 key/value heads, its own output
+/// layer) of the vocabulary of `examples`' tokenizer.
+pub fn tiny_llama(examples: &Path, dir: &Path) -> PathBuf {
+    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
+        .unwrap()
+        .get_vocab_size(true);
+    let llama = gradus_model::LlamaConfig {
+        vocab_size: vocab,
+        hidden_size: 32,
+        intermediate_size: 64,
+        num_hidden_layers: 2,
+        num_attention_heads: 4,
+        num_key_value_heads: Some(2),
+        max_position_embeddings: 32,
+        ..gradus_model::LlamaConfig::default()
+    };
+    tiny_decoder(examples, gradus_model::DecoderConfig::Llama(llama), dir)
 }
