@@ -213,22 +213,31 @@ pub fn evaluate(
 /// pretrained model on the same examples, as the baseline `random init`: whether the
 /// pretraining step paid for itself, in the pretrained run's section.
 fn compare_with_random_init(sections: &mut [Section], tuned: &[(usize, RunRecord)]) {
-    let scratch = |data: &[PathBuf]| {
-        tuned
-            .iter()
-            .find(|(_, r)| r.facts.base_model.is_none() && r.facts.data == data)
-            .map(|(i, _)| sections[*i].metrics.clone())
-    };
-    let pairs: Vec<(usize, BTreeMap<String, f64>)> = tuned
-        .iter()
-        .filter(|(_, r)| r.facts.base_model.is_some())
-        .filter_map(|(i, r)| Some((*i, scratch(&r.facts.data)?)))
-        .collect();
-    for (i, metrics) in pairs {
-        sections[i]
+    for (pretrained, scratch) in random_init_pairs(tuned) {
+        let metrics = sections[scratch].metrics.clone();
+        sections[pretrained]
             .baselines
             .insert("random init".to_string(), metrics);
     }
+}
+
+/// (pretrained run's section, its random-init run's section) for each fine-tuning run
+/// from a pretrained model: the run from random weights on the same examples with the
+/// same seed, else the first on the same examples.
+fn random_init_pairs(tuned: &[(usize, RunRecord)]) -> Vec<(usize, usize)> {
+    let scratch = |data: &[PathBuf], seed: u64| {
+        let on_data = |r: &RunRecord| r.facts.base_model.is_none() && r.facts.data == data;
+        tuned
+            .iter()
+            .find(|(_, r)| on_data(r) && r.facts.seed == seed)
+            .or_else(|| tuned.iter().find(|(_, r)| on_data(r)))
+            .map(|(i, _)| *i)
+    };
+    tuned
+        .iter()
+        .filter(|(_, r)| r.facts.base_model.is_some())
+        .filter_map(|(i, r)| Some((*i, scratch(&r.facts.data, r.facts.seed)?)))
+        .collect()
 }
 
 fn run_name(dir: &Path) -> String {
@@ -858,5 +867,29 @@ mod tests {
             .map(|p| unique_name(Path::new(p), &mut used))
             .collect();
         assert_eq!(names, ["pretrain", "b/pretrain", "b/pretrain-2", "x"]);
+    }
+
+    /// Each pretrained run is compared with the random-init run of its own seed.
+    #[test]
+    fn a_pretrained_run_meets_the_random_init_run_of_its_seed() {
+        let run = |seed: u64, base: Option<&str>| -> RunRecord {
+            let mut record = serde_json::json!({
+                "kind": "finetune", "gradus_version": "0.1.0", "config_hash": "h",
+                "settings": {}, "inputs": [], "outputs": [], "finished": true,
+                "data": ["examples"], "seed": seed
+            });
+            if let Some(b) = base {
+                record["base_model"] = b.into();
+            }
+            serde_json::from_value(record).unwrap()
+        };
+        let tuned = vec![
+            (0, run(42, Some("lm"))),
+            (1, run(42, None)),
+            (2, run(1, Some("lm"))),
+            (3, run(1, None)),
+            (4, run(7, Some("lm"))),
+        ];
+        assert_eq!(random_init_pairs(&tuned), [(0, 1), (2, 3), (4, 1)]);
     }
 }
