@@ -35,7 +35,7 @@ pub fn model_outputs(dir: &Path, texts: &[String]) -> anyhow::Result<Vec<Value>>
                 .map(|t| causal_lm(&model, t, &encode(t, false)?, stop))
                 .collect()
         }
-        ModelKind::Task(_) => task_outputs(dir, texts),
+        ModelKind::Task(_) | ModelKind::DecoderTask => task_outputs(dir, texts),
         _ => {
             let (bert, heads) = encoder(dir, kind)?;
             texts
