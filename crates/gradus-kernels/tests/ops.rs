@@ -6,7 +6,7 @@
 
 use candle_core::{D, DType, Device, Tensor, Var};
 use gradus_kernels::{
-    GeluForm, add_rows, attention, cross_entropy, gelu, layer_norm, rms_norm, rope,
+    GeluForm, add_rows, attention, cross_entropy, gelu, layer_norm, rms_norm, rope, swiglu,
 };
 
 /// Deterministic values in [−scale, scale].
@@ -204,6 +204,32 @@ fn layer_norm_matches_the_composed_version_with_and_without_bias() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn swiglu_matches_candle() {
+    for shape in [
+        vec![1],
+        vec![7],
+        vec![3, 129],
+        vec![2, 5, 344],
+        vec![40, 1000],
+    ] {
+        let g = var(&shape, 17.0, 4.0);
+        let u = var(&shape, 18.0, 2.0);
+        compare(
+            &format!("swiglu {shape:?}"),
+            &[&g, &u],
+            |t| swiglu(&t[0], &t[1]).unwrap(),
+            |t| (t[0].silu().unwrap() * &t[1]).unwrap(),
+        );
+    }
+    let big = var(&[64], 19.0, 1e4);
+    let (out, grads) = with_grads(&[&big, &big], |t| swiglu(&t[0], &t[1]).unwrap());
+    assert_finite("swiglu of large inputs", &out);
+    assert_finite("swiglu gradient of large inputs", &grads[0]);
+    let other = Tensor::zeros(6, DType::F32, &Device::Cpu).unwrap();
+    assert!(swiglu(big.as_tensor(), &other).is_err());
 }
 
 fn composed_rms_norm(x: &Tensor, w: &Tensor, eps: f64) -> Tensor {

@@ -1,5 +1,6 @@
 //! The one switch between gradus's fused CPU kernels (`gradus-kernels`) and candle's
-//! composed ops for GELU, layer norm, attention, the cross-entropy loss and broadcast adds.
+//! composed ops for GELU, SwiGLU, the norms, attention, the cross-entropy loss and
+//! broadcast adds.
 
 use candle_core::{DType, Tensor};
 use serde::{Deserialize, Serialize};
@@ -34,5 +35,13 @@ impl Kernels {
         let mut repeats = vec![x.elem_count() / b.elem_count().max(1)];
         repeats.extend_from_slice(b.dims());
         Ok(x.reshape(repeats)?.broadcast_add(b)?.reshape(x.shape())?)
+    }
+
+    /// SwiGLU's gating silu(`gate`)·`up`: the fused kernel, or candle's ops.
+    pub fn swiglu(self, gate: &Tensor, up: &Tensor) -> Result<Tensor> {
+        if self.fuse(gate) && self.fuse(up) {
+            return Ok(gradus_kernels::swiglu(gate, up)?);
+        }
+        Ok((gate.silu()? * up)?)
     }
 }

@@ -168,7 +168,9 @@ impl Llama {
     /// normed x.
     fn mlp(&self, l: &Layer, x: &Tensor) -> Result<Tensor> {
         let h = l.post_norm.forward(x)?;
-        let m = (l.gate.forward(&h)?.silu()? * l.up.forward(&h)?)?;
+        let m = self
+            .kernels
+            .swiglu(&l.gate.forward(&h)?, &l.up.forward(&h)?)?;
         Ok((x + l.down.forward(&m)?)?)
     }
 
