@@ -8,9 +8,10 @@ use gradus_train::optim::OptimizerConfig;
 use gradus_train::schedule::Schedule;
 use serde::{Deserialize, Serialize};
 
+use crate::body::BodyConfig;
 use crate::data::{References, TaskExample, references};
 use crate::error::{FinetuneError, Result};
-use crate::model::{BodyConfig, HeadNames, Init, TaskKind, TaskSpec};
+use crate::model::{HeadNames, Init, TaskKind, TaskSpec};
 use crate::objective::TaskObjective;
 use crate::tasks::{MultitaskConfig, TaskConfig};
 use gradus_model::Pooling;

@@ -26,6 +26,7 @@
 //! checkpoint whose vocabulary is not the tokenizer's) fail in [`MultitaskConfig::build`],
 //! before any training.
 
+mod body;
 mod config;
 pub mod data;
 mod error;
@@ -39,6 +40,7 @@ pub mod run;
 mod sampler;
 mod tasks;
 
+pub use body::{Body, BodyConfig};
 pub use config::{
     BiasInit, Decay, FinetuneConfig, HeadConfig, check_vocabulary, dataset_labels, task_spec,
 };
@@ -46,8 +48,8 @@ pub use error::{FinetuneError, Result};
 /// How a head reads the encoder (the model crate's, which export reads too).
 pub use gradus_model::Pooling;
 pub use model::{
-    Body, BodyConfig, HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec,
-    centre_regression_head, copy_tokenizer, pool, read_bert_config, read_task_spec, write_config,
+    HeadNames, HeadSpec, Init, TaskKind, TaskModel, TaskSpec, centre_regression_head,
+    copy_tokenizer, pool, read_bert_config, read_task_spec, write_config,
 };
 pub use objective::{TaskBatch, TaskData, TaskObjective, task_loss};
 pub use predict::Predictor;

@@ -7,10 +7,11 @@ use gradus_model::Ctx;
 use gradus_shard::Prediction;
 use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 
+use crate::body::BodyConfig;
 use crate::data::TaskExample;
 use crate::error::{FinetuneError, Result};
 use crate::eval::{argmax, head_outputs, probabilities};
-use crate::model::{BodyConfig, HeadNames, HeadSpec, Init, TaskKind, TaskModel, read_task_spec};
+use crate::model::{HeadNames, HeadSpec, Init, TaskKind, TaskModel, read_task_spec};
 
 /// A fine-tuned model with its tokenizer.
 #[derive(Debug)]
