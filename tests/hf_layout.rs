@@ -76,6 +76,7 @@ fn task_folder(root: &Path, e: &Value, pooling: Pooling) -> PathBuf {
         labels,
         pooling,
         max_len: 16,
+        template: None,
     };
     let heads = vec![HeadSpec {
         task,

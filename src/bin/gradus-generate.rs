@@ -51,6 +51,10 @@ struct Cli {
     /// Recompute every step instead of caching keys and values (for comparison).
     #[arg(long)]
     no_cache: bool,
+    /// Read each prompt as it is, even when the model was instruction-tuned (by default
+    /// its prompt template frames the prompt, and its end token stops the answer).
+    #[arg(long)]
+    raw: bool,
     /// `cpu` or `cuda:N`.
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -110,15 +114,34 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     if prompts.is_empty() {
         prompts.push("\n".into());
     }
+    // An instruction-tuned model reads its prompts as it was trained to.
+    let template = match cli.raw {
+        true => None,
+        false => gradus_finetune::read_task_spec(&cli.model)?.and_then(|t| t.template),
+    };
+    let encoder = template
+        .as_ref()
+        .map(|t| t.encoder(&tk))
+        .transpose()
+        .with_context(|| format!("the prompt template of {}", cli.model.display()))?;
     let mut ids = Vec::with_capacity(prompts.len());
-    for prompt in &prompts {
-        let enc = tk
-            .encode(prompt.as_str(), false)
-            .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?;
-        if enc.get_ids().is_empty() {
+    for prompt in &mut prompts {
+        let encoded = match &encoder {
+            Some(e) => e.encode_prompt(prompt)?,
+            None => tk
+                .encode(prompt.as_str(), false)
+                .map_err(|e| anyhow::anyhow!("encoding the prompt: {e}"))?
+                .get_ids()
+                .to_vec(),
+        };
+        if encoded.is_empty() {
             anyhow::bail!("prompt {prompt:?} encodes to no tokens: give some text");
         }
-        ids.push(enc.get_ids().to_vec());
+        // Printed as the model read it.
+        if let Some(t) = &template {
+            *prompt = t.apply(prompt);
+        }
+        ids.push(encoded);
     }
     let generation = Generation {
         max_new_tokens: cli.max_new_tokens,
@@ -130,7 +153,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         },
         cache: !cli.no_cache,
     };
-    let eos = gradus_tokenize::SpecialTokens::of(&tk).eos;
+    let eos = match &encoder {
+        Some(e) => Some(e.eos),
+        None => gradus_tokenize::SpecialTokens::of(&tk).eos,
+    };
     let decode = |new: &[u32]| -> String { tk.decode(new, false).unwrap_or_default() };
     let mut done = |_: usize, new: &[u32]| {
         (eos.is_some() && new.last().copied() == eos) || cut_at_stop(&decode(new), &cli.stop).1
@@ -141,7 +167,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .zip(prompts.chunks(cli.batch_size.max(1)))
     {
         let new = generate_batch(&model, chunk, &generation, &mut done)?;
-        for (prompt, new) in texts.iter().zip(new) {
+        for (prompt, mut new) in texts.iter().zip(new) {
+            if eos.is_some() && new.last().copied() == eos {
+                new.pop();
+            }
             let (text, _) = cut_at_stop(&decode(&new), &cli.stop);
             writeln!(out, "{prompt}{text}")?;
         }

@@ -13,7 +13,7 @@ use anyhow::Context;
 use gradus_finetune::MultitaskConfig;
 use gradus_finetune::data::{TaskExample, load_examples};
 use gradus_finetune::eval::score;
-use gradus_finetune::{FinetuneConfig, Predictor, TaskKind};
+use gradus_finetune::{FinetuneConfig, Init, Predictor, TaskKind};
 use gradus_model::generate::{Sampling, generate};
 use gradus_model::{DECODER_TYPES, Decoder, DecoderConfig};
 use gradus_pretrain::clm::{ClmStream, StreamSpec};
@@ -615,6 +615,7 @@ fn checkpoint_section(
             train_split: "train",
             dev_split: &spec.split,
             key_metric: None,
+            base: None,
         };
         return evaluate_task(ec, &run, output);
     }
@@ -662,6 +663,8 @@ struct TaskRun<'a> {
     train_split: &'a str,
     dev_split: &'a str,
     key_metric: Option<String>,
+    /// The model folder whose weights the run started from, when it started from one.
+    base: Option<&'a Path>,
 }
 
 fn task_section(
@@ -681,6 +684,7 @@ fn task_section(
             train_split: &config.train_split,
             dev_split: &config.dev_split,
             key_metric: config.metric_for_best.clone(),
+            base: (config.init == Init::Pretrained).then_some(config.model.as_path()),
         },
         output,
     )
@@ -706,6 +710,7 @@ fn multitask_sections(
                 train_split: &task.train_split,
                 dev_split: &task.dev_split,
                 key_metric: task.metric.clone(),
+                base: None,
             },
             output,
         )?);
@@ -746,7 +751,8 @@ fn constant_outputs(kind: TaskKind, classes: usize, train: &[TaskExample]) -> Ve
                 .map(|i| if Some(i) == best { 1.0 } else { 0.0 })
                 .collect()
         }
-        TaskKind::Regression => {
+        // Instruction tasks are scored apart (`evaluate_instructions`).
+        TaskKind::Regression | TaskKind::Instruction => {
             let t: Vec<f32> = train.iter().filter_map(|e| e.target).collect();
             vec![t.iter().sum::<f32>() / t.len().max(1) as f32]
         }
@@ -766,8 +772,10 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
             run.dev_split
         );
     }
-    let outputs = predictor.outputs(&dev)?;
-    let scored = score(&spec, &dev, &outputs)?;
+    if spec.kind == TaskKind::Instruction {
+        return evaluate_instructions(ec, run, &predictor, &dev, output);
+    }
+    let (scored, outputs) = predictor.score(&dev)?;
     let train = load_examples(run.examples, Some(run.train_split), spec.max_len)?;
     let constant = constant_outputs(spec.kind, spec.labels.len(), &train);
     let base = score(&spec, &dev, &vec![constant; dev.len()])?;
@@ -779,7 +787,7 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
         .collect();
     let (default_key, baseline_name) = match spec.kind {
         TaskKind::Classification => ("accuracy", "majority class"),
-        TaskKind::Regression => ("pearson", "mean target"),
+        TaskKind::Regression | TaskKind::Instruction => ("pearson", "mean target"),
     };
     let key_metric = run
         .key_metric
@@ -821,6 +829,88 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
     })
 }
 
+/// An instruction task: the response loss and exact match of greedy answers on the dev
+/// prompts, beside the model the run started from (before fine-tuning), and a few
+/// answers.
+fn evaluate_instructions(
+    ec: &EvalConfig,
+    run: &TaskRun<'_>,
+    predictor: &Predictor,
+    dev: &[TaskExample],
+    output: &Path,
+) -> anyhow::Result<Section> {
+    let (scored, _) = predictor.score(dev)?;
+    let mut baselines = BTreeMap::new();
+    if let Some(base) = run.base {
+        let device = gradus_model::device(&ec.device)?;
+        let (decoder, _params) = Decoder::load(base, device.clone())
+            .with_context(|| format!("base model {}", base.display()))?;
+        let scorer = gradus_finetune::instruct::Scorer {
+            decoder: &decoder,
+            spec: predictor.model.spec(),
+            batch_size: ec.batch_size.max(1),
+            pad: predictor.pad(),
+            device: &device,
+            tokenizer: predictor.tokenizer(),
+        };
+        baselines.insert("before fine-tuning".into(), scorer.score(dev)?.scalars);
+    }
+    let plots = match run.dir {
+        Some(dir) => curves(dir, run.name, &[], output)?,
+        None => Vec::new(),
+    };
+    let key_metric = run
+        .key_metric
+        .clone()
+        .filter(|k| scored.scalars.contains_key(k))
+        .unwrap_or_else(|| "exact_match".into());
+    Ok(Section {
+        name: run.name.to_string(),
+        kind: SectionKind::Task,
+        source: run.model.display().to_string(),
+        started_from: None,
+        data: format!(
+            "{} ({}, {} prompts)",
+            run.examples.display(),
+            run.dev_split,
+            dev.len()
+        ),
+        higher_is_better: Metric::new(&key_metric, None)?
+            .direction
+            .greater_is_better(),
+        key_metric,
+        metrics: scored.scalars,
+        baselines,
+        sample: Some(answers_sample(&scored.report)),
+        details: scored.report,
+        plots,
+    })
+}
+
+/// The report's sampled answers, one per line: the prompt, the answer, the reference.
+fn answers_sample(report: &serde_json::Value) -> String {
+    let text = |v: &serde_json::Value| format!("{:?}", v.as_str().unwrap_or(""));
+    report["samples"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|s| {
+            let mark = if s["exact"].as_bool() == Some(true) {
+                "="
+            } else {
+                "≠"
+            };
+            format!(
+                "{} → {} {mark} {}",
+                text(&s["prompt"]),
+                text(&s["answer"]),
+                text(&s["reference"])
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// The confusion matrix of a classifier, or predicted against true values of a regressor.
 fn task_chart(
     name: &str,
@@ -841,7 +931,7 @@ fn task_chart(
             confusion_chart(&output.join(&file), &title, &spec.labels, &counts)?;
             Ok(Plot { title, file })
         }
-        TaskKind::Regression => {
+        TaskKind::Regression | TaskKind::Instruction => {
             let points: Vec<(f64, f64)> = dev
                 .iter()
                 .zip(outputs)

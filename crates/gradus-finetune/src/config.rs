@@ -121,8 +121,8 @@ pub struct FinetuneConfig {
     pub eval_steps: Option<u64>,
     /// Stop after this many evaluations without a better `metric_for_best`.
     pub early_stopping_patience: Option<u64>,
-    /// The dev metric that picks the best checkpoint: `accuracy` (classification) or
-    /// `pearson` (regression) by default.
+    /// The dev metric that picks the best checkpoint: `accuracy` (classification),
+    /// `pearson` (regression) or `exact_match` (instruction) by default.
     pub metric_for_best: Option<String>,
     /// Whether a larger `metric_for_best` is better; by default the metric's own
     /// direction (up for accuracy and Pearson, down for loss and MSE).
@@ -194,6 +194,18 @@ pub fn task_spec(
     train: &[TaskExample],
     (max_len, body): (usize, &BodyConfig),
 ) -> Result<TaskSpec> {
+    if let Some(template) = gradus_tokenize::instruction_template(examples_dir)? {
+        return instruction_spec(name, head, examples_dir, template, (max_len, body));
+    }
+    if head.kind == Some(TaskKind::Instruction) {
+        return Err(FinetuneError::data(
+            examples_dir,
+            format!(
+                "task `{name}` is an instruction task, but these are not instruction examples \
+                 (encode them with `response` and `template`)"
+            ),
+        ));
+    }
     let pooling = head.pooling.unwrap_or(body.default_pooling());
     body.check_pooling(pooling)
         .map_err(|m| FinetuneError::Config(format!("task `{name}`: {m}")))?;
@@ -242,7 +254,7 @@ pub fn task_spec(
         (None, References::Targets) => TaskKind::Regression,
     };
     let labels = match kind {
-        TaskKind::Regression => Vec::new(),
+        TaskKind::Regression | TaskKind::Instruction => Vec::new(),
         TaskKind::Classification => labels.ok_or_else(|| {
             FinetuneError::data(examples_dir, "classification examples without labels.json")
         })?,
@@ -294,6 +306,50 @@ pub fn task_spec(
         labels,
         pooling,
         max_len,
+        template: None,
+    })
+}
+
+/// The spec of an instruction task: a decoder's LM head, none of a classifier's options.
+fn instruction_spec(
+    name: &str,
+    head: &HeadConfig,
+    examples_dir: &Path,
+    template: gradus_tokenize::Template,
+    (max_len, body): (usize, &BodyConfig),
+) -> Result<TaskSpec> {
+    let refuse = |m: String| Err(FinetuneError::data(examples_dir, m));
+    if let BodyConfig::Encoder(_) = body {
+        return refuse(format!(
+            "task `{name}` has instruction examples, which a decoder (gpt2, llama) learns \
+             to answer; a BERT encoder generates no text"
+        ));
+    }
+    if let Some(kind) = head.kind.filter(|&k| k != TaskKind::Instruction) {
+        return refuse(format!(
+            "task `{name}` is a {kind:?} task, but these are instruction examples"
+        ));
+    }
+    let head_only = [
+        ("num_labels", head.num_labels.is_some()),
+        ("pooling", head.pooling.is_some()),
+        ("dropout", head.dropout.is_some()),
+        ("class_weights", head.class_weights.is_some()),
+        ("bias_init", head.bias_init != BiasInit::Zero),
+    ];
+    if let Some((key, _)) = head_only.iter().find(|(_, set)| *set) {
+        return Err(FinetuneError::Config(format!(
+            "task `{name}`: head.{key} is for classification and regression heads; an \
+             instruction task trains the decoder's own LM head"
+        )));
+    }
+    Ok(TaskSpec {
+        name: name.to_string(),
+        kind: TaskKind::Instruction,
+        labels: Vec::new(),
+        pooling: Pooling::Last,
+        max_len,
+        template: Some(template),
     })
 }
 

@@ -132,5 +132,9 @@ pub fn score(spec: &TaskSpec, examples: &[TaskExample], outputs: &[Vec<f32>]) ->
             ]);
             Ok(TaskScore { scalars, report })
         }
+        TaskKind::Instruction => Err(FinetuneError::Config(format!(
+            "{}: an instruction task is scored on generated answers, not head outputs",
+            spec.name
+        ))),
     }
 }

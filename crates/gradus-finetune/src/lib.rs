@@ -31,6 +31,7 @@ mod config;
 pub mod data;
 mod error;
 pub mod eval;
+pub mod instruct;
 mod model;
 pub mod multitask_run;
 mod objective;

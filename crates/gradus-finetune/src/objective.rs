@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::data::{BatchCursor, Batcher, PaddedBatch, TaskExample};
 use crate::error::{FinetuneError, Result};
 use crate::eval::{TaskScore, head_outputs, score};
+use crate::instruct::{Scorer, response_loss};
 use crate::model::{HeadNames, TaskKind, TaskModel, copy_tokenizer};
 use crate::plan::LrPlan;
 use crate::sampler::TaskSampler;
@@ -98,6 +99,12 @@ pub fn task_loss(
             let targets = batch.targets.as_ref().ok_or_else(|| missing("targets"))?;
             loss::squared_error_sum(outputs, targets)?
         }
+        TaskKind::Instruction => {
+            // The mean over the batch's response tokens, once per example: the trainer
+            // divides the step's sum by its examples.
+            let (sum, tokens) = response_loss(outputs, batch, kernels)?;
+            (sum * (batch.examples as f64 / tokens.max(1.0)))?
+        }
     })
 }
 
@@ -162,6 +169,25 @@ impl TaskObjective {
 
     /// Task `task` scored on `examples` (dropout off).
     pub fn score_task(&self, task: usize, examples: &[TaskExample]) -> Result<TaskScore> {
+        let spec = &self.model.specs[task];
+        if spec.kind == TaskKind::Instruction {
+            let (Some(decoder), Some(path)) = (self.model.decoder(), &self.tokenizer) else {
+                return Err(FinetuneError::Config(format!(
+                    "task `{}`: scoring answers needs a decoder and its tokenizer",
+                    spec.name
+                )));
+            };
+            let tokenizer = gradus_tokenize::load(path)?;
+            let scorer = Scorer {
+                decoder,
+                spec,
+                batch_size: self.eval_batch_size,
+                pad: self.pad,
+                device: &self.device,
+                tokenizer: &tokenizer,
+            };
+            return scorer.score(examples);
+        }
         let outputs = head_outputs(
             examples,
             self.eval_batch_size,

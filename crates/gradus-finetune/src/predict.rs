@@ -10,7 +10,8 @@ use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 use crate::body::BodyConfig;
 use crate::data::TaskExample;
 use crate::error::{FinetuneError, Result};
-use crate::eval::{argmax, head_outputs, probabilities};
+use crate::eval::{TaskScore, argmax, head_outputs, probabilities, score};
+use crate::instruct::Scorer;
 use crate::model::{HeadNames, HeadSpec, Init, TaskKind, TaskModel, read_task_spec};
 
 /// A fine-tuned model with its tokenizer.
@@ -122,6 +123,37 @@ impl Predictor {
             .collect())
     }
 
+    /// The padding id batches are padded with.
+    pub fn pad(&self) -> u32 {
+        self.pad
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// The task scored on `examples` with references: head outputs against labels or
+    /// targets, or generated answers against responses.
+    pub fn score(&self, examples: &[TaskExample]) -> Result<(TaskScore, Vec<Vec<f32>>)> {
+        let spec = self.model.spec();
+        if spec.kind == TaskKind::Instruction {
+            let decoder = self.model.decoder().ok_or_else(|| {
+                FinetuneError::Config(format!("task `{}`: no decoder", spec.name))
+            })?;
+            let scorer = Scorer {
+                decoder,
+                spec,
+                batch_size: self.batch_size,
+                pad: self.pad,
+                device: &self.device,
+                tokenizer: &self.tokenizer,
+            };
+            return Ok((scorer.score(examples)?, Vec::new()));
+        }
+        let outputs = self.outputs(examples)?;
+        Ok((score(spec, examples, &outputs)?, outputs))
+    }
+
     /// The head's raw outputs for each example: logits, or the one regression value.
     pub fn outputs(&self, examples: &[TaskExample]) -> Result<Vec<Vec<f32>>> {
         head_outputs(examples, self.batch_size, self.pad, &self.device, |b| {
@@ -131,8 +163,15 @@ impl Predictor {
 
     /// The model's prediction for each example.
     pub fn predict(&self, examples: &[TaskExample]) -> Result<Vec<Prediction>> {
-        let outputs = self.outputs(examples)?;
         let spec = self.model.spec();
+        if spec.kind == TaskKind::Instruction {
+            return Err(FinetuneError::Config(format!(
+                "task `{}` answers prompts: generate with gradus-generate, or score it with \
+                 gradus-eval",
+                spec.name
+            )));
+        }
+        let outputs = self.outputs(examples)?;
         Ok(examples
             .iter()
             .zip(outputs)
@@ -143,7 +182,7 @@ impl Predictor {
                         let k = argmax(&probs);
                         (Some(k as i64), spec.labels.get(k).cloned(), probs[k], probs)
                     }
-                    TaskKind::Regression => (
+                    TaskKind::Regression | TaskKind::Instruction => (
                         None,
                         None,
                         out.first().copied().unwrap_or(f32::NAN),

@@ -41,8 +41,8 @@ pub struct TaskConfig {
     pub batch_size: Option<usize>,
     /// Overrides the shared `seq_len`.
     pub seq_len: Option<usize>,
-    /// The dev metric that stands for this task: `accuracy` (classification) or
-    /// `pearson` (regression) by default.
+    /// The dev metric that stands for this task: `accuracy` (classification),
+    /// `pearson` (regression) or `exact_match` (instruction) by default.
     pub metric: Option<String>,
 }
 
@@ -111,6 +111,7 @@ fn known_metrics(kind: TaskKind) -> &'static [&'static str] {
     match kind {
         TaskKind::Classification => &["loss", "accuracy", "macro_f1", "mcc"],
         TaskKind::Regression => &["loss", "mse", "pearson", "spearman"],
+        TaskKind::Instruction => &["loss", "exact_match"],
     }
 }
 
@@ -321,6 +322,7 @@ impl MultitaskConfig {
             match spec.kind {
                 TaskKind::Classification => "accuracy",
                 TaskKind::Regression => "pearson",
+                TaskKind::Instruction => "exact_match",
             }
             .into()
         });

@@ -14,6 +14,7 @@ use tokenizers::{EncodeInput, Tokenizer, TruncationParams, TruncationStrategy};
 use crate::error::{Result, TokenizeError};
 use crate::spec::fingerprint;
 use crate::table::{Row, Table, read_table};
+use crate::template::{Template, TemplateEncoder};
 
 pub use gradus_shard::OnError;
 
@@ -45,6 +46,17 @@ pub struct ExamplesConfig {
     /// Moves a seeded share of one split's rows into another (a dev set cut from a
     /// file that has no separate one).
     pub holdout: Option<Holdout>,
+    /// Instruction examples: the column of the responses. Each row becomes its prompt
+    /// in `template`, then its response and `eos`; the response's tokens are segment 1
+    /// (what a loss counts), the prompt's segment 0.
+    pub response: Option<String>,
+    /// Instruction examples: the column of the prompts.
+    pub prompt: String,
+    /// Instruction examples: the text around each prompt, with one `{prompt}`.
+    pub template: String,
+    /// Instruction examples: the token after each response; by default the tokenizer's
+    /// end-of-text token.
+    pub eos: Option<String>,
 }
 
 /// A seeded, reproducible share of split `from`'s rows relabelled as split `to`.
@@ -104,6 +116,10 @@ impl Default for ExamplesConfig {
             on_error: OnError::Fail,
             batch_rows: 1024,
             holdout: None,
+            response: None,
+            prompt: "prompt".into(),
+            template: "{prompt}\n".into(),
+            eos: None,
         }
     }
 }
@@ -148,7 +164,9 @@ impl LabelMap {
 struct Mapped {
     file: SplitFile,
     table: Table,
+    /// The text, or an instruction's prompt.
     text: usize,
+    /// The second text, or an instruction's response.
     pair: Option<usize>,
     label: Option<usize>,
     score: Option<usize>,
@@ -162,6 +180,16 @@ impl Mapped {
                 .map(|n| table.column(&file.path, n))
                 .transpose()
         };
+        if config.response.is_some() {
+            return Ok(Self {
+                text: table.column(&file.path, &config.prompt)?,
+                pair: col(&config.response)?,
+                label: None,
+                score: None,
+                file: file.clone(),
+                table,
+            });
+        }
         Ok(Self {
             text: table.column(&file.path, &config.text)?,
             pair: col(&config.text_pair)?,
@@ -230,6 +258,16 @@ pub fn encode_examples(
             "set `label` (classification) or `score` (regression), not both".into(),
         ));
     }
+    if config.response.is_some() && (config.label.is_some() || config.score.is_some()) {
+        return Err(TokenizeError::Config(
+            "instruction examples (`response`) have no `label` or `score`".into(),
+        ));
+    }
+    let template = config
+        .response
+        .as_ref()
+        .map(|_| Template::new(&config.template, config.eos.as_deref(), tokenizer))
+        .transpose()?;
     let mapped = files
         .iter()
         .map(|f| Mapped::load(f, config))
@@ -255,6 +293,7 @@ pub fn encode_examples(
         "examples": config,
         "files": files,
         "labels": labels,
+        "template": template,
         "tokenizer": fingerprint(tokenizer)?,
     });
     let producer = Producer::new("tokenize-examples", &identity)
@@ -270,11 +309,20 @@ pub fn encode_examples(
     let mut writer = DatasetWriter::create(output, DatasetKind::Examples, producer, inputs, opts)?;
     crate::spec::save(tokenizer, &output.join("tokenizer.json"))?;
     if let Some(map) = &labels {
-        let text =
-            serde_json::to_string_pretty(map).map_err(|e| TokenizeError::Config(e.to_string()))?;
-        let path = output.join("labels.json");
-        std::fs::write(&path, text).map_err(|e| TokenizeError::io(&path, e))?;
+        write_json(&output.join("labels.json"), map)?;
     }
+    if let Some(template) = &template {
+        write_json(&output.join(INSTRUCTION_FILE), template)?;
+    }
+    let encoder = template
+        .as_ref()
+        .map(|t| t.encoder(tokenizer))
+        .transpose()?;
+    let rows = Rows {
+        tk: &tk,
+        template: encoder.as_ref(),
+        seq_len: config.seq_len,
+    };
     if writer.is_sealed() {
         return Ok(writer.manifest().clone());
     }
@@ -285,7 +333,7 @@ pub fn encode_examples(
             continue;
         }
         encode_file(
-            &tk,
+            &rows,
             config,
             f,
             labels.as_ref(),
@@ -305,8 +353,36 @@ pub fn encode_examples(
     Ok(writer.seal()?)
 }
 
+/// The file beside instruction examples that holds their [`Template`].
+pub const INSTRUCTION_FILE: &str = "instruction.json";
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let text =
+        serde_json::to_string_pretty(value).map_err(|e| TokenizeError::Config(e.to_string()))?;
+    std::fs::write(path, text).map_err(|e| TokenizeError::io(path, e))
+}
+
+/// The template of the instruction examples at `dir`, when they are instruction examples.
+pub fn instruction_template(dir: &Path) -> Result<Option<Template>> {
+    let path = dir.join(INSTRUCTION_FILE);
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&path).map_err(|e| TokenizeError::io(&path, e))?;
+    let template = serde_json::from_str(&text)
+        .map_err(|e| TokenizeError::Config(format!("{}: {e}", path.display())))?;
+    Ok(Some(template))
+}
+
+/// How rows become tokens: the tokenizer (text and pairs), or an instruction template.
+struct Rows<'a> {
+    tk: &'a Tokenizer,
+    template: Option<&'a TemplateEncoder<'a>>,
+    seq_len: usize,
+}
+
 fn encode_file(
-    tk: &Tokenizer,
+    rows: &Rows<'_>,
     config: &ExamplesConfig,
     f: &Mapped,
     labels: Option<&LabelMap>,
@@ -334,6 +410,15 @@ fn encode_file(
     for row in &f.table.rows {
         let text = f.cell(row, f.text).unwrap_or("");
         let pair = f.pair.map(|c| f.cell(row, c).unwrap_or("").to_string());
+        if rows.template.is_some() && pair.as_deref().is_none_or(str::is_empty) {
+            skip(
+                counts,
+                "missing_response",
+                row.line,
+                "the response is empty".into(),
+            )?;
+            continue;
+        }
         let (label, target) = match parse_target(f, row, labels) {
             Ok(v) => v,
             Err((reason, detail)) => {
@@ -358,10 +443,10 @@ fn encode_file(
             split: split.to_string(),
         });
         if pending.len() >= config.batch_rows.max(1) {
-            flush(tk, &mut pending, key, writer, counts)?;
+            flush(rows, &mut pending, key, writer, counts)?;
         }
     }
-    flush(tk, &mut pending, key, writer, counts)
+    flush(rows, &mut pending, key, writer, counts)
 }
 
 /// Why a row has no usable target: a counter name and the message for the user.
@@ -402,7 +487,7 @@ fn parse_target(
 }
 
 fn flush(
-    tk: &Tokenizer,
+    rows: &Rows<'_>,
     pending: &mut Vec<Example>,
     key: &str,
     writer: &mut DatasetWriter,
@@ -411,6 +496,46 @@ fn flush(
     if pending.is_empty() {
         return Ok(());
     }
+    match rows.template {
+        Some(template) => encode_instructions(template, rows.seq_len, pending, counts)?,
+        None => encode_texts(rows.tk, key, pending, counts)?,
+    }
+    metrics::counter!("examples_encoded").increment(pending.len() as u64);
+    let batch = Example::to_batch(pending).map_err(|e| TokenizeError::Config(e.to_string()))?;
+    writer.write(key, &batch)?;
+    pending.clear();
+    Ok(())
+}
+
+/// Prompt and response through the template, cut at `seq_len` tokens.
+fn encode_instructions(
+    template: &TemplateEncoder<'_>,
+    seq_len: usize,
+    pending: &mut [Example],
+    counts: &mut Counts,
+) -> Result<()> {
+    for example in pending.iter_mut() {
+        let response = example.text_pair.as_deref().unwrap_or("");
+        let (mut ids, mut segments) = template.encode(&example.text, response)?;
+        if ids.len() > seq_len {
+            counts.truncated += 1;
+            ids.truncate(seq_len);
+            segments.truncate(seq_len);
+        }
+        example.input_ids = ids;
+        example.token_type_ids = segments;
+        *counts.rows.entry(example.split.clone()).or_default() += 1;
+    }
+    Ok(())
+}
+
+/// Texts and pairs through the tokenizer (its truncation and special tokens).
+fn encode_texts(
+    tk: &Tokenizer,
+    key: &str,
+    pending: &mut [Example],
+    counts: &mut Counts,
+) -> Result<()> {
     let inputs: Vec<EncodeInput<'_>> = pending
         .iter()
         .map(|e| match &e.text_pair {
@@ -431,10 +556,6 @@ fn flush(
             .collect();
         *counts.rows.entry(example.split.clone()).or_default() += 1;
     }
-    metrics::counter!("examples_encoded").increment(pending.len() as u64);
-    let batch = Example::to_batch(pending).map_err(|e| TokenizeError::Config(e.to_string()))?;
-    writer.write(key, &batch)?;
-    pending.clear();
     Ok(())
 }
 

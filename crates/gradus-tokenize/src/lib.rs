@@ -29,6 +29,7 @@ mod spec;
 mod special;
 mod stats;
 mod table;
+mod template;
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -42,7 +43,10 @@ pub use encode::{
     encode_shard_batches, split_of,
 };
 pub use error::{Result, TokenizeError};
-pub use examples::{ExamplesConfig, Holdout, LabelMap, OnError, SplitFile, encode_examples};
+pub use examples::{
+    ExamplesConfig, Holdout, INSTRUCTION_FILE, LabelMap, OnError, SplitFile, encode_examples,
+    instruction_template,
+};
 pub use sample::{Sampler, sample_dataset};
 pub use spec::{
     TokenizerKind, TrainConfig, bert_template, char_tokenizer, char_tokenizer_from, fingerprint,
@@ -51,6 +55,7 @@ pub use spec::{
 pub use special::{Role, SpecialTokens};
 pub use stats::EncodeStats;
 pub use table::{Row, Table, read_table};
+pub use template::{PROMPT, Template, TemplateEncoder};
 
 /// Trains a tokenizer on the `documents` dataset at `input`: characters over every
 /// document, the other kinds over the seeded sample the config bounds.
