@@ -17,7 +17,7 @@ BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
 .PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare shakespeare-llama webtext mix glue \
-	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix sst2-decoder hf-roundtrip hf-expectations \
+	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix sst2-decoder word-tasks hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
 	cluster-up cluster-down webtext-cluster
@@ -162,6 +162,13 @@ shakespeare: build
 sst2-decoder: build
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/sst2-decoder.toml \
 	    --run-dir $(RUNS)/sst2-decoder
+
+# Instruction tuning: the Shakespeare GPT fine-tuned to reverse and sort the letters of
+# words (data/word-tasks), beside the same model from random weights (seeds 1337, 1, 2
+# for both); exact match of greedy answers to 1,000 held-out prompts, one report.
+word-tasks: build
+	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/word-tasks.toml \
+	    --run-dir $(RUNS)/word-tasks
 
 # The same recipe on a Llama-style decoder of the same size (RoPE, RMS norm, SwiGLU).
 shakespeare-llama: build

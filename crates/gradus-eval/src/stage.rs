@@ -605,7 +605,11 @@ fn checkpoint_section(
             )
         })
     };
-    if config.get("gradus_task").is_some() {
+    // A causal-LM task's folder is a language model, scored on tokens.
+    let head_task = config
+        .get("gradus_task")
+        .is_some_and(|t| t.get("kind").and_then(serde_json::Value::as_str) != Some("lm"));
+    if head_task {
         let examples = need("examples", spec.examples.as_ref())?;
         let run = TaskRun {
             name,
@@ -700,12 +704,26 @@ fn multitask_sections(
     let mut out = Vec::new();
     for task in &config.tasks {
         let section_name = format!("{name}/{}", task.name);
+        let model = dir.join("tasks").join(&task.name);
+        if let Some(tokens) = &task.tokens {
+            let lm = CheckpointSpec {
+                name: Some(section_name.clone()),
+                model,
+                tokens: Some(tokens.clone()),
+                tokenizer: None,
+                seq_len: Some(task.seq_len.unwrap_or(config.training.seq_len)),
+                examples: None,
+                split: task.dev_split.clone(),
+            };
+            out.push(checkpoint_section(ec, &lm, &section_name, output)?);
+            continue;
+        }
         out.push(evaluate_task(
             ec,
             &TaskRun {
                 name: &section_name,
                 dir: None,
-                model: dir.join("tasks").join(&task.name),
+                model,
                 examples: &task.examples,
                 train_split: &task.train_split,
                 dev_split: &task.dev_split,
@@ -751,8 +769,8 @@ fn constant_outputs(kind: TaskKind, classes: usize, train: &[TaskExample]) -> Ve
                 .map(|i| if Some(i) == best { 1.0 } else { 0.0 })
                 .collect()
         }
-        // Instruction tasks are scored apart (`evaluate_instructions`).
-        TaskKind::Regression | TaskKind::Instruction => {
+        // Tasks on the LM head are scored apart.
+        TaskKind::Regression | TaskKind::Instruction | TaskKind::Lm => {
             let t: Vec<f32> = train.iter().filter_map(|e| e.target).collect();
             vec![t.iter().sum::<f32>() / t.len().max(1) as f32]
         }
@@ -787,7 +805,7 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
         .collect();
     let (default_key, baseline_name) = match spec.kind {
         TaskKind::Classification => ("accuracy", "majority class"),
-        TaskKind::Regression | TaskKind::Instruction => ("pearson", "mean target"),
+        TaskKind::Regression | TaskKind::Instruction | TaskKind::Lm => ("pearson", "mean target"),
     };
     let key_metric = run
         .key_metric
@@ -931,7 +949,7 @@ fn task_chart(
             confusion_chart(&output.join(&file), &title, &spec.labels, &counts)?;
             Ok(Plot { title, file })
         }
-        TaskKind::Regression | TaskKind::Instruction => {
+        TaskKind::Regression | TaskKind::Instruction | TaskKind::Lm => {
             let points: Vec<(f64, f64)> = dev
                 .iter()
                 .zip(outputs)

@@ -108,10 +108,11 @@ fn kind_of(
         .get("model_type")
         .and_then(Value::as_str)
         .unwrap_or("");
-    // Instruction tuning keeps a decoder a language model: its task has no head.
-    let head_task = config
-        .get("gradus_task")
-        .is_some_and(|t| t.get("kind").and_then(Value::as_str) != Some("instruction"));
+    // Instruction tuning and an LM task keep a decoder a language model: no head.
+    let head_task = config.get("gradus_task").is_some_and(|t| {
+        let kind = t.get("kind").and_then(Value::as_str);
+        !matches!(kind, Some("instruction" | "lm"))
+    });
     match model_type {
         "gpt2" | "llama" if head_task => return Ok(ModelKind::DecoderTask),
         "gpt2" => return Ok(ModelKind::CausalLm(Decoder::Gpt2)),

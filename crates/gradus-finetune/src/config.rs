@@ -197,6 +197,11 @@ pub fn task_spec(
     if let Some(template) = gradus_tokenize::instruction_template(examples_dir)? {
         return instruction_spec(name, head, examples_dir, template, (max_len, body));
     }
+    if head.kind == Some(TaskKind::Lm) {
+        return Err(FinetuneError::Config(format!(
+            "task `{name}`: a causal-LM task reads a `tokens` dataset, not examples"
+        )));
+    }
     if head.kind == Some(TaskKind::Instruction) {
         return Err(FinetuneError::data(
             examples_dir,
@@ -254,7 +259,7 @@ pub fn task_spec(
         (None, References::Targets) => TaskKind::Regression,
     };
     let labels = match kind {
-        TaskKind::Regression | TaskKind::Instruction => Vec::new(),
+        TaskKind::Regression | TaskKind::Instruction | TaskKind::Lm => Vec::new(),
         TaskKind::Classification => labels.ok_or_else(|| {
             FinetuneError::data(examples_dir, "classification examples without labels.json")
         })?,

@@ -132,8 +132,8 @@ pub fn score(spec: &TaskSpec, examples: &[TaskExample], outputs: &[Vec<f32>]) ->
             ]);
             Ok(TaskScore { scalars, report })
         }
-        TaskKind::Instruction => Err(FinetuneError::Config(format!(
-            "{}: an instruction task is scored on generated answers, not head outputs",
+        TaskKind::Instruction | TaskKind::Lm => Err(FinetuneError::Config(format!(
+            "{}: a task on the LM head is scored on its tokens, not head outputs",
             spec.name
         ))),
     }

@@ -11,7 +11,7 @@ use tokenizers::Tokenizer;
 use crate::data::{PaddedBatch, TaskExample};
 use crate::error::{FinetuneError, Result};
 use crate::eval::TaskScore;
-use crate::model::TaskSpec;
+use crate::model::{TaskKind, TaskSpec};
 
 /// Dev examples whose answers a score shows.
 const SAMPLES: usize = 5;
@@ -72,7 +72,8 @@ pub struct Scorer<'a> {
 impl Scorer<'_> {
     /// Scalars `loss` (mean over response tokens) and `exact_match` (the share of prompts
     /// whose greedy answer, up to its end token, is the reference); the report adds a
-    /// few answers beside their references.
+    /// few answers beside their references. A causal-LM task: `loss` over every next
+    /// token and `perplexity`.
     pub fn score(&self, examples: &[TaskExample]) -> Result<TaskScore> {
         if examples.is_empty() {
             return Err(FinetuneError::Config(format!(
@@ -81,6 +82,17 @@ impl Scorer<'_> {
             )));
         }
         let (sum, tokens) = self.loss(examples)?;
+        let loss = sum / tokens.max(1.0);
+        if self.spec.kind == TaskKind::Lm {
+            let report = serde_json::json!({
+                "windows": examples.len(),
+                "tokens": tokens,
+                "loss": loss,
+                "perplexity": loss.exp(),
+            });
+            let scalars = BTreeMap::from([("loss".into(), loss), ("perplexity".into(), loss.exp())]);
+            return Ok(TaskScore { scalars, report });
+        }
         let eos = self.eos()?;
         let answers = self.answers(examples, eos)?;
         let hits = examples
@@ -89,7 +101,6 @@ impl Scorer<'_> {
             .filter(|(e, a)| split_example(e).1 == a.as_slice())
             .count();
         let exact = hits as f64 / examples.len() as f64;
-        let loss = sum / tokens.max(1.0);
         let samples: Vec<serde_json::Value> = examples
             .iter()
             .zip(&answers)
@@ -186,7 +197,6 @@ mod tests {
     use gradus_model::Kernels;
 
     use super::*;
-    use crate::model::TaskKind;
     use crate::objective::task_loss;
 
     fn example(ids: &[u32], segments: &[u8]) -> TaskExample {

@@ -1,6 +1,8 @@
-//! Training task heads on a pretrained BERT-style encoder, on the shared gradus trainer:
-//! fine-tuning one task, or several tasks at once; and labelling new text with the
-//! result. Fine-tuning is multi-task training with one task ([`FinetuneConfig::as_tasks`]):
+//! Training tasks on a pretrained BERT-style encoder or GPT-2 / Llama-style decoder, on
+//! the shared gradus trainer: fine-tuning one task, or several tasks at once; and
+//! labelling new text with the result. Tasks are classification and regression heads,
+//! instruction tuning on a decoder's own LM head ([`instruct`]), and, among several
+//! tasks, a causal-LM task on a `tokens` dataset. Fine-tuning is multi-task training with one task ([`FinetuneConfig::as_tasks`]):
 //! one model type, one objective, one config.
 //!
 //! - Start from a gradus pretraining checkpoint or any HF BERT-family folder
@@ -32,6 +34,7 @@ pub mod data;
 mod error;
 pub mod eval;
 pub mod instruct;
+mod lm_task;
 mod model;
 pub mod multitask_run;
 mod objective;

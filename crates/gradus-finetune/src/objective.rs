@@ -99,9 +99,9 @@ pub fn task_loss(
             let targets = batch.targets.as_ref().ok_or_else(|| missing("targets"))?;
             loss::squared_error_sum(outputs, targets)?
         }
-        TaskKind::Instruction => {
-            // The mean over the batch's response tokens, once per example: the trainer
-            // divides the step's sum by its examples.
+        TaskKind::Instruction | TaskKind::Lm => {
+            // The mean over the batch's response tokens (all of an LM window's), once per
+            // example: the trainer divides the step's sum by its examples.
             let (sum, tokens) = response_loss(outputs, batch, kernels)?;
             (sum * (batch.examples as f64 / tokens.max(1.0)))?
         }
@@ -170,7 +170,7 @@ impl TaskObjective {
     /// Task `task` scored on `examples` (dropout off).
     pub fn score_task(&self, task: usize, examples: &[TaskExample]) -> Result<TaskScore> {
         let spec = &self.model.specs[task];
-        if spec.kind == TaskKind::Instruction {
+        if spec.kind.uses_lm_head() {
             let (Some(decoder), Some(path)) = (self.model.decoder(), &self.tokenizer) else {
                 return Err(FinetuneError::Config(format!(
                     "task `{}`: scoring answers needs a decoder and its tokenizer",

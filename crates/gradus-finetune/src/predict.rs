@@ -136,7 +136,7 @@ impl Predictor {
     /// targets, or generated answers against responses.
     pub fn score(&self, examples: &[TaskExample]) -> Result<(TaskScore, Vec<Vec<f32>>)> {
         let spec = self.model.spec();
-        if spec.kind == TaskKind::Instruction {
+        if spec.kind.uses_lm_head() {
             let decoder = self.model.decoder().ok_or_else(|| {
                 FinetuneError::Config(format!("task `{}`: no decoder", spec.name))
             })?;
@@ -164,9 +164,9 @@ impl Predictor {
     /// The model's prediction for each example.
     pub fn predict(&self, examples: &[TaskExample]) -> Result<Vec<Prediction>> {
         let spec = self.model.spec();
-        if spec.kind == TaskKind::Instruction {
+        if spec.kind.uses_lm_head() {
             return Err(FinetuneError::Config(format!(
-                "task `{}` answers prompts: generate with gradus-generate, or score it with \
+                "task `{}` is on the LM head: generate with gradus-generate, or score it with \
                  gradus-eval",
                 spec.name
             )));
@@ -182,7 +182,7 @@ impl Predictor {
                         let k = argmax(&probs);
                         (Some(k as i64), spec.labels.get(k).cloned(), probs[k], probs)
                     }
-                    TaskKind::Regression | TaskKind::Instruction => (
+                    TaskKind::Regression | TaskKind::Instruction | TaskKind::Lm => (
                         None,
                         None,
                         out.first().copied().unwrap_or(f32::NAN),

@@ -4,13 +4,14 @@
 //! ([`FinetuneConfig::as_tasks`]).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::data::{Batcher, load_examples, references, subset};
+use crate::data::{Batcher, TaskExample, load_examples, references, subset};
+use crate::lm_task::load_windows;
 use crate::plan::LrPlan;
 use crate::{
-    BiasInit, BodyConfig, FinetuneConfig, HeadConfig, HeadNames, HeadSpec, TaskKind, TaskModel,
-    TaskSpec, centre_regression_head, check_vocabulary, task_spec,
+    BiasInit, BodyConfig, FinetuneConfig, HeadConfig, HeadNames, HeadSpec, Pooling, TaskKind,
+    TaskModel, TaskSpec, centre_regression_head, check_vocabulary, task_spec,
 };
 use candle_core::Tensor;
 use gradus_train::{Direction, TrainConfig};
@@ -28,6 +29,9 @@ pub struct TaskConfig {
     pub name: String,
     /// An `examples` dataset encoded with the model's tokenizer.
     pub examples: PathBuf,
+    /// A `tokens` dataset instead of examples: a causal-LM task on windows of `seq_len`
+    /// tokens, through a decoder's own LM head (no `head`).
+    pub tokens: Option<PathBuf>,
     pub train_split: String,
     /// The split scored at each evaluation; a task whose examples lack it is not
     /// evaluated (and may not count in the composite metric).
@@ -51,6 +55,7 @@ impl Default for TaskConfig {
         Self {
             name: String::new(),
             examples: PathBuf::new(),
+            tokens: None,
             train_split: "train".into(),
             dev_split: "validation".into(),
             train_examples: None,
@@ -106,12 +111,16 @@ impl Default for MultitaskConfig {
     }
 }
 
+/// A task's name, training and dev examples, and head.
+type TaskParts = (String, Vec<TaskExample>, Vec<TaskExample>, TaskSpec);
+
 /// The metrics a task's score reports.
 fn known_metrics(kind: TaskKind) -> &'static [&'static str] {
     match kind {
         TaskKind::Classification => &["loss", "accuracy", "macro_f1", "mcc"],
         TaskKind::Regression => &["loss", "mse", "pearson", "spearman"],
         TaskKind::Instruction => &["loss", "exact_match"],
+        TaskKind::Lm => &["loss", "perplexity"],
     }
 }
 
@@ -146,7 +155,8 @@ fn config_error(message: String) -> FinetuneError {
 }
 
 impl MultitaskConfig {
-    /// Points task `name` at the examples dataset `dir` (a stage's `--input NAME=DIR`).
+    /// Points task `name` at the dataset `dir` (a stage's `--input NAME=DIR`): its
+    /// examples, or a causal-LM task's tokens.
     pub fn set_examples(&mut self, name: &str, dir: PathBuf) -> Result<()> {
         let Some(task) = self.tasks.iter().position(|t| t.name == name) else {
             let names: Vec<&str> = self.tasks.iter().map(|t| t.name.as_str()).collect();
@@ -155,7 +165,10 @@ impl MultitaskConfig {
                 names.join(", ")
             )));
         };
-        self.tasks[task].examples = dir;
+        match &mut self.tasks[task].tokens {
+            Some(tokens) => *tokens = dir,
+            None => self.tasks[task].examples = dir,
+        }
         Ok(())
     }
 
@@ -168,7 +181,8 @@ impl MultitaskConfig {
         let (mut tasks, mut heads, mut tokenizer) = (Vec::new(), Vec::new(), None);
         let mut pad = 0;
         for (i, task) in self.tasks.iter().enumerate() {
-            let (tk, task_pad) = check_vocabulary(&t.model, &task.examples)?;
+            let data = task.tokens.as_ref().unwrap_or(&task.examples);
+            let (tk, task_pad) = check_vocabulary(&t.model, data)?;
             (pad, tokenizer) = (task_pad, tokenizer.or(Some(tk)));
             let max_len = task.seq_len.unwrap_or(t.seq_len).min(body.positions());
             let (data, spec) = self.load_task(task, i, (max_len, &body), &device)?;
@@ -292,37 +306,16 @@ impl MultitaskConfig {
         device: &candle_core::Device,
     ) -> Result<(TaskData, TaskSpec)> {
         let t = &self.training;
-        let train = load_examples(&task.examples, Some(&task.train_split), max_len)?;
-        let Some(first) = train.first() else {
-            return Err(FinetuneError::data(
-                &task.examples,
-                format!("no examples in split `{}`", task.train_split),
-            ));
+        let (name, train, dev, spec) = match &task.tokens {
+            Some(tokens) => self.lm_data(task, tokens, (max_len, body))?,
+            None => self.examples_data(task, (max_len, body))?,
         };
-        let name = match task.name.as_str() {
-            "" => first.task.clone(),
-            given => given.to_string(),
-        };
-        let train = subset(train, task.train_examples, t.seed);
-        let dev = subset(
-            load_examples(&task.examples, Some(&task.dev_split), max_len)?,
-            task.dev_examples,
-            t.seed,
-        );
-        // A fine-tuning run selects on its dev split; several tasks may leave one out.
-        if dev.is_empty() && self.heads == HeadNames::Single {
-            return Err(FinetuneError::data(
-                &task.examples,
-                format!("no examples in the dev split `{}`", task.dev_split),
-            ));
-        }
-        let spec = task_spec(&name, &task.head, &task.examples, &train, (max_len, body))?;
-        references(&dev, &task.examples)?;
         let metric = task.metric.clone().unwrap_or_else(|| {
             match spec.kind {
                 TaskKind::Classification => "accuracy",
                 TaskKind::Regression => "pearson",
                 TaskKind::Instruction => "exact_match",
+                TaskKind::Lm => "loss",
             }
             .into()
         });
@@ -357,6 +350,84 @@ impl MultitaskConfig {
             class_weights,
         };
         Ok((data, spec))
+    }
+
+    /// A task's name, training and dev examples, and head, from its examples dataset.
+    fn examples_data(
+        &self,
+        task: &TaskConfig,
+        (max_len, body): (usize, &BodyConfig),
+    ) -> Result<TaskParts> {
+        let t = &self.training;
+        let train = load_examples(&task.examples, Some(&task.train_split), max_len)?;
+        let Some(first) = train.first() else {
+            return Err(FinetuneError::data(
+                &task.examples,
+                format!("no examples in split `{}`", task.train_split),
+            ));
+        };
+        let name = match task.name.as_str() {
+            "" => first.task.clone(),
+            given => given.to_string(),
+        };
+        let train = subset(train, task.train_examples, t.seed);
+        let dev = subset(
+            load_examples(&task.examples, Some(&task.dev_split), max_len)?,
+            task.dev_examples,
+            t.seed,
+        );
+        // A fine-tuning run selects on its dev split; several tasks may leave one out.
+        if dev.is_empty() && self.heads == HeadNames::Single {
+            return Err(FinetuneError::data(
+                &task.examples,
+                format!("no examples in the dev split `{}`", task.dev_split),
+            ));
+        }
+        let spec = task_spec(&name, &task.head, &task.examples, &train, (max_len, body))?;
+        references(&dev, &task.examples)?;
+        Ok((name, train, dev, spec))
+    }
+
+    /// A causal-LM task: windows of `tokens` (its train and dev splits), read by the
+    /// decoder's own LM head.
+    fn lm_data(
+        &self,
+        task: &TaskConfig,
+        tokens: &Path,
+        (max_len, body): (usize, &BodyConfig),
+    ) -> Result<TaskParts> {
+        let t = &self.training;
+        let name = task.name.clone();
+        if let BodyConfig::Encoder(_) = body {
+            return Err(config_error(format!(
+                "task `{name}` is a causal-LM task (`tokens`), which needs a decoder (gpt2, llama)"
+            )));
+        }
+        if task.examples != PathBuf::new() || task.head != HeadConfig::default() {
+            return Err(config_error(format!(
+                "task `{name}`: a causal-LM task reads `tokens`; it has no `examples` or `head`"
+            )));
+        }
+        let tk = gradus_tokenize::load(&tokens.join("tokenizer.json"))?;
+        let eos = gradus_tokenize::SpecialTokens::of(&tk).eos;
+        let load = |split: &str| load_windows(tokens, &name, split, max_len, eos);
+        let train = subset(load(&task.train_split)?, task.train_examples, t.seed);
+        if train.is_empty() {
+            return Err(FinetuneError::data(
+                tokens,
+                format!("no windows of 2 or more tokens in split `{}`", task.train_split),
+            ));
+        }
+        let dev = subset(load(&task.dev_split)?, task.dev_examples, t.seed);
+        let spec = TaskSpec {
+            name: name.clone(),
+            kind: TaskKind::Lm,
+            labels: Vec::new(),
+            pooling: Pooling::Last,
+            max_len,
+            template: None,
+        };
+        Ok((name, train, dev, spec))
     }
 
     /// Indices of the tasks the composite metric averages; each must have dev data.
@@ -474,6 +545,10 @@ impl MultitaskConfig {
     /// `model`, when the config asks for one.
     pub fn finetune_config(&self, task: &TaskConfig, model: PathBuf) -> Option<FinetuneConfig> {
         let base = self.finetune.as_ref()?;
+        // A causal-LM task keeps the model a language model; alone it is pretraining.
+        if task.tokens.is_some() {
+            return None;
+        }
         if self
             .finetune_tasks
             .as_ref()

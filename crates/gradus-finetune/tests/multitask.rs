@@ -396,3 +396,92 @@ fn a_new_regression_head_starts_at_zero_or_at_the_mean_target() {
     let e = config.build().unwrap_err().to_string();
     assert!(e.contains("sentiment") && e.contains("bias_init"), "{e}");
 }
+
+/// A `tokens` dataset of the toy sentences in the tokenizer of `examples` (one document
+/// each, every fifth held out), with that tokenizer beside it.
+fn toy_tokens(examples: &Path, root: &Path) -> PathBuf {
+    use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
+    let tk = gradus_tokenize::load(&examples.join("tokenizer.json")).unwrap();
+    let sentences = gradus_testkit::toy_sentiment_tsv(&root.join("lm.tsv"), 300, 9);
+    let rows: Vec<TokenSeq> = sentences
+        .iter()
+        .enumerate()
+        .map(|(i, s)| TokenSeq {
+            doc_id: format!("d{i}"),
+            input_ids: tk.encode(s.as_str(), false).unwrap().get_ids().to_vec(),
+            split: if i % 5 == 4 { "validation" } else { "train" }.into(),
+        })
+        .collect();
+    let dir = root.join("lm-tokens");
+    let producer = Producer::new("test", &()).unwrap();
+    let mut w = DatasetWriter::create(
+        &dir,
+        DatasetKind::Tokens,
+        producer,
+        vec![],
+        WriterOptions::default(),
+    )
+    .unwrap();
+    w.write("s0", &TokenSeq::to_batch(&rows).unwrap()).unwrap();
+    w.seal().unwrap();
+    std::fs::copy(examples.join("tokenizer.json"), dir.join("tokenizer.json")).unwrap();
+    dir
+}
+
+/// A causal-LM task on a tokens dataset beside a classification task, on one decoder:
+/// sampled steps resume bit-exactly, the LM task's held-out loss falls, and it exports
+/// as a plain language model.
+#[test]
+fn a_decoder_keeps_language_modelling_beside_a_task_and_resumes_exactly() {
+    let f = fixture();
+    let tokens = toy_tokens(&f.sentiment, &f.root);
+    let mut config = two_tasks(
+        &f,
+        Strategy::Temperature {
+            temperature: 2.0,
+            cap: None,
+            anneal_to: None,
+        },
+    );
+    config.tasks[1] = TaskConfig {
+        name: "lm".into(),
+        tokens: Some(tokens),
+        weight: 0.5,
+        seq_len: Some(24),
+        ..TaskConfig::default()
+    };
+    config.tasks[0].head.pooling = None;
+    config.training.model = common::tiny_llama(&f.sentiment, &f.root.join("llama"));
+    config.training.max_steps = Some(60);
+    config.training.eval_steps = Some(30);
+    config.composite = Some(vec!["sentiment".into()]);
+    let before = config.build().unwrap();
+    let before = before.metrics(&before.dev_scores().unwrap());
+
+    let (objective, full) = train(&config, &f.root.join("full"), None);
+    let after = objective.metrics(&objective.dev_scores().unwrap());
+    assert!(
+        after["lm/loss"] < before["lm/loss"] - 0.5,
+        "LM loss {} → {}",
+        before["lm/loss"],
+        after["lm/loss"]
+    );
+    assert!((after["lm/perplexity"] - after["lm/loss"].exp()).abs() < 1e-6);
+    let split = f.root.join("split");
+    train(&config, &split, Some(30));
+    let (_, second) = train(&config, &split, None);
+    assert_eq!(second.resumed_from, Some(30));
+    assert_eq!(second.losses[..], full.losses[30..], "losses after resume differ");
+
+    let dirs = objective.export_tasks(&f.root.join("tasks")).unwrap();
+    let lm = std::fs::read_to_string(dirs[1].join("config.json")).unwrap();
+    assert!(lm.contains("\"lm\"") && !lm.contains("not a transformers model"), "{lm}");
+    let classifier = std::fs::read_to_string(dirs[0].join("config.json")).unwrap();
+    assert!(classifier.contains("not a transformers model"), "{classifier}");
+    gradus_model::Decoder::load(&dirs[1], candle_core::Device::Cpu).unwrap();
+
+    // An LM task needs a decoder, and reads tokens only.
+    config.training.model = f.model.clone();
+    let e = config.build().unwrap_err().to_string();
+    assert!(e.contains("needs a decoder"), "{e}");
+}
