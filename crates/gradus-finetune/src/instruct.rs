@@ -90,7 +90,8 @@ impl Scorer<'_> {
                 "loss": loss,
                 "perplexity": loss.exp(),
             });
-            let scalars = BTreeMap::from([("loss".into(), loss), ("perplexity".into(), loss.exp())]);
+            let scalars =
+                BTreeMap::from([("loss".into(), loss), ("perplexity".into(), loss.exp())]);
             return Ok(TaskScore { scalars, report });
         }
         let eos = self.eos()?;

@@ -415,7 +415,10 @@ impl MultitaskConfig {
         if train.is_empty() {
             return Err(FinetuneError::data(
                 tokens,
-                format!("no windows of 2 or more tokens in split `{}`", task.train_split),
+                format!(
+                    "no windows of 2 or more tokens in split `{}`",
+                    task.train_split
+                ),
             ));
         }
         let dev = subset(load(&task.dev_split)?, task.dev_examples, t.seed);

@@ -471,13 +471,23 @@ fn a_decoder_keeps_language_modelling_beside_a_task_and_resumes_exactly() {
     train(&config, &split, Some(30));
     let (_, second) = train(&config, &split, None);
     assert_eq!(second.resumed_from, Some(30));
-    assert_eq!(second.losses[..], full.losses[30..], "losses after resume differ");
+    assert_eq!(
+        second.losses[..],
+        full.losses[30..],
+        "losses after resume differ"
+    );
 
     let dirs = objective.export_tasks(&f.root.join("tasks")).unwrap();
     let lm = std::fs::read_to_string(dirs[1].join("config.json")).unwrap();
-    assert!(lm.contains("\"lm\"") && !lm.contains("not a transformers model"), "{lm}");
+    assert!(
+        lm.contains("\"lm\"") && !lm.contains("not a transformers model"),
+        "{lm}"
+    );
     let classifier = std::fs::read_to_string(dirs[0].join("config.json")).unwrap();
-    assert!(classifier.contains("not a transformers model"), "{classifier}");
+    assert!(
+        classifier.contains("not a transformers model"),
+        "{classifier}"
+    );
     gradus_model::Decoder::load(&dirs[1], candle_core::Device::Cpu).unwrap();
 
     // An LM task needs a decoder, and reads tokens only.
