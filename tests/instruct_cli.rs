@@ -1,0 +1,181 @@
+//! Instruction tuning through the binaries: `gradus-tokenize examples` with a prompt
+//! template, `gradus-finetune` on a tiny GPT, `gradus-generate` framing prompts with the
+//! saved template (or not, with `--raw`), and `gradus-eval` reporting exact match beside
+//! the model before fine-tuning.
+
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::s;
+use gradus_testkit::{run_bin as run, succeeded as ok};
+use serde_json::Value;
+
+const TEMPLATE: &str = "Q: {prompt}\nA: ";
+
+/// Reversals of every word of two or three of the letters `abcd` (all for training, a
+/// fifth again for dev), and a character tokenizer with an end-of-text token.
+fn reversals(root: &Path) -> (PathBuf, PathBuf) {
+    let letters = ['a', 'b', 'c', 'd'];
+    let mut rows = String::from("prompt\tresponse\n");
+    let mut dev = rows.clone();
+    let mut i = 0;
+    for a in letters {
+        for b in letters {
+            let words = std::iter::once(format!("{a}{b}"))
+                .chain(letters.iter().map(|c| format!("{a}{b}{c}")));
+            for w in words {
+                let row = format!("reverse: {w}\t{}\n", w.chars().rev().collect::<String>());
+                if i % 5 == 0 {
+                    dev.push_str(&row);
+                }
+                rows.push_str(&row);
+                i += 1;
+            }
+        }
+    }
+    std::fs::write(root.join("train.tsv"), rows).unwrap();
+    std::fs::write(root.join("dev.tsv"), dev).unwrap();
+    let tk = gradus_tokenize::char_tokenizer(
+        ["Q: reverse abcd\nA:"].iter(),
+        &["<|endoftext|>".to_string()],
+    )
+    .unwrap();
+    let path = root.join("tokenizer.json");
+    gradus_tokenize::save(&tk, &path).unwrap();
+    (path, root.join("examples"))
+}
+
+/// A tiny random GPT of `tokenizer`'s vocabulary, with the tokenizer beside it.
+fn tiny_gpt(tokenizer: &Path, dir: &Path) -> PathBuf {
+    let vocab = gradus_tokenize::load(tokenizer)
+        .unwrap()
+        .get_vocab_size(true);
+    let config = gradus_model::DecoderConfig::Gpt(
+        gradus_model::GptConfig {
+            vocab_size: vocab,
+            n_positions: 32,
+            n_embd: 32,
+            n_layer: 2,
+            n_head: 2,
+            ..gradus_model::GptConfig::default()
+        }
+        .with_dropout(0.0),
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    let mut params = gradus_model::Params::new(candle_core::Device::Cpu, 3);
+    gradus_model::Decoder::new(&config, &mut params).unwrap();
+    params.save(&dir.join("model.safetensors")).unwrap();
+    std::fs::write(dir.join("config.json"), config.to_json().to_string()).unwrap();
+    std::fs::copy(tokenizer, dir.join("tokenizer.json")).unwrap();
+    dir.to_path_buf()
+}
+
+fn generate(model: &Path, extra: &[&str]) -> String {
+    let tokenizer = model.join("tokenizer.json");
+    let mut args = vec![
+        "--model",
+        s(model),
+        "--tokenizer",
+        s(&tokenizer),
+        "--temperature",
+        "0",
+        "--max-new-tokens",
+        "6",
+    ];
+    args.extend_from_slice(extra);
+    ok(&run(env!("CARGO_BIN_EXE_gradus-generate"), &args))
+}
+
+#[test]
+fn sft_through_the_binaries_answers_in_its_template() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (tokenizer, examples) = reversals(root);
+    let train = format!("train={}", root.join("train.tsv").display());
+    let dev = format!("validation={}", root.join("dev.tsv").display());
+    let template = format!("template={TEMPLATE:?}");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-tokenize"),
+        &[
+            "examples",
+            "-t",
+            s(&tokenizer),
+            "-i",
+            &train,
+            "-i",
+            &dev,
+            "-o",
+            s(&examples),
+            "--set",
+            "response=response",
+            "--set",
+            &template,
+            "--set",
+            "seq_len=32",
+        ],
+    ));
+    let model = tiny_gpt(&tokenizer, &root.join("gpt"));
+    let out = root.join("sft");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-finetune"),
+        &[
+            "--model",
+            s(&model),
+            "--input",
+            s(&examples),
+            "-o",
+            s(&out),
+            "--set",
+            "seq_len=32",
+            "--set",
+            "batch_size=16",
+            "--set",
+            "epochs=160",
+            "--set",
+            "lr=3e-3",
+            "--set",
+            "warmup_ratio=0.05",
+            "--set",
+            "eval_steps=200",
+            "--seed",
+            "5",
+        ],
+    ));
+
+    // The prompt as the model was trained on it, then its answer up to the end token.
+    let answered = generate(&out.join("model"), &["reverse: abc", "reverse: dab"]);
+    assert_eq!(
+        answered,
+        "Q: reverse: abc\nA: cba\nQ: reverse: dab\nA: bad\n"
+    );
+    // Raw, the same prompt is read as it is: no template, no end at its token.
+    let raw = generate(&out.join("model"), &["--raw", "reverse: abc"]);
+    assert!(
+        raw.starts_with("reverse: abc") && !raw.starts_with("Q:"),
+        "{raw:?}"
+    );
+
+    let report_dir = root.join("eval");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-eval"),
+        &["--input", s(&out), "-o", s(&report_dir)],
+    ));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    let section = &report["sections"][0];
+    assert_eq!(section["key_metric"], "exact_match");
+    let exact = section["metrics"]["exact_match"].as_f64().unwrap();
+    let before = section["baselines"]["before fine-tuning"]["exact_match"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        exact >= 0.75 && before < 0.1,
+        "{exact} after, {before} before"
+    );
+    let sample = section["sample"].as_str().unwrap();
+    assert!(sample.contains("\"reverse: "), "{sample}");
+}
