@@ -807,15 +807,7 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
         TaskKind::Classification => ("accuracy", "majority class"),
         TaskKind::Regression | TaskKind::Instruction | TaskKind::Lm => ("pearson", "mean target"),
     };
-    let key_metric = run
-        .key_metric
-        .clone()
-        .filter(|k| scored.scalars.contains_key(k))
-        .unwrap_or_else(|| default_key.into());
-    let mut plots = match run.dir {
-        Some(dir) => curves(dir, run.name, &[], output)?,
-        None => Vec::new(),
-    };
+    let mut plots = run_curves(run, output)?;
     plots.push(task_chart(
         run.name,
         &spec,
@@ -824,27 +816,69 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
         &scored.report,
         output,
     )?);
-    Ok(Section {
-        name: run.name.to_string(),
-        kind: SectionKind::Task,
-        source: run.model.display().to_string(),
-        started_from: None,
-        data: format!(
-            "{} ({}, {} examples)",
-            run.examples.display(),
-            run.dev_split,
-            dev.len()
-        ),
-        higher_is_better: Metric::new(&key_metric, None)?
-            .direction
-            .greater_is_better(),
-        key_metric,
-        metrics: scored.scalars,
-        baselines: [(baseline_name.to_string(), baseline)].into(),
-        details: scored.report,
+    let baselines = [(baseline_name.to_string(), baseline)].into();
+    let section = TaskSection {
+        dev: dev.len(),
+        default_key,
+        baselines,
         plots,
         sample: None,
-    })
+    };
+    section.build(run, scored)
+}
+
+/// The training curves of a task trained on its own.
+fn run_curves(run: &TaskRun<'_>, output: &Path) -> anyhow::Result<Vec<Plot>> {
+    match run.dir {
+        Some(dir) => curves(dir, run.name, &[], output),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// What a task's section shows besides its score.
+struct TaskSection {
+    /// Dev examples scored.
+    dev: usize,
+    /// The key metric when the run names none it reports.
+    default_key: &'static str,
+    baselines: BTreeMap<String, BTreeMap<String, f64>>,
+    plots: Vec<Plot>,
+    sample: Option<String>,
+}
+
+impl TaskSection {
+    fn build(
+        self,
+        run: &TaskRun<'_>,
+        scored: gradus_finetune::eval::TaskScore,
+    ) -> anyhow::Result<Section> {
+        let key_metric = run
+            .key_metric
+            .clone()
+            .filter(|k| scored.scalars.contains_key(k))
+            .unwrap_or_else(|| self.default_key.into());
+        Ok(Section {
+            name: run.name.to_string(),
+            kind: SectionKind::Task,
+            source: run.model.display().to_string(),
+            started_from: None,
+            data: format!(
+                "{} ({}, {} examples)",
+                run.examples.display(),
+                run.dev_split,
+                self.dev
+            ),
+            higher_is_better: Metric::new(&key_metric, None)?
+                .direction
+                .greater_is_better(),
+            key_metric,
+            metrics: scored.scalars,
+            baselines: self.baselines,
+            details: scored.report,
+            plots: self.plots,
+            sample: self.sample,
+        })
+    }
 }
 
 /// An instruction task: the response loss and exact match of greedy answers on the dev
@@ -873,36 +907,14 @@ fn evaluate_instructions(
         };
         baselines.insert("before fine-tuning".into(), scorer.score(dev)?.scalars);
     }
-    let plots = match run.dir {
-        Some(dir) => curves(dir, run.name, &[], output)?,
-        None => Vec::new(),
-    };
-    let key_metric = run
-        .key_metric
-        .clone()
-        .filter(|k| scored.scalars.contains_key(k))
-        .unwrap_or_else(|| "exact_match".into());
-    Ok(Section {
-        name: run.name.to_string(),
-        kind: SectionKind::Task,
-        source: run.model.display().to_string(),
-        started_from: None,
-        data: format!(
-            "{} ({}, {} prompts)",
-            run.examples.display(),
-            run.dev_split,
-            dev.len()
-        ),
-        higher_is_better: Metric::new(&key_metric, None)?
-            .direction
-            .greater_is_better(),
-        key_metric,
-        metrics: scored.scalars,
+    let section = TaskSection {
+        dev: dev.len(),
+        default_key: "exact_match",
         baselines,
+        plots: run_curves(run, output)?,
         sample: Some(answers_sample(&scored.report)),
-        details: scored.report,
-        plots,
-    })
+    };
+    section.build(run, scored)
 }
 
 /// The report's sampled answers, one per line: the prompt, the answer, the reference.

@@ -156,29 +156,6 @@ fn resume_is_exact() {
     );
 }
 
-fn decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
-    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
-        .unwrap()
-        .get_vocab_size(true);
-    let gpt = gradus_model::GptConfig {
-        vocab_size: vocab,
-        n_positions: 32,
-        n_embd: 32,
-        n_layer: 2,
-        n_head: 2,
-        ..gradus_model::GptConfig::default()
-    }
-    .with_dropout(0.0);
-    vec![
-        common::tiny_decoder(
-            examples,
-            gradus_model::DecoderConfig::Gpt(gpt),
-            &root.join("gpt"),
-        ),
-        common::tiny_llama(examples, &root.join("llama")),
-    ]
-}
-
 /// A GPT-2 and a Llama (untied head, grouped-query attention) learn the synthetic task
 /// through a head on their last real token, save a folder gradus-predict labels with,
 /// and resume exactly; transformers is told to refuse the folder.
@@ -186,7 +163,7 @@ fn decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
 fn decoders_learn_a_task_through_their_last_token_and_resume_exactly() {
     let tmp = tempfile::tempdir().unwrap();
     let (examples, _) = synthetic(tmp.path());
-    for model in decoders(&examples, tmp.path()) {
+    for model in common::tiny_decoders(&examples, tmp.path()) {
         let config = FinetuneConfig {
             head: HeadConfig::default(),
             ..toy_config(&examples, &model)
@@ -223,7 +200,7 @@ fn decoders_learn_a_task_through_their_last_token_and_resume_exactly() {
 fn encoder_and_decoder_options_are_refused_on_the_other() {
     let tmp = tempfile::tempdir().unwrap();
     let (examples, bert) = synthetic(tmp.path());
-    let gpt = decoders(&examples, tmp.path()).remove(0);
+    let gpt = common::tiny_decoders(&examples, tmp.path()).remove(0);
     let with = |model: &Path, pooling| FinetuneConfig {
         head: HeadConfig {
             pooling: Some(pooling),

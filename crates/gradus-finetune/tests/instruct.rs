@@ -84,29 +84,6 @@ fn train(config: &FinetuneConfig, out: &Path) -> (TaskObjective, gradus_train::T
     (objective, report)
 }
 
-fn decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
-    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
-        .unwrap()
-        .get_vocab_size(true);
-    let gpt = gradus_model::GptConfig {
-        vocab_size: vocab,
-        n_positions: 32,
-        n_embd: 32,
-        n_layer: 2,
-        n_head: 2,
-        ..gradus_model::GptConfig::default()
-    }
-    .with_dropout(0.0);
-    vec![
-        common::tiny_decoder(
-            examples,
-            gradus_model::DecoderConfig::Gpt(gpt),
-            &root.join("gpt"),
-        ),
-        common::tiny_llama(examples, &root.join("llama")),
-    ]
-}
-
 /// The examples hold the prompt the template makes as segment 0 and the response with
 /// its end token as segment 1, and generation reads the very same prompt tokens.
 #[test]
@@ -140,7 +117,7 @@ fn examples_put_the_prompt_in_the_template_and_end_the_response() {
 fn decoders_learn_to_answer_and_stay_language_models() {
     let tmp = tempfile::tempdir().unwrap();
     let examples = reversals(tmp.path());
-    for model in decoders(&examples, tmp.path()) {
+    for model in common::tiny_decoders(&examples, tmp.path()) {
         let config = sft_config(&examples, &model);
         let untrained = config.as_tasks().build().unwrap().dev_scores().unwrap();
         let before = untrained[0].as_ref().unwrap().scalars["exact_match"];
@@ -195,7 +172,7 @@ fn decoders_learn_to_answer_and_stay_language_models() {
 fn what_an_instruction_task_cannot_be_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let examples = reversals(tmp.path());
-    let gpt = decoders(&examples, tmp.path()).remove(0);
+    let gpt = common::tiny_decoders(&examples, tmp.path()).remove(0);
     let tk = gradus_tokenize::load(&examples.join("tokenizer.json")).unwrap();
     let bert = common::tiny_bert(&tk, &tmp.path().join("bert"));
     let e = sft_config(&examples, &bert)

@@ -111,3 +111,28 @@ pub fn tiny_llama(examples: &Path, dir: &Path) -> PathBuf {
     };
     tiny_decoder(examples, gradus_model::DecoderConfig::Llama(llama), dir)
 }
+
+/// A tiny GPT-2 (width 32, 2 layers, 32 positions, no dropout) and a tiny Llama of the
+/// vocabulary of `examples`' tokenizer, in `root/gpt` and `root/llama`.
+pub fn tiny_decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
+    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
+        .unwrap()
+        .get_vocab_size(true);
+    let gpt = gradus_model::GptConfig {
+        vocab_size: vocab,
+        n_positions: 32,
+        n_embd: 32,
+        n_layer: 2,
+        n_head: 2,
+        ..gradus_model::GptConfig::default()
+    }
+    .with_dropout(0.0);
+    vec![
+        tiny_decoder(
+            examples,
+            gradus_model::DecoderConfig::Gpt(gpt),
+            &root.join("gpt"),
+        ),
+        tiny_llama(examples, &root.join("llama")),
+    ]
+}
