@@ -15,31 +15,27 @@ use serde_json::Value;
 
 const TEMPLATE: &str = "Q: {prompt}\nA: ";
 
-/// Reversals of every word of two or three of the letters `abcd` (all for training, a
-/// fifth again for dev), and a character tokenizer with an end-of-text token.
+/// Reversals of every word of two of the letters `abcdef` (all for training, a fourth
+/// again for dev), and a character tokenizer with an end-of-text token.
 fn reversals(root: &Path) -> (PathBuf, PathBuf) {
-    let letters = ['a', 'b', 'c', 'd'];
+    let letters = ['a', 'b', 'c', 'd', 'e', 'f'];
     let mut rows = String::from("prompt\tresponse\n");
     let mut dev = rows.clone();
-    let mut i = 0;
-    for a in letters {
-        for b in letters {
-            let words = std::iter::once(format!("{a}{b}"))
-                .chain(letters.iter().map(|c| format!("{a}{b}{c}")));
-            for w in words {
-                let row = format!("reverse: {w}\t{}\n", w.chars().rev().collect::<String>());
-                if i % 5 == 0 {
-                    dev.push_str(&row);
-                }
-                rows.push_str(&row);
-                i += 1;
-            }
+    for (i, (a, b)) in letters
+        .iter()
+        .flat_map(|a| letters.iter().map(move |b| (a, b)))
+        .enumerate()
+    {
+        let row = format!("reverse: {a}{b}\t{b}{a}\n");
+        if i % 4 == 0 {
+            dev.push_str(&row);
         }
+        rows.push_str(&row);
     }
     std::fs::write(root.join("train.tsv"), rows).unwrap();
     std::fs::write(root.join("dev.tsv"), dev).unwrap();
     let tk = gradus_tokenize::char_tokenizer(
-        ["Q: reverse abcd\nA:"].iter(),
+        ["Q: reverse abcdef\nA:"].iter(),
         &["<|endoftext|>".to_string()],
     )
     .unwrap();
@@ -57,9 +53,9 @@ fn tiny_gpt(tokenizer: &Path, dir: &Path) -> PathBuf {
         gradus_model::GptConfig {
             vocab_size: vocab,
             n_positions: 32,
-            n_embd: 32,
+            n_embd: 64,
             n_layer: 2,
-            n_head: 2,
+            n_head: 4,
             ..gradus_model::GptConfig::default()
         }
         .with_dropout(0.0),
@@ -146,15 +142,12 @@ fn sft_through_the_binaries_answers_in_its_template() {
     ));
 
     // The prompt as the model was trained on it, then its answer up to the end token.
-    let answered = generate(&out.join("model"), &["reverse: abc", "reverse: dab"]);
-    assert_eq!(
-        answered,
-        "Q: reverse: abc\nA: cba\nQ: reverse: dab\nA: bad\n"
-    );
+    let answered = generate(&out.join("model"), &["reverse: ab", "reverse: fd"]);
+    assert_eq!(answered, "Q: reverse: ab\nA: ba\nQ: reverse: fd\nA: df\n");
     // Raw, the same prompt is read as it is: no template, no end at its token.
-    let raw = generate(&out.join("model"), &["--raw", "reverse: abc"]);
+    let raw = generate(&out.join("model"), &["--raw", "reverse: ab"]);
     assert!(
-        raw.starts_with("reverse: abc") && !raw.starts_with("Q:"),
+        raw.starts_with("reverse: ab") && !raw.starts_with("Q:"),
         "{raw:?}"
     );
 

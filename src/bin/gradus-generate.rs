@@ -1,5 +1,7 @@
 //! `gradus-generate`: sample text from a causal-LM model folder (GPT-2 or Llama-style),
-//! a batch of prompts at a time, keys and values cached between steps.
+//! a batch of prompts at a time, keys and values cached between steps. An
+//! instruction-tuned folder's template frames each prompt, and its end token ends the
+//! answer.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

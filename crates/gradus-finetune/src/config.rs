@@ -99,6 +99,9 @@ pub struct FinetuneConfig {
     pub eval_batch_size: usize,
     /// Batch examples of similar length together.
     pub bucket_by_length: bool,
+    /// Instruction tasks: pack each batch's examples into rows of `seq_len` tokens rather
+    /// than padding every example to the longest (fewer, fuller rows).
+    pub packing: bool,
     pub epochs: f64,
     /// Optimiser updates; overrides `epochs`.
     pub max_steps: Option<u64>,
@@ -148,6 +151,7 @@ impl Default for FinetuneConfig {
             batch_size: 8,
             eval_batch_size: 64,
             bucket_by_length: true,
+            packing: false,
             epochs: 3.0,
             max_steps: None,
             accumulation: 1,

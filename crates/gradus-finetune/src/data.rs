@@ -35,9 +35,11 @@ pub enum References {
 }
 
 /// Reads the examples of `split` (all splits when `None`) from an `examples` dataset,
-/// cut to `max_len` tokens (the last one, `[SEP]`, kept).
+/// cut to `max_len` tokens (the last one, `[SEP]`, kept; instruction examples are cut
+/// plainly, as their end token must not close a cut response).
 pub fn load_examples(dir: &Path, split: Option<&str>, max_len: usize) -> Result<Vec<TaskExample>> {
     let dataset = Dataset::open_kind(dir, DatasetKind::Examples)?;
+    let keep_last = !dir.join(gradus_tokenize::INSTRUCTION_FILE).is_file();
     let mut out = Vec::new();
     for batch in dataset.batches(&ReadOptions::default()) {
         let rows = Example::from_batch(&batch?).map_err(|e| FinetuneError::data(dir, e))?;
@@ -46,8 +48,8 @@ pub fn load_examples(dir: &Path, split: Option<&str>, max_len: usize) -> Result<
                 continue;
             }
             out.push(TaskExample {
-                input_ids: truncate(&row.input_ids, max_len),
-                token_type_ids: truncate(&row.token_type_ids, max_len),
+                input_ids: truncate(&row.input_ids, max_len, keep_last),
+                token_type_ids: truncate(&row.token_type_ids, max_len, keep_last),
                 id: row.id,
                 task: row.task,
                 split: row.split,
@@ -61,7 +63,10 @@ pub fn load_examples(dir: &Path, split: Option<&str>, max_len: usize) -> Result<
     Ok(out)
 }
 
-fn truncate<T: Copy>(values: &[T], max_len: usize) -> Vec<T> {
+fn truncate<T: Copy>(values: &[T], max_len: usize, keep_last: bool) -> Vec<T> {
+    if !keep_last {
+        return values[..values.len().min(max_len)].to_vec();
+    }
     if values.len() <= max_len || max_len < 2 {
         return values.to_vec();
     }
@@ -217,12 +222,43 @@ pub struct PaddedBatch {
     pub labels: Option<Tensor>,
     /// Values, f32 `[batch]` (regression).
     pub targets: Option<Tensor>,
+    /// Examples in the batch (more than its rows when packed).
     pub examples: usize,
     /// Real (unpadded) tokens.
     pub tokens: usize,
 }
 
 impl PaddedBatch {
+    /// `examples` packed into rows of at most `len` tokens, each example whole, in order
+    /// (a new row when the next does not fit), then padded as [`PaddedBatch::new`] pads.
+    /// A packed row reads its earlier examples as context, as HF TRL's packing does; the
+    /// loss still counts only segment-1 tokens, and `examples` stays the examples' count.
+    pub fn packed(
+        examples: &[&TaskExample],
+        len: usize,
+        pad: u32,
+        device: &Device,
+    ) -> Result<Self> {
+        let mut rows: Vec<TaskExample> = Vec::new();
+        for e in examples {
+            match rows.last_mut() {
+                Some(row) if row.input_ids.len() + e.input_ids.len() <= len => {
+                    row.input_ids.extend(&e.input_ids);
+                    row.token_type_ids.extend(&e.token_type_ids);
+                }
+                _ => rows.push(TaskExample {
+                    label: None,
+                    target: None,
+                    ..(*e).clone()
+                }),
+            }
+        }
+        let refs: Vec<&TaskExample> = rows.iter().collect();
+        let mut batch = Self::new(&refs, pad, device)?;
+        batch.examples = examples.len();
+        Ok(batch)
+    }
+
     pub fn new(examples: &[&TaskExample], pad: u32, device: &Device) -> Result<Self> {
         let (b, len) = (
             examples.len(),
@@ -298,8 +334,43 @@ mod tests {
     }
 
     #[test]
+    fn packing_fills_rows_with_whole_examples_and_counts_them_all() {
+        let example = |n: usize, first: u32| TaskExample {
+            id: format!("e{first}"),
+            task: "t".into(),
+            split: "train".into(),
+            text: String::new(),
+            text_pair: None,
+            input_ids: (first..first + n as u32).collect(),
+            token_type_ids: [vec![0u8; n / 2], vec![1u8; n - n / 2]].concat(),
+            label: None,
+            target: None,
+        };
+        let es = [
+            example(4, 10),
+            example(3, 20),
+            example(5, 30),
+            example(2, 40),
+        ];
+        let refs: Vec<&TaskExample> = es.iter().collect();
+        let b = PaddedBatch::packed(&refs, 8, 0, &Device::Cpu).unwrap();
+        assert_eq!((b.examples, b.tokens), (4, 14));
+        let ids = b.ids.to_vec2::<u32>().unwrap();
+        // Two rows, padded to the longer (7) rather than to 8.
+        assert_eq!(ids[0], [10, 11, 12, 13, 20, 21, 22]);
+        assert_eq!(ids[1], [30, 31, 32, 33, 34, 40, 41]);
+        let types = b.type_ids.to_vec2::<u32>().unwrap();
+        assert_eq!(types[0], [0, 0, 1, 1, 0, 1, 1]);
+        assert_eq!(types[1], [0, 0, 1, 1, 1, 0, 1]);
+    }
+
+    #[test]
     fn truncation_keeps_the_closing_token() {
-        assert_eq!(truncate(&[101u32, 5, 6, 7, 102], 4), vec![101, 5, 6, 102]);
-        assert_eq!(truncate(&[101u32, 102], 4), vec![101, 102]);
+        assert_eq!(
+            truncate(&[101u32, 5, 6, 7, 102], 4, true),
+            vec![101, 5, 6, 102]
+        );
+        assert_eq!(truncate(&[101u32, 102], 4, true), vec![101, 102]);
+        assert_eq!(truncate(&[1u32, 2, 3, 4, 0], 4, false), vec![1, 2, 3, 4]);
     }
 }

@@ -33,6 +33,8 @@ pub struct TaskData {
     pub metric: String,
     /// Per-class loss weights `[classes]`.
     pub class_weights: Option<Tensor>,
+    /// Instruction tasks with `packing`: the length of the rows examples are packed into.
+    pub pack: Option<usize>,
 }
 
 impl TaskData {
@@ -289,7 +291,11 @@ impl Objective for TaskObjective {
             let data = &mut self.tasks[task];
             let indices = data.batcher.next_batch();
             let refs: Vec<&TaskExample> = indices.iter().map(|&i| &data.train[i]).collect();
-            parts.push((task, PaddedBatch::new(&refs, self.pad, &self.device)?));
+            let batch = match data.pack {
+                Some(len) => PaddedBatch::packed(&refs, len, self.pad, &self.device)?,
+                None => PaddedBatch::new(&refs, self.pad, &self.device)?,
+            };
+            parts.push((task, batch));
         }
         Ok(TaskBatch { parts })
     }

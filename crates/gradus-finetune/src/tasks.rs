@@ -192,6 +192,11 @@ impl MultitaskConfig {
                 dropout: task.head.dropout,
             });
         }
+        if t.packing && heads.iter().all(|h| h.task.kind != TaskKind::Instruction) {
+            return Err(config_error(
+                "`packing` packs instruction examples, and no task here has them".into(),
+            ));
+        }
         let composite = self.composite_tasks(&tasks)?;
         let plan = LrPlan {
             layers: body.layers(),
@@ -343,6 +348,7 @@ impl MultitaskConfig {
             name,
             dev_source: format!("split `{}` of {}", task.dev_split, task.examples.display()),
             batcher: Batcher::new(lengths, batch_size, t.bucket_by_length, seed),
+            pack: (t.packing && spec.kind == TaskKind::Instruction).then_some(max_len),
             train,
             dev,
             weight: task.weight,

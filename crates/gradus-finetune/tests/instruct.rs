@@ -17,16 +17,13 @@ use gradus_train::Trainer;
 
 const TEMPLATE: &str = "Q: {prompt}\nA: ";
 
-/// Every word of two or three of the letters `abcd`, reversed: 80 training prompts and
-/// 16 of them again as the dev split, in characters with an end-of-text token.
+/// Every word of two of the letters `abcdef`, reversed: 36 training prompts and 9 of
+/// them again as the dev split, in characters with an end-of-text token.
 fn reversals(root: &Path) -> PathBuf {
-    let letters = ['a', 'b', 'c', 'd'];
+    let letters = ['a', 'b', 'c', 'd', 'e', 'f'];
     let mut words: Vec<String> = Vec::new();
     for a in letters {
-        for b in letters {
-            words.push(format!("{a}{b}"));
-            words.extend(letters.iter().map(|c| format!("{a}{b}{c}")));
-        }
+        words.extend(letters.iter().map(|b| format!("{a}{b}")));
     }
     let row = |w: &String| format!("reverse: {w}\t{}\n", w.chars().rev().collect::<String>());
     let (train, dev) = (root.join("train.tsv"), root.join("dev.tsv"));
@@ -36,10 +33,10 @@ fn reversals(root: &Path) -> PathBuf {
         header.clone() + &words.iter().map(row).collect::<String>(),
     )
     .unwrap();
-    let dev_rows: String = words.iter().step_by(5).map(row).collect();
+    let dev_rows: String = words.iter().step_by(4).map(row).collect();
     std::fs::write(&dev, header + &dev_rows).unwrap();
     let tk = gradus_tokenize::char_tokenizer(
-        ["Q: reverse abcd\nA:"].iter(),
+        ["Q: reverse abcdef\nA:"].iter(),
         &["<|endoftext|>".to_string()],
     )
     .unwrap();
@@ -98,7 +95,7 @@ fn examples_put_the_prompt_in_the_template_and_end_the_response() {
     let tk = gradus_tokenize::load(&examples.join("tokenizer.json")).unwrap();
     let encoder = template.encoder(&tk).unwrap();
     let dev = gradus_finetune::data::load_examples(&examples, Some("validation"), 32).unwrap();
-    assert_eq!(dev.len(), 16);
+    assert_eq!(dev.len(), 9);
     for e in &dev {
         let (prompt, response) = split_example(e);
         assert_eq!(prompt, encoder.encode_prompt(&e.text).unwrap().as_slice());
@@ -206,7 +203,50 @@ fn what_an_instruction_task_cannot_be_is_refused() {
     };
     let e = as_instruction.build().unwrap_err().to_string();
     assert!(e.contains("not instruction examples"), "{e}");
+    let packed = FinetuneConfig {
+        packing: true,
+        ..sft_config(&labelled, &model)
+    };
+    let e = packed.build().unwrap_err().to_string();
+    assert!(e.contains("`packing`"), "{e}");
 
     let e = Template::new("A: ", None, &tk).unwrap_err().to_string();
     assert!(e.contains("{prompt}"), "{e}");
+}
+
+/// Packed into rows of 64 tokens (three examples of 21 tokens each), a GPT of 64
+/// positions learns the answers from a third as many rows.
+#[test]
+fn packed_examples_teach_the_same_answers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let examples = reversals(tmp.path());
+    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
+        .unwrap()
+        .get_vocab_size(true);
+    let gpt = gradus_model::GptConfig {
+        vocab_size: vocab,
+        n_positions: 64,
+        n_embd: 64,
+        n_layer: 2,
+        n_head: 4,
+        ..gradus_model::GptConfig::default()
+    }
+    .with_dropout(0.0);
+    let dir = tmp.path().join("gpt64");
+    let gpt = common::tiny_decoder(&examples, gradus_model::DecoderConfig::Gpt(gpt), &dir);
+    let config = FinetuneConfig {
+        packing: true,
+        seq_len: 64,
+        ..sft_config(&examples, &gpt)
+    };
+    let mut objective = config.as_tasks().build().unwrap();
+    assert_eq!(objective.tasks[0].pack, Some(64));
+    let batch = gradus_train::Objective::next_batch(&mut objective).unwrap();
+    let (_, part) = &batch.parts[0];
+    // Three examples to a row (16 to a batch, or 4 in an epoch's last batch).
+    assert_eq!(part.ids.dims2().unwrap().0, part.examples.div_ceil(3));
+    assert!(part.examples > 3);
+    let (_, report) = train(&config, &gpt.with_extension("packed"));
+    let best = report.best_value.unwrap();
+    assert!(best >= 0.75, "packed: exact match {best}");
 }
