@@ -1,5 +1,6 @@
-//! Instruction tasks on a decoder: the loss on response tokens only, and scoring by that
-//! loss and by the exact match of greedy answers to the dev prompts.
+//! Tasks on a decoder's own LM head. Instruction tasks: the loss on response tokens only,
+//! and scoring by that loss and by the exact match of greedy answers to the dev prompts.
+//! A causal-LM task's windows are all response: scored by loss and perplexity.
 
 use std::collections::BTreeMap;
 
@@ -57,7 +58,7 @@ pub fn split_example(e: &TaskExample) -> (&[u32], &[u32]) {
     e.input_ids.split_at(prompt)
 }
 
-/// What scoring an instruction task needs besides the examples.
+/// What scoring a task on the LM head needs besides the examples.
 #[derive(Debug)]
 pub struct Scorer<'a> {
     pub decoder: &'a Decoder,
