@@ -1,7 +1,8 @@
-//! Instruction tuning through the binaries: `gradus-tokenize examples` with a prompt
-//! template, `gradus-finetune` on a tiny GPT, `gradus-generate` framing prompts with the
-//! saved template (or not, with `--raw`), and `gradus-eval` reporting exact match beside
-//! the model before fine-tuning.
+//! Tasks on a decoder's LM head through the binaries. Instruction tuning:
+//! `gradus-tokenize examples` with a prompt template, `gradus-finetune` on a tiny GPT,
+//! `gradus-generate` framing prompts with the saved template (or not, with `--raw`), and
+//! `gradus-eval` reporting exact match beside the model before fine-tuning. A causal-LM
+//! task beside a head in `gradus-multitask`, reported as a language model.
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
@@ -171,4 +172,50 @@ fn sft_through_the_binaries_answers_in_its_template() {
     );
     let sample = section["sample"].as_str().unwrap();
     assert!(sample.contains("\"reverse: "), "{sample}");
+}
+
+/// A classification task and a causal-LM task on one tiny GPT through `gradus-multitask`;
+/// `gradus-eval` scores the LM task's exported folder as a language model on its tokens.
+#[test]
+fn a_causal_lm_task_beside_a_head_is_reported_as_a_language_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path();
+    let (train, dev) = (root.join("toy-train.tsv"), root.join("toy-dev.tsv"));
+    gradus_testkit::toy_sentiment_tsv(&train, 200, 1);
+    gradus_testkit::toy_sentiment_tsv(&dev, 40, 2);
+    std::fs::create_dir_all(root.join("corpus")).unwrap();
+    let corpus = common::corpus(&root.join("corpus"), &train);
+    let model = tiny_gpt(&corpus.tokenizer, &root.join("gpt"));
+    let examples = common::examples(&model, root, "toy", &[]);
+    let config = root.join("multitask.toml");
+    let toml = format!(
+        "max_steps = 30\nbatch_size = 8\nlr = 3e-3\neval_steps = 15\nseq_len = 24\n\
+         composite = [\"toy\"]\n\n[[tasks]]\nname = \"toy\"\nexamples = \"{}\"\n\n\
+         [[tasks]]\nname = \"lm\"\ntokens = \"{}\"\nweight = 0.5\n",
+        examples.display(),
+        corpus.tokens.display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = root.join("mt");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-multitask"),
+        &["-c", s(&config), "--model", s(&model), "-o", s(&out)],
+    ));
+    let evals = std::fs::read_to_string(out.join("eval.jsonl")).unwrap();
+    assert!(evals.contains("\"lm/perplexity\""), "{evals}");
+
+    let report_dir = root.join("eval");
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-eval"),
+        &["--input", s(&out), "-o", s(&report_dir)],
+    ));
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
+            .unwrap();
+    let sections = report["sections"].as_array().unwrap();
+    let names: Vec<&str> = sections.iter().filter_map(|s| s["name"].as_str()).collect();
+    assert_eq!(names, ["mt/toy", "mt/lm"]);
+    let lm = &sections[1]["metrics"];
+    assert!(lm["loss"].as_f64().unwrap().is_finite(), "{lm}");
+    assert!(lm["perplexity"].as_f64().unwrap() > 1.0, "{lm}");
 }
