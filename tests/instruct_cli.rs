@@ -86,6 +86,15 @@ fn generate(model: &Path, extra: &[&str]) -> String {
     ok(&run(env!("CARGO_BIN_EXE_gradus-generate"), &args))
 }
 
+/// `gradus-eval`'s `report.json` for run folder `folder`, written into `dir`.
+fn eval_report(folder: &Path, dir: &Path) -> Value {
+    ok(&run(
+        env!("CARGO_BIN_EXE_gradus-eval"),
+        &["--input", s(folder), "-o", s(dir)],
+    ));
+    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap()
+}
+
 #[test]
 fn sft_through_the_binaries_answers_in_its_template() {
     let tmp = tempfile::tempdir().unwrap();
@@ -152,14 +161,7 @@ fn sft_through_the_binaries_answers_in_its_template() {
         "{raw:?}"
     );
 
-    let report_dir = root.join("eval");
-    ok(&run(
-        env!("CARGO_BIN_EXE_gradus-eval"),
-        &["--input", s(&out), "-o", s(&report_dir)],
-    ));
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
-            .unwrap();
+    let report = eval_report(&out, &root.join("eval"));
     let section = &report["sections"][0];
     assert_eq!(section["key_metric"], "exact_match");
     let exact = section["metrics"]["exact_match"].as_f64().unwrap();
@@ -204,14 +206,7 @@ fn a_causal_lm_task_beside_a_head_is_reported_as_a_language_model() {
     let evals = std::fs::read_to_string(out.join("eval.jsonl")).unwrap();
     assert!(evals.contains("\"lm/perplexity\""), "{evals}");
 
-    let report_dir = root.join("eval");
-    ok(&run(
-        env!("CARGO_BIN_EXE_gradus-eval"),
-        &["--input", s(&out), "-o", s(&report_dir)],
-    ));
-    let report: Value =
-        serde_json::from_str(&std::fs::read_to_string(report_dir.join("report.json")).unwrap())
-            .unwrap();
+    let report = eval_report(&out, &root.join("eval"));
     let sections = report["sections"].as_array().unwrap();
     let names: Vec<&str> = sections.iter().filter_map(|s| s["name"].as_str()).collect();
     assert_eq!(names, ["mt/toy", "mt/lm"]);
