@@ -55,17 +55,25 @@ impl Spec {
     }
 
     /// Copies one head's keys (`part` 1) or values (`part` 2) of a batch element out of
-    /// `qkv` transposed, `[head_dim][seq]`: the score loops then run along keys, which
-    /// vectorises without a horizontal sum per key.
+    /// `qkv` transposed, `[head_dim][stride]` (`stride` ≥ `seq`; columns past `seq` are
+    /// left as they are): the score loops then run along keys, which vectorises without a
+    /// horizontal sum per key.
     #[inline(always)]
-    fn transposed(&self, qkv: &[f32], part: usize, h: usize, out: &mut [f32]) {
-        let (t, w3, dh) = (self.seq, 3 * self.width, self.head_dim());
+    fn transposed(&self, qkv: &[f32], part: usize, h: usize, stride: usize, out: &mut [f32]) {
+        let (w3, dh) = (3 * self.width, self.head_dim());
         let off = part * self.width + h * dh;
-        for j in 0..t {
+        for j in 0..self.seq {
             for (d, &x) in qkv[j * w3 + off..][..dh].iter().enumerate() {
-                out[d * t + j] = x;
+                out[d * stride + j] = x;
             }
         }
+    }
+
+    /// Row stride of the blocked loops' transposed keys and values and of their score
+    /// buffers: `seq` rounded up to whole tiles.
+    #[inline(always)]
+    fn tiled_stride(&self) -> usize {
+        self.seq.next_multiple_of(TILE)
     }
 
     /// Softmax probabilities of query `i` of head `h` over its keys, written to
@@ -89,28 +97,7 @@ impl Spec {
         for (d, &qd) in q.iter().enumerate() {
             axpy(p, qd * scale, &kt[d * t..][..n]);
         }
-        if let Some(keep) = keep {
-            for (s, &k) in p.iter_mut().zip(keep) {
-                *s = if k == 0.0 { f32::NEG_INFINITY } else { *s };
-            }
-        }
-        let m = max(p);
-        if m == f32::NEG_INFINITY {
-            // Every key masked: no weight anywhere, a zero output.
-            p.fill(0.0);
-            return;
-        }
-        for s in p.iter_mut() {
-            *s = exp(*s - m);
-        }
-        if let Some(keep) = keep {
-            // exp clamps −∞ to a tiny positive number; masked keys must weigh exactly 0.
-            for (s, &k) in p.iter_mut().zip(keep) {
-                *s *= k;
-            }
-        }
-        let inv = 1.0 / sum(p);
-        p.iter_mut().for_each(|s| *s *= inv);
+        softmax(keep, p);
     }
 
     fn forward(&self, qkv: &[f32]) -> Result<Vec<f32>> {
@@ -148,9 +135,109 @@ impl Spec {
     }
 }
 
+/// Turns one query row's scores `p` (its keys, up to its span) into probabilities in
+/// place; `keep` weighs the keys (0 drops one), and a row whose every key is dropped gets
+/// zero weights.
+#[inline(always)]
+fn softmax(keep: Option<&[f32]>, p: &mut [f32]) {
+    if let Some(keep) = keep {
+        for (s, &k) in p.iter_mut().zip(keep) {
+            *s = if k == 0.0 { f32::NEG_INFINITY } else { *s };
+        }
+    }
+    let m = max(p);
+    if m == f32::NEG_INFINITY {
+        // Every key masked: no weight anywhere, a zero output.
+        p.fill(0.0);
+        return;
+    }
+    for s in p.iter_mut() {
+        *s = exp(*s - m);
+    }
+    if let Some(keep) = keep {
+        // exp clamps −∞ to a tiny positive number; masked keys must weigh exactly 0.
+        for (s, &k) in p.iter_mut().zip(keep) {
+            *s *= k;
+        }
+    }
+    let inv = 1.0 / sum(p);
+    p.iter_mut().for_each(|s| *s *= inv);
+}
+
 /// Query rows computed together by the blocked loops: each key and value row is read
 /// once per block instead of once per query, and the block's sums stay in registers.
 const ROWS: usize = 4;
+
+/// Keys per tile of the blocked score loops: one AVX-512 register (two AVX2, four SSE).
+const TILE: usize = 16;
+
+/// `out[r·tp + j] = Σ_d a[r][d]·bt[d·tp + j]` for the block's rows and every key `j < n`
+/// (rounded up to whole tiles; `tp` is a multiple of [`TILE`]). Each sum starts at zero
+/// and adds its terms in `d` order, exactly as `axpy` over one row at a time does, but a
+/// tile's sums stay in registers and each load of `bt` serves all the block's rows.
+#[inline(always)]
+fn tile_products<const DH: usize>(
+    a: &[[f32; DH]; ROWS],
+    bt: &[f32],
+    tp: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    for j0 in (0..n).step_by(TILE) {
+        let mut acc = [[0.0f32; TILE]; ROWS];
+        for d in 0..DH {
+            let Some(b) = bt[d * tp + j0..].first_chunk::<TILE>() else {
+                return;
+            };
+            for (acc, a) in acc.iter_mut().zip(a) {
+                let ad = a[d];
+                for (s, &x) in acc.iter_mut().zip(b) {
+                    *s += ad * x;
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            out[r * tp + j0..][..TILE].copy_from_slice(acc);
+        }
+    }
+}
+
+/// The block's rows of `m` (rows `stride` apart), `DH` values from column `off`, each
+/// times `scale`; the rows past the block's `rows` real ones are zero.
+#[inline(always)]
+fn block_rows<const DH: usize>(
+    m: &[f32],
+    stride: usize,
+    off: usize,
+    (i0, rows): (usize, usize),
+    scale: f32,
+) -> [[f32; DH]; ROWS] {
+    let mut a = [[0.0f32; DH]; ROWS];
+    for (r, a) in a.iter_mut().enumerate().take(rows) {
+        for (a, &x) in a.iter_mut().zip(&m[(i0 + r) * stride + off..][..DH]) {
+            *a = x * scale;
+        }
+    }
+    a
+}
+
+/// The block's probabilities from its scores in `p` (rows `tp` apart): each real row's
+/// keys up to its span go through [`softmax`], and the rest of the first `n` is zero.
+#[inline(always)]
+fn block_probs(
+    spec: &Spec,
+    keep: Option<&[f32]>,
+    (i0, rows, n): (usize, usize, usize),
+    tp: usize,
+    p: &mut [f32],
+) {
+    for r in 0..ROWS {
+        let row = &mut p[r * tp..][..n];
+        let span = if r < rows { spec.span(i0 + r) } else { 0 };
+        softmax(keep, &mut row[..span]);
+        row[span..].fill(0.0);
+    }
+}
 
 /// A block of `ROWS` query rows starting at `i0`: how many are real (the last block may
 /// be short; its missing rows have zero probabilities) and the widest span among them.
@@ -160,13 +247,13 @@ fn block(spec: &Spec, i0: usize) -> (usize, usize) {
     (rows, spec.span(i0 + rows - 1))
 }
 
-/// `Σ_j p[r·t + j]·v_j` over keys `j < n` for the block's rows, `v_j` the `DH` values of
+/// `Σ_j p[r·stride + j]·v_j` over keys `j < n` for the block's rows, `v_j` the `DH` values of
 /// key `j` at `voff` in row `j` of `qkv` (`w3` wide). Sums run in key order, as the
 /// one-row loop's.
 #[inline(always)]
 fn weighted_values<const DH: usize>(
     p: &[f32],
-    t: usize,
+    stride: usize,
     n: usize,
     qkv: &[f32],
     w3: usize,
@@ -178,7 +265,7 @@ fn weighted_values<const DH: usize>(
             break;
         };
         for (r, acc) in acc.iter_mut().enumerate() {
-            let pj = p[r * t + j];
+            let pj = p[r * stride + j];
             for (a, &x) in acc.iter_mut().zip(v) {
                 *a += pj * x;
             }
@@ -190,21 +277,17 @@ fn weighted_values<const DH: usize>(
 /// The forward pass over blocks of query rows, for a head width known at compile time.
 #[inline(always)]
 fn forward_blocked<const DH: usize>(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
-    let (t, d) = (spec.seq, spec.width);
+    let (t, d, tp) = (spec.seq, spec.width, spec.tiled_stride());
     let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
-    let (mut p, mut kt) = (vec![0.0f32; ROWS * t], vec![0.0f32; DH * t]);
+    let (mut p, mut kt) = (vec![0.0f32; ROWS * tp], vec![0.0f32; DH * tp]);
     for h in 0..spec.heads {
-        spec.transposed(qkv, 1, h, &mut kt);
+        spec.transposed(qkv, 1, h, tp, &mut kt);
         for i0 in (0..t).step_by(ROWS) {
             let (rows, n) = block(spec, i0);
-            for r in 0..ROWS {
-                let row = &mut p[r * t..(r + 1) * t];
-                row.fill(0.0);
-                if r < rows {
-                    spec.probs(qkv, &kt, keep, h, i0 + r, row);
-                }
-            }
-            let acc = weighted_values::<DH>(&p, t, n, qkv, 3 * d, 2 * d + h * DH);
+            let q = block_rows::<DH>(qkv, 3 * d, h * DH, (i0, rows), spec.scale());
+            tile_products(&q, &kt, tp, n, &mut p);
+            block_probs(spec, keep, (i0, rows, n), tp, &mut p);
+            let acc = weighted_values::<DH>(&p, tp, n, qkv, 3 * d, 2 * d + h * DH);
             for (r, acc) in acc.iter().enumerate().take(rows) {
                 out[(i0 + r) * d + h * DH..][..DH].copy_from_slice(acc);
             }
@@ -219,7 +302,7 @@ fn forward_rows(spec: &Spec, b: usize, out: &mut [f32], qkv: &[f32]) {
     let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
     let (mut p, mut kt) = (vec![0.0f32; t], vec![0.0f32; dh * t]);
     for h in 0..spec.heads {
-        spec.transposed(qkv, 1, h, &mut kt);
+        spec.transposed(qkv, 1, h, t, &mut kt);
         for i in 0..t {
             spec.probs(qkv, &kt, keep, h, i, &mut p);
             let o = &mut out[i * d + h * dh..][..dh];
@@ -286,29 +369,36 @@ fn backward_blocked<const DH: usize>(
     out: &[f32],
     dout: &[f32],
 ) {
-    let (t, d) = (spec.seq, spec.width);
+    let (t, d, tp) = (spec.seq, spec.width, spec.tiled_stride());
     let w3 = 3 * d;
     let keep = spec.keys.as_deref().map(|k| &k[b * t..(b + 1) * t]);
-    let (mut p, mut ds) = (vec![0.0f32; ROWS * t], vec![0.0f32; ROWS * t]);
-    let (mut kt, mut vt) = (vec![0.0f32; DH * t], vec![0.0f32; DH * t]);
+    let (mut p, mut ds) = (vec![0.0f32; ROWS * tp], vec![0.0f32; ROWS * tp]);
+    let (mut kt, mut vt) = (vec![0.0f32; DH * tp], vec![0.0f32; DH * tp]);
     for h in 0..spec.heads {
         let off = h * DH;
-        spec.transposed(qkv, 1, h, &mut kt);
-        spec.transposed(qkv, 2, h, &mut vt);
+        spec.transposed(qkv, 1, h, tp, &mut kt);
+        spec.transposed(qkv, 2, h, tp, &mut vt);
         for i0 in (0..t).step_by(ROWS) {
             let (rows, n) = block(spec, i0);
-            let (mut q, mut g) = ([[0.0f32; DH]; ROWS], [[0.0f32; DH]; ROWS]);
+            let q = block_rows::<DH>(qkv, w3, off, (i0, rows), 1.0);
+            let g = block_rows::<DH>(dout, d, off, (i0, rows), 1.0);
+            let scaled_q = block_rows::<DH>(qkv, w3, off, (i0, rows), spec.scale());
+            tile_products(&scaled_q, &kt, tp, n, &mut p);
+            block_probs(spec, keep, (i0, rows, n), tp, &mut p);
+            tile_products(&g, &vt, tp, n, &mut ds);
             for r in 0..ROWS {
-                let (pr, dsr) = (&mut p[r * t..(r + 1) * t], &mut ds[r * t..(r + 1) * t]);
+                let dsr = &mut ds[r * tp..][..n];
                 if r >= rows {
-                    pr.fill(0.0);
                     dsr.fill(0.0);
                     continue;
                 }
                 let i = i0 + r;
-                row_grad(spec, (qkv, out, dout), (&kt, &vt), keep, h, i, pr, dsr);
-                q[r].copy_from_slice(&qkv[i * w3 + off..][..DH]);
-                g[r].copy_from_slice(&dout[i * d + off..][..DH]);
+                let span = spec.span(i);
+                let rowsum = dot(&g[r], &out[i * d + off..][..DH]);
+                for (s, &pj) in dsr[..span].iter_mut().zip(&p[r * tp..]) {
+                    *s = pj * (*s - rowsum) * spec.scale();
+                }
+                dsr[span..].fill(0.0);
             }
             let mut dq = [[0.0f32; DH]; ROWS];
             for j in 0..n {
@@ -319,7 +409,7 @@ fn backward_blocked<const DH: usize>(
                 dk.copy_from_slice(&dqkv[base + d..][..DH]);
                 dv.copy_from_slice(&dqkv[base + 2 * d..][..DH]);
                 for r in 0..ROWS {
-                    let (s, pj) = (ds[r * t + j], p[r * t + j]);
+                    let (s, pj) = (ds[r * tp + j], p[r * tp + j]);
                     for l in 0..DH {
                         dq[r][l] += s * k[l];
                         dk[l] += s * q[r][l];
@@ -346,8 +436,8 @@ fn backward_rows(spec: &Spec, b: usize, dqkv: &mut [f32], qkv: &[f32], out: &[f3
     let mut dq = vec![0.0f32; dh];
     for h in 0..spec.heads {
         let off = h * dh;
-        spec.transposed(qkv, 1, h, &mut kt);
-        spec.transposed(qkv, 2, h, &mut vt);
+        spec.transposed(qkv, 1, h, t, &mut kt);
+        spec.transposed(qkv, 2, h, t, &mut vt);
         for i in 0..t {
             let n = spec.span(i);
             row_grad(

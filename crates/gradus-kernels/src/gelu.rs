@@ -7,7 +7,7 @@ use std::f32::consts::FRAC_2_SQRT_PI;
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
 
 use crate::math::{normal_cdf, normal_pdf, tanh};
-use crate::par::{map1, map2};
+use crate::par::{Out, map1, map2};
 use crate::simd::wide;
 use crate::storage::f32s;
 
@@ -45,33 +45,33 @@ fn gelu_tanh_grad(x: f32, g: f32) -> f32 {
 }
 
 wide! {
-    fn gelu_erf_chunk(out: &mut [f32], x: &[f32]) {
+    fn gelu_erf_chunk(out: &mut Out, x: &[f32]) {
         for (o, &x) in out.iter_mut().zip(x) {
-            *o = gelu_erf(x);
+            o.write(gelu_erf(x));
         }
     }
 }
 
 wide! {
-    fn gelu_tanh_chunk(out: &mut [f32], x: &[f32]) {
+    fn gelu_tanh_chunk(out: &mut Out, x: &[f32]) {
         for (o, &x) in out.iter_mut().zip(x) {
-            *o = gelu_tanh(x);
+            o.write(gelu_tanh(x));
         }
     }
 }
 
 wide! {
-    fn gelu_erf_grad_chunk(out: &mut [f32], x: &[f32], g: &[f32]) {
+    fn gelu_erf_grad_chunk(out: &mut Out, x: &[f32], g: &[f32]) {
         for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
-            *o = gelu_erf_grad(x, g);
+            o.write(gelu_erf_grad(x, g));
         }
     }
 }
 
 wide! {
-    fn gelu_tanh_grad_chunk(out: &mut [f32], x: &[f32], g: &[f32]) {
+    fn gelu_tanh_grad_chunk(out: &mut Out, x: &[f32], g: &[f32]) {
         for ((o, &x), &g) in out.iter_mut().zip(x).zip(g) {
-            *o = gelu_tanh_grad(x, g);
+            o.write(gelu_tanh_grad(x, g));
         }
     }
 }

@@ -1,27 +1,49 @@
 //! Element-wise maps split over rayon's pool in fixed-size chunks: the chunking (and so
 //! every result) does not depend on the number of threads.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 /// Elements per parallel task: large enough that a task outweighs its scheduling.
 pub(crate) const CHUNK: usize = 1 << 14;
 
-/// `f(out_chunk, x_chunk)` over `x` in chunks: `f` maps each element of its input chunk
-/// to the same place in its output chunk.
-pub(crate) fn map1(x: &[f32], f: fn(&mut [f32], &[f32])) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK))
-        .for_each(|(out, x)| f(out, x));
-    out
+/// An output chunk not yet written: the maps below fill every element of it, so the
+/// output is never zero-filled first (a memset as long as the op itself, for these
+/// memory-bound element-wise ops).
+pub(crate) type Out = [MaybeUninit<f32>];
+
+/// `f(out_chunk, x_chunk)` over `x` in chunks: `f` writes each element of its output
+/// chunk from the same place in its input chunk.
+pub(crate) fn map1(x: &[f32], f: fn(&mut Out, &[f32])) -> Vec<f32> {
+    filled(x.len(), |out| {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK))
+            .for_each(|(out, x)| f(out, x))
+    })
 }
 
 /// `f(out_chunk, x_chunk, y_chunk)` over `x` and `y` (same length) in chunks.
-pub(crate) fn map2(x: &[f32], y: &[f32], f: fn(&mut [f32], &[f32], &[f32])) -> Vec<f32> {
-    let mut out = vec![0.0f32; x.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
-        .for_each(|(out, (x, y))| f(out, x, y));
+pub(crate) fn map2(x: &[f32], y: &[f32], f: fn(&mut Out, &[f32], &[f32])) -> Vec<f32> {
+    let n = x.len().min(y.len());
+    filled(n, |out| {
+        out.par_chunks_mut(CHUNK)
+            .zip(x.par_chunks(CHUNK).zip(y.par_chunks(CHUNK)))
+            .for_each(|(out, (x, y))| f(out, x, y))
+    })
+}
+
+/// A vector of `len` values that `fill` writes, every one of them.
+fn filled(len: usize, fill: impl FnOnce(&mut Out)) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    fill(&mut out.spare_capacity_mut()[..len]);
+    #[allow(unsafe_code)]
+    // SAFETY: `map1` and `map2` hand every chunk of the `len` values to a chunk function,
+    // and every chunk function writes each element of its output chunk (an output as
+    // long as its input, which is as long as the output chunk).
+    unsafe {
+        out.set_len(len)
+    };
     out
 }
 

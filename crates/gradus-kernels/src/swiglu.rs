@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use crate::math::exp;
-use crate::par::{CHUNK, map2};
+use crate::par::{CHUNK, Out, map2};
 use crate::simd::wide;
 use crate::storage::f32s;
 
@@ -16,9 +16,9 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 wide! {
-    fn forward_chunk(out: &mut [f32], g: &[f32], u: &[f32]) {
+    fn forward_chunk(out: &mut Out, g: &[f32], u: &[f32]) {
         for ((o, &g), &u) in out.iter_mut().zip(g).zip(u) {
-            *o = g * sigmoid(g) * u;
+            o.write(g * sigmoid(g) * u);
         }
     }
 }

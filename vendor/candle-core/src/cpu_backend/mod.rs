@@ -1478,7 +1478,18 @@ impl Map2 for MatMul {
         let dst_rs = dst_strides[0];
         let dst_cs = dst_strides[1];
 
-        let mut dst = vec![T::zero(); b * m * n];
+        // gradus: the destination is not zero-filled first. gemm with `read_dst = false`
+        // writes every element of it and reads none, so filling it only cost a memset per
+        // product. Products with one row or column go to gemm's gemv paths, which borrow
+        // the destination as a slice; those few small ones keep the zero-filled buffer.
+        let len = b * m * n;
+        let mut dst: Vec<T> = if m <= 1 || n <= 1 {
+            vec![T::zero(); len]
+        } else {
+            Vec::with_capacity(len)
+        };
+        // Valid for the whole capacity, written or not (the pattern `Vec::set_len` documents).
+        let dst_ptr = dst.as_mut_ptr();
         let num_threads = crate::utils::get_num_threads();
         let parallelism = if num_threads > 1 {
             Parallelism::Rayon(num_threads)
@@ -1502,13 +1513,12 @@ impl Map2 for MatMul {
         for step in 0..b {
             let lhs_p = &lhs[step * a_skip..];
             let rhs_p = &rhs[step * b_skip..];
-            let dst_p = &mut dst[step * c_skip..];
             unsafe {
                 gemm(
                     /* m: usize = */ m,
                     /* n: usize = */ n,
                     /* k: usize = */ k,
-                    /* dst: *mut T = */ dst_p.as_mut_ptr(),
+                    /* dst: *mut T = */ dst_ptr.add(step * c_skip),
                     /* dst_cs: isize = */ dst_cs as isize,
                     /* dst_rs: isize = */ dst_rs as isize,
                     /* read_dst: bool = */ false,
@@ -1527,6 +1537,9 @@ impl Map2 for MatMul {
                 )
             }
         }
+        // SAFETY: the gemm calls above wrote all `len` elements (`b` products of `m × n`
+        // at `c_skip = m·n` apart; with k = 0 gemm writes zeros).
+        unsafe { dst.set_len(len) };
         Ok(dst)
     }
 
