@@ -265,8 +265,13 @@ fn report(run: &str, kernels: Kernels, tokens: usize, p: &Phases) -> Value {
 
 /// The PyTorch script's results (`{"gpt_nanogpt_cpu": tokens/s, "bert_mini_mlm": ...,
 /// "torch_version": ..., "torch_threads": ...}`), when a Python with torch is there.
+/// An empty `GRADUS_TORCH_PYTHON` leaves PyTorch out (scripts/train-speed.sh runs it
+/// separately).
 fn torch(bench: bool, only: Option<&str>) -> Option<serde_json::Map<String, Value>> {
     let python = std::env::var("GRADUS_TORCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    if python.is_empty() {
+        return None;
+    }
     let script = gradus_testkit::workspace_root().join("benches/train_step_torch.py");
     let mut cmd = std::process::Command::new(&python);
     cmd.arg(script)

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# gradus against PyTorch on the two training steps of benches/train_step.rs (nanoGPT's
+# CPU recipe and a BERT-mini MLM step), on 1 core (`taskset -c 0`) and on 2, each pair
+# alternated ROUNDS times in one invocation so that both see the same machine: one
+# bench run of one arm is a median over 60 (nanoGPT) or 15 (BERT-mini) steps, and the
+# machine's own speed drifts between runs by more than the differences measured here.
+# Prints the CPU model, every run's tokens/s and ratio, and per pair the median ratio.
+#
+#   TORCH_PYTHON=/path/to/venv/bin/python scripts/train-speed.sh [ROUNDS]
+set -euo pipefail
+rounds=${1:-3}
+python=${TORCH_PYTHON:?set TORCH_PYTHON to a Python with torch}
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+cargo bench --profile dev --bench train_step --no-run >/dev/null 2>&1
+grep -m1 'model name' /proc/cpuinfo
+
+gradus_tps() { # CPUS MODEL
+  GRADUS_TORCH_PYTHON= taskset -c "$1" cargo bench -q --profile dev --bench train_step -- \
+    --bench "$2" fused 2>/dev/null | sed -n 's/.*\[Fused\].* \([0-9]*\) tokens\/s.*/\1/p'
+}
+
+torch_tps() { # CPUS MODEL
+  local key=gpt_nanogpt_cpu
+  if [ "$2" = bert ]; then key=bert_mini_mlm; fi
+  taskset -c "$1" "$python" benches/train_step_torch.py --bench "$2" |
+    python3 -c "import json,sys; print(round(json.load(sys.stdin)['$key']))"
+}
+
+for cpus in 0 0-1; do
+  for model in gpt bert; do
+    ratios=()
+    for r in $(seq "$rounds"); do
+      ours=$(gradus_tps "$cpus" "$model")
+      theirs=$(torch_tps "$cpus" "$model")
+      ratio=$(python3 -c "print('%.3f' % ($ours / $theirs))")
+      ratios+=("$ratio")
+      echo "cpus $cpus $model round $r: gradus $ours tokens/s, PyTorch $theirs, ratio $ratio"
+    done
+    python3 -c "import statistics,sys; print('cpus $cpus $model: median ratio %.3f over %d rounds' % (statistics.median(map(float, sys.argv[1:])), len(sys.argv) - 1))" "${ratios[@]}"
+  done
+done
