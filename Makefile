@@ -16,7 +16,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
 BIN := $(TARGET_DIR)/debug
 RUNS := runs
 
-.PHONY: all build test lint fmt fuzz bench bench-train demo demo-make minilm clean shakespeare shakespeare-llama webtext mix glue \
+.PHONY: all build test lint fmt fuzz bench bench-train bench-train-ratio demo demo-make minilm clean shakespeare shakespeare-llama webtext mix glue \
 	transfer-shakespeare sst2-tapt stsb-tapt stsb-tapt-mix sst2-decoder word-tasks hf-roundtrip hf-expectations \
 	wikitext-mlm sst2 stsb \
 	sst2-scratch glue-multitask glue-multitask-finetune glue-multitask-agnews \
@@ -58,6 +58,12 @@ bench-train:
 	$(CARGO) bench --profile dev --bench gemm
 	$(CARGO) bench --profile dev --bench kernels
 	GRADUS_TORCH_PYTHON=$(TORCH_PYTHON) $(CARGO) bench --profile dev --bench train_step
+
+# The ratio to PyTorch that ARCHITECTURE.md reports: both training steps on 1 and 2 cores,
+# gradus and PyTorch alternated ROUNDS times (scripts/train-speed.sh), median per pair.
+ROUNDS ?= 5
+bench-train-ratio:
+	TORCH_PYTHON=$(TORCH_PYTHON) scripts/train-speed.sh $(ROUNDS)
 
 # Every model folder that `make demo`, `make shakespeare` and `make glue-multitask` keep,
 # opened in transformers or sentence-transformers and compared with what gradus computes

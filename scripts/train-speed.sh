@@ -4,7 +4,7 @@
 # alternated ROUNDS times in one invocation so that both see the same machine: one
 # bench run of one arm is a median over 60 (nanoGPT) or 15 (BERT-mini) steps, and the
 # machine's own speed drifts between runs by more than the differences measured here.
-# Prints the CPU model, every run's tokens/s and ratio, and per pair the median ratio.
+# Prints the machine, every run's tokens/s and ratio, and per pair the median ratio.
 #
 #   TORCH_PYTHON=/path/to/venv/bin/python scripts/train-speed.sh [ROUNDS]
 set -euo pipefail
@@ -12,8 +12,9 @@ rounds=${1:-3}
 python=${TORCH_PYTHON:?set TORCH_PYTHON to a Python with torch}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-cargo bench --profile dev --bench train_step --no-run >/dev/null 2>&1
-grep -m1 'model name' /proc/cpuinfo
+# The bench's own machine line (CPU model, flags, caches, threads, commit) from a 2-step run.
+GRADUS_TORCH_PYTHON= cargo bench -q --profile dev --bench train_step -- gpt fused 2>/dev/null |
+  sed -n '/^machine:/p'
 
 gradus_tps() { # CPUS MODEL
   GRADUS_TORCH_PYTHON= taskset -c "$1" cargo bench -q --profile dev --bench train_step -- \
