@@ -7,18 +7,29 @@
 # Prints the machine, every run's tokens/s and ratio, and per pair the median ratio.
 #
 #   TORCH_PYTHON=/path/to/venv/bin/python scripts/train-speed.sh [ROUNDS]
+#
+# On a machine without a Rust toolchain, build the bench here (`cargo bench --profile dev
+# --bench train_step --no-run`) and point TRAIN_STEP_BIN at the executable it names.
 set -euo pipefail
 rounds=${1:-3}
 python=${TORCH_PYTHON:?set TORCH_PYTHON to a Python with torch}
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+
+bench() { # ARGS...: the train_step bench, PyTorch left out
+  if [ -n "${TRAIN_STEP_BIN:-}" ]; then
+    GRADUS_TORCH_PYTHON= "$TRAIN_STEP_BIN" "$@"
+  else
+    GRADUS_TORCH_PYTHON= cargo bench -q --profile dev --bench train_step -- "$@"
+  fi
+}
+
 # The bench's own machine line (CPU model, flags, caches, threads, commit) from a 2-step run.
-GRADUS_TORCH_PYTHON= cargo bench -q --profile dev --bench train_step -- gpt fused 2>/dev/null |
-  sed -n '/^machine:/p'
+bench gpt fused 2>/dev/null | sed -n '/^machine:/p'
 
 gradus_tps() { # CPUS MODEL
-  GRADUS_TORCH_PYTHON= taskset -c "$1" cargo bench -q --profile dev --bench train_step -- \
-    --bench "$2" fused 2>/dev/null | sed -n 's/.*\[Fused\].* \([0-9]*\) tokens\/s.*/\1/p'
+  taskset -c "$1" bash -c "$(declare -f bench); bench --bench $2 fused" 2>/dev/null |
+    sed -n 's/.*\[Fused\].* \([0-9]*\) tokens\/s.*/\1/p'
 }
 
 torch_tps() { # CPUS MODEL

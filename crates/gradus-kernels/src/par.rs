@@ -8,9 +8,10 @@ use rayon::prelude::*;
 /// Elements per parallel task: large enough that a task outweighs its scheduling.
 pub(crate) const CHUNK: usize = 1 << 14;
 
-/// An output chunk not yet written: the maps below fill every element of it, so the
-/// output is never zero-filled first (a memset as long as the op itself, for these
-/// memory-bound element-wise ops).
+/// An output chunk not yet written. A chunk function handed one must write every element
+/// of it (the output's length is set afterwards, unchecked); in return the output is
+/// never zero-filled first, a memset as long as the op itself for these memory-bound
+/// element-wise ops.
 pub(crate) type Out = [MaybeUninit<f32>];
 
 /// `f(out_chunk, x_chunk)` over `x` in chunks: `f` writes each element of its output
