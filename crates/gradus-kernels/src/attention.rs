@@ -247,9 +247,9 @@ fn block(spec: &Spec, i0: usize) -> (usize, usize) {
     (rows, spec.span(i0 + rows - 1))
 }
 
-/// `Σ_j p[r·stride + j]·v_j` over keys `j < n` for the block's rows, `v_j` the `DH` values of
-/// key `j` at `voff` in row `j` of `qkv` (`w3` wide). Sums run in key order, as the
-/// one-row loop's.
+/// `Σ_j p[r·stride + j]·v_j` over keys `j < n` for the block's rows, `v_j` the `DH`
+/// values of key `j` at `voff` in row `j` of `qkv` (`w3` wide). Sums run in key order, as
+/// the one-row loop's.
 #[inline(always)]
 fn weighted_values<const DH: usize>(
     p: &[f32],
