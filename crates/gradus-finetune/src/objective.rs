@@ -2,7 +2,7 @@
 //! sampler picks, the weighted sum of their losses, and dev metrics. Fine-tuning is this
 //! objective with one task whose head is named `classifier` ([`HeadNames::Single`]).
 
-use std::cell::RefCell;
+use std::cell::{OnceCell, RefCell};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -10,6 +10,7 @@ use candle_core::{Device, Tensor};
 use gradus_model::{Ctx, Kernels, Params, loss};
 use gradus_train::{Objective, TrainError};
 use serde::{Deserialize, Serialize};
+use tokenizers::Tokenizer;
 
 use crate::data::{BatchCursor, Batcher, PaddedBatch, TaskExample};
 use crate::error::{FinetuneError, Result};
@@ -72,6 +73,9 @@ pub struct TaskObjective {
     pub plan: LrPlan,
     /// Copied beside the saved model so that it can label raw text.
     pub tokenizer: Option<PathBuf>,
+    /// `tokenizer` read at the first scoring of generated answers and kept for the
+    /// evaluations after it.
+    loaded_tokenizer: OnceCell<Tokenizer>,
     /// Per task: summed mean losses and micro-batches since the last step's report.
     seen: RefCell<Vec<(f64, usize)>>,
 }
@@ -131,6 +135,7 @@ impl TaskObjective {
             device,
             plan,
             tokenizer: None,
+            loaded_tokenizer: OnceCell::new(),
             seen,
         }
     }
@@ -142,6 +147,7 @@ impl TaskObjective {
 
     pub fn with_tokenizer(mut self, tokenizer: Option<PathBuf>) -> Self {
         self.tokenizer = tokenizer;
+        self.loaded_tokenizer = OnceCell::new();
         self
     }
 
@@ -179,14 +185,20 @@ impl TaskObjective {
                     spec.name
                 )));
             };
-            let tokenizer = gradus_tokenize::load(path)?;
+            let tokenizer = match self.loaded_tokenizer.get() {
+                Some(tokenizer) => tokenizer,
+                None => {
+                    let loaded = gradus_tokenize::load(path)?;
+                    self.loaded_tokenizer.get_or_init(|| loaded)
+                }
+            };
             let scorer = Scorer {
                 decoder,
                 spec,
                 batch_size: self.eval_batch_size,
                 pad: self.pad,
                 device: &self.device,
-                tokenizer: &tokenizer,
+                tokenizer,
             };
             return scorer.score(examples);
         }
