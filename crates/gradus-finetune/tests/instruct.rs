@@ -220,11 +220,8 @@ fn what_an_instruction_task_cannot_be_is_refused() {
 fn packed_examples_teach_the_same_answers() {
     let tmp = tempfile::tempdir().unwrap();
     let examples = reversals(tmp.path());
-    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
-        .unwrap()
-        .get_vocab_size(true);
     let gpt = gradus_model::GptConfig {
-        vocab_size: vocab,
+        vocab_size: common::vocab_size(&examples),
         n_positions: 64,
         n_embd: 64,
         n_layer: 2,

@@ -81,6 +81,13 @@ pub fn labels_the_toy_sentences(dir: &Path) -> Vec<Prediction> {
     rows
 }
 
+/// The vocabulary size (added tokens included) of the tokenizer that encoded `examples`.
+pub fn vocab_size(examples: &Path) -> usize {
+    gradus_tokenize::load(&examples.join("tokenizer.json"))
+        .unwrap()
+        .get_vocab_size(true)
+}
+
 /// A tiny random decoder (`config`) in `dir`, with the tokenizer of the examples in
 /// `examples` beside it (so the vocabularies are checked token for token).
 pub fn tiny_decoder(examples: &Path, config: gradus_model::DecoderConfig, dir: &Path) -> PathBuf {
@@ -96,9 +103,7 @@ pub fn tiny_decoder(examples: &Path, config: gradus_model::DecoderConfig, dir: &
 /// A tiny Llama (width 32, 2 layers, 4 heads sharing 2 key/value heads, its own output
 /// layer) of the vocabulary of `examples`' tokenizer.
 pub fn tiny_llama(examples: &Path, dir: &Path) -> PathBuf {
-    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
-        .unwrap()
-        .get_vocab_size(true);
+    let vocab = vocab_size(examples);
     let llama = gradus_model::LlamaConfig {
         vocab_size: vocab,
         hidden_size: 32,
@@ -115,9 +120,7 @@ pub fn tiny_llama(examples: &Path, dir: &Path) -> PathBuf {
 /// A tiny GPT-2 (width 32, 2 layers, 32 positions, no dropout) and a tiny Llama of the
 /// vocabulary of `examples`' tokenizer, in `root/gpt` and `root/llama`.
 pub fn tiny_decoders(examples: &Path, root: &Path) -> Vec<PathBuf> {
-    let vocab = gradus_tokenize::load(&examples.join("tokenizer.json"))
-        .unwrap()
-        .get_vocab_size(true);
+    let vocab = vocab_size(examples);
     let gpt = gradus_model::GptConfig {
         vocab_size: vocab,
         n_positions: 32,
