@@ -186,7 +186,7 @@ fn verify_fails_on_a_damaged_shard() {
 }
 
 #[test]
-fn import_reads_compressed_json_lines_and_refuses_tables() {
+fn import_reads_compressed_json_lines_and_the_text_of_tables() {
     use std::io::Write as _;
     let tmp = tempfile::tempdir().unwrap();
     let gz = tmp.path().join("a.jsonl.gz");
@@ -211,22 +211,41 @@ fn import_reads_compressed_json_lines_and_refuses_tables() {
         shown.contains("zipped") && shown.contains("twice"),
         "{shown}"
     );
-    let table = tmp.path().join("t.parquet");
-    std::fs::write(&table, b"").unwrap();
-    let refused = gradus(&[
+    // A table's text column, the other columns as metadata.
+    let tsv = tmp.path().join("t.tsv");
+    std::fs::write(&tsv, "text\tlabel\nfrom a table\t1\n").unwrap();
+    let docs = tmp.path().join("t");
+    let import = gradus(&[
         "import",
         "-i",
-        table.to_str().unwrap(),
+        tsv.to_str().unwrap(),
         "-o",
-        tmp.path().join("t").to_str().unwrap(),
+        docs.to_str().unwrap(),
     ]);
-    assert!(!refused.status.success());
-    let err = stderr(&refused);
-    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(import.status.success(), "{}", stderr(&import));
+    let shown = stdout(&gradus(&["inspect", docs.to_str().unwrap(), "--head", "1"]));
     assert!(
-        err.contains("t.parquet") && err.contains("gradus-clean"),
-        "{err}"
+        shown.contains("from a table") && shown.contains("label"),
+        "{shown}"
     );
+    // A table without the text column, or not of its format: one line naming it.
+    std::fs::write(&tsv, "body\tlabel\nno text column\t1\n").unwrap();
+    let parquet = tmp.path().join("t.parquet");
+    std::fs::write(&parquet, b"").unwrap();
+    for (bad, says) in [(&tsv, "no column `text`"), (&parquet, "t.parquet")] {
+        let out = tmp.path().join("refused");
+        let refused = gradus(&[
+            "import",
+            "-i",
+            bad.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!refused.status.success());
+        let err = stderr(&refused);
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(says), "{err}");
+    }
 }
 
 #[test]

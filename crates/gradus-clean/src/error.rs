@@ -3,28 +3,7 @@
 use std::path::Path;
 
 /// A kind of malformed input, as counted in the report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum InputErrorKind {
-    MalformedJson,
-    InvalidUtf8,
-    MissingText,
-    MalformedRow,
-    EmptyFile,
-    MissingFile,
-}
-
-impl InputErrorKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::MalformedJson => "malformed_json",
-            Self::InvalidUtf8 => "invalid_utf8",
-            Self::MissingText => "missing_text",
-            Self::MalformedRow => "malformed_row",
-            Self::EmptyFile => "empty_file",
-            Self::MissingFile => "missing_file",
-        }
-    }
-}
+pub use gradus_shard::raw::InputErrorKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CleanError {

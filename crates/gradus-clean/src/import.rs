@@ -1,17 +1,18 @@
-//! `gradus import`: raw JSONL or plain-text files to a `documents` dataset, unchanged.
+//! `gradus import`: raw files (JSON lines, plain text, or a table's text column) to a
+//! `documents` dataset, unchanged.
 //! (The clean stage does the same with normalisation, filters and dedup; import is for
 //! text that is already clean, and for sample data.)
 
-use std::io::BufRead;
 use std::path::{Path, PathBuf};
 
+use gradus_shard::raw::{self, Position, RawRecord, ReadSpec, TextUnit};
 use gradus_shard::{
     DatasetKind, DatasetWriter, Document, InputRef, OpenMode, Producer, Record, WriterOptions,
 };
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::error::{CleanError, InputErrorKind, Result};
-use crate::ingest::{Format, TextUnit, format_of, open_decoded};
 
 /// Settings of `gradus import`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,32 +154,14 @@ fn import_file(
     let source = file
         .file_stem()
         .map_or_else(|| "input".into(), |s| s.to_string_lossy().into_owned());
-    // Import takes text as it is: JSON lines or plain text (any other extension),
-    // compressed or not. Tables are the clean stage's to read.
-    let jsonl = match format_of(file) {
-        Ok(Format::Jsonl) => true,
-        Ok(Format::Tsv | Format::Csv | Format::Parquet) => {
-            return Err(CleanError::Config(format!(
-                "{key}: import reads JSON lines and plain text; for this table use gradus-clean, which reads its columns"
-            )));
-        }
-        _ => false,
-    };
-    let reader = open_decoded(file)?;
     let mut batch = Vec::with_capacity(config.batch_rows);
-    let mut emit = |doc: Document| -> Result<()> {
+    for doc in documents(file, key, &source, config)? {
         metrics::counter!("docs_imported").increment(1);
-        batch.push(doc);
+        batch.push(doc?);
         if batch.len() >= config.batch_rows {
             writer.write(key, &Document::to_batch(&batch)?)?;
             batch.clear();
         }
-        Ok(())
-    };
-    if jsonl {
-        jsonl_documents(reader, key, &source, &config.text_field, &mut emit)?;
-    } else {
-        text_documents(reader, key, &source, config.text_unit, &mut emit)?;
     }
     if !batch.is_empty() {
         writer.write(key, &Document::to_batch(&batch)?)?;
@@ -186,89 +169,72 @@ fn import_file(
     Ok(())
 }
 
-/// Receives each document as it is parsed.
-type Emit<'a> = dyn FnMut(Document) -> Result<()> + 'a;
-
-fn jsonl_documents(
-    reader: impl BufRead,
-    key: &str,
-    source: &str,
-    text_field: &str,
-    emit: &mut Emit<'_>,
-) -> Result<()> {
-    for (i, line) in reader.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| bad_line(key, line_no, InputErrorKind::InvalidUtf8, e))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&line)
-            .map_err(|e| bad_line(key, line_no, InputErrorKind::MalformedJson, e))?;
-        let Some(serde_json::Value::String(text)) = record.remove(text_field) else {
-            let detail = format!("no string field `{text_field}`");
-            return Err(bad_line(key, line_no, InputErrorKind::MissingText, detail));
+/// The documents of one file, in order; the first bad record fails, naming its line.
+/// A file whose extension names no format (a pipe, `/dev/stdin`) is plain text.
+fn documents<'a>(
+    file: &Path,
+    key: &'a str,
+    source: &'a str,
+    config: &'a ImportConfig,
+) -> Result<impl Iterator<Item = Result<Document>> + 'a> {
+    let format = raw::format_of(file).unwrap_or(raw::Format::Text);
+    let spec = ReadSpec {
+        text_unit: config.text_unit,
+        text_field: config.text_field.clone(),
+        ..ReadSpec::new(format)
+    };
+    let reader = raw::open(file, &spec).map_err(|e| CleanError::Config(e.to_string()))?;
+    raw::require_column(reader.as_ref(), &config.text_field)
+        .map_err(|detail| CleanError::Config(format!("{key}: {detail}")))?;
+    let documents = reader.filter_map(move |item| {
+        let record = match item {
+            Err(e) => return Some(Err(CleanError::Config(e.to_string()))),
+            Ok(Err(bad)) => return Some(Err(bad_line(key, bad.line, bad.kind, bad.detail))),
+            Ok(Ok(record)) => record,
         };
-        let metadata = (!record.is_empty()).then(|| serde_json::Value::Object(record).to_string());
-        emit(Document {
-            id: format!("{source}:{line_no}"),
-            text,
-            source: source.to_string(),
-            metadata,
-        })?;
-    }
-    Ok(())
+        document(record, key, source, format, &config.text_field).transpose()
+    });
+    Ok(documents)
 }
 
-fn text_documents(
-    reader: impl BufRead,
+/// A record as a document: its text field, trimmed for plain text (where a blank one
+/// is no document), and its other fields as metadata.
+fn document(
+    mut record: RawRecord,
     key: &str,
     source: &str,
-    unit: TextUnit,
-    emit: &mut Emit<'_>,
-) -> Result<()> {
-    let mut current = String::new();
-    let mut start = 1;
-    let mut flush = |text: &mut String, line_no: usize| -> Result<()> {
-        let trimmed = text.trim();
-        if !trimmed.is_empty() {
-            emit(Document {
-                id: format!("{source}:{line_no}"),
-                text: trimmed.to_string(),
-                source: source.to_string(),
-                metadata: None,
-            })?;
-        }
-        text.clear();
-        Ok(())
+    format: raw::Format,
+    text_field: &str,
+) -> Result<Option<Document>> {
+    let number = record.position.number();
+    let Some(Value::String(mut text)) = record.fields.remove(text_field) else {
+        let detail = format!("no text in `{text_field}`");
+        return Err(bad_line(key, number, InputErrorKind::MissingText, detail));
     };
-    for (i, line) in reader.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| bad_line(key, line_no, InputErrorKind::InvalidUtf8, e))?;
-        if current.is_empty() {
-            start = line_no;
-        }
-        match unit {
-            TextUnit::Line => {
-                current.push_str(&line);
-                flush(&mut current, start)?;
-            }
-            TextUnit::Paragraph if line.trim().is_empty() => flush(&mut current, start)?,
-            TextUnit::Paragraph | TextUnit::File => {
-                if !current.is_empty() {
-                    current.push('\n');
-                }
-                current.push_str(&line);
-            }
+    if format == raw::Format::Text {
+        text = text.trim().to_string();
+        if text.is_empty() {
+            return Ok(None);
         }
     }
-    flush(&mut current, start)
+    let id = match record.position {
+        Position::Line(line) => format!("{source}:{line}"),
+        Position::Row(row) => format!("{source}#{row}"),
+    };
+    let metadata = (!record.fields.is_empty()).then(|| Value::Object(record.fields).to_string());
+    Ok(Some(Document {
+        id,
+        text,
+        source: source.to_string(),
+        metadata,
+    }))
 }
 
 /// Line `line` of file `key` is not what import reads.
-fn bad_line(key: &str, line: usize, kind: InputErrorKind, detail: impl ToString) -> CleanError {
+fn bad_line(key: &str, line: u64, kind: InputErrorKind, detail: impl ToString) -> CleanError {
     CleanError::Input {
         file: key.to_string(),
-        line: line as u64,
+        line,
         kind,
         detail: detail.to_string(),
     }
@@ -278,21 +244,26 @@ fn bad_line(key: &str, line: usize, kind: InputErrorKind, detail: impl ToString)
 mod tests {
     use super::*;
 
-    fn collect(parse: impl FnOnce(&mut Emit<'_>) -> Result<()>) -> Result<Vec<Document>> {
-        let mut docs = Vec::new();
-        parse(&mut |d| {
-            docs.push(d);
-            Ok(())
-        })?;
-        Ok(docs)
+    /// The documents of `text` written to a file `name`, or the first error.
+    fn import(name: &str, text: &str, config: &ImportConfig) -> Result<Vec<Document>> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        documents(&path, name, &stem, config)?.collect()
+    }
+
+    fn unit(text_unit: TextUnit) -> ImportConfig {
+        ImportConfig {
+            text_unit,
+            ..ImportConfig::default()
+        }
     }
 
     #[test]
     fn paragraphs_get_the_line_they_start_on() {
         let text = "first para\nstill first\n\n\nsecond\n";
-        let docs =
-            collect(|e| text_documents(text.as_bytes(), "f.txt", "f", TextUnit::Paragraph, e))
-                .unwrap();
+        let docs = import("f.txt", text, &unit(TextUnit::Paragraph)).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].id, "f:1");
         assert_eq!(docs[0].text, "first para\nstill first");
@@ -302,12 +273,10 @@ mod tests {
     #[test]
     fn file_and_line_units() {
         let text = "a\nb\n\nc\n";
-        let whole =
-            collect(|e| text_documents(text.as_bytes(), "f", "f", TextUnit::File, e)).unwrap();
+        let whole = import("f.txt", text, &unit(TextUnit::File)).unwrap();
         assert_eq!(whole.len(), 1);
         assert_eq!(whole[0].text, "a\nb\n\nc");
-        let lines =
-            collect(|e| text_documents(text.as_bytes(), "f", "f", TextUnit::Line, e)).unwrap();
+        let lines = import("f.txt", text, &unit(TextUnit::Line)).unwrap();
         let ids: Vec<&str> = lines.iter().map(|d| d.id.as_str()).collect();
         assert_eq!(ids, ["f:1", "f:2", "f:4"]);
     }
@@ -315,16 +284,17 @@ mod tests {
     #[test]
     fn bad_jsonl_names_file_and_line() {
         let text = "{\"text\": \"ok\"}\n{\"body\": \"no text\"}\n";
-        let err =
-            collect(|e| jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text", e)).unwrap_err();
+        let err = import("in.jsonl", text, &ImportConfig::default()).unwrap_err();
         assert!(err.to_string().starts_with("in.jsonl:2:"), "{err}");
     }
 
     #[test]
-    fn other_jsonl_fields_become_metadata() {
+    fn other_fields_become_metadata() {
         let text = "{\"text\": \"ok\", \"url\": \"u\"}\n";
-        let docs =
-            collect(|e| jsonl_documents(text.as_bytes(), "in.jsonl", "in", "text", e)).unwrap();
+        let docs = import("in.jsonl", text, &ImportConfig::default()).unwrap();
         assert_eq!(docs[0].metadata.as_deref(), Some("{\"url\":\"u\"}"));
+        let docs = import("in.tsv", "text\tlabel\nok\t1\n", &ImportConfig::default()).unwrap();
+        assert_eq!((docs[0].id.as_str(), docs[0].text.as_str()), ("in:2", "ok"));
+        assert_eq!(docs[0].metadata.as_deref(), Some("{\"label\":\"1\"}"));
     }
 }

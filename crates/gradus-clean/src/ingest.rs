@@ -8,8 +8,6 @@
 //! run with the file and line, as `on_error` says.
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
@@ -19,24 +17,14 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::PartitionStream;
+use gradus_shard::raw::{self, Position, RawError, ReadSpec};
 use gradus_shard::{Dataset, DatasetKind, ReadOptions, ShardEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::{CleanError, InputErrorKind};
 
-/// How a plain-text file is cut into documents.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TextUnit {
-    /// The whole file is one document.
-    File,
-    /// Blank-line separated paragraphs.
-    #[default]
-    Paragraph,
-    /// Every non-empty line.
-    Line,
-}
+pub use gradus_shard::raw::TextUnit;
 
 /// The format of an input; by default told from the file extension.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -227,29 +215,34 @@ fn matching_files(pattern: &str) -> Result<Vec<PathBuf>, CleanError> {
 
 /// The format a file's extension names (`.gz` / `.zst` looked through).
 pub fn format_of(path: &Path) -> Result<Format, CleanError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let name = name
-        .strip_suffix(".gz")
-        .or_else(|| name.strip_suffix(".zst"))
-        .unwrap_or(&name);
-    let ext = name.rsplit_once('.').map_or("", |(_, e)| e);
-    Ok(match ext {
-        "jsonl" | "ndjson" | "json" => Format::Jsonl,
-        "txt" | "text" | "md" => Format::Text,
-        "tsv" => Format::Tsv,
-        "csv" => Format::Csv,
-        "parquet" => Format::Parquet,
-        _ => {
-            return Err(CleanError::Config(format!(
-                "{}: cannot tell the format from the extension; set `format` \
-                 (jsonl, text, tsv, csv, parquet, documents)",
-                path.display()
-            )));
-        }
+    let format = raw::format_of(path).ok_or_else(|| {
+        CleanError::Config(format!(
+            "{}: cannot tell the format from the extension; set `format` \
+             (jsonl, text, tsv, csv, parquet, documents)",
+            path.display()
+        ))
+    })?;
+    Ok(match format {
+        raw::Format::Jsonl => Format::Jsonl,
+        raw::Format::Text => Format::Text,
+        raw::Format::Tsv => Format::Tsv,
+        raw::Format::Csv => Format::Csv,
+        raw::Format::Parquet => Format::Parquet,
     })
+}
+
+impl Format {
+    /// The raw file format, for all but an upstream dataset.
+    fn raw(self) -> Option<raw::Format> {
+        match self {
+            Self::Jsonl => Some(raw::Format::Jsonl),
+            Self::Text => Some(raw::Format::Text),
+            Self::Tsv => Some(raw::Format::Tsv),
+            Self::Csv => Some(raw::Format::Csv),
+            Self::Parquet => Some(raw::Format::Parquet),
+            Self::Documents => None,
+        }
+    }
 }
 
 static INGEST_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -374,12 +367,6 @@ impl<'a> Batcher<'a> {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Position {
-    Line(u64),
-    Row(u64),
-}
-
 /// Reads one input file, handing batches to `sink`; `sink` returns false to stop early.
 pub fn read_file(
     file: &InputFile,
@@ -403,13 +390,9 @@ pub fn read_file(
         }
         Ok(())
     };
-    let result = match file.format {
-        Format::Jsonl => read_jsonl(&mut ctx, &mut b, &mut emit),
-        Format::Text => read_text(&mut ctx, &mut b, &mut emit),
-        Format::Tsv => read_tsv(&mut ctx, &mut b, &mut emit),
-        Format::Csv => read_csv(&mut ctx, &mut b, &mut emit),
-        Format::Parquet => read_parquet(&mut ctx, &mut b, &mut emit),
-        Format::Documents => read_documents(&mut ctx, &mut b, &mut emit),
+    let result = match file.format.raw() {
+        Some(format) => read_raw(&mut ctx, format, &mut b, &mut emit),
+        None => read_documents(&mut ctx, &mut b, &mut emit),
     };
     match result {
         Err(CleanError::Cancelled) => return Ok(()),
@@ -448,283 +431,58 @@ impl ReadCtx<'_> {
     }
 }
 
-/// A file's bytes, decompressed by its extension (`.gz`, `.zst`).
-pub fn open_decoded(path: &Path) -> Result<Box<dyn BufRead>, CleanError> {
-    let f = File::open(path).map_err(|e| CleanError::io(path, e))?;
-    let name = path.to_string_lossy().to_lowercase();
-    let reader: Box<dyn Read> = if name.ends_with(".gz") {
-        Box::new(flate2::read::MultiGzDecoder::new(f))
-    } else if name.ends_with(".zst") {
-        Box::new(zstd::Decoder::new(f).map_err(|e| CleanError::io(path, e))?)
-    } else {
-        Box::new(f)
-    };
-    Ok(Box::new(BufReader::with_capacity(1 << 20, reader)))
-}
-
-fn read_jsonl(
+/// Reads a raw file's records as documents: the text from `text_field`, the other
+/// fields kept in the metadata.
+fn read_raw(
     ctx: &mut ReadCtx<'_>,
+    format: raw::Format,
     b: &mut Batcher<'_>,
     emit: &mut Emit<'_>,
 ) -> Result<(), CleanError> {
-    let mut reader = open_decoded(&ctx.file.path)?;
-    let mut buf = Vec::new();
-    let mut line_no = 0u64;
-    let mut any = false;
-    loop {
-        buf.clear();
-        let n = reader
-            .read_until(b'\n', &mut buf)
-            .map_err(|e| CleanError::io(&ctx.file.path, e))?;
-        if n == 0 {
-            break;
-        }
-        line_no += 1;
-        any = true;
-        let Ok(line) = std::str::from_utf8(&buf) else {
-            ctx.bad(
-                InputErrorKind::InvalidUtf8,
-                line_no,
-                "line is not UTF-8".into(),
-            )?;
-            continue;
-        };
-        let line = line.trim_end_matches(['\n', '\r']);
-        if line.trim().is_empty() {
-            continue;
-        }
-        let mut record = match serde_json::from_str::<Map<String, Value>>(line) {
-            Ok(r) => r,
-            Err(e) => {
-                ctx.bad(InputErrorKind::MalformedJson, line_no, e.to_string())?;
+    let file = ctx.file;
+    let spec = ReadSpec {
+        text_unit: file.text_unit,
+        text_field: file.text_field.clone(),
+        // Only the text of a Parquet file: its other columns can be large.
+        columns: (format == raw::Format::Parquet).then(|| vec![file.text_field.clone()]),
+        ..ReadSpec::new(format)
+    };
+    let reader = raw::open(&file.path, &spec).map_err(|e| raw_error(file, e))?;
+    raw::require_column(reader.as_ref(), &file.text_field)
+        .map_err(|detail| CleanError::Config(format!("{}: {detail}", file.display)))?;
+    for item in reader {
+        let mut record = match item.map_err(|e| raw_error(file, e))? {
+            Ok(record) => record,
+            Err(bad) => {
+                ctx.bad(bad.kind, bad.line, bad.detail)?;
                 continue;
             }
         };
-        let Some(Value::String(text)) = record.remove(&ctx.file.text_field) else {
-            let detail = format!("no string field `{}`", ctx.file.text_field);
-            ctx.bad(InputErrorKind::MissingText, line_no, detail)?;
-            continue;
-        };
-        let out = b.push(Position::Line(line_no), None, None, record, &text);
-        emit(out)?;
-    }
-    if !any {
-        ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into())?;
-    }
-    Ok(())
-}
-
-fn read_text(
-    ctx: &mut ReadCtx<'_>,
-    b: &mut Batcher<'_>,
-    emit: &mut Emit<'_>,
-) -> Result<(), CleanError> {
-    let mut bytes = Vec::new();
-    open_decoded(&ctx.file.path)?
-        .read_to_end(&mut bytes)
-        .map_err(|e| CleanError::io(&ctx.file.path, e))?;
-    if bytes.is_empty() {
-        return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
-    }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()]
-                .iter()
-                .filter(|&&c| c == b'\n')
-                .count() as u64;
-            return ctx.bad(
-                InputErrorKind::InvalidUtf8,
-                line,
-                "file is not UTF-8".into(),
-            );
-        }
-    };
-    let mut docs: Vec<(u64, String)> = Vec::new();
-    match ctx.file.text_unit {
-        TextUnit::File => docs.push((1, text)),
-        TextUnit::Line => docs.extend(
-            text.lines()
-                .enumerate()
-                .filter(|(_, l)| !l.trim().is_empty())
-                .map(|(i, l)| (i as u64 + 1, l.to_string())),
-        ),
-        TextUnit::Paragraph => {
-            let mut current: Option<(u64, String)> = None;
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    docs.extend(current.take());
-                } else if let Some((_, p)) = current.as_mut() {
-                    p.push('\n');
-                    p.push_str(line);
-                } else {
-                    current = Some((i as u64 + 1, line.to_string()));
-                }
-            }
-            docs.extend(current);
-        }
-    }
-    for (line, doc) in docs {
-        let out = b.push(Position::Line(line), None, None, Map::new(), &doc);
-        emit(out)?;
-    }
-    Ok(())
-}
-
-fn read_tsv(
-    ctx: &mut ReadCtx<'_>,
-    b: &mut Batcher<'_>,
-    emit: &mut Emit<'_>,
-) -> Result<(), CleanError> {
-    let reader = open_decoded(&ctx.file.path)?;
-    let mut lines = reader.split(b'\n');
-    let Some(header) = lines.next() else {
-        return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
-    };
-    let header = header.map_err(|e| CleanError::io(&ctx.file.path, e))?;
-    let header = String::from_utf8_lossy(&header);
-    let columns: Vec<String> = header
-        .trim_end_matches('\r')
-        .split('\t')
-        .map(str::to_string)
-        .collect();
-    let text_col = text_column(ctx, &columns)?;
-    for (i, line) in lines.enumerate() {
-        let line_no = i as u64 + 2;
-        let line = line.map_err(|e| CleanError::io(&ctx.file.path, e))?;
-        let Ok(line) = std::str::from_utf8(&line) else {
+        let Some(Value::String(text)) = record.fields.remove(&file.text_field) else {
+            let detail = format!("no text in `{}`", file.text_field);
             ctx.bad(
-                InputErrorKind::InvalidUtf8,
-                line_no,
-                "line is not UTF-8".into(),
+                InputErrorKind::MissingText,
+                record.position.number(),
+                detail,
             )?;
             continue;
         };
-        let line = line.trim_end_matches('\r');
-        if line.is_empty() {
-            continue;
-        }
-        let values: Vec<&str> = line.split('\t').collect();
-        if values.len() != columns.len() {
-            let detail = format!("{} fields, header has {}", values.len(), columns.len());
-            ctx.bad(InputErrorKind::MalformedRow, line_no, detail)?;
-            continue;
-        }
-        let out = row_document(b, &columns, &values, text_col, Position::Line(line_no));
-        emit(out)?;
+        emit(b.push(record.position, None, None, record.fields, &text))?;
     }
     Ok(())
 }
 
-fn read_csv(
-    ctx: &mut ReadCtx<'_>,
-    b: &mut Batcher<'_>,
-    emit: &mut Emit<'_>,
-) -> Result<(), CleanError> {
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(open_decoded(&ctx.file.path)?);
-    let columns: Vec<String> = match reader.headers() {
-        Ok(h) => h.iter().map(str::to_string).collect(),
-        Err(e) => return ctx.bad(InputErrorKind::MalformedRow, 1, e.to_string()),
-    };
-    if columns.is_empty() {
-        return ctx.bad(InputErrorKind::EmptyFile, 0, "the file is empty".into());
-    }
-    let text_col = text_column(ctx, &columns)?;
-    for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line());
-                let kind = if matches!(e.kind(), csv::ErrorKind::Utf8 { .. }) {
-                    InputErrorKind::InvalidUtf8
-                } else {
-                    InputErrorKind::MalformedRow
-                };
-                ctx.bad(kind, line, e.to_string())?;
-                continue;
-            }
-        };
-        let line = record.position().map_or(0, |p| p.line());
-        let values: Vec<&str> = record.iter().collect();
-        let out = row_document(b, &columns, &values, text_col, Position::Line(line));
-        emit(out)?;
-    }
-    Ok(())
-}
-
-/// The index of the text column, or an error naming the columns there are.
-fn text_column(ctx: &ReadCtx<'_>, columns: &[String]) -> Result<usize, CleanError> {
-    columns
-        .iter()
-        .position(|c| *c == ctx.file.text_field)
-        .ok_or_else(|| {
-            CleanError::Config(format!(
-                "{}: no column `{}` (columns: {})",
-                ctx.file.display,
-                ctx.file.text_field,
-                columns.join(", ")
-            ))
-        })
-}
-
-fn row_document(
-    b: &mut Batcher<'_>,
-    columns: &[String],
-    values: &[&str],
-    text_col: usize,
-    position: Position,
-) -> Option<Result<RecordBatch, CleanError>> {
-    let fields: Map<String, Value> = columns
-        .iter()
-        .zip(values)
-        .enumerate()
-        .filter(|(i, _)| *i != text_col)
-        .map(|(_, (c, v))| (c.clone(), Value::String((*v).to_string())))
-        .collect();
-    b.push(position, None, None, fields, values[text_col])
-}
-
-fn read_parquet(
-    ctx: &mut ReadCtx<'_>,
-    b: &mut Batcher<'_>,
-    emit: &mut Emit<'_>,
-) -> Result<(), CleanError> {
-    use arrow::array::{Array, AsArray};
-    use parquet::arrow::ProjectionMask;
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-
-    let f = File::open(&ctx.file.path).map_err(|e| CleanError::io(&ctx.file.path, e))?;
-    let parquet_err =
-        |e: parquet::errors::ParquetError| CleanError::Config(format!("{}: {e}", ctx.file.display));
-    let builder = ParquetRecordBatchReaderBuilder::try_new(f).map_err(parquet_err)?;
-    let schema = builder.schema().clone();
-    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-    let text_col = text_column(ctx, &names)?;
-    let mask = ProjectionMask::roots(builder.parquet_schema(), [text_col]);
-    let reader = builder.with_projection(mask).build().map_err(parquet_err)?;
-    let mut row = 0u64;
-    for batch in reader {
-        let batch = batch.map_err(|e| CleanError::Config(format!("{}: {e}", ctx.file.display)))?;
-        let col = arrow::compute::cast(batch.column(0), &DataType::Utf8)
-            .map_err(|e| CleanError::Config(format!("{}: text column: {e}", ctx.file.display)))?;
-        let texts = col.as_string::<i32>();
-        for i in 0..texts.len() {
-            if texts.is_null(i) {
-                ctx.bad(
-                    InputErrorKind::MissingText,
-                    row,
-                    format!("row {row}: null text"),
-                )?;
-            } else {
-                let out = b.push(Position::Row(row), None, None, Map::new(), texts.value(i));
-                emit(out)?;
-            }
-            row += 1;
+/// A raw file that cannot be read, named as the input names it.
+fn raw_error(file: &InputFile, e: RawError) -> CleanError {
+    match e {
+        RawError::Io { source, .. } => CleanError::Io {
+            path: file.display.clone(),
+            source,
+        },
+        RawError::Format { detail, .. } => {
+            CleanError::Config(format!("{}: {detail}", file.display))
         }
     }
-    Ok(())
 }
 
 fn read_documents(

@@ -46,6 +46,7 @@ pub mod inspect;
 mod lock;
 mod manifest;
 mod on_error;
+pub mod raw;
 mod reader;
 mod records;
 mod schema;

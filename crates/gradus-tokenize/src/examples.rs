@@ -403,8 +403,13 @@ fn encode_file(
             }
         }
     };
-    for (line, reason) in &f.table.bad_lines {
-        skip(counts, "malformed_line", *line, reason.clone())?;
+    for bad in &f.table.bad_lines {
+        skip(
+            counts,
+            bad.kind.name(),
+            bad.line as usize,
+            bad.detail.clone(),
+        )?;
     }
     let mut pending: Vec<Example> = Vec::new();
     for row in &f.table.rows {

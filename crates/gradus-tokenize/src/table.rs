@@ -1,15 +1,12 @@
-//! Labeled task files as rows of text cells: TSV (tab-separated, no quoting, as GLUE),
-//! CSV (quoted), JSON lines and Parquet, chosen by file extension. Every row keeps the
-//! line (or row) number it came from so errors can name it.
+//! Labeled task files as rows of text cells, read through the raw-file layer
+//! ([`gradus_shard::raw`]): TSV (tab-separated, no quoting, as GLUE), CSV (quoted), JSON
+//! lines and Parquet, chosen by file extension. Every row keeps the line (or row) number
+//! it came from so errors can name it.
 
-use std::fs::File;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use arrow::array::{Array, AsArray};
-use arrow::compute::cast;
-use arrow::datatypes::DataType;
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use gradus_shard::raw::{self, BadRecord, RawError, RawRecord, ReadSpec};
+use serde_json::Value;
 
 use crate::error::{Result, TokenizeError};
 
@@ -25,8 +22,8 @@ pub struct Row {
 pub struct Table {
     pub columns: Vec<String>,
     pub rows: Vec<Row>,
-    /// Lines that could not be split into the header's columns: (line, reason).
-    pub bad_lines: Vec<(usize, String)>,
+    /// Lines that could not be read as rows of the table.
+    pub bad_lines: Vec<BadRecord>,
 }
 
 impl Table {
@@ -42,200 +39,65 @@ impl Table {
     }
 }
 
-/// Reads `path` by its extension.
+/// Reads `path` by its extension (TSV, CSV, JSON lines or Parquet, the text formats
+/// optionally compressed). JSON lines name their own columns: every key any record has,
+/// in the order first met.
 pub fn read_table(path: &Path, has_header: bool) -> Result<Table> {
-    let ext = path
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "tsv" | "tab" | "txt" => read_tsv(path, has_header),
-        "csv" => read_csv(path, has_header),
-        "jsonl" | "ndjson" | "json" => read_jsonl(path),
-        "parquet" => read_parquet(path),
-        other => Err(TokenizeError::Config(format!(
-            "{}: unknown file type {other:?} (tsv, csv, jsonl or parquet)",
-            path.display()
-        ))),
-    }
-}
-
-fn open(path: &Path) -> Result<BufReader<File>> {
-    File::open(path)
-        .map(BufReader::new)
-        .map_err(|e| TokenizeError::io(path, e))
-}
-
-fn positional(n: usize) -> Vec<String> {
-    (0..n).map(|i| i.to_string()).collect()
-}
-
-fn read_tsv(path: &Path, has_header: bool) -> Result<Table> {
-    let mut table = Table::default();
-    for (i, line) in open(path)?.lines().enumerate() {
-        let line_no = i + 1;
-        let line = line.map_err(|e| TokenizeError::Row {
-            path: path.to_path_buf(),
-            line: line_no,
-            reason: e.to_string(),
-        })?;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        if line.is_empty() {
-            continue;
+    let format = match raw::format_of(path) {
+        Some(raw::Format::Text) | None => {
+            return Err(TokenizeError::Config(format!(
+                "{}: not a table: examples are read from tsv, csv, jsonl or parquet files",
+                path.display()
+            )));
         }
-        let cells: Vec<&str> = line.split('\t').collect();
-        if table.columns.is_empty() {
-            if has_header {
-                table.columns = cells.iter().map(|c| c.trim().to_string()).collect();
-                continue;
-            }
-            table.columns = positional(cells.len());
-        }
-        if cells.len() != table.columns.len() {
-            let reason = format!(
-                "expected {} tab-separated fields, found {}",
-                table.columns.len(),
-                cells.len()
-            );
-            table.bad_lines.push((line_no, reason));
-            continue;
-        }
-        table.rows.push(Row {
-            line: line_no,
-            cells: cells.into_iter().map(|c| Some(c.to_string())).collect(),
-        });
-    }
-    Ok(table)
-}
-
-fn read_csv(path: &Path, has_header: bool) -> Result<Table> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(has_header)
-        .flexible(true)
-        .from_reader(open(path)?);
-    let mut table = Table::default();
-    if has_header {
-        let headers = reader.headers().map_err(|e| TokenizeError::Row {
-            path: path.to_path_buf(),
-            line: 1,
-            reason: e.to_string(),
-        })?;
-        table.columns = headers.iter().map(|h| h.trim().to_string()).collect();
-    }
-    for record in reader.records() {
-        let record = record.map_err(|e| TokenizeError::Row {
-            path: path.to_path_buf(),
-            line: e.position().map_or(0, |p| p.line() as usize),
-            reason: e.to_string(),
-        })?;
-        let line = record.position().map_or(0, |p| p.line() as usize);
-        if table.columns.is_empty() {
-            table.columns = positional(record.len());
-        }
-        if record.len() != table.columns.len() {
-            let reason = format!(
-                "expected {} fields, found {}",
-                table.columns.len(),
-                record.len()
-            );
-            table.bad_lines.push((line, reason));
-            continue;
-        }
-        table.rows.push(Row {
-            line,
-            cells: record.iter().map(|c| Some(c.to_string())).collect(),
-        });
-    }
-    Ok(table)
-}
-
-fn read_jsonl(path: &Path) -> Result<Table> {
-    let mut table = Table::default();
+        Some(format) => format,
+    };
+    let spec = ReadSpec {
+        header: has_header,
+        ..ReadSpec::new(format)
+    };
+    let raw_error = |e: RawError| TokenizeError::Config(e.to_string());
+    let reader = raw::open(path, &spec).map_err(raw_error)?;
+    let mut table = Table {
+        columns: reader.columns().to_vec(),
+        ..Table::default()
+    };
     let mut records = Vec::new();
-    for (i, line) in open(path)?.lines().enumerate() {
-        let line_no = i + 1;
-        let bad = |reason: String| TokenizeError::Row {
-            path: path.to_path_buf(),
-            line: line_no,
-            reason,
-        };
-        let line = line.map_err(|e| bad(e.to_string()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&line) {
+    for item in reader {
+        match item.map_err(raw_error)? {
             Ok(record) => {
-                for key in record.keys() {
+                for key in record.fields.keys() {
                     if !table.columns.contains(key) {
                         table.columns.push(key.clone());
                     }
                 }
-                records.push((line_no, record));
+                records.push(record);
             }
-            Err(e) => table
-                .bad_lines
-                .push((line_no, format!("not a JSON object: {e}"))),
+            Err(bad) => table.bad_lines.push(bad),
         }
     }
-    for (line, record) in records {
-        let cells = table
-            .columns
-            .iter()
-            .map(|c| match record.get(c) {
-                None | Some(serde_json::Value::Null) => None,
-                Some(serde_json::Value::String(s)) => Some(s.clone()),
-                Some(other) => Some(other.to_string()),
-            })
-            .collect();
-        table.rows.push(Row { line, cells });
-    }
+    table.rows = records
+        .into_iter()
+        .map(|r| row(&table.columns, r))
+        .collect();
     Ok(table)
 }
 
-fn read_parquet(path: &Path) -> Result<Table> {
-    let file = File::open(path).map_err(|e| TokenizeError::io(path, e))?;
-    let parquet_err = |e: parquet::errors::ParquetError| {
-        TokenizeError::Config(format!("{}: {e}", path.display()))
-    };
-    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(parquet_err)?
-        .build()
-        .map_err(parquet_err)?;
-    let mut table = Table::default();
-    let mut row_no = 0;
-    for batch in reader {
-        let batch = batch.map_err(|e| TokenizeError::Config(format!("{}: {e}", path.display())))?;
-        if table.columns.is_empty() {
-            table.columns = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| f.name().clone())
-                .collect();
-        }
-        let strings = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| TokenizeError::Config(format!("{}: {e}", path.display())))?;
-        for i in 0..batch.num_rows() {
-            row_no += 1;
-            let cells = strings
-                .iter()
-                .map(|c| {
-                    let c = c.as_string::<i32>();
-                    c.is_valid(i).then(|| c.value(i).to_string())
-                })
-                .collect();
-            table.rows.push(Row {
-                line: row_no,
-                cells,
-            });
-        }
+/// A record's cells in column order: JSON numbers and booleans as their text, a missing
+/// or null value as `None`.
+fn row(columns: &[String], mut record: RawRecord) -> Row {
+    let cells = columns
+        .iter()
+        .map(|c| match record.fields.remove(c) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) => Some(s),
+            Some(other) => Some(other.to_string()),
+        })
+        .collect();
+    Row {
+        line: record.position.number() as usize,
+        cells,
     }
-    Ok(table)
 }
 
 #[cfg(test)]
@@ -243,74 +105,33 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tsv_keeps_quotes_and_line_numbers() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.tsv");
-        std::fs::write(
-            &path,
-            "sentence\tlabel\n\"quoted\" text \t1\nbroken line\n\nok\t0\n",
-        )
-        .unwrap();
-        let t = read_tsv(&path, true).unwrap();
-        assert_eq!(t.columns, ["sentence", "label"]);
-        assert_eq!(t.rows.len(), 2);
-        assert_eq!(t.rows[0].cells[0].as_deref(), Some("\"quoted\" text "));
-        assert_eq!(t.rows[0].line, 2);
-        assert_eq!(t.rows[1].line, 5);
-        assert_eq!(t.bad_lines[0].0, 3);
-    }
-
-    #[test]
-    fn csv_honours_quotes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.csv");
-        std::fs::write(&path, "text,label\n\"a, quoted \"\"cell\"\"\",1\nplain,0\n").unwrap();
-        let t = read_table(&path, true).unwrap();
-        assert_eq!(t.rows[0].cells[0].as_deref(), Some("a, quoted \"cell\""));
-        assert_eq!((t.rows[0].line, t.rows[1].line), (2, 3));
-    }
-
-    #[test]
-    fn parquet_columns_are_cast_to_text() {
-        use std::sync::Arc;
-
-        use arrow::array::{Int64Array, RecordBatch, StringArray};
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.parquet");
-        let batch = RecordBatch::try_from_iter([
-            (
-                "text",
-                Arc::new(StringArray::from(vec![Some("a"), None])) as _,
-            ),
-            ("label", Arc::new(Int64Array::from(vec![3, 4])) as _),
-        ])
-        .unwrap();
-        let file = File::create(&path).unwrap();
-        let mut w = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
-        w.write(&batch).unwrap();
-        w.close().unwrap();
-        let t = read_table(&path, true).unwrap();
-        assert_eq!(t.columns, ["text", "label"]);
-        assert_eq!(
-            t.rows[0].cells,
-            [Some("a".to_string()), Some("3".to_string())]
-        );
-        assert_eq!(t.rows[1].cells[0], None);
-        assert_eq!(t.rows[1].line, 2);
-    }
-
-    #[test]
-    fn jsonl_numbers_become_text() {
+    fn jsonl_columns_are_every_key_and_numbers_become_text() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.jsonl");
         std::fs::write(
             &path,
-            "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\"}\n",
+            "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"extra\": null}\n",
         )
         .unwrap();
-        let t = read_jsonl(&path).unwrap();
+        let t = read_table(&path, true).unwrap();
+        assert_eq!(t.columns, ["label", "text", "extra"]);
         let label = t.column(&path, "label").unwrap();
         assert_eq!(t.rows[0].cells[label].as_deref(), Some("1"));
-        assert_eq!(t.rows[1].cells[label], None);
+        assert_eq!(t.rows[1].cells, [None, Some("b".to_string()), None]);
+        assert_eq!((t.rows[0].line, t.rows[1].line), (1, 2));
+    }
+
+    #[test]
+    fn bad_lines_are_kept_and_plain_text_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let tsv = dir.path().join("t.tsv");
+        std::fs::write(&tsv, "sentence\tlabel\nok\t1\nbroken line\n").unwrap();
+        let t = read_table(&tsv, true).unwrap();
+        assert_eq!(t.rows.len(), 1);
+        assert_eq!(t.bad_lines[0].line, 3);
+        let txt = dir.path().join("t.txt");
+        std::fs::write(&txt, "a\tb\n").unwrap();
+        let err = read_table(&txt, true).unwrap_err().to_string();
+        assert!(err.contains("not a table"), "{err}");
     }
 }
