@@ -239,8 +239,16 @@ fn parse_addr(text: &str) -> anyhow::Result<SocketAddr> {
 }
 
 /// Settings that an earlier version named otherwise, with the name each has now: every
-/// stage uses one name for one concept.
-const RENAMED: &[(&str, &str)] = &[("max_len", "seq_len")];
+/// stage uses one name for one concept (a length is `seq_len`, warmup is counted in
+/// `warmup_steps` or `warmup_ratio`, held-out data is `validation_*`).
+const RENAMED: &[(&str, &str)] = &[
+    ("max_len", "seq_len"),
+    ("warmup", "warmup_steps"),
+    ("holdout_tail", "validation_fraction"),
+    ("holdout", "validation_fraction"),
+    ("dev_split", "validation_split"),
+    ("dev_examples", "validation_examples"),
+];
 
 /// Refuses a renamed setting anywhere in `table` (under `path`), naming its new name.
 fn refuse_renamed(table: &toml::Table, path: &str) -> anyhow::Result<()> {
@@ -460,6 +468,22 @@ mod tests {
             err.contains("`tasks.1.max_len` is now called `tasks.1.seq_len`"),
             "{err}"
         );
+        for (old, new) in [
+            ("train.schedule.warmup=10", "`train.schedule.warmup_steps`"),
+            ("data.holdout_tail=0.1", "`data.validation_fraction`"),
+            ("holdout.fraction=0.2", "`validation_fraction`"),
+            ("dev_split=dev", "`validation_split`"),
+        ] {
+            let args = StageArgs {
+                overrides: vec![old.into()],
+                ..StageArgs::default()
+            };
+            let err = format!("{:#}", args.resolve_config::<Cfg>().unwrap_err());
+            assert!(
+                err.contains(&format!("is now called {new}")),
+                "{old}: {err}"
+            );
+        }
     }
 
     #[test]

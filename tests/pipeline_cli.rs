@@ -97,7 +97,7 @@ fn reduced_demo(dir: &Path) -> PathBuf {
         ("train.steps", 600),
         ("train.eval_interval", 300),
         ("train.checkpoint_interval", 300),
-        ("train.schedule.warmup", 60),
+        ("train.schedule.warmup_steps", 60),
     ] {
         set(&mut p, "pretrain", key, value.into());
     }
@@ -378,7 +378,7 @@ threads = 1
 input = ["@tokens"]
 tokenizer = "{tok}"
 [stage.set]
-"data.holdout_tail" = 0.0
+"data.validation_fraction" = 0.0
 "data.seq_len" = 8
 "data.eval_windows" = 4
 "gpt.n_layer" = 1
@@ -386,7 +386,7 @@ tokenizer = "{tok}"
 "gpt.n_head" = 2
 "train.steps" = 20
 "train.eval_interval" = 20
-"train.schedule.warmup" = 2
+"train.schedule.warmup_steps" = 2
 "#,
             run = run.display(),
             import = import.display(),
@@ -520,7 +520,7 @@ tokenizer = "@tok/tokenizer.json"
 "train.steps" = {steps}
 "train.checkpoint_interval" = 10
 "train.eval_interval" = 50
-"train.schedule.warmup" = 10
+"train.schedule.warmup_steps" = 10
 [[stage]]
 name = "eval"
 kind = "eval"

@@ -61,7 +61,7 @@ impl Default for EvalConfig {
             baseline_order: 3,
             baseline_tokens: 2_000_000,
             sample_tokens: 200,
-            seed: 0,
+            seed: 42,
         }
     }
 }
@@ -341,8 +341,8 @@ fn lm_sections(
     let mut sections = match config.objective {
         PretrainObjective::Clm => {
             let d = &config.data;
-            let which = if d.holdout_tail > 0.0 {
-                format!("last {:.0}% of train", d.holdout_tail * 100.0)
+            let which = if d.validation_fraction > 0.0 {
+                format!("last {:.0}% of train", d.validation_fraction * 100.0)
             } else {
                 "validation split".to_string()
             };
@@ -617,7 +617,7 @@ fn checkpoint_section(
             model: spec.model.clone(),
             examples: &examples,
             train_split: "train",
-            dev_split: &spec.split,
+            validation_split: &spec.split,
             key_metric: None,
             base: None,
         };
@@ -665,7 +665,7 @@ struct TaskRun<'a> {
     model: PathBuf,
     examples: &'a Path,
     train_split: &'a str,
-    dev_split: &'a str,
+    validation_split: &'a str,
     key_metric: Option<String>,
     /// The model folder whose weights the run started from, when it started from one.
     base: Option<&'a Path>,
@@ -686,7 +686,7 @@ fn task_section(
             model: dir.join("model"),
             examples: &config.examples,
             train_split: &config.train_split,
-            dev_split: &config.dev_split,
+            validation_split: &config.validation_split,
             key_metric: config.metric_for_best.clone(),
             base: (config.init == Init::Pretrained).then_some(config.model.as_path()),
         },
@@ -713,7 +713,7 @@ fn multitask_sections(
                 tokenizer: None,
                 seq_len: Some(task.seq_len.unwrap_or(config.training.seq_len)),
                 examples: None,
-                split: task.dev_split.clone(),
+                split: task.validation_split.clone(),
             };
             out.push(checkpoint_section(ec, &lm, &section_name, output)?);
             continue;
@@ -726,7 +726,7 @@ fn multitask_sections(
                 model,
                 examples: &task.examples,
                 train_split: &task.train_split,
-                dev_split: &task.dev_split,
+                validation_split: &task.validation_split,
                 key_metric: task.metric.clone(),
                 base: None,
             },
@@ -782,12 +782,12 @@ fn evaluate_task(ec: &EvalConfig, run: &TaskRun<'_>, output: &Path) -> anyhow::R
     let mut predictor = Predictor::load(&run.model, &device)?;
     predictor.batch_size = ec.batch_size.max(1);
     let spec = predictor.model.spec().clone();
-    let dev = load_examples(run.examples, Some(run.dev_split), spec.max_len)?;
+    let dev = load_examples(run.examples, Some(run.validation_split), spec.max_len)?;
     if dev.is_empty() {
         anyhow::bail!(
             "{}: no examples in split `{}`",
             run.examples.display(),
-            run.dev_split
+            run.validation_split
         );
     }
     if spec.kind == TaskKind::Instruction {
@@ -865,7 +865,7 @@ impl TaskSection {
             data: format!(
                 "{} ({}, {} examples)",
                 run.examples.display(),
-                run.dev_split,
+                run.validation_split,
                 self.dev
             ),
             higher_is_better: Metric::new(&key_metric, None)?

@@ -87,11 +87,11 @@ pub struct FinetuneConfig {
     /// An `examples` dataset (its `tokenizer.json` must match the checkpoint's).
     pub examples: PathBuf,
     pub train_split: String,
-    pub dev_split: String,
+    pub validation_split: String,
     /// Train on a seeded subset of this many examples.
     pub train_examples: Option<usize>,
     /// Evaluate on a seeded subset of this many examples.
-    pub dev_examples: Option<usize>,
+    pub validation_examples: Option<usize>,
     pub head: HeadConfig,
     /// Longest input (longer examples are cut, keeping the final `[SEP]`).
     pub seq_len: usize,
@@ -117,6 +117,9 @@ pub struct FinetuneConfig {
     pub freeze_layers: usize,
     /// Share of the steps spent warming up.
     pub warmup_ratio: f64,
+    /// Steps spent warming up; overrides `warmup_ratio` (as the HF Trainer's pair).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warmup_steps: Option<u64>,
     pub decay: Decay,
     pub weight_decay: f64,
     pub grad_clip: f64,
@@ -143,9 +146,9 @@ impl Default for FinetuneConfig {
             init: Init::Pretrained,
             examples: PathBuf::new(),
             train_split: "train".into(),
-            dev_split: "validation".into(),
+            validation_split: "validation".into(),
             train_examples: None,
-            dev_examples: None,
+            validation_examples: None,
             head: HeadConfig::default(),
             seq_len: 128,
             batch_size: 8,
@@ -161,6 +164,7 @@ impl Default for FinetuneConfig {
             freeze_embeddings: false,
             freeze_layers: 0,
             warmup_ratio: 0.0,
+            warmup_steps: None,
             decay: Decay::Linear,
             weight_decay: 0.0,
             grad_clip: 1.0,
@@ -428,9 +432,9 @@ impl FinetuneConfig {
             name: String::new(),
             examples: self.examples.clone(),
             train_split: self.train_split.clone(),
-            dev_split: self.dev_split.clone(),
+            validation_split: self.validation_split.clone(),
             train_examples: self.train_examples,
-            dev_examples: self.dev_examples,
+            validation_examples: self.validation_examples,
             head: self.head.clone(),
             ..TaskConfig::default()
         };
@@ -439,9 +443,9 @@ impl FinetuneConfig {
             training: Self {
                 examples: base.examples,
                 train_split: base.train_split,
-                dev_split: base.dev_split,
+                validation_split: base.validation_split,
                 train_examples: None,
-                dev_examples: None,
+                validation_examples: None,
                 head: base.head,
                 ..self.clone()
             },
@@ -462,15 +466,17 @@ impl FinetuneConfig {
         let steps = self
             .max_steps
             .unwrap_or_else(|| (self.epochs * per_epoch as f64).ceil().max(1.0) as u64);
-        let warmup = (self.warmup_ratio * steps as f64).round() as u64;
+        let warmup_steps = self
+            .warmup_steps
+            .unwrap_or_else(|| (self.warmup_ratio * steps as f64).round() as u64);
         let schedule = match self.decay {
             Decay::Linear => Schedule::Linear {
-                warmup,
+                warmup_steps,
                 min_lr: 0.0,
                 decay_steps: None,
             },
             Decay::Cosine => Schedule::Cosine {
-                warmup,
+                warmup_steps,
                 min_lr: 0.0,
                 decay_steps: None,
             },
@@ -514,7 +520,7 @@ mod tests {
         let config = FinetuneConfig {
             model: "m".into(),
             examples: "ex".into(),
-            dev_split: "dev".into(),
+            validation_split: "dev".into(),
             train_examples: Some(10),
             lr: 1e-4,
             metric_for_best: Some("mcc".into()),
@@ -530,7 +536,7 @@ mod tests {
             panic!("{} tasks", tasks.tasks.len())
         };
         assert_eq!(task.examples, PathBuf::from("ex"));
-        assert_eq!(task.dev_split, "dev");
+        assert_eq!(task.validation_split, "dev");
         assert_eq!(task.train_examples, Some(10));
         assert_eq!(task.head.num_labels, Some(3));
         assert_eq!(task.weight, 1.0);

@@ -35,9 +35,9 @@ pub struct TaskConfig {
     pub train_split: String,
     /// The split scored at each evaluation; a task whose examples lack it is not
     /// evaluated (and may not count in the composite metric).
-    pub dev_split: String,
+    pub validation_split: String,
     pub train_examples: Option<usize>,
-    pub dev_examples: Option<usize>,
+    pub validation_examples: Option<usize>,
     pub head: HeadConfig,
     /// The task loss's weight in the sum (joint) or its scale (one task per step).
     pub weight: f64,
@@ -57,9 +57,9 @@ impl Default for TaskConfig {
             examples: PathBuf::new(),
             tokens: None,
             train_split: "train".into(),
-            dev_split: "validation".into(),
+            validation_split: "validation".into(),
             train_examples: None,
-            dev_examples: None,
+            validation_examples: None,
             head: HeadConfig::default(),
             weight: 1.0,
             batch_size: None,
@@ -283,9 +283,12 @@ impl MultitaskConfig {
             ("examples", t.examples != base.examples),
             ("head", t.head != base.head),
             ("train_examples", t.train_examples.is_some()),
-            ("dev_examples", t.dev_examples.is_some()),
+            ("validation_examples", t.validation_examples.is_some()),
             ("train_split", t.train_split != base.train_split),
-            ("dev_split", t.dev_split != base.dev_split),
+            (
+                "validation_split",
+                t.validation_split != base.validation_split,
+            ),
         ];
         if let Some((key, _)) = per_task.iter().find(|(_, set)| *set) {
             return Err(config_error(format!(
@@ -346,7 +349,11 @@ impl MultitaskConfig {
         let batch_size = task.batch_size.unwrap_or(t.batch_size);
         let data = TaskData {
             name,
-            dev_source: format!("split `{}` of {}", task.dev_split, task.examples.display()),
+            dev_source: format!(
+                "split `{}` of {}",
+                task.validation_split,
+                task.examples.display()
+            ),
             batcher: Batcher::new(lengths, batch_size, t.bucket_by_length, seed),
             pack: (t.packing && spec.kind == TaskKind::Instruction).then_some(max_len),
             train,
@@ -378,15 +385,15 @@ impl MultitaskConfig {
         };
         let train = subset(train, task.train_examples, t.seed);
         let dev = subset(
-            load_examples(&task.examples, Some(&task.dev_split), max_len)?,
-            task.dev_examples,
+            load_examples(&task.examples, Some(&task.validation_split), max_len)?,
+            task.validation_examples,
             t.seed,
         );
         // A fine-tuning run selects on its dev split; several tasks may leave one out.
         if dev.is_empty() && self.heads == HeadNames::Single {
             return Err(FinetuneError::data(
                 &task.examples,
-                format!("no examples in the dev split `{}`", task.dev_split),
+                format!("no examples in the dev split `{}`", task.validation_split),
             ));
         }
         let spec = task_spec(&name, &task.head, &task.examples, &train, (max_len, body))?;
@@ -427,7 +434,11 @@ impl MultitaskConfig {
                 ),
             ));
         }
-        let dev = subset(load(&task.dev_split)?, task.dev_examples, t.seed);
+        let dev = subset(
+            load(&task.validation_split)?,
+            task.validation_examples,
+            t.seed,
+        );
         let spec = TaskSpec {
             name: name.clone(),
             kind: TaskKind::Lm,
@@ -569,9 +580,9 @@ impl MultitaskConfig {
             model,
             examples: task.examples.clone(),
             train_split: task.train_split.clone(),
-            dev_split: task.dev_split.clone(),
+            validation_split: task.validation_split.clone(),
             train_examples: task.train_examples,
-            dev_examples: task.dev_examples,
+            validation_examples: task.validation_examples,
             head: task.head.clone(),
             seq_len: task.seq_len.unwrap_or(base.seq_len),
             batch_size: task.batch_size.unwrap_or(base.batch_size),

@@ -300,7 +300,7 @@ fn mismatches_fail_before_training() {
     std::fs::remove_file(model.join("tokenizer.json")).unwrap();
 
     let no_dev = FinetuneConfig {
-        dev_split: "test".into(),
+        validation_split: "test".into(),
         ..base
     };
     let e = err(no_dev);
@@ -368,7 +368,7 @@ fn minilm_config(minilm: &Path, examples: &Path, train: usize, dev: usize) -> Fi
         model: minilm.to_path_buf(),
         examples: examples.to_path_buf(),
         train_examples: Some(train),
-        dev_examples: Some(dev),
+        validation_examples: Some(dev),
         batch_size: 8,
         epochs: 2.0,
         lr: 1e-4,

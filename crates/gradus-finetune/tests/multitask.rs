@@ -239,7 +239,7 @@ fn bad_configs_fail_before_training() {
     );
 
     let mut no_dev = two_tasks(&f, Strategy::Joint);
-    no_dev.tasks[1].dev_split = "test".into();
+    no_dev.tasks[1].validation_split = "test".into();
     no_dev.training.early_stopping_patience = Some(2);
     let e = err(no_dev.clone());
     assert!(

@@ -34,7 +34,7 @@ impl Default for Sampling {
             temperature: 0.8,
             top_k: 200,
             top_p: 1.0,
-            seed: 0,
+            seed: 42,
         }
     }
 }

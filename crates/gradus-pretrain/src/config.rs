@@ -52,7 +52,7 @@ pub struct PretrainData {
     /// documents, chosen by a hash of their id). With several documents the tail starts
     /// at the document boundary nearest the share, so validation shares no document with
     /// training.
-    pub holdout_tail: f64,
+    pub validation_fraction: f64,
     /// Validation windows evaluated each time.
     pub eval_windows: usize,
     /// Shuffle the training data: each epoch in a new seeded order, the shards shuffled,
@@ -70,7 +70,7 @@ pub struct PretrainData {
     /// Start on a `tokens` dataset still being written and follow it: the first epoch
     /// waits for each next shard (validation waits until it has its windows), which
     /// reads exactly what the sealed dataset holds, in the same order. With
-    /// `holdout_tail` the stage waits for the seal, since the tail is a share of the whole.
+    /// `validation_fraction` the stage waits for the seal, since the tail is a share of the whole.
     pub follow: bool,
     /// With `follow`: give up after this many seconds without a new shard.
     pub follow_timeout_secs: u64,
@@ -84,7 +84,7 @@ impl Default for PretrainData {
             tokenizer: PathBuf::new(),
             seq_len: 256,
             batch_size: 16,
-            holdout_tail: 0.0,
+            validation_fraction: 0.0,
             eval_windows: 512,
             shuffle: true,
             sampling: Sampling::Epochs,
@@ -147,7 +147,7 @@ impl Default for PretrainConfig {
             device: "cpu".into(),
             dtype: "f32".into(),
             kernels: Kernels::default(),
-            seed: 0,
+            seed: 42,
             init_from: None,
             freeze: Vec::new(),
             gpt: GptConfig::default(),

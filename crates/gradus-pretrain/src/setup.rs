@@ -44,7 +44,7 @@ pub struct ClmSplits {
 }
 
 /// The training and validation streams of the tokens dataset `tokens`: its `train` and
-/// `validation` splits, or the head and tail of `train` with `data.holdout_tail`.
+/// `validation` splits, or the head and tail of `train` with `data.validation_fraction`.
 pub fn clm_splits(
     config: &PretrainConfig,
     tokens: &Path,
@@ -53,17 +53,17 @@ pub fn clm_splits(
     let d = &config.data;
     let eos = eos_id(tk, &d.eos)?;
     let follow = d.follow_timeout();
-    let (train, validation) = if d.holdout_tail > 0.0 {
+    let (train, validation) = if d.validation_fraction > 0.0 {
         if config.ranks.is_some() {
             anyhow::bail!(
-                "data.holdout_tail splits one token stream by position, which ranks reading \
+                "data.validation_fraction splits one token stream by position, which ranks reading \
                  their own shards cannot share; hold out a validation split instead"
             );
         }
         if let Some(timeout) = follow {
             wait_sealed(tokens, timeout)?;
         }
-        let cut = ClmStream::tail_cut(tokens, Some("train"), eos, d.holdout_tail)?;
+        let cut = ClmStream::tail_cut(tokens, Some("train"), eos, d.validation_fraction)?;
         let spec = |start, end| StreamSpec {
             split: Some("train".into()),
             start,

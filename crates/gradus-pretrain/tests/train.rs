@@ -96,7 +96,7 @@ fn config(steps: u64) -> TrainConfig {
         steps,
         lr: 3e-3,
         schedule: Schedule::Cosine {
-            warmup: 3,
+            warmup_steps: 3,
             min_lr: 3e-4,
             decay_steps: None,
         },
@@ -546,7 +546,7 @@ fn config_for_mlm() -> TrainConfig {
     TrainConfig {
         lr: 3e-3,
         schedule: Schedule::Cosine {
-            warmup: 10,
+            warmup_steps: 10,
             min_lr: 2e-4,
             decay_steps: None,
         },
@@ -878,7 +878,7 @@ fn a_tail_hold_out_of_several_documents_shares_none_with_training() {
         "model": {"type": "WordLevel", "vocab": {"a": 0}, "unk_token": "a"}}"#;
     let tokenizer: gradus_tokenize::Tokenizer = json.parse().unwrap();
     let mut config = PretrainConfig::default();
-    config.data.holdout_tail = 0.13;
+    config.data.validation_fraction = 0.13;
     config.data.eos = "none".into();
     let splits = clm_splits(&config, &data, &tokenizer).unwrap();
     // 13% of 660 tokens is 85.8: the cut moves to the nearest document start, 88.

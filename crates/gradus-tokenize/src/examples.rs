@@ -43,9 +43,11 @@ pub struct ExamplesConfig {
     pub on_error: OnError,
     /// Examples per encode batch.
     pub batch_rows: usize,
-    /// Moves a seeded share of one split's rows into another (a dev set cut from a
-    /// file that has no separate one).
-    pub holdout: Option<Holdout>,
+    /// Moves this seeded share of the `train` split's rows into `validation` (a dev set
+    /// cut from a file that has no separate one); 0 moves none.
+    pub validation_fraction: f64,
+    /// Seeds which rows `validation_fraction` moves.
+    pub seed: u64,
     /// Instruction examples: the column of the responses. Each row becomes its prompt
     /// in `template`, then its response and `eos`; the response's tokens are segment 1
     /// (what a loss counts), the prompt's segment 0.
@@ -60,25 +62,13 @@ pub struct ExamplesConfig {
 }
 
 /// A seeded, reproducible share of split `from`'s rows relabelled as split `to`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Holdout {
-    #[serde(default = "train_split")]
     pub from: String,
-    #[serde(default = "validation_split")]
     pub to: String,
     /// Share of `from`'s rows moved, in (0, 1).
     pub fraction: f64,
-    #[serde(default)]
     pub seed: u64,
-}
-
-fn train_split() -> String {
-    "train".into()
-}
-
-fn validation_split() -> String {
-    "validation".into()
 }
 
 impl Holdout {
@@ -102,6 +92,18 @@ impl Holdout {
     }
 }
 
+impl ExamplesConfig {
+    /// The rows `validation_fraction` moves from `train` to `validation`, if any.
+    pub fn holdout(&self) -> Option<Holdout> {
+        (self.validation_fraction > 0.0).then(|| Holdout {
+            from: "train".into(),
+            to: "validation".into(),
+            fraction: self.validation_fraction,
+            seed: self.seed,
+        })
+    }
+}
+
 impl Default for ExamplesConfig {
     fn default() -> Self {
         Self {
@@ -115,7 +117,8 @@ impl Default for ExamplesConfig {
             seq_len: 128,
             on_error: OnError::Fail,
             batch_rows: 1024,
-            holdout: None,
+            validation_fraction: 0.0,
+            seed: 42,
             response: None,
             prompt: "prompt".into(),
             template: "{prompt}\n".into(),
@@ -245,12 +248,10 @@ pub fn encode_examples(
     output: &Path,
     mode: OpenMode,
 ) -> Result<Manifest> {
-    if let Some(h) = &config.holdout
-        && !(h.fraction > 0.0 && h.fraction < 1.0)
-    {
+    if !(0.0..1.0).contains(&config.validation_fraction) {
         return Err(TokenizeError::Config(format!(
-            "holdout.fraction {} is not between 0 and 1",
-            h.fraction
+            "validation_fraction {} is not in [0, 1)",
+            config.validation_fraction
         )));
     }
     if config.label.is_some() && config.score.is_some() {
@@ -411,6 +412,7 @@ fn encode_file(
             bad.detail.clone(),
         )?;
     }
+    let holdout = config.holdout();
     let mut pending: Vec<Example> = Vec::new();
     for row in &f.table.rows {
         let text = f.cell(row, f.text).unwrap_or("");
@@ -431,7 +433,7 @@ fn encode_file(
                 continue;
             }
         };
-        let split = config.holdout.as_ref().map_or(f.file.split.as_str(), |h| {
+        let split = holdout.as_ref().map_or(f.file.split.as_str(), |h| {
             h.split_of(&f.file.split, row.line)
         });
         pending.push(Example {

@@ -78,7 +78,7 @@ impl Default for TrainConfig {
             min_frequency: 2,
             special_tokens: None,
             lowercase: true,
-            seed: 0,
+            seed: 42,
             sample_docs: 1_000_000,
             sample_bytes: 256 << 20,
         }

@@ -7,17 +7,17 @@ use serde::{Deserialize, Serialize};
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Schedule {
     Constant,
-    /// Linear warmup from 0 to the peak over `warmup` steps, then cosine decay to
+    /// Linear warmup from 0 to the peak over `warmup_steps` steps, then cosine decay to
     /// `min_lr` at `decay_steps` (the run's length when absent), flat after.
     Cosine {
-        warmup: u64,
+        warmup_steps: u64,
         min_lr: f64,
         #[serde(default)]
         decay_steps: Option<u64>,
     },
     /// Linear warmup, then linear decay to `min_lr`.
     Linear {
-        warmup: u64,
+        warmup_steps: u64,
         min_lr: f64,
         #[serde(default)]
         decay_steps: Option<u64>,
@@ -25,7 +25,7 @@ pub enum Schedule {
     /// Warmup-stable-decay: warmup, the peak held, then linear decay to `min_lr` over the
     /// last `decay_fraction` of the run.
     Wsd {
-        warmup: u64,
+        warmup_steps: u64,
         decay_fraction: f64,
         min_lr: f64,
     },
@@ -40,26 +40,26 @@ impl Schedule {
         match *self {
             Self::Constant => peak,
             Self::Cosine {
-                warmup,
+                warmup_steps,
                 min_lr,
                 decay_steps,
-            } => warm(warmup).unwrap_or_else(|| {
-                let t = progress(step, warmup, decay_steps.unwrap_or(total));
+            } => warm(warmup_steps).unwrap_or_else(|| {
+                let t = progress(step, warmup_steps, decay_steps.unwrap_or(total));
                 min_lr + 0.5 * (1.0 + (std::f64::consts::PI * t).cos()) * (peak - min_lr)
             }),
             Self::Linear {
-                warmup,
+                warmup_steps,
                 min_lr,
                 decay_steps,
-            } => warm(warmup).unwrap_or_else(|| {
-                let t = progress(step, warmup, decay_steps.unwrap_or(total));
+            } => warm(warmup_steps).unwrap_or_else(|| {
+                let t = progress(step, warmup_steps, decay_steps.unwrap_or(total));
                 peak + t * (min_lr - peak)
             }),
             Self::Wsd {
-                warmup,
+                warmup_steps,
                 decay_fraction,
                 min_lr,
-            } => warm(warmup).unwrap_or_else(|| {
+            } => warm(warmup_steps).unwrap_or_else(|| {
                 let decay = (total as f64 * decay_fraction).round() as u64;
                 let start = total.saturating_sub(decay);
                 if step < start || decay == 0 {
@@ -89,7 +89,7 @@ mod tests {
     fn cosine_warms_up_then_decays_to_the_floor() {
         // nanoGPT's shape: warmup 100, cosine to 1e-4 at 2000.
         let s = Schedule::Cosine {
-            warmup: 100,
+            warmup_steps: 100,
             min_lr: 1e-4,
             decay_steps: None,
         };
@@ -103,13 +103,13 @@ mod tests {
     #[test]
     fn linear_and_wsd() {
         let l = Schedule::Linear {
-            warmup: 0,
+            warmup_steps: 0,
             min_lr: 0.0,
             decay_steps: None,
         };
         assert!((l.lr(1.0, 25, 100) - 0.75).abs() < 1e-12);
         let w = Schedule::Wsd {
-            warmup: 10,
+            warmup_steps: 10,
             decay_fraction: 0.2,
             min_lr: 0.0,
         };

@@ -130,7 +130,7 @@ impl Default for TrainConfig {
             metric_for_best: "loss".into(),
             greater_is_better: None,
             load_best_at_end: false,
-            seed: 0,
+            seed: 42,
         }
     }
 }
