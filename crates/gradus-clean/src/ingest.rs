@@ -26,22 +26,16 @@ use crate::error::{CleanError, InputErrorKind};
 
 pub use gradus_shard::raw::TextUnit;
 
-/// The format of an input; by default told from the file extension.
+/// The format of an input; by default told from the file extension. Written as the raw
+/// format's name (`jsonl`, `text`, `tsv`, `csv`, `parquet`) or `documents`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
-    /// JSON lines (`.jsonl`, `.ndjson`, `.json`), optionally `.gz` or `.zst` compressed.
-    Jsonl,
-    /// Plain text (`.txt`, `.md`, `.text`, optionally compressed), cut by `text_unit`.
-    Text,
-    /// Tab-separated with a header line, no quoting.
-    Tsv,
-    /// Comma-separated with a header line, RFC 4180 quoting.
-    Csv,
-    /// A Parquet file with a text column.
-    Parquet,
     /// An upstream gradus `documents` dataset (a folder with `manifest.json`).
     Documents,
+    /// A raw file (`gradus_shard::raw`).
+    #[serde(untagged)]
+    Raw(raw::Format),
 }
 
 pub use gradus_shard::OnError;
@@ -215,34 +209,13 @@ fn matching_files(pattern: &str) -> Result<Vec<PathBuf>, CleanError> {
 
 /// The format a file's extension names (`.gz` / `.zst` looked through).
 pub fn format_of(path: &Path) -> Result<Format, CleanError> {
-    let format = raw::format_of(path).ok_or_else(|| {
+    raw::format_of(path).map(Format::Raw).ok_or_else(|| {
         CleanError::Config(format!(
             "{}: cannot tell the format from the extension; set `format` \
              (jsonl, text, tsv, csv, parquet, documents)",
             path.display()
         ))
-    })?;
-    Ok(match format {
-        raw::Format::Jsonl => Format::Jsonl,
-        raw::Format::Text => Format::Text,
-        raw::Format::Tsv => Format::Tsv,
-        raw::Format::Csv => Format::Csv,
-        raw::Format::Parquet => Format::Parquet,
     })
-}
-
-impl Format {
-    /// The raw file format, for all but an upstream dataset.
-    fn raw(self) -> Option<raw::Format> {
-        match self {
-            Self::Jsonl => Some(raw::Format::Jsonl),
-            Self::Text => Some(raw::Format::Text),
-            Self::Tsv => Some(raw::Format::Tsv),
-            Self::Csv => Some(raw::Format::Csv),
-            Self::Parquet => Some(raw::Format::Parquet),
-            Self::Documents => None,
-        }
-    }
 }
 
 static INGEST_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
@@ -390,9 +363,9 @@ pub fn read_file(
         }
         Ok(())
     };
-    let result = match file.format.raw() {
-        Some(format) => read_raw(&mut ctx, format, &mut b, &mut emit),
-        None => read_documents(&mut ctx, &mut b, &mut emit),
+    let result = match file.format {
+        Format::Raw(format) => read_raw(&mut ctx, format, &mut b, &mut emit),
+        Format::Documents => read_documents(&mut ctx, &mut b, &mut emit),
     };
     match result {
         Err(CleanError::Cancelled) => return Ok(()),
@@ -576,4 +549,24 @@ fn write_errors(errors: &ErrorCounts, to: &Path) -> Result<(), CleanError> {
     let tmp = to.with_extension(format!("tmp{}", std::process::id()));
     std::fs::write(&tmp, json).map_err(|e| CleanError::io(&tmp, e))?;
     std::fs::rename(&tmp, to).map_err(|e| CleanError::io(to, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_written_by_name() {
+        let named = [
+            ("jsonl", Format::Raw(raw::Format::Jsonl)),
+            ("parquet", Format::Raw(raw::Format::Parquet)),
+            ("documents", Format::Documents),
+        ];
+        for (name, format) in named {
+            let read: Format = serde_json::from_value(Value::from(name)).unwrap();
+            assert_eq!(read, format);
+            assert_eq!(serde_json::to_value(format).unwrap(), Value::from(name));
+        }
+        assert!(serde_json::from_value::<Format>(Value::from("xml")).is_err());
+    }
 }

@@ -121,20 +121,25 @@ fn cpu_count(list: &str) -> usize {
         .sum()
 }
 
+/// The commit the benchmark was built at (`build.rs`), not the checkout it runs in.
 fn commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .current_dir(crate::workspace_root())
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into())
+    env!("GRADUS_BUILD_COMMIT").to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_commit_is_the_one_built_at() {
+        let head = std::process::Command::new("git")
+            .args(["rev-parse", "--short", "HEAD"])
+            .current_dir(crate::workspace_root())
+            .output()
+            .expect("git runs in the checkout");
+        let head = String::from_utf8_lossy(&head.stdout).trim().to_string();
+        assert_eq!(commit(), head);
+    }
 
     #[test]
     fn cpu_lists_count_ranges_and_singles() {
