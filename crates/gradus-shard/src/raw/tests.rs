@@ -14,6 +14,13 @@ fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
 /// A record as its line (or row) number and its fields.
 type Numbered = (u64, Map<String, Value>);
 
+/// Every item of `bytes` written to a file `name` and read as that file's format.
+fn read_bytes(name: &str, bytes: &[u8]) -> Vec<Result<Numbered, BadRecord>> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write(dir.path(), name, bytes);
+    read(&path, &ReadSpec::new(format_of(&path).unwrap()))
+}
+
 /// Every item of `path` read as `spec`: records or bad records.
 fn read(path: &Path, spec: &ReadSpec) -> Vec<Result<Numbered, BadRecord>> {
     open(path, spec)
@@ -38,13 +45,10 @@ fn formats_are_told_through_compression() {
 
 #[test]
 fn tsv_keeps_quotes_and_line_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
+    let items = read_bytes(
         "t.tsv",
         b"sentence \tlabel\r\n\"quoted\" text \t1\r\nbroken line\n\nok\t0\n",
     );
-    let items = read(&path, &ReadSpec::new(Format::Tsv));
     assert_eq!(items.len(), 3);
     let (line, fields) = items[0].clone().unwrap();
     assert_eq!(
@@ -79,13 +83,10 @@ fn tables_without_a_header_name_columns_by_position() {
 
 #[test]
 fn csv_honours_quotes_and_counts_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
+    let items = read_bytes(
         "t.csv",
         b"text,label\n\"a, quoted \"\"cell\"\"\",1\n\"two\nlines\",0\nshort\nplain,0\n",
     );
-    let items = read(&path, &ReadSpec::new(Format::Csv));
     let (line, fields) = items[0].clone().unwrap();
     assert_eq!(
         (line, text_of(&fields, "text")),
@@ -99,13 +100,10 @@ fn csv_honours_quotes_and_counts_lines() {
 
 #[test]
 fn jsonl_keeps_values_and_names_bad_lines() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = write(
-        dir.path(),
+    let items = read_bytes(
         "t.jsonl",
         b"{\"text\": \"a\", \"label\": 1}\n\n[1, 2]\n\xff\n{\"text\": \"b\"}\n",
     );
-    let items = read(&path, &ReadSpec::new(Format::Jsonl));
     let (line, fields) = items[0].clone().unwrap();
     assert_eq!((line, fields["label"].clone()), (1, Value::from(1)));
     let kinds: Vec<(u64, InputErrorKind)> = items[1..3]
@@ -125,10 +123,8 @@ fn jsonl_keeps_values_and_names_bad_lines() {
 
 #[test]
 fn empty_files_are_one_bad_record() {
-    let dir = tempfile::tempdir().unwrap();
     for name in ["e.jsonl", "e.txt", "e.tsv", "e.csv"] {
-        let path = write(dir.path(), name, b"");
-        let items = read(&path, &ReadSpec::new(format_of(&path).unwrap()));
+        let items = read_bytes(name, b"");
         assert_eq!(items.len(), 1, "{name}");
         assert_eq!(
             items[0].clone().unwrap_err().kind,
