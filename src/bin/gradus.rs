@@ -44,7 +44,8 @@ enum Command {
         #[arg(long)]
         unsealed_ok: bool,
     },
-    /// Write JSONL or text files into a `documents` dataset as they are.
+    /// Write raw files (JSON lines, text, or the text column of a TSV, CSV or Parquet
+    /// table) into a `documents` dataset as they are.
     Import {
         #[command(flatten)]
         args: StageArgs,
