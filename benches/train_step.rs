@@ -304,8 +304,9 @@ fn main() {
     let mut ours = HashMap::new();
     let only_kernels = std::env::args().find(|a| a == "fused" || a == "composed");
     // The fused kernels (what training runs) go first: a step measured after the composed
-    // ops' thousands of other allocations ran 10-20% slower than the same step measured
-    // first in the process, so the figure compared with PyTorch comes from a fresh heap.
+    // ops' thousands of other allocations runs slower than the same step measured first
+    // in the process (ARCHITECTURE.md's measured section), so the figure compared with
+    // PyTorch comes from a fresh heap.
     let kernel_runs = [Kernels::Fused, Kernels::Composed].into_iter().filter(|k| {
         only_kernels
             .as_deref()

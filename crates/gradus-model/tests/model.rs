@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+use std::path::{Path, PathBuf};
+
 use candle_core::{D, Device, Tensor};
 use gradus_model::generate::{Generation, Sampling, generate, generate_batch};
 use gradus_model::{
@@ -551,35 +553,53 @@ fn batched_prompts_equal_one_by_one() {
     assert!(!stop_at_2[..stop_at_2.len() - 1].contains(&2));
 }
 
-/// all-MiniLM-L6-v2 as sentence-transformers runs it: the hidden values and mean-pooled,
-/// normalised embeddings of the reference sentences, number by number.
+/// A fixture folder written by transformers (`tests/fixtures/NAME`) and its
+/// `reference.json`: the input ids and the logits transformers gives for them.
+type Reference = (PathBuf, Vec<Vec<u32>>, Vec<Vec<Vec<f32>>>);
+
+fn hf_fixture(name: &str) -> Reference {
+    // Found at run time: a path compiled in goes stale when one target folder serves
+    // several checkouts.
+    let dir = gradus_testkit::workspace_root()
+        .join("crates/gradus-model/tests/fixtures")
+        .join(name);
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
+    let ids = serde_json::from_value(reference["input_ids"].clone()).unwrap();
+    let want = serde_json::from_value(reference["logits"].clone()).unwrap();
+    (dir, ids, want)
+}
+
+/// The checkpoint in `dir` with `kernels`, for a decoder built on it.
+fn hf_params(dir: &Path, kernels: Kernels) -> Params {
+    Params::from_checkpoint(dir, Device::Cpu, 0, &[])
+        .unwrap()
+        .with_kernels(kernels)
+}
+
+/// `model`'s logits for `ids`, evaluated.
+fn logits_of(model: &Decoder, ids: &[Vec<u32>]) -> Vec<Vec<Vec<f32>>> {
+    let input = Tensor::new(ids.to_vec(), &Device::Cpu).unwrap();
+    model
+        .logits(&input, &mut Ctx::eval())
+        .unwrap()
+        .to_vec3()
+        .unwrap()
+}
+
 /// A GPT-2 written by Hugging Face transformers (`tests/fixtures/make_tiny_gpt2.py`:
 /// `GPT2LMHeadModel.save_pretrained`, HF `config.json`, Conv1D weights, biases, tied
 /// head) loads and gives transformers' own logits, with both kernel choices.
 #[test]
 fn an_hf_gpt2_checkpoint_gives_transformers_logits() {
-    // Found at run time: a path compiled in goes stale when one target folder serves
-    // several checkouts.
-    let dir = gradus_testkit::workspace_root().join("crates/gradus-model/tests/fixtures/tiny-gpt2");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-            .unwrap();
-    let ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
-    let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    let (dir, ids, want) = hf_fixture("tiny-gpt2");
     let (gpt, _) = Gpt::load(&dir, Device::Cpu).unwrap();
     assert_eq!(gpt.config().activation_function, "gelu_new");
     for kernels in [Kernels::Fused, Kernels::Composed] {
-        let config = gpt.config().clone();
-        let mut params = Params::from_checkpoint(&dir, Device::Cpu, 0, &[])
-            .unwrap()
-            .with_kernels(kernels);
-        let model = Gpt::new(&config, &mut params).unwrap();
-        let input = Tensor::new(ids.clone(), &Device::Cpu).unwrap();
-        let got: Vec<Vec<Vec<f32>>> = model
-            .logits(&input, &mut Ctx::eval())
-            .unwrap()
-            .to_vec3()
-            .unwrap();
+        let mut params = hf_params(&dir, kernels);
+        let model = Decoder::Gpt(Gpt::new(gpt.config(), &mut params).unwrap());
+        let got = logits_of(&model, &ids);
         for (s, (g, w)) in got.iter().zip(&want).enumerate() {
             for (t, (g, w)) in g.iter().zip(w).enumerate() {
                 for (v, (g, w)) in g.iter().zip(w).enumerate() {
@@ -599,28 +619,15 @@ fn an_hf_gpt2_checkpoint_gives_transformers_logits() {
 /// 1e-4, with both kernel choices.
 #[test]
 fn an_hf_llama_checkpoint_gives_transformers_logits() {
-    let dir =
-        gradus_testkit::workspace_root().join("crates/gradus-model/tests/fixtures/tiny-llama");
-    let reference: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
-            .unwrap();
-    let ids: Vec<Vec<u32>> = serde_json::from_value(reference["input_ids"].clone()).unwrap();
-    let want: Vec<Vec<Vec<f32>>> = serde_json::from_value(reference["logits"].clone()).unwrap();
+    let (dir, ids, want) = hf_fixture("tiny-llama");
     let DecoderConfig::Llama(config) = Decoder::read_config(&dir).unwrap() else {
         panic!("not read as a Llama");
     };
     assert_eq!((config.num_attention_heads, config.kv_heads()), (4, 2));
     for kernels in [Kernels::Fused, Kernels::Composed] {
-        let mut params = Params::from_checkpoint(&dir, Device::Cpu, 0, &[])
-            .unwrap()
-            .with_kernels(kernels);
+        let mut params = hf_params(&dir, kernels);
         let model = Decoder::Llama(Llama::new(&config, &mut params).unwrap());
-        let input = Tensor::new(ids.clone(), &Device::Cpu).unwrap();
-        let got: Vec<Vec<Vec<f32>>> = model
-            .logits(&input, &mut Ctx::eval())
-            .unwrap()
-            .to_vec3()
-            .unwrap();
+        let got = logits_of(&model, &ids);
         let mut worst = 0f32;
         for (g, w) in got
             .iter()
@@ -637,6 +644,8 @@ fn an_hf_llama_checkpoint_gives_transformers_logits() {
     }
 }
 
+/// all-MiniLM-L6-v2 as sentence-transformers runs it: the hidden values and mean-pooled,
+/// normalised embeddings of the reference sentences, number by number.
 #[test]
 fn minilm_matches_its_reference_outputs() {
     let (Some(model), Some(reference)) = (

@@ -221,9 +221,7 @@ pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
         "the", "a", "movie", "film", "was", "is", "very", "plot", "actors", "story",
     ];
     let mut next = lcg(seed);
-    let mut text = String::from("sentence\tlabel\n");
-    let mut sentences = Vec::new();
-    for _ in 0..rows {
+    toy_tsv(path, "sentence\tlabel", rows, || {
         let len = 3 + next(6);
         let mut words: Vec<&str> = (0..len).map(|_| FILLER[next(FILLER.len())]).collect();
         let label = next(2);
@@ -233,13 +231,8 @@ pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
             NEGATIVE[next(4)]
         };
         words.insert(next(len + 1), word);
-        let sentence = words.join(" ");
-        text.push_str(&format!("{sentence}\t{label}\n"));
-        sentences.push(sentence);
-    }
-    #[allow(clippy::unwrap_used)] // a test helper: a failed write should fail the test
-    std::fs::write(path, text).unwrap();
-    sentences
+        (words.join(" "), label)
+    })
 }
 
 /// Writes a toy regression task as TSV (`sentence<TAB>score`, header included): filler
@@ -248,9 +241,7 @@ pub fn toy_sentiment_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
 pub fn toy_intensity_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
     const FILLER: [&str; 8] = ["the", "a", "movie", "film", "was", "is", "plot", "story"];
     let mut next = lcg(seed ^ 0x5DEE_CE66);
-    let mut text = String::from("sentence\tscore\n");
-    let mut sentences = Vec::new();
-    for _ in 0..rows {
+    toy_tsv(path, "sentence\tscore", rows, || {
         let len = 3 + next(5);
         let mut words: Vec<&str> = (0..len).map(|_| FILLER[next(FILLER.len())]).collect();
         let very = next(4);
@@ -258,8 +249,23 @@ pub fn toy_intensity_tsv(path: &Path, rows: usize, seed: u64) -> Vec<String> {
             let at = next(words.len() + 1);
             words.insert(at, "very");
         }
-        let sentence = words.join(" ");
-        text.push_str(&format!("{sentence}\t{very}\n"));
+        (words.join(" "), very)
+    })
+}
+
+/// Writes `header` and `rows` rows of `row()` (a sentence and its target) as TSV; returns
+/// the sentences.
+fn toy_tsv(
+    path: &Path,
+    header: &str,
+    rows: usize,
+    mut row: impl FnMut() -> (String, usize),
+) -> Vec<String> {
+    let mut text = format!("{header}\n");
+    let mut sentences = Vec::new();
+    for _ in 0..rows {
+        let (sentence, target) = row();
+        text.push_str(&format!("{sentence}\t{target}\n"));
         sentences.push(sentence);
     }
     #[allow(clippy::unwrap_used)] // a test helper: a failed write should fail the test

@@ -45,6 +45,24 @@ fn documents(dir: &Path, texts: &[String], per_shard: usize) {
     w.seal().unwrap();
 }
 
+/// Every tokenizer kind gradus trains.
+const ALL_KINDS: [TokenizerKind; 4] = [
+    TokenizerKind::ByteBpe,
+    TokenizerKind::Wordpiece,
+    TokenizerKind::Unigram,
+    TokenizerKind::Char,
+];
+
+/// A tokenizer of `kind` with `vocab_size` entries, keeping every pair seen once.
+fn small(kind: TokenizerKind, vocab_size: usize) -> TrainConfig {
+    TrainConfig {
+        kind,
+        vocab_size,
+        min_frequency: 1,
+        ..TrainConfig::default()
+    }
+}
+
 fn sample_corpus() -> Vec<String> {
     let dir = gradus_testkit::workspace_root().join("data/corpus");
     let mut texts = Vec::new();
@@ -114,19 +132,11 @@ fn training_is_byte_stable_and_the_file_loads_back() {
     let tmp = tempfile::tempdir().unwrap();
     let docs = tmp.path().join("docs");
     documents(&docs, &sample_corpus(), 4);
-    for kind in [
-        TokenizerKind::ByteBpe,
-        TokenizerKind::Wordpiece,
-        TokenizerKind::Unigram,
-        TokenizerKind::Char,
-    ] {
+    for kind in ALL_KINDS {
         let config = TrainConfig {
-            kind,
-            vocab_size: 300,
-            min_frequency: 1,
             seed: 3,
             sample_docs: 10,
-            ..TrainConfig::default()
+            ..small(kind, 300)
         };
         let a = tmp.path().join(format!("{kind:?}-a.json"));
         let b = tmp.path().join(format!("{kind:?}-b.json"));
@@ -461,18 +471,8 @@ fn hf_tokenizers_in_python_loads_every_kind_unchanged() {
     let texts = sample_corpus();
     let probe = "The harbour wakes, before the town does: 7 boats. Café ☕!";
     let mut expected = serde_json::Map::new();
-    for kind in [
-        TokenizerKind::ByteBpe,
-        TokenizerKind::Wordpiece,
-        TokenizerKind::Unigram,
-        TokenizerKind::Char,
-    ] {
-        let config = TrainConfig {
-            kind,
-            vocab_size: 400,
-            min_frequency: 1,
-            ..TrainConfig::default()
-        };
+    for kind in ALL_KINDS {
+        let config = small(kind, 400);
         let tk = train(&config, &texts).unwrap();
         let path = tmp.path().join(format!("{kind:?}.json"));
         gradus_tokenize::save(&tk, &path).unwrap();
