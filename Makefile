@@ -286,23 +286,25 @@ glue-multitask-agnews: $(SST2_EXAMPLES) $(STSB_EXAMPLES) $(AGNEWS_EXAMPLES)
 	$(BIN)/gradus-multitask -c pipelines/glue-minilm/multitask-agnews.toml \
 	    --model $(MINILM_MODEL) --output $(GLUE)/multitask-agnews --overwrite
 
-# A small BERT pretrained (MLM + NSP) on WikiText-2 + unlabeled SST-2 sentences, then
-# fine-tuned on SST-2 from that pretraining and from random weights, same budget.
-# Task-adaptive pretraining: all-MiniLM-L6-v2 continued with masked-LM on SST-2's
-# sentences, then fine-tuned as `make sst2` does, beside the plain model's fine-tuning.
-# SEED seeds the continued pretraining and both fine-tunings; a run folder per seed.
 # Task-adaptive pretraining of all-MiniLM-L6-v2, then fine-tuning, beside the plain model
-# with the same seed: `make sst2-tapt TAPT_SEED=1`, `make stsb-tapt TAPT_SEED=1`; with
-# general text mixed into the MLM stage: `make stsb-tapt-mix TAPT_SEED=1`.
+# with the same seed (TAPT_SEED seeds the continued pretraining and both fine-tunings; a
+# run folder per seed): `make sst2-tapt TAPT_SEED=1`, `make stsb-tapt TAPT_SEED=1`; with
+# general text mixed into the MLM stage: `make stsb-tapt-mix TAPT_SEED=1`. TAPT_SET adds
+# overrides and TAPT_RUN names the run folder, for a remedy tried on the same recipe:
+#   make stsb-tapt TAPT_RUN=stsb-tapt-lr2e-5-42 \
+#     TAPT_SET="--set tapt.train.lr=2e-5 --set tapt.train.schedule.min_lr=2e-6"
 TAPT_SEED ?= 42
+TAPT_SET ?=
 sst2-tapt stsb-tapt stsb-tapt-mix: %: build minilm
 	GRADUS_SHARED_DATASETS=$(SHARED) $(BIN)/gradus run pipelines/$*.toml \
 	    --set tapt-head.seed=$(TAPT_SEED) --set tapt-head.train.seed=$(TAPT_SEED) \
 	    --set tapt.seed=$(TAPT_SEED) --set tapt.train.seed=$(TAPT_SEED) \
 	    --set $(firstword $(subst -, ,$*))-tapt.seed=$(TAPT_SEED) \
-	    --set $(firstword $(subst -, ,$*))-plain.seed=$(TAPT_SEED) \
-	    --run-dir $(RUNS)/$*-$(TAPT_SEED)
+	    --set $(firstword $(subst -, ,$*))-plain.seed=$(TAPT_SEED) $(TAPT_SET) \
+	    --run-dir $(RUNS)/$(or $(TAPT_RUN),$*-$(TAPT_SEED))
 
+# A small BERT pretrained (MLM + NSP) on WikiText-2 + unlabeled SST-2 sentences, then
+# fine-tuned on SST-2 from that pretraining and from random weights, same budget.
 SCRATCH := $(RUNS)/sst2-scratch
 sst2-scratch: build
 	mkdir -p $(SCRATCH)
