@@ -189,6 +189,8 @@ fn documents<'a>(
     let documents = reader.filter_map(move |item| {
         let record = match item {
             Err(e) => return Some(Err(CleanError::Config(e.to_string()))),
+            // An empty file holds no documents; import takes it as such.
+            Ok(Err(bad)) if bad.kind == InputErrorKind::EmptyFile => return None,
             Ok(Err(bad)) => return Some(Err(bad_line(key, bad.line, bad.kind, bad.detail))),
             Ok(Ok(record)) => record,
         };
@@ -271,6 +273,11 @@ mod tests {
         assert_eq!(got, [("f:1", "first para\nstill first"), ("f:5", "second")]);
         let whole = import("f.txt", text, &unit(TextUnit::File)).unwrap();
         assert_eq!(whole[0].text, "first para\nstill first \n\n\nsecond");
+        assert!(
+            import("empty.txt", "", &unit(TextUnit::File))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

@@ -122,7 +122,7 @@ fn jsonl_keeps_values_and_names_bad_lines() {
 }
 
 #[test]
-fn empty_files_are_one_bad_record() {
+fn empty_files_and_unreadable_headers_are_one_bad_record() {
     for name in ["e.jsonl", "e.txt", "e.tsv", "e.csv"] {
         let items = read_bytes(name, b"");
         assert_eq!(items.len(), 1, "{name}");
@@ -131,6 +131,13 @@ fn empty_files_are_one_bad_record() {
             InputErrorKind::EmptyFile
         );
     }
+    // A header that is not UTF-8 is the one bad record: its rows have nothing to match.
+    let items = read_bytes("h.tsv", b"te\xffxt\tlabel\na\t1\nb\t0\n");
+    assert_eq!(items.len(), 1);
+    assert_eq!(
+        items[0].clone().unwrap_err().kind,
+        InputErrorKind::InvalidUtf8
+    );
 }
 
 #[test]

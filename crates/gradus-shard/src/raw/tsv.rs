@@ -68,6 +68,10 @@ impl Iterator for TsvReader {
         if let Some(first) = self.first.take() {
             return Some(first);
         }
+        if self.columns.is_empty() {
+            // An empty file, or a header that could not be read: no rows to match to it.
+            return None;
+        }
         loop {
             let (number, line) = match self.lines.next_line() {
                 Err(e) => return Some(Err(e)),
