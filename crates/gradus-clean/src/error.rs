@@ -47,6 +47,21 @@ pub enum CleanError {
 }
 
 impl CleanError {
+    /// A raw file that cannot be read, named as the input names it (`name`).
+    pub fn raw(name: &str, e: gradus_shard::raw::RawError) -> Self {
+        match e {
+            gradus_shard::raw::RawError::Io { source, .. } => Self::Io {
+                path: name.to_string(),
+                source,
+            },
+            gradus_shard::raw::RawError::Format { detail, .. } => {
+                Self::Config(format!("{name}: {detail}"))
+            }
+        }
+    }
+}
+
+impl CleanError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.display().to_string(),

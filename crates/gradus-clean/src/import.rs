@@ -183,12 +183,12 @@ fn documents<'a>(
         text_field: config.text_field.clone(),
         ..ReadSpec::new(format)
     };
-    let reader = raw::open(file, &spec).map_err(|e| CleanError::Config(e.to_string()))?;
+    let reader = raw::open(file, &spec).map_err(|e| CleanError::raw(key, e))?;
     raw::require_column(reader.as_ref(), &config.text_field)
         .map_err(|detail| CleanError::Config(format!("{key}: {detail}")))?;
     let documents = reader.filter_map(move |item| {
         let record = match item {
-            Err(e) => return Some(Err(CleanError::Config(e.to_string()))),
+            Err(e) => return Some(Err(CleanError::raw(key, e))),
             // An empty file holds no documents; import takes it as such.
             Ok(Err(bad)) if bad.kind == InputErrorKind::EmptyFile => return None,
             Ok(Err(bad)) => return Some(Err(bad_line(key, bad.line, bad.kind, bad.detail))),

@@ -17,7 +17,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
 use datafusion::physical_plan::streaming::PartitionStream;
-use gradus_shard::raw::{self, Position, RawError, ReadSpec};
+use gradus_shard::raw::{self, Position, ReadSpec};
 use gradus_shard::{Dataset, DatasetKind, ReadOptions, ShardEntry};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -420,11 +420,11 @@ fn read_raw(
         columns: (format == raw::Format::Parquet).then(|| vec![file.text_field.clone()]),
         ..ReadSpec::new(format)
     };
-    let reader = raw::open(&file.path, &spec).map_err(|e| raw_error(file, e))?;
+    let reader = raw::open(&file.path, &spec).map_err(|e| CleanError::raw(&file.display, e))?;
     raw::require_column(reader.as_ref(), &file.text_field)
         .map_err(|detail| CleanError::Config(format!("{}: {detail}", file.display)))?;
     for item in reader {
-        let mut record = match item.map_err(|e| raw_error(file, e))? {
+        let mut record = match item.map_err(|e| CleanError::raw(&file.display, e))? {
             Ok(record) => record,
             Err(bad) => {
                 ctx.bad(bad.kind, bad.line, bad.detail)?;
@@ -443,19 +443,6 @@ fn read_raw(
         emit(b.push(record.position, None, None, record.fields, &text))?;
     }
     Ok(())
-}
-
-/// A raw file that cannot be read, named as the input names it.
-fn raw_error(file: &InputFile, e: RawError) -> CleanError {
-    match e {
-        RawError::Io { source, .. } => CleanError::Io {
-            path: file.display.clone(),
-            source,
-        },
-        RawError::Format { detail, .. } => {
-            CleanError::Config(format!("{}: {detail}", file.display))
-        }
-    }
 }
 
 fn read_documents(
