@@ -7,12 +7,12 @@
 //! the output gradient, in fixed blocks of periods added in order, so the result does not
 //! depend on the number of threads.
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::op::{Inputs, Kernel, Op};
 use crate::par::{add_in_order, rows_per_task};
 use crate::simd::wide;
-use crate::storage::f32s;
 
 wide! {
     /// `y = x + b` over whole periods of `b.len()` values.
@@ -50,43 +50,38 @@ fn check(x: usize, period: usize) -> Result<()> {
 
 struct AddRows;
 
-impl CustomOp2 for AddRows {
+impl Kernel<2> for AddRows {
+    const INPUTS: [&'static str; 2] = ["add rows input", "add rows addend"];
+
     fn name(&self) -> &'static str {
         "gradus-add-rows"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(xs, xl, "add rows input")?;
-        let b = f32s(bs, bl, "add rows addend")?;
+    fn forward(&self, i: &Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        let (x, b) = (i.f32(0)?, i.f32(1)?);
         check(x.len(), b.len())?;
         let mut y = vec![0.0f32; x.len()];
         let n = block(b.len());
         y.par_chunks_mut(n)
             .zip(x.par_chunks(n))
             .for_each(|(y, x)| add_periods(y, x, b));
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+        Ok((y, i.shape(0).clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        _x: &Tensor,
-        b: &Tensor,
+        [_, b]: [&Tensor; 2],
         _y: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<[Option<Tensor>; 2]> {
+        let sum = SumPeriods {
+            period: b.elem_count(),
+        };
         let db = dy
             .contiguous()?
-            .apply_op1_no_bwd(&SumPeriods {
-                period: b.elem_count(),
-            })?
+            .apply_op1_no_bwd(&Op(sum))?
             .reshape(b.shape())?;
-        Ok((Some(dy.clone()), Some(db)))
+        Ok([Some(dy.clone()), Some(db)])
     }
 }
 
@@ -95,13 +90,15 @@ struct SumPeriods {
     period: usize,
 }
 
-impl CustomOp1 for SumPeriods {
+impl Kernel<1> for SumPeriods {
+    const INPUTS: [&'static str; 1] = ["add rows gradient"];
+
     fn name(&self) -> &'static str {
         "gradus-sum-periods"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let dy = f32s(s, l, "add rows gradient")?;
+    fn forward(&self, x: &Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let dy = x.f32(0)?;
         let p = self.period;
         check(dy.len(), p)?;
         let partial: Vec<Vec<f32>> = dy
@@ -114,7 +111,7 @@ impl CustomOp1 for SumPeriods {
             .collect();
         let mut out = vec![0.0f32; p];
         add_in_order(&mut out, partial);
-        Ok((CpuStorage::F32(out), Shape::from(p)))
+        Ok((out, Shape::from(p)))
     }
 }
 
@@ -125,5 +122,5 @@ pub fn add_rows(x: &Tensor, b: &Tensor) -> Result<Tensor> {
     if last(x) != last(b) {
         bail!("add rows: {:?} against {:?}", x.dims(), b.dims())
     }
-    x.contiguous()?.apply_op2(&b.contiguous()?, AddRows)
+    x.contiguous()?.apply_op2(&b.contiguous()?, Op(AddRows))
 }

@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::math::{axpy, dot, exp, max, sum};
+use crate::op::{Inputs, Kernel, Op};
 use crate::simd::wide;
-use crate::storage::f32s;
 
 /// The shape and options shared by the forward and backward kernels.
 #[derive(Debug, Clone)]
@@ -485,45 +485,50 @@ wide! {
 
 struct Attention(Spec);
 
-impl CustomOp1 for Attention {
+impl Kernel<1> for Attention {
+    const INPUTS: [&'static str; 1] = ["attention projection"];
+
     fn name(&self) -> &'static str {
         "gradus-attention"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let out = self.0.forward(f32s(s, l, "attention projection")?)?;
-        Ok((CpuStorage::F32(out), Shape::from(self.0.out_dims.clone())))
+    fn forward(&self, x: &Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
+        let out = self.0.forward(x.f32(0)?)?;
+        Ok((out, Shape::from(self.0.out_dims.clone())))
     }
 
-    fn bwd(&self, qkv: &Tensor, out: &Tensor, dout: &Tensor) -> Result<Option<Tensor>> {
-        let grad =
-            qkv.apply_op3_no_bwd(out, &dout.contiguous()?, &AttentionGrad(self.0.clone()))?;
-        Ok(Some(grad))
+    fn backward(
+        &self,
+        [qkv]: [&Tensor; 1],
+        out: &Tensor,
+        dout: &Tensor,
+    ) -> Result<[Option<Tensor>; 1]> {
+        let grad = AttentionGrad(self.0.clone());
+        Ok([Some(qkv.apply_op3_no_bwd(
+            out,
+            &dout.contiguous()?,
+            &Op(grad),
+        )?)])
     }
 }
 
 /// `(qkv, out, dout) → d(qkv)`.
 struct AttentionGrad(Spec);
 
-impl CustomOp3 for AttentionGrad {
+impl Kernel<3> for AttentionGrad {
+    const INPUTS: [&'static str; 3] = [
+        "attention projection",
+        "attention output",
+        "attention gradient",
+    ];
+
     fn name(&self) -> &'static str {
         "gradus-attention-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        qs: &CpuStorage,
-        ql: &Layout,
-        os: &CpuStorage,
-        ol: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let qkv = f32s(qs, ql, "attention projection")?;
-        let out = f32s(os, ol, "attention output")?;
-        let dout = f32s(gs, gl, "attention gradient")?;
-        let grad = self.0.backward(qkv, out, dout)?;
-        Ok((CpuStorage::F32(grad), ql.shape().clone()))
+    fn forward(&self, x: &Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let grad = self.0.backward(x.f32(0)?, x.f32(1)?, x.f32(2)?)?;
+        Ok((grad, x.shape(0).clone()))
     }
 }
 
@@ -578,7 +583,7 @@ pub fn attention(
         keys,
         out_dims,
     };
-    qkv.contiguous()?.apply_op1(Attention(spec))
+    qkv.contiguous()?.apply_op1(Op(Attention(spec)))
 }
 
 #[cfg(test)]

@@ -3,12 +3,12 @@
 //! the backward pass writes g·(softmax − one-hot) in one pass over the logits, taking the
 //! row's logsumexp back from the loss (loss + row[target]) rather than recomputing it.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, bail};
+use candle_core::{DType, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::math::{exp, max};
+use crate::op::{Inputs, Kernel, Op};
 use crate::par::rows_per_task;
-use crate::storage::{f32s, u32s};
 
 fn check(logits: &[f32], targets: &[u32], classes: usize) -> Result<()> {
     if classes == 0 || logits.len() != targets.len() * classes {
@@ -102,38 +102,33 @@ struct CrossEntropy {
     classes: usize,
 }
 
-impl CustomOp2 for CrossEntropy {
+impl Kernel<2> for CrossEntropy {
+    const INPUTS: [&'static str; 2] = ["logits", "cross-entropy targets"];
+
     fn name(&self) -> &'static str {
         "gradus-cross-entropy"
     }
 
-    fn cpu_fwd(
-        &self,
-        ls: &CpuStorage,
-        ll: &Layout,
-        ts: &CpuStorage,
-        tl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let targets = u32s(ts, tl, "cross-entropy targets")?;
-        let loss = forward(f32s(ls, ll, "logits")?, targets, self.classes)?;
-        Ok((CpuStorage::F32(loss), Shape::from(targets.len())))
+    fn forward(&self, x: &Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        let targets = x.u32(1)?;
+        let loss = forward(x.f32(0)?, targets, self.classes)?;
+        Ok((loss, Shape::from(targets.len())))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        logits: &Tensor,
-        targets: &Tensor,
+        [logits, targets]: [&Tensor; 2],
         loss: &Tensor,
         grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<[Option<Tensor>; 2]> {
         let loss_grad = Tensor::stack(&[loss, grad], 1)?;
         let op = CrossEntropyGrad {
             classes: self.classes,
         };
-        Ok((
-            Some(logits.apply_op3_no_bwd(targets, &loss_grad, &op)?),
+        Ok([
+            Some(logits.apply_op3_no_bwd(targets, &loss_grad, &Op(op))?),
             None,
-        ))
+        ])
     }
 }
 
@@ -142,27 +137,20 @@ struct CrossEntropyGrad {
     classes: usize,
 }
 
-impl CustomOp3 for CrossEntropyGrad {
+impl Kernel<3> for CrossEntropyGrad {
+    const INPUTS: [&'static str; 3] = [
+        "logits",
+        "cross-entropy targets",
+        "cross-entropy loss gradient",
+    ];
+
     fn name(&self) -> &'static str {
         "gradus-cross-entropy-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        ls: &CpuStorage,
-        ll: &Layout,
-        ts: &CpuStorage,
-        tl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let grad = backward(
-            f32s(ls, ll, "logits")?,
-            u32s(ts, tl, "cross-entropy targets")?,
-            f32s(gs, gl, "cross-entropy loss gradient")?,
-            self.classes,
-        )?;
-        Ok((CpuStorage::F32(grad), ll.shape().clone()))
+    fn forward(&self, x: &Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let grad = backward(x.f32(0)?, x.u32(1)?, x.f32(2)?, self.classes)?;
+        Ok((grad, x.shape(0).clone()))
     }
 }
 
@@ -173,5 +161,5 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     let targets = targets.to_dtype(DType::U32)?.contiguous()?;
     logits
         .contiguous()?
-        .apply_op2(&targets, CrossEntropy { classes })
+        .apply_op2(&targets, Op(CrossEntropy { classes }))
 }

@@ -4,12 +4,12 @@
 
 use std::f32::consts::FRAC_2_SQRT_PI;
 
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 
 use crate::math::{normal_cdf, normal_pdf, tanh};
+use crate::op::{Inputs, Kernel, Op};
 use crate::par::{Out, map1, map2};
 use crate::simd::wide;
-use crate::storage::f32s;
 
 /// Which GELU: `Erf` is x·Φ(x) (BERT's `gelu`, nanoGPT's `nn.GELU()`), `Tanh` is
 /// GPT-2's `gelu_new`, 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))).
@@ -78,44 +78,41 @@ wide! {
 
 struct Gelu(GeluForm);
 
-impl CustomOp1 for Gelu {
+impl Kernel<1> for Gelu {
+    const INPUTS: [&'static str; 1] = ["gelu input"];
+
     fn name(&self) -> &'static str {
         "gradus-gelu"
     }
 
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(s, l, "gelu input")?;
+    fn forward(&self, x: &Inputs<'_, 1>) -> Result<(Vec<f32>, Shape)> {
         let y = match self.0 {
-            GeluForm::Erf => map1(x, gelu_erf_chunk),
-            GeluForm::Tanh => map1(x, gelu_tanh_chunk),
+            GeluForm::Erf => map1(x.f32(0)?, gelu_erf_chunk),
+            GeluForm::Tanh => map1(x.f32(0)?, gelu_tanh_chunk),
         };
-        Ok((CpuStorage::F32(y), l.shape().clone()))
+        Ok((y, x.shape(0).clone()))
     }
 
-    fn bwd(&self, x: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(x.apply_op2_no_bwd(
-            &grad.contiguous()?,
-            &GeluGrad(self.0),
-        )?))
+    fn backward(&self, [x]: [&Tensor; 1], _y: &Tensor, dy: &Tensor) -> Result<[Option<Tensor>; 1]> {
+        Ok([Some(x.apply_op2_no_bwd(
+            &dy.contiguous()?,
+            &Op(GeluGrad(self.0)),
+        )?)])
     }
 }
 
 /// dL/dx from x and dL/dy.
 struct GeluGrad(GeluForm);
 
-impl CustomOp2 for GeluGrad {
+impl Kernel<2> for GeluGrad {
+    const INPUTS: [&'static str; 2] = ["gelu input", "gelu gradient"];
+
     fn name(&self) -> &'static str {
         "gradus-gelu-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (x, g) = (f32s(xs, xl, "gelu input")?, f32s(gs, gl, "gelu gradient")?);
+    fn forward(&self, i: &Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        let (x, g) = (i.f32(0)?, i.f32(1)?);
         if x.len() != g.len() {
             bail!("gelu backward: {} inputs, {} gradients", x.len(), g.len())
         }
@@ -123,11 +120,11 @@ impl CustomOp2 for GeluGrad {
             GeluForm::Erf => map2(x, g, gelu_erf_grad_chunk),
             GeluForm::Tanh => map2(x, g, gelu_tanh_grad_chunk),
         };
-        Ok((CpuStorage::F32(dx), xl.shape().clone()))
+        Ok((dx, i.shape(0).clone()))
     }
 }
 
 /// GELU of an f32 CPU tensor of any shape, differentiable.
 pub fn gelu(x: &Tensor, form: GeluForm) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Gelu(form))
+    x.contiguous()?.apply_op1(Op(Gelu(form)))
 }

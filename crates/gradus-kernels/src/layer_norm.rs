@@ -4,14 +4,14 @@
 //! the weight and bias gradients per fixed block of rows, then adds the blocks in order,
 //! so the result is the same on any number of threads.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::math::{dot, sum, sum_squared_deviation};
 use crate::norm_grad::NormGrad;
+use crate::op::{Inputs, Kernel, Op, unpack};
 use crate::par::{rows_backward, rows_per_task};
 use crate::simd::wide;
-use crate::storage::f32s;
 
 /// (μ, 1/√(σ² + ε)) of a row, σ² from the centred values (two passes, as PyTorch).
 #[inline(always)]
@@ -108,74 +108,31 @@ wide! {
     }
 }
 
-/// The forward kernel on candle's storage (input, weight, optional bias).
-fn forward_storage(
-    (xs, xl): (&CpuStorage, &Layout),
-    (ws, wl): (&CpuStorage, &Layout),
-    bias: Option<(&CpuStorage, &Layout)>,
-    eps: f32,
-) -> Result<(CpuStorage, Shape)> {
-    let x = f32s(xs, xl, "layer norm input")?;
-    let w = f32s(ws, wl, "layer norm weight")?;
-    let b = bias
-        .map(|(bs, bl)| f32s(bs, bl, "layer norm bias"))
-        .transpose()?;
-    Ok((CpuStorage::F32(forward(x, w, b, eps)?), xl.shape().clone()))
-}
-
 struct LayerNorm {
     eps: f32,
 }
 
-impl CustomOp3 for LayerNorm {
+impl Kernel<3> for LayerNorm {
+    const INPUTS: [&'static str; 3] = ["layer norm input", "layer norm weight", "layer norm bias"];
+
     fn name(&self) -> &'static str {
         "gradus-layer-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        bs: &CpuStorage,
-        bl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        forward_storage((xs, xl), (ws, wl), Some((bs, bl)), self.eps)
+    fn forward(&self, x: &Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let y = forward(x.f32(0)?, x.f32(1)?, Some(x.f32(2)?), self.eps)?;
+        Ok((y, x.shape(0).clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        x: &Tensor,
-        w: &Tensor,
-        _b: &Tensor,
+        [x, w, _]: [&Tensor; 3],
         _y: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let (dx, dw, db) = unpack(x, w, &self.grad(x, w, dy)?)?;
-        Ok((Some(dx), Some(dw), Some(db)))
+    ) -> Result<[Option<Tensor>; 3]> {
+        let [dx, dw, db] = grads(self.eps, x, w, dy)?;
+        Ok([Some(dx), Some(dw), Some(db)])
     }
-}
-
-impl LayerNorm {
-    fn grad(&self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
-        let grad = NormGrad {
-            name: "gradus-layer-norm-grad",
-            eps: self.eps,
-            backward,
-        };
-        x.apply_op3_no_bwd(w, &dy.contiguous()?, &grad)
-    }
-}
-
-/// Splits the packed `[dx, dw, db]` buffer into tensors shaped like x and w.
-fn unpack(x: &Tensor, w: &Tensor, packed: &Tensor) -> Result<(Tensor, Tensor, Tensor)> {
-    let (n, d) = (x.elem_count(), w.elem_count());
-    Ok((
-        packed.narrow(0, 0, n)?.reshape(x.shape())?,
-        packed.narrow(0, n, d)?.reshape(w.shape())?,
-        packed.narrow(0, n + d, d)?.reshape(w.shape())?,
-    ))
 }
 
 /// Layer norm without a bias: the same kernels, the bias gradient dropped.
@@ -183,32 +140,37 @@ struct LayerNormNoBias {
     eps: f32,
 }
 
-impl CustomOp2 for LayerNormNoBias {
+impl Kernel<2> for LayerNormNoBias {
+    const INPUTS: [&'static str; 2] = ["layer norm input", "layer norm weight"];
+
     fn name(&self) -> &'static str {
         "gradus-layer-norm-no-bias"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        forward_storage((xs, xl), (ws, wl), None, self.eps)
+    fn forward(&self, x: &Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        let y = forward(x.f32(0)?, x.f32(1)?, None, self.eps)?;
+        Ok((y, x.shape(0).clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        x: &Tensor,
-        w: &Tensor,
+        [x, w]: [&Tensor; 2],
         _y: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = LayerNorm { eps: self.eps }.grad(x, w, dy)?;
-        let (dx, dw, _) = unpack(x, w, &packed)?;
-        Ok((Some(dx), Some(dw)))
+    ) -> Result<[Option<Tensor>; 2]> {
+        let [dx, dw, _] = grads(self.eps, x, w, dy)?;
+        Ok([Some(dx), Some(dw)])
     }
+}
+
+/// The gradients of x, the weight and the bias, shaped like them.
+fn grads(eps: f32, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<[Tensor; 3]> {
+    let grad = NormGrad {
+        name: "gradus-layer-norm-grad",
+        eps,
+        backward,
+    };
+    unpack(&grad.apply(x, w, dy)?, [x, w, w])
 }
 
 /// Layer norm over the last dimension of an f32 CPU tensor, differentiable in x, the
@@ -224,7 +186,11 @@ pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>, eps: f64) 
     }
     let eps = eps as f32;
     match bias {
-        Some(b) => x.apply_op3(&weight.contiguous()?, &b.contiguous()?, LayerNorm { eps }),
-        None => x.apply_op2(&weight.contiguous()?, LayerNormNoBias { eps }),
+        Some(b) => x.apply_op3(
+            &weight.contiguous()?,
+            &b.contiguous()?,
+            Op(LayerNorm { eps }),
+        ),
+        None => x.apply_op2(&weight.contiguous()?, Op(LayerNormNoBias { eps })),
     }
 }

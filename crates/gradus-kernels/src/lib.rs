@@ -16,6 +16,7 @@ mod gelu;
 mod layer_norm;
 pub mod math;
 mod norm_grad;
+mod op;
 mod par;
 mod rms_norm;
 mod rope;

@@ -2,9 +2,9 @@
 //! and the weight's (and bias's) gradients packed into one 1-D tensor, which the norm's
 //! `bwd` splits.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape};
+use candle_core::{Result, Shape, Tensor};
 
-use crate::storage::f32s;
+use crate::op::{Inputs, Kernel, Op};
 
 /// A norm's backward: `(x, w, dy, eps) → [dx…, column sums…]`.
 pub(crate) type Backward = fn(&[f32], &[f32], &[f32], f32) -> Result<Vec<f32>>;
@@ -15,25 +15,23 @@ pub(crate) struct NormGrad {
     pub backward: Backward,
 }
 
-impl CustomOp3 for NormGrad {
+impl NormGrad {
+    /// The packed gradients of a norm of `x` with weight `w`, given the output's `dy`.
+    pub fn apply(self, x: &Tensor, w: &Tensor, dy: &Tensor) -> Result<Tensor> {
+        x.apply_op3_no_bwd(w, &dy.contiguous()?, &Op(self))
+    }
+}
+
+impl Kernel<3> for NormGrad {
+    const INPUTS: [&'static str; 3] = ["norm input", "norm weight", "norm gradient"];
+
     fn name(&self) -> &'static str {
         self.name
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-        gs: &CpuStorage,
-        gl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(xs, xl, "norm input")?;
-        let w = f32s(ws, wl, "norm weight")?;
-        let dy = f32s(gs, gl, "norm gradient")?;
-        let out = (self.backward)(x, w, dy, self.eps)?;
+    fn forward(&self, x: &Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let out = (self.backward)(x.f32(0)?, x.f32(1)?, x.f32(2)?, self.eps)?;
         let n = out.len();
-        Ok((CpuStorage::F32(out), Shape::from(n)))
+        Ok((out, Shape::from(n)))
     }
 }

@@ -4,14 +4,14 @@
 //! gradient summed per fixed block of rows, then in block order, so the result is the
 //! same on any number of threads.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::math::dot;
 use crate::norm_grad::NormGrad;
+use crate::op::{Inputs, Kernel, Op, unpack};
 use crate::par::{rows_backward, rows_per_task};
 use crate::simd::wide;
-use crate::storage::f32s;
 
 /// 1/√(mean(x²) + ε) of a row.
 #[inline(always)]
@@ -102,43 +102,30 @@ struct RmsNorm {
     eps: f32,
 }
 
-impl CustomOp2 for RmsNorm {
+impl Kernel<2> for RmsNorm {
+    const INPUTS: [&'static str; 2] = ["rms norm input", "rms norm weight"];
+
     fn name(&self) -> &'static str {
         "gradus-rms-norm"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        ws: &CpuStorage,
-        wl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(xs, xl, "rms norm input")?;
-        let w = f32s(ws, wl, "rms norm weight")?;
-        Ok((
-            CpuStorage::F32(forward(x, w, self.eps)?),
-            xl.shape().clone(),
-        ))
+    fn forward(&self, x: &Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        Ok((forward(x.f32(0)?, x.f32(1)?, self.eps)?, x.shape(0).clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        x: &Tensor,
-        w: &Tensor,
+        [x, w]: [&Tensor; 2],
         _y: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<[Option<Tensor>; 2]> {
         let grad = NormGrad {
             name: "gradus-rms-norm-grad",
             eps: self.eps,
             backward,
         };
-        let packed = x.apply_op3_no_bwd(w, &dy.contiguous()?, &grad)?;
-        let (n, d) = (x.elem_count(), w.elem_count());
-        let dx = packed.narrow(0, 0, n)?.reshape(x.shape())?;
-        let dw = packed.narrow(0, n, d)?.reshape(w.shape())?;
-        Ok((Some(dx), Some(dw)))
+        let [dx, dw] = unpack(&grad.apply(x, w, dy)?, [x, w])?;
+        Ok([Some(dx), Some(dw)])
     }
 }
 
@@ -153,5 +140,5 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
             weight.elem_count()
         )
     }
-    x.apply_op2(&weight.contiguous()?, RmsNorm { eps: eps as f32 })
+    x.apply_op2(&weight.contiguous()?, Op(RmsNorm { eps: eps as f32 }))
 }

@@ -4,12 +4,12 @@
 //! as the model keeps it, `[batch · seq, heads · head_dim]`, so no split of heads. The
 //! backward pass is the same rotation by the opposite angle.
 
-use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use crate::op::{Inputs, Kernel, Op};
 use crate::par::rows_per_task;
 use crate::simd::wide;
-use crate::storage::f32s;
 
 struct Rope {
     /// 1 forward, −1 backward (the inverse rotation).
@@ -68,42 +68,31 @@ wide! {
     }
 }
 
-impl CustomOp3 for Rope {
+impl Kernel<3> for Rope {
+    const INPUTS: [&'static str; 3] = ["rope input", "rope cosines", "rope sines"];
+
     fn name(&self) -> &'static str {
         "gradus-rope"
     }
 
-    fn cpu_fwd(
-        &self,
-        xs: &CpuStorage,
-        xl: &Layout,
-        cs: &CpuStorage,
-        cl: &Layout,
-        ss: &CpuStorage,
-        sl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let x = f32s(xs, xl, "rope input")?;
-        let cos = f32s(cs, cl, "rope cosines")?;
-        let sin = f32s(ss, sl, "rope sines")?;
-        let width = xl.dims().last().copied().unwrap_or(0);
-        let y = self.apply(x, cos, sin, width)?;
-        Ok((CpuStorage::F32(y), xl.shape().clone()))
+    fn forward(&self, x: &Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let width = x.shape(0).dims().last().copied().unwrap_or(0);
+        let y = self.apply(x.f32(0)?, x.f32(1)?, x.f32(2)?, width)?;
+        Ok((y, x.shape(0).clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        _x: &Tensor,
-        cos: &Tensor,
-        sin: &Tensor,
+        [_, cos, sin]: [&Tensor; 3],
         _y: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    ) -> Result<[Option<Tensor>; 3]> {
         let inverse = Rope {
             sign: -self.sign,
             head_dim: self.head_dim,
         };
-        let dx = dy.contiguous()?.apply_op3_no_bwd(cos, sin, &inverse)?;
-        Ok((Some(dx), None, None))
+        let dx = dy.contiguous()?.apply_op3_no_bwd(cos, sin, &Op(inverse))?;
+        Ok([Some(dx), None, None])
     }
 }
 
@@ -116,5 +105,5 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor, head_dim: usize) -> Result<T
         head_dim,
     };
     x.contiguous()?
-        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, op)
+        .apply_op3(&cos.contiguous()?, &sin.contiguous()?, Op(op))
 }

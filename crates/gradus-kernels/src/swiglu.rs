@@ -2,13 +2,13 @@
 //! pass. Composed it is four tensor ops and a scalar `exp` per element, forward and more
 //! backward; here one pass each way.
 
-use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use candle_core::{Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
 use crate::math::exp;
+use crate::op::{Inputs, Kernel, Op, unpack};
 use crate::par::{CHUNK, Out, map2};
 use crate::simd::wide;
-use crate::storage::f32s;
 
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
@@ -43,60 +43,43 @@ fn check(g: usize, u: usize, what: &str) -> Result<()> {
 
 struct SwiGlu;
 
-impl CustomOp2 for SwiGlu {
+impl Kernel<2> for SwiGlu {
+    const INPUTS: [&'static str; 2] = ["swiglu gate", "swiglu up"];
+
     fn name(&self) -> &'static str {
         "gradus-swiglu"
     }
 
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        us: &CpuStorage,
-        ul: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (g, u) = (f32s(gs, gl, "swiglu gate")?, f32s(us, ul, "swiglu up")?);
+    fn forward(&self, x: &Inputs<'_, 2>) -> Result<(Vec<f32>, Shape)> {
+        let (g, u) = (x.f32(0)?, x.f32(1)?);
         check(g.len(), u.len(), "")?;
-        Ok((
-            CpuStorage::F32(map2(g, u, forward_chunk)),
-            gl.shape().clone(),
-        ))
+        Ok((map2(g, u, forward_chunk), x.shape(0).clone()))
     }
 
-    fn bwd(
+    fn backward(
         &self,
-        g: &Tensor,
-        u: &Tensor,
+        [g, u]: [&Tensor; 2],
         _y: &Tensor,
         dy: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let packed = g.apply_op3_no_bwd(u, &dy.contiguous()?, &SwiGluGrad)?;
-        let n = g.elem_count();
-        let dg = packed.narrow(0, 0, n)?.reshape(g.shape())?;
-        let du = packed.narrow(0, n, n)?.reshape(u.shape())?;
-        Ok((Some(dg), Some(du)))
+    ) -> Result<[Option<Tensor>; 2]> {
+        let packed = g.apply_op3_no_bwd(u, &dy.contiguous()?, &Op(SwiGluGrad))?;
+        let [dg, du] = unpack(&packed, [g, u])?;
+        Ok([Some(dg), Some(du)])
     }
 }
 
 /// `(g, u, dy) → [dg…, du…]` in one 1-D tensor.
 struct SwiGluGrad;
 
-impl CustomOp3 for SwiGluGrad {
+impl Kernel<3> for SwiGluGrad {
+    const INPUTS: [&'static str; 3] = ["swiglu gate", "swiglu up", "swiglu gradient"];
+
     fn name(&self) -> &'static str {
         "gradus-swiglu-grad"
     }
 
-    fn cpu_fwd(
-        &self,
-        gs: &CpuStorage,
-        gl: &Layout,
-        us: &CpuStorage,
-        ul: &Layout,
-        ds: &CpuStorage,
-        dl: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let (g, u) = (f32s(gs, gl, "swiglu gate")?, f32s(us, ul, "swiglu up")?);
-        let dy = f32s(ds, dl, "swiglu gradient")?;
+    fn forward(&self, x: &Inputs<'_, 3>) -> Result<(Vec<f32>, Shape)> {
+        let (g, u, dy) = (x.f32(0)?, x.f32(1)?, x.f32(2)?);
         check(g.len(), u.len(), " backward")?;
         check(g.len(), dy.len(), " backward")?;
         let n = g.len();
@@ -110,7 +93,7 @@ impl CustomOp3 for SwiGluGrad {
                     .zip(dy.par_chunks(CHUNK)),
             )
             .for_each(|((dg, du), ((g, u), dy))| backward_chunk(dg, du, g, u, dy));
-        Ok((CpuStorage::F32(out), Shape::from(2 * n)))
+        Ok((out, Shape::from(2 * n)))
     }
 }
 
@@ -119,5 +102,5 @@ pub fn swiglu(gate: &Tensor, up: &Tensor) -> Result<Tensor> {
     if gate.dims() != up.dims() {
         bail!("swiglu: gate {:?} against up {:?}", gate.dims(), up.dims())
     }
-    gate.contiguous()?.apply_op2(&up.contiguous()?, SwiGlu)
+    gate.contiguous()?.apply_op2(&up.contiguous()?, Op(SwiGlu))
 }
