@@ -6,7 +6,7 @@
 use candle_core::{CpuStorage, InplaceOp2, InplaceOp3, Layout, Result, Tensor, bail};
 
 use crate::par::CHUNK;
-use crate::storage::{f32s as slice, f32s_mut as slice_mut};
+use crate::storage::{elems, f32s_mut};
 use rayon::prelude::*;
 
 /// The hyper-parameters of one update of one parameter.
@@ -41,8 +41,8 @@ impl InplaceOp2 for Moment {
         g: &CpuStorage,
         g_l: &Layout,
     ) -> Result<()> {
-        let m = slice_mut(dst, dst_l, "a moment")?;
-        let g = slice(g, g_l, "the gradient")?;
+        let m = f32s_mut(dst, dst_l, "a moment")?;
+        let g = elems::<f32>(g, g_l, "the gradient")?;
         if m.len() != g.len() {
             bail!("adamw: {} moments for {} gradients", m.len(), g.len())
         }
@@ -81,8 +81,8 @@ impl InplaceOp3 for Update {
         v: &CpuStorage,
         v_l: &Layout,
     ) -> Result<()> {
-        let p = slice_mut(dst, dst_l, "the parameter")?;
-        let (m, v) = (slice(m, m_l, "m")?, slice(v, v_l, "v")?);
+        let p = f32s_mut(dst, dst_l, "the parameter")?;
+        let (m, v) = (elems::<f32>(m, m_l, "m")?, elems::<f32>(v, v_l, "v")?);
         if p.len() != m.len() || p.len() != v.len() {
             bail!("adamw: parameter, m and v differ in size")
         }

@@ -5,7 +5,7 @@
 
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
-use crate::storage::{f32s, u32s};
+use crate::storage::elems;
 
 /// The `N` inputs of one call, as candle's CPU storage holds them.
 pub(crate) struct Inputs<'a, const N: usize> {
@@ -17,13 +17,13 @@ impl<'a, const N: usize> Inputs<'a, N> {
     /// Input `i` as contiguous f32 values.
     pub fn f32(&self, i: usize) -> Result<&'a [f32]> {
         let (s, l) = self.args[i];
-        f32s(s, l, self.names[i])
+        elems(s, l, self.names[i])
     }
 
     /// Input `i` as contiguous u32 values.
     pub fn u32(&self, i: usize) -> Result<&'a [u32]> {
         let (s, l) = self.args[i];
-        u32s(s, l, self.names[i])
+        elems(s, l, self.names[i])
     }
 
     pub fn shape(&self, i: usize) -> &'a Shape {

@@ -1,11 +1,16 @@
-//! Borrowing the f32 / u32 buffers behind candle's CPU storage. Every kernel here works on
+//! Borrowing the buffers behind candle's CPU storage. Every kernel here works on
 //! contiguous row-major data; the public wrappers make their inputs contiguous first.
 
-use candle_core::{CpuStorage, Layout, Result, bail};
+use candle_core::{CpuStorage, Layout, Result, WithDType, bail};
 
-pub(crate) fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [f32]> {
-    let CpuStorage::F32(data) = s else {
-        bail!("{what} is not f32")
+/// The values of a contiguous `D` storage; `what` names it in the error.
+pub(crate) fn elems<'a, D: WithDType>(
+    s: &'a CpuStorage,
+    l: &Layout,
+    what: &str,
+) -> Result<&'a [D]> {
+    let Ok(data) = s.as_slice::<D>() else {
+        bail!("{what} is not {}", D::DTYPE.as_str())
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&data[a..b]),
@@ -13,22 +18,13 @@ pub(crate) fn f32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a 
     }
 }
 
+/// The same, to update in place (candle has no mutable `as_slice`).
 pub(crate) fn f32s_mut<'a>(s: &'a mut CpuStorage, l: &Layout, what: &str) -> Result<&'a mut [f32]> {
     let CpuStorage::F32(data) = s else {
         bail!("{what} is not f32")
     };
     match l.contiguous_offsets() {
         Some((a, b)) => Ok(&mut data[a..b]),
-        None => bail!("{what} is not contiguous"),
-    }
-}
-
-pub(crate) fn u32s<'a>(s: &'a CpuStorage, l: &Layout, what: &str) -> Result<&'a [u32]> {
-    let CpuStorage::U32(data) = s else {
-        bail!("{what} is not u32")
-    };
-    match l.contiguous_offsets() {
-        Some((a, b)) => Ok(&data[a..b]),
         None => bail!("{what} is not contiguous"),
     }
 }

@@ -445,3 +445,13 @@ fn cross_entropy_matches_log_softmax_and_gather() {
         .to_string();
     assert!(err.contains("target 10 is out of range"), "{err}");
 }
+
+#[test]
+fn an_input_of_another_dtype_is_refused_naming_it() {
+    let x = Tensor::zeros((2, 3), DType::F64, &Device::Cpu).unwrap();
+    let err = gelu(&x, GeluForm::Erf).unwrap_err().to_string();
+    assert!(err.contains("gelu input is not f32"), "{err}");
+    let w = Tensor::ones(3, DType::F32, &Device::Cpu).unwrap();
+    let err = rms_norm(&x, &w, 1e-5).unwrap_err().to_string();
+    assert!(err.contains("rms norm input is not f32"), "{err}");
+}
