@@ -130,52 +130,29 @@ impl<F: TextFunction> ScalarUDFImpl for StructUdf<F> {
 
 /// Column `i` of the rows as an array of type `ty`.
 fn column(ty: &DataType, rows: &[Option<Vec<Value>>], i: usize) -> Result<ArrayRef> {
-    fn at(r: &Option<Vec<Value>>, i: usize) -> Option<&Value> {
-        r.as_ref().map(|v| &v[i])
-    }
-    let array: ArrayRef = match ty {
-        DataType::UInt32 => Arc::new(
-            rows.iter()
-                .map(|r| match at(r, i) {
-                    Some(Value::U32(x)) => Some(*x),
-                    _ => None,
-                })
-                .collect::<UInt32Array>(),
-        ),
-        DataType::UInt64 => Arc::new(
-            rows.iter()
-                .map(|r| match at(r, i) {
-                    Some(Value::U64(x)) => Some(*x),
-                    _ => None,
-                })
-                .collect::<UInt64Array>(),
-        ),
-        DataType::Float64 => Arc::new(
-            rows.iter()
-                .map(|r| match at(r, i) {
-                    Some(Value::F64(x)) => Some(*x),
-                    _ => None,
-                })
-                .collect::<Float64Array>(),
-        ),
-        DataType::Boolean => Arc::new(
-            rows.iter()
-                .map(|r| match at(r, i) {
-                    Some(Value::Bool(x)) => Some(*x),
-                    _ => None,
-                })
-                .collect::<BooleanArray>(),
-        ),
-        DataType::Utf8 => Arc::new(
-            rows.iter()
-                .map(|r| match at(r, i) {
-                    Some(Value::Str(x)) => Some(x.as_str()),
-                    _ => None,
-                })
-                .collect::<StringArray>(),
-        ),
+    let array = match ty {
+        DataType::UInt32 => gather::<UInt32Array, _>(rows, i, |v| match v {
+            Value::U32(x) => Some(*x),
+            _ => None,
+        }),
+        DataType::UInt64 => gather::<UInt64Array, _>(rows, i, |v| match v {
+            Value::U64(x) => Some(*x),
+            _ => None,
+        }),
+        DataType::Float64 => gather::<Float64Array, _>(rows, i, |v| match v {
+            Value::F64(x) => Some(*x),
+            _ => None,
+        }),
+        DataType::Boolean => gather::<BooleanArray, _>(rows, i, |v| match v {
+            Value::Bool(x) => Some(*x),
+            _ => None,
+        }),
+        DataType::Utf8 => gather::<StringArray, _>(rows, i, |v| match v {
+            Value::Str(x) => Some(x.as_str()),
+            _ => None,
+        }),
         DataType::List(_) => Arc::new(ListArray::from_iter_primitive::<UInt64Type, _, _>(
-            rows.iter().map(|r| match at(r, i) {
+            rows.iter().map(|r| match r.as_ref().map(|v| &v[i]) {
                 Some(Value::U64List(x)) => Some(x.iter().map(|v| Some(*v)).collect::<Vec<_>>()),
                 _ => None,
             }),
@@ -183,6 +160,19 @@ fn column(ty: &DataType, rows: &[Option<Vec<Value>>], i: usize) -> Result<ArrayR
         other => return exec_err!("unsupported struct field type {other}"),
     };
     Ok(array)
+}
+
+/// Value `i` of each row as taken by `pick`, null for a missing row or another variant.
+fn gather<'a, A, T>(
+    rows: &'a [Option<Vec<Value>>],
+    i: usize,
+    pick: impl Fn(&'a Value) -> Option<T>,
+) -> ArrayRef
+where
+    A: FromIterator<Option<T>> + arrow::array::Array + 'static,
+{
+    let values = rows.iter().map(|r| r.as_ref().and_then(|v| pick(&v[i])));
+    Arc::new(values.collect::<A>())
 }
 
 fn u64_list() -> DataType {
