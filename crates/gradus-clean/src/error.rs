@@ -59,9 +59,7 @@ impl CleanError {
             }
         }
     }
-}
 
-impl CleanError {
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Self::Io {
             path: path.display().to_string(),

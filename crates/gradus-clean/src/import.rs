@@ -184,8 +184,8 @@ fn documents<'a>(
         ..ReadSpec::new(format)
     };
     let reader = raw::open(file, &spec).map_err(|e| CleanError::raw(key, e))?;
-    raw::require_column(reader.as_ref(), &config.text_field)
-        .map_err(|detail| CleanError::Config(format!("{key}: {detail}")))?;
+    raw::require_column(reader.as_ref(), file, &config.text_field)
+        .map_err(|e| CleanError::raw(key, e))?;
     let documents = reader.filter_map(move |item| {
         let record = match item {
             Err(e) => return Some(Err(CleanError::raw(key, e))),

@@ -421,8 +421,8 @@ fn read_raw(
         ..ReadSpec::new(format)
     };
     let reader = raw::open(&file.path, &spec).map_err(|e| CleanError::raw(&file.display, e))?;
-    raw::require_column(reader.as_ref(), &file.text_field)
-        .map_err(|detail| CleanError::Config(format!("{}: {detail}", file.display)))?;
+    raw::require_column(reader.as_ref(), &file.path, &file.text_field)
+        .map_err(|e| CleanError::raw(&file.display, e))?;
     for item in reader {
         let mut record = match item.map_err(|e| CleanError::raw(&file.display, e))? {
             Ok(record) => record,

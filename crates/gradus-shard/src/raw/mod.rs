@@ -234,17 +234,17 @@ pub fn open_decoded(path: &Path) -> Result<Box<dyn BufRead + Send>, RawError> {
 }
 
 /// The message for a column that is not there, listing those that are.
-pub fn no_column(name: &str, columns: &[String]) -> String {
+fn no_column(name: &str, columns: &[String]) -> String {
     format!("no column `{name}` (columns: {})", columns.join(", "))
 }
 
-/// Refuses a table (a reader whose columns are known) without column `name`, before
-/// its first record; JSON lines and text are checked record by record instead.
-pub fn require_column(reader: &dyn RawReader, name: &str) -> Result<(), String> {
+/// Refuses a table (a reader whose columns are known) at `path` without column `name`,
+/// before its first record; JSON lines and text are checked record by record instead.
+pub fn require_column(reader: &dyn RawReader, path: &Path, name: &str) -> Result<(), RawError> {
     let columns = reader.columns();
     match columns.is_empty() || columns.iter().any(|c| c == name) {
         true => Ok(()),
-        false => Err(no_column(name, columns)),
+        false => Err(RawError::format(path, no_column(name, columns))),
     }
 }
 
