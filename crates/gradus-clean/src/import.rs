@@ -183,9 +183,7 @@ fn documents<'a>(
         text_field: config.text_field.clone(),
         ..ReadSpec::new(format)
     };
-    let reader = raw::open(file, &spec).map_err(|e| CleanError::raw(key, e))?;
-    raw::require_column(reader.as_ref(), file, &config.text_field)
-        .map_err(|e| CleanError::raw(key, e))?;
+    let reader = raw::open_documents(file, &spec).map_err(|e| CleanError::raw(key, e))?;
     let documents = reader.filter_map(move |item| {
         let record = match item {
             Err(e) => return Some(Err(CleanError::raw(key, e))),

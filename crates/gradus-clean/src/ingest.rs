@@ -420,9 +420,8 @@ fn read_raw(
         columns: (format == raw::Format::Parquet).then(|| vec![file.text_field.clone()]),
         ..ReadSpec::new(format)
     };
-    let reader = raw::open(&file.path, &spec).map_err(|e| CleanError::raw(&file.display, e))?;
-    raw::require_column(reader.as_ref(), &file.path, &file.text_field)
-        .map_err(|e| CleanError::raw(&file.display, e))?;
+    let reader =
+        raw::open_documents(&file.path, &spec).map_err(|e| CleanError::raw(&file.display, e))?;
     for item in reader {
         let mut record = match item.map_err(|e| CleanError::raw(&file.display, e))? {
             Ok(record) => record,

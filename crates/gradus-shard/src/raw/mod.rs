@@ -238,9 +238,17 @@ fn no_column(name: &str, columns: &[String]) -> String {
     format!("no column `{name}` (columns: {})", columns.join(", "))
 }
 
+/// Opens `path` as [`open`] does, to read documents whose text is in `spec.text_field`: a
+/// table without that column is refused before its first record.
+pub fn open_documents(path: &Path, spec: &ReadSpec) -> Result<Box<dyn RawReader>, RawError> {
+    let reader = open(path, spec)?;
+    require_column(reader.as_ref(), path, &spec.text_field)?;
+    Ok(reader)
+}
+
 /// Refuses a table (a reader whose columns are known) at `path` without column `name`,
 /// before its first record; JSON lines and text are checked record by record instead.
-pub fn require_column(reader: &dyn RawReader, path: &Path, name: &str) -> Result<(), RawError> {
+fn require_column(reader: &dyn RawReader, path: &Path, name: &str) -> Result<(), RawError> {
     let columns = reader.columns();
     match columns.is_empty() || columns.iter().any(|c| c == name) {
         true => Ok(()),
