@@ -59,8 +59,8 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
         "{}{}: {} steps ({:.1} s); tasks in {}\n",
         summary.table(),
         output.display(),
-        summary.steps,
-        summary.train_seconds,
+        summary.training.steps,
+        summary.training.train_seconds,
         output.join("tasks").display()
     );
     write_summary(&output, &text)?;

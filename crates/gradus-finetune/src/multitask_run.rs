@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::run::{FinetuneSummary, prepare_tasks};
+use crate::run::{FinetuneSummary, TrainingSummary, prepare_tasks};
 use gradus_train::{RunEnd, RunKind, RunSpec, StepOutput, TrainConfig, TrainReport, Trainer};
 use serde::Serialize;
 
@@ -97,15 +97,8 @@ pub struct TaskSummary {
 #[derive(Debug, Serialize)]
 pub struct MultitaskSummary {
     pub strategy: Strategy,
-    pub metric_for_best: String,
-    pub best_value: Option<f64>,
-    pub best_step: Option<u64>,
-    pub steps: u64,
-    pub early_stopped: bool,
-    pub train_seconds: f64,
-    pub examples_per_second: f64,
-    /// The median step (examples per second) and the spread of step times.
-    pub step_times: Option<gradus_train::StepTimes>,
+    #[serde(flatten)]
+    pub training: TrainingSummary,
     /// `composite` and every `<task>/<metric>` of the final (best) model.
     pub dev: BTreeMap<String, f64>,
     pub tasks: BTreeMap<String, TaskSummary>,
@@ -140,14 +133,7 @@ impl MultitaskSummary {
         }
         Ok(Self {
             strategy: config.strategy.clone(),
-            metric_for_best: config.metric_for_best(&objective.tasks),
-            best_value: report.best_value,
-            best_step: report.best_step,
-            steps: report.steps,
-            early_stopped: report.early_stopped,
-            train_seconds: report.seconds,
-            examples_per_second: report.tokens_per_second,
-            step_times: report.step_times.clone(),
+            training: TrainingSummary::new(&config.metric_for_best(&objective.tasks), report),
             dev: objective.metrics(&scores),
             tasks,
         })

@@ -1,6 +1,7 @@
 //! A fine-tuning run: how its folder is opened (every check first), the training, and
 //! what it reports: progress messages, the final `metrics.json` and the run record's end.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use gradus_train::{
@@ -95,24 +96,57 @@ pub fn announce_eval(step: &StepOutput, metric: &str) -> String {
     format!("loss {:.4}{eval}", step.loss)
 }
 
-/// `metrics.json`: the final model's full dev report and how training went.
-#[derive(Debug, Serialize)]
-pub struct FinetuneSummary {
-    pub task: String,
-    pub kind: crate::TaskKind,
+/// How training went, as both `metrics.json` files give it: the selection, the steps
+/// and the speed.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingSummary {
     pub metric_for_best: String,
     pub best_value: Option<f64>,
     pub best_step: Option<u64>,
     pub steps: u64,
     pub early_stopped: bool,
-    pub train_examples: usize,
     pub train_seconds: f64,
     /// Training examples a second (the trainer's unit of work for a task head).
     pub examples_per_second: f64,
     /// The median step (examples per second) and the spread of step times.
     pub step_times: Option<gradus_train::StepTimes>,
+}
+
+impl TrainingSummary {
+    pub fn new(metric: &str, report: &TrainReport) -> Self {
+        Self {
+            metric_for_best: metric.to_string(),
+            best_value: report.best_value,
+            best_step: report.best_step,
+            steps: report.steps,
+            early_stopped: report.early_stopped,
+            train_seconds: report.seconds,
+            examples_per_second: report.tokens_per_second,
+            step_times: report.step_times.clone(),
+        }
+    }
+
+    /// The run record's end: the kept model's `figures` and the best evaluation.
+    pub fn end(&self, figures: BTreeMap<String, f64>) -> RunEnd {
+        RunEnd {
+            figures,
+            best: gradus_train::Best::of(self.best_value, self.best_step),
+            steps: Some(self.steps),
+            ..RunEnd::default()
+        }
+    }
+}
+
+/// `metrics.json`: the final model's full dev report and how training went.
+#[derive(Debug, Serialize)]
+pub struct FinetuneSummary {
+    pub task: String,
+    pub kind: crate::TaskKind,
+    pub train_examples: usize,
+    #[serde(flatten)]
+    pub training: TrainingSummary,
     /// Scalars of the final (best) model on the dev split.
-    pub dev: std::collections::BTreeMap<String, f64>,
+    pub dev: BTreeMap<String, f64>,
     /// Confusion matrix and per-class F1, or the regression report.
     pub dev_report: serde_json::Value,
 }
@@ -129,15 +163,8 @@ impl FinetuneSummary {
         Ok(Self {
             task: objective.model.spec().name.clone(),
             kind: objective.model.spec().kind,
-            metric_for_best: metric.to_string(),
-            best_value: report.best_value,
-            best_step: report.best_step,
-            steps: report.steps,
-            early_stopped: report.early_stopped,
             train_examples: task.train.len(),
-            train_seconds: report.seconds,
-            examples_per_second: report.tokens_per_second,
-            step_times: report.step_times.clone(),
+            training: TrainingSummary::new(metric, report),
             dev: score.scalars,
             dev_report: score.report,
         })
@@ -145,12 +172,7 @@ impl FinetuneSummary {
 
     /// The run record's end: the kept model's dev figures and the best evaluation.
     pub fn end(&self) -> RunEnd {
-        RunEnd {
-            figures: self.dev.clone(),
-            best: gradus_train::Best::of(self.best_value, self.best_step),
-            steps: Some(self.steps),
-            ..RunEnd::default()
-        }
+        self.training.end(self.dev.clone())
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
@@ -169,8 +191,8 @@ impl FinetuneSummary {
             "{}: task {} after {} steps ({:.1} s), dev {}; best model in {}",
             output.display(),
             self.task,
-            self.steps,
-            self.train_seconds,
+            self.training.steps,
+            self.training.train_seconds,
             figures.join(", "),
             output.join("model").display()
         )
