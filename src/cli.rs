@@ -54,6 +54,10 @@ pub struct StageArgs {
     /// default).
     #[arg(long, overrides_with = "no_verify_inputs")]
     pub verify_inputs: bool,
+    /// Check the config file and flags against the stage's settings, then exit: nothing
+    /// is read or written (`gradus run` checks every stage so before it starts one).
+    #[arg(long)]
+    pub check_config: bool,
 }
 
 impl StageArgs {
@@ -131,6 +135,15 @@ impl StageArgs {
     /// Reads the stage config: the file (if any), then `--seed`, then `--set` overrides,
     /// checked against the config type (unknown keys are errors when the type says so).
     pub fn resolve_config<T: DeserializeOwned>(&self) -> anyhow::Result<T> {
+        self.resolve_config_checked(|_| Ok(()))
+    }
+
+    /// [`Self::resolve_config`], then `check` on the config: for refusals deserializing
+    /// cannot make, so that `--check-config` makes them too.
+    pub fn resolve_config_checked<T: DeserializeOwned>(
+        &self,
+        check: impl FnOnce(&T) -> anyhow::Result<()>,
+    ) -> anyhow::Result<T> {
         let mut table = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -151,9 +164,16 @@ impl StageArgs {
             .as_ref()
             .map_or_else(|| "flags".to_string(), |p| p.display().to_string());
         refuse_renamed(&table, "").with_context(|| format!("config from {what}"))?;
-        toml::Value::Table(table)
+        let config = toml::Value::Table(table)
             .try_into()
-            .with_context(|| format!("config from {what}"))
+            .with_context(|| format!("config from {what}"))?;
+        check(&config).with_context(|| format!("config from {what}"))?;
+        if self.check_config {
+            // Every stage reads its config here before anything else, so the check ends
+            // here, through `exit_with`, whichever stage it is.
+            return Err(ConfigChecked.into());
+        }
+        Ok(config)
     }
 
     /// Worker threads: `--threads`, or every available core.
@@ -337,10 +357,24 @@ pub fn write_summary(output: &Path, text: &str) -> anyhow::Result<()> {
     std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Runs a binary's body and turns an error into one line on stderr and exit code 1.
+/// What `--check-config` ends a stage with once its config has been read: not a failure.
+#[derive(Debug)]
+pub struct ConfigChecked;
+
+impl std::fmt::Display for ConfigChecked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the config is valid")
+    }
+}
+
+impl std::error::Error for ConfigChecked {}
+
+/// Runs a binary's body and turns an error into one line on stderr and exit code 1;
+/// the end of a `--check-config` run exits 0.
 pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<ConfigChecked>() => ExitCode::SUCCESS,
         Err(err) => {
             let line = format!("error: {}", one_line(&err));
             #[allow(clippy::print_stderr)]

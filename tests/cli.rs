@@ -142,6 +142,46 @@ fn a_changed_config_does_not_silently_resume() {
     assert!(stdout(&forced).contains("5 documents"));
 }
 
+/// `--check-config` on every stage: a valid config exits 0, an unknown key is one line
+/// naming it, and neither writes anything (the output folder is never made).
+#[test]
+fn every_stage_checks_its_config_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
+    let stages: [(&str, &[&str]); 9] = [
+        (env!("CARGO_BIN_EXE_gradus"), &["import"]),
+        (env!("CARGO_BIN_EXE_gradus-clean"), &[]),
+        (tokenize, &["train"]),
+        (tokenize, &["encode", "--tokenizer", "tokenizer.json"]),
+        (tokenize, &["examples", "--tokenizer", "tokenizer.json"]),
+        (env!("CARGO_BIN_EXE_gradus-pretrain"), &[]),
+        (env!("CARGO_BIN_EXE_gradus-finetune"), &[]),
+        (env!("CARGO_BIN_EXE_gradus-multitask"), &[]),
+        (env!("CARGO_BIN_EXE_gradus-eval"), &[]),
+    ];
+    for (bin, head) in stages {
+        let check = |extra: &[&str]| {
+            Command::new(bin)
+                .args(head)
+                .args(["--output", out.to_str().unwrap(), "--check-config"])
+                .args(extra)
+                .env("RUST_LOG", "warn")
+                .output()
+                .unwrap()
+        };
+        let ok = check(&[]);
+        assert!(ok.status.success(), "{bin} {head:?}: {}", stderr(&ok));
+        let bad = check(&["--set", "no_such_key=1"]);
+        let err = stderr(&bad);
+        assert!(
+            !bad.status.success() && err.lines().count() == 1 && err.contains("`no_such_key`"),
+            "{bin} {head:?}: {err}"
+        );
+        assert!(!out.exists(), "{bin} {head:?} wrote {}", out.display());
+    }
+}
+
 #[test]
 fn bad_input_is_one_line_naming_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();

@@ -619,6 +619,41 @@ watch = ["data"]"#;
     succeeded(&run_pipeline(&file, &[]));
     assert_eq!(status_of(&run, "text"), "skipped");
     assert_eq!(status_of(&run, "tok"), "done");
+
+    // A mistyped key: every stage checks its config before any starts, so nothing runs
+    // and no output is touched, in a dry run as in a run.
+    let record = std::fs::read(run.join("pretrain/run.json")).unwrap();
+    let events = std::fs::read(run.join("pipeline.jsonl")).unwrap();
+    let typo: &[&str] = &["--set", "pretrain.train.stepz=3"];
+    for extra in [typo, &[typo, &["--dry-run"]].concat()] {
+        let out = run_pipeline(&file, extra);
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("");
+        assert!(
+            !out.status.success()
+                && last.starts_with("error: stage `pretrain`: ")
+                && last.contains("`stepz`")
+                && last.ends_with("; no stage was started"),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        std::fs::read(run.join("pretrain/run.json")).unwrap(),
+        record
+    );
+    assert_eq!(std::fs::read(run.join("pipeline.jsonl")).unwrap(), events);
+    // A setting that only the stage's run refuses: it fails, and its earlier output is
+    // kept aside until a run of it finishes well.
+    let out = run_pipeline(&file, &["--set", "pretrain.train.metric_for_best=bogus"]);
+    let kept = run.join(".gradus/previous/pretrain");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains(&format!("kept in {}", kept.display())),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(kept.join("run.json")).unwrap(), record);
+    succeeded(&run_pipeline(&file, &[]));
+    assert!(run.join("pretrain/run.json").is_file() && !kept.exists());
 }
 
 #[test]

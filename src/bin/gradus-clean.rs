@@ -34,9 +34,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(args.verbose);
     args.apply()?;
     let output = args.output()?.to_path_buf();
+    let mut config: CleanConfig = args.resolve_config()?;
     let _telemetry =
         Telemetry::install("clean", &output.join("metrics.jsonl"), args.metrics_addr()?)?;
-    let mut config: CleanConfig = args.resolve_config()?;
     config.inputs.extend(args.input.iter().map(InputSpec::path));
     config.keep_rejected |= cli.keep_rejected;
     args.write_config(&output, "clean", &config)?;

@@ -32,7 +32,8 @@ struct Cli {
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let output = args.output()?.to_path_buf();
-    let mut config: MultitaskConfig = args.resolve_config()?;
+    let mut config: MultitaskConfig =
+        args.resolve_config_checked(|c: &MultitaskConfig| Ok(c.refuse_unknown()?))?;
     if let Some(model) = cli.model {
         config.training.model = model;
     }

@@ -101,12 +101,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode { .. } => "tokenize",
         Command::Examples { .. } => "tokenize-examples",
     };
-    let _telemetry =
-        Telemetry::install(stage, &output.join("metrics.jsonl"), args.metrics_addr()?)?;
+    // Installed once the config is read, so that a config error writes nothing.
+    let telemetry = || -> anyhow::Result<Telemetry> {
+        let path = output.join("metrics.jsonl");
+        Ok(Telemetry::install(stage, &path, args.metrics_addr()?)?)
+    };
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Train { .. } => {
             let config: TrainConfig = args.resolve_config()?;
+            let _telemetry = telemetry()?;
             let input = single_input(&args)?;
             args.write_config(&output, stage, &config)?;
             let tk = gradus_tokenize::train_from_dataset(&input, &config)?;
@@ -127,6 +131,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => {
             let config: EncodeConfig = args.resolve_config()?;
+            let _telemetry = telemetry()?;
             let input = single_input(&args)?;
             args.write_config(&output, stage, &config)?;
             let encoder = Encoder::new(gradus_tokenize::load(&tokenizer)?, &config)?;
@@ -163,6 +168,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokenizer, split, ..
         } => {
             let config: ExamplesConfig = args.resolve_config()?;
+            let _telemetry = telemetry()?;
             let files: Vec<SplitFile> = args
                 .input
                 .iter()

@@ -234,13 +234,20 @@ impl MultitaskConfig {
         Ok(objective)
     }
 
+    /// Refuses a key that no part of the config knows (which the flattened training keys
+    /// keep deserializing from doing).
+    pub fn refuse_unknown(&self) -> Result<()> {
+        match self.unknown.keys().next() {
+            Some(key) => Err(config_error(format!("unknown setting `{key}`"))),
+            None => Ok(()),
+        }
+    }
+
     /// Checks that need no data: tasks present and uniquely named, positive sizes, no
     /// per-task keys at the top level.
     fn check_shape(&self) -> Result<()> {
         let t = &self.training;
-        if let Some(key) = self.unknown.keys().next() {
-            return Err(config_error(format!("unknown setting `{key}`")));
-        }
+        self.refuse_unknown()?;
         if self.tasks.is_empty() {
             return Err(config_error("no tasks: add [[tasks]] entries".into()));
         }

@@ -10,12 +10,18 @@ pub enum PipelineError {
     Stage { stage: String, message: String },
     #[error("{}: {message}", path.display())]
     File { path: PathBuf, message: String },
-    #[error("stage `{stage}` failed ({status}); last line: {last_line}; log: {}", log.display())]
+    #[error(
+        "stage `{stage}` failed ({status}); last line: {last_line}; log: {}{}",
+        log.display(),
+        kept(previous.as_deref())
+    )]
     Failed {
         stage: String,
         status: String,
         last_line: String,
         log: PathBuf,
+        /// Where the stage's earlier output is kept, when it had one.
+        previous: Option<PathBuf>,
     },
     #[error("interrupted; run the same command again to resume")]
     Interrupted,
@@ -35,6 +41,12 @@ impl PipelineError {
             message: message.to_string(),
         }
     }
+}
+
+fn kept(previous: Option<&Path>) -> String {
+    previous.map_or(String::new(), |p| {
+        format!("; its earlier output is kept in {}", p.display())
+    })
 }
 
 pub type Result<T, E = PipelineError> = std::result::Result<T, E>;

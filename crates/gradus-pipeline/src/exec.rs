@@ -49,9 +49,69 @@ fn forced(plan: &Plan, opts: &RunOptions) -> Result<Vec<bool>> {
     Ok(forced)
 }
 
-/// What would run and why, without running anything. A stage below one that would run
-/// is assumed to run too.
+/// Where the stage binaries are: `opts.bin_dir`, else beside the running executable.
+fn bin_dir(opts: &RunOptions) -> Option<PathBuf> {
+    opts.bin_dir.clone().or_else(|| {
+        std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+    })
+}
+
+/// The stage binary `name` in `bin_dir` when it is there, else `name` on the PATH.
+fn program(bin_dir: Option<&Path>, name: &str) -> PathBuf {
+    bin_dir
+        .map(|d| d.join(name))
+        .filter(|p| p.is_file())
+        .unwrap_or_else(|| PathBuf::from(name))
+}
+
+/// Checks every stage's config and flags with its own binary (`--check-config`, which
+/// reads and writes nothing), all at once, so that a mistyped key or value stops the run
+/// before any stage starts and before any earlier output is replaced. The first stage
+/// in the plan's order that refuses is named.
+pub fn check_configs(plan: &Plan, opts: &RunOptions) -> Result<()> {
+    let bin_dir = bin_dir(opts);
+    let mut children = Vec::new();
+    for stage in &plan.stages {
+        let mut command = command_line(stage, true);
+        command.push("--check-config".into());
+        let child = Command::new(program(bin_dir.as_deref(), &command[0]))
+            .args(&command[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| {
+                PipelineError::stage(&stage.name, format!("starting {}: {e}", command[0]))
+            })?;
+        children.push(child);
+    }
+    let mut refused = None;
+    for (stage, child) in plan.stages.iter().zip(children) {
+        let out = child
+            .wait_with_output()
+            .map_err(|e| PipelineError::stage(&stage.name, e))?;
+        if !out.status.success() && refused.is_none() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let line = err
+                .lines()
+                .last()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            refused = Some(PipelineError::stage(
+                &stage.name,
+                format!("{line}; no stage was started"),
+            ));
+        }
+    }
+    refused.map_or(Ok(()), Err)
+}
+
+/// What would run and why, without running anything, once every stage's config is
+/// checked ([`check_configs`]). A stage below one that would run is assumed to run too.
 pub fn dry_run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
+    check_configs(plan, opts)?;
     let forced = forced(plan, opts)?;
     let mut runs = vec![false; plan.stages.len()];
     let mut stages = Vec::new();
@@ -105,14 +165,11 @@ struct Running {
 /// stages finish, and returns its error after the report is written.
 pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
     let forced = forced(plan, opts)?;
+    check_configs(plan, opts)?;
     let started = Instant::now();
     let logs = plan.run_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| PipelineError::file(&logs, e))?;
-    let bin_dir = opts.bin_dir.clone().or_else(|| {
-        std::env::current_exe()
-            .ok()
-            .and_then(|p| p.parent().map(Path::to_path_buf))
-    });
+    let bin_dir = bin_dir(opts);
     let jobs = opts.jobs.or(plan.jobs).unwrap_or(usize::MAX).max(1);
     let mut events = Events::open(&plan.run_dir.join("pipeline.jsonl"))?;
     let mut states: Vec<State> = plan.stages.iter().map(|_| State::Pending).collect();
@@ -198,6 +255,7 @@ fn reap(
         let digest = output_digest(stage.kind, &stage.output);
         let report = if status.success() && digest.is_some() {
             finish_stamp(plan, stage, digest, seconds)?;
+            drop_previous(plan, stage)?;
             let mut r = StageReport::new(plan, stage, Outcome::Done, run.reason.clone());
             r.seconds = seconds;
             run.line.finish(format!(
@@ -217,11 +275,13 @@ fn reap(
             run.line.finish(format!("failed: {last}"));
             events.write(&stage.name, "failed", seconds, Some(&last))?;
             if failure.is_none() {
+                let previous = plan.previous_path(stage);
                 *failure = Some(PipelineError::Failed {
                     stage: stage.name.clone(),
                     status: status_text,
                     last_line: last,
                     log: log.clone(),
+                    previous: previous.exists().then_some(previous),
                 });
             }
             let mut r = StageReport::new(plan, stage, Outcome::Failed, run.reason.clone());
@@ -333,6 +393,32 @@ fn start_ready(
     Ok(())
 }
 
+/// Moves a stage's earlier output out of the way before the stage runs again, so that a
+/// stage following this one can never read the earlier manifest, yet a run that fails
+/// (a setting its inputs refuse, say) loses nothing: the earlier output waits in
+/// [`Plan::previous_path`] until the new one is done.
+fn set_aside(plan: &Plan, stage: &Stage) -> Result<()> {
+    let previous = plan.previous_path(stage);
+    if previous.exists() {
+        std::fs::remove_dir_all(&previous).map_err(|e| PipelineError::file(&previous, e))?;
+    }
+    if let Some(parent) = previous.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| PipelineError::file(parent, e))?;
+    }
+    std::fs::rename(&stage.output, &previous).map_err(|e| PipelineError::file(&stage.output, e))
+}
+
+/// Deletes what [`set_aside`] kept, once the stage's new output is done.
+fn drop_previous(plan: &Plan, stage: &Stage) -> Result<()> {
+    let previous = plan.previous_path(stage);
+    match std::fs::remove_dir_all(&previous) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(PipelineError::file(&previous, e))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn spawn(
     plan: &Plan,
     stage: &Stage,
@@ -341,16 +427,10 @@ fn spawn(
     bin_dir: Option<&Path>,
 ) -> Result<Running> {
     let command = command_line(stage, resume);
-    let program_path = bin_dir
-        .map(|d| d.join(&command[0]))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from(&command[0]));
+    let program_path = program(bin_dir, &command[0]);
     let args = &command[1..];
     if !resume && stage.output.exists() {
-        // Removed here, before the stage starts, so that a stage following this one can
-        // never see the previous run's manifest.
-        std::fs::remove_dir_all(&stage.output)
-            .map_err(|e| PipelineError::file(&stage.output, e))?;
+        set_aside(plan, stage)?;
     }
     new_stamp(stage, command.clone()).write(plan, stage)?;
     let log_path = plan.log_path(stage);

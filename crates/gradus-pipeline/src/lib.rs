@@ -9,6 +9,9 @@
 //! - **Incremental**: a stage is skipped when its last run finished with the same
 //!   settings all the way up and read the same upstream outputs (see [`stamp`]);
 //!   `force`, `from` and [`dry_run`] as `make -B` / `make -n`.
+//! - **Checked first**: before any stage starts, every stage's binary checks its config
+//!   and flags ([`check_configs`]), so a mistyped key refuses the run with nothing
+//!   replaced.
 //! - **Interrupts**: Ctrl-C stops the children; each stage's record stays `running`, so
 //!   the next run resumes those stages from their partial outputs.
 //!
@@ -41,7 +44,7 @@ pub mod stamp;
 mod summary;
 
 pub use error::{PipelineError, Result};
-pub use exec::{RunOptions, command_line, dry_run, last_line, run};
+pub use exec::{RunOptions, check_configs, command_line, dry_run, last_line, run};
 pub use plan::{Plan, Stage};
 pub use spec::{PipelineFile, StageKind, StageSpec};
 pub use summary::{Outcome, RunReport, StageReport, key_figure};

@@ -178,6 +178,15 @@ impl Plan {
             .join("logs")
             .join(format!("{}.log", stage.name))
     }
+
+    /// Where a stage's earlier output waits while the stage runs again, until it
+    /// finishes well (`RUN_DIR/.gradus/previous/<stage>`).
+    pub fn previous_path(&self, stage: &Stage) -> PathBuf {
+        self.run_dir
+            .join(".gradus")
+            .join("previous")
+            .join(&stage.name)
+    }
 }
 
 /// `STAGE.KEY=VALUE` into that stage's `set` (the value a TOML literal, or else text).
