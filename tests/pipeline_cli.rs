@@ -654,6 +654,10 @@ watch = ["data"]"#;
     assert_eq!(std::fs::read(kept.join("run.json")).unwrap(), record);
     succeeded(&run_pipeline(&file, &[]));
     assert!(run.join("pretrain/run.json").is_file() && !kept.exists());
+    // One left by a run killed after its stage was done goes at the next run.
+    std::fs::create_dir_all(&kept).unwrap();
+    succeeded(&run_pipeline(&file, &[]));
+    assert!(!kept.exists());
 }
 
 #[test]

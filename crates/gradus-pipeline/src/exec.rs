@@ -166,6 +166,12 @@ struct Running {
 pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
     let forced = forced(plan, opts)?;
     check_configs(plan, opts)?;
+    // An earlier output left aside by a run killed after its stage was done.
+    for stage in &plan.stages {
+        if Stamp::read(plan, stage).is_some_and(|s| s.status == StampStatus::Done) {
+            drop_previous(plan, stage)?;
+        }
+    }
     let started = Instant::now();
     let logs = plan.run_dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| PipelineError::file(&logs, e))?;
