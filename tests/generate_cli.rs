@@ -100,6 +100,33 @@ fn prompts_from_files_batch_cache_and_stop_strings() {
 
     // A stop string cuts the continuation where it starts.
     let free = generate(&model, &tokenizer, &["movie"]);
+    // Without --tokenizer, the model folder's own.
+    let own = ok(&run(
+        GENERATE,
+        &[
+            "--model",
+            model.to_str().unwrap(),
+            "--temperature",
+            "0",
+            "--max-new-tokens",
+            "12",
+            "movie",
+        ],
+    ));
+    assert_eq!(own, free);
+    let bare = tmp.path().join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    for f in ["config.json", "model.safetensors"] {
+        std::fs::copy(model.join(f), bare.join(f)).unwrap();
+    }
+    let out = run(GENERATE, &["--model", bare.to_str().unwrap(), "movie"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.trim().lines().count() == 1
+            && err.contains("pass --tokenizer"),
+        "{err}"
+    );
     let continuation = &free["movie".len()..free.len() - 1];
     let stop: String = continuation.chars().skip(3).take(2).collect();
     if !stop.trim().is_empty() {

@@ -22,9 +22,9 @@ struct Cli {
     /// Model folder (`config.json` + `model.safetensors`), e.g. RUN/model.
     #[arg(long)]
     model: PathBuf,
-    /// Tokenizer (`tokenizer.json`).
+    /// Tokenizer (`tokenizer.json`); by default the one in the model folder.
     #[arg(long)]
-    tokenizer: PathBuf,
+    tokenizer: Option<PathBuf>,
     /// Prompts; each is continued separately.
     prompts: Vec<String>,
     /// A prompt file: the whole file is one prompt (newlines included); a `.jsonl` file
@@ -99,13 +99,25 @@ fn cut_at_stop(text: &str, stops: &[String]) -> (String, bool) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let device = gradus_model::device(&cli.device)?;
     let (model, _params) = gradus_model::Decoder::load(&cli.model, device)?;
-    let tk = gradus_tokenize::load(&cli.tokenizer)
-        .with_context(|| format!("tokenizer {}", cli.tokenizer.display()))?;
+    let tokenizer = match &cli.tokenizer {
+        Some(path) => path.clone(),
+        None => {
+            let path = cli.model.join("tokenizer.json");
+            anyhow::ensure!(
+                path.is_file(),
+                "{}: no tokenizer.json in the model folder; pass --tokenizer",
+                cli.model.display()
+            );
+            path
+        }
+    };
+    let tk = gradus_tokenize::load(&tokenizer)
+        .with_context(|| format!("tokenizer {}", tokenizer.display()))?;
     let (size, vocab) = (tk.get_vocab_size(true), model.vocab_size());
     if size > vocab {
         anyhow::bail!(
             "tokenizer {}: {size} tokens, but the model {} has {vocab} embeddings: not its tokenizer",
-            cli.tokenizer.display(),
+            tokenizer.display(),
             cli.model.display()
         );
     }
