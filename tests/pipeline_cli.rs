@@ -658,6 +658,19 @@ watch = ["data"]"#;
     std::fs::create_dir_all(&kept).unwrap();
     succeeded(&run_pipeline(&file, &[]));
     assert!(!kept.exists());
+    // A second runner in the folder is refused while the first holds it: it would move
+    // the outputs the first is writing.
+    let held = gradus_shard::FolderLock::take(&run.join(".gradus")).unwrap();
+    let out = run_pipeline(&file, &["--force", "pretrain"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("another `gradus run`")
+            && err.contains(&format!("PID {}", std::process::id())),
+        "{err}"
+    );
+    assert!(run.join("pretrain/run.json").is_file() && !kept.exists());
+    drop(held);
 }
 
 #[test]

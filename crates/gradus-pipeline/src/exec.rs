@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use gradus_shard::{FolderLock, LockError};
 use gradus_telemetry::StatusLine;
 
 use crate::error::{PipelineError, Result};
@@ -166,6 +167,7 @@ struct Running {
 pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
     let forced = forced(plan, opts)?;
     check_configs(plan, opts)?;
+    let _lock = lock_run_dir(plan)?;
     // An earlier output left aside by a run killed after its stage was done.
     for stage in &plan.stages {
         if Stamp::read(plan, stage).is_some_and(|s| s.status == StampStatus::Done) {
@@ -397,6 +399,25 @@ fn start_ready(
         }
     }
     Ok(())
+}
+
+/// One runner per run folder: a second would move or resume the stages the first is
+/// running. The lock is on `RUN_DIR/.gradus`, the runner's own folder, and goes with the
+/// process however it ends.
+fn lock_run_dir(plan: &Plan) -> Result<FolderLock> {
+    let dir = plan.run_dir.join(".gradus");
+    std::fs::create_dir_all(&dir).map_err(|e| PipelineError::file(&dir, e))?;
+    FolderLock::take(&dir).map_err(|e| match e {
+        LockError::Held { holder, .. } => PipelineError::file(
+            &plan.run_dir,
+            format!(
+                "another `gradus run`{} is running in this folder; wait for it or choose \
+                 another run folder",
+                holder.map_or(String::new(), |p| format!(" (PID {p})"))
+            ),
+        ),
+        e => PipelineError::file(&dir, e),
+    })
 }
 
 /// Moves a stage's earlier output out of the way before the stage runs again, so that a
