@@ -400,7 +400,7 @@ fn one_line(err: &anyhow::Error) -> String {
         }
         line.push_str(&text);
     }
-    line.replace('\n', " ")
+    line.replace('\n', " ").trim_end().to_string()
 }
 
 #[cfg(test)]

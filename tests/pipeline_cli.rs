@@ -633,7 +633,7 @@ watch = ["data"]"#;
             !out.status.success()
                 && last.starts_with("error: stage `pretrain`: ")
                 && last.contains("`stepz`")
-                && last.ends_with("; no stage was started"),
+                && last.ends_with("`train`; no stage was started"),
             "{err}"
         );
     }

@@ -99,7 +99,8 @@ pub fn check_configs(plan: &Plan, opts: &RunOptions) -> Result<()> {
                 .lines()
                 .last()
                 .unwrap_or("")
-                .trim_start_matches("error: ");
+                .trim_start_matches("error: ")
+                .trim_end();
             refused = Some(PipelineError::stage(
                 &stage.name,
                 format!("{line}; no stage was started"),
