@@ -47,6 +47,28 @@ fn mlm_pretraining_runs_on_a_unigram_tokenizer_and_records_the_run() {
         line.contains(&format!("validation loss {loss:.4}")),
         "{line}"
     );
+
+    // The same run as a killed one leaves it (no kept model, the record unfinished):
+    // eval refuses it in one line, pointing at its checkpoints, and writes nothing.
+    std::fs::remove_dir_all(out.join("model")).unwrap();
+    let text = std::fs::read_to_string(out.join("run.json")).unwrap();
+    let mut json: serde_json::Value = serde_json::from_str(&text).unwrap();
+    json["finished"] = false.into();
+    std::fs::write(out.join("run.json"), json.to_string()).unwrap();
+    let eval_dir = tmp.path().join("eval");
+    let eval = run(
+        env!("CARGO_BIN_EXE_gradus-eval"),
+        &[out.to_str().unwrap(), "-o", eval_dir.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&eval.stderr);
+    assert!(
+        !eval.status.success()
+            && err.trim().lines().count() == 1
+            && err.contains("has not finished")
+            && err.contains("checkpoints/step-N"),
+        "{err}"
+    );
+    assert!(!eval_dir.exists(), "nothing written");
 }
 
 /// The evaluation reads what a folder holds from its run record, not from the keys its

@@ -102,6 +102,16 @@ enum Run {
 
 fn detect(dir: &Path) -> anyhow::Result<Run> {
     let record = RunRecord::require(dir)?;
+    // Its kept model is written when it ends; a checkpoint is there before.
+    if !record.finished && record.kind != RunKind::Eval {
+        anyhow::bail!(
+            "{}: the run has not finished, so it has no model yet; resume it with its own \
+             command (a causal LM's or a task's checkpoint can also be evaluated: \
+             `checkpoints = [{{ model = \"{}\" }}]`)",
+            dir.display(),
+            dir.join("checkpoints/step-N").display()
+        );
+    }
     let path = dir.join("config.toml");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: not a run folder", path.display()))?;
