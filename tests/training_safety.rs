@@ -377,6 +377,25 @@ fn overwrite_checks_first_and_never_deletes_its_input() {
     assert!(err.contains("/nonexistent"), "{err}");
     assert!(model_bytes(&out) == model);
     assert!(newest_checkpoint(&out).is_some());
+    // Settings no run can train with: each refused by name, nothing deleted.
+    for (set, named) in [
+        ("train.lr=-1", "lr -1"),
+        ("train.steps=0", "steps"),
+        (
+            "train.optimizer={kind=\"adamw\",beta2=1.0}",
+            "optimizer.beta2",
+        ),
+        (
+            "train.schedule={kind=\"wsd\",warmup_steps=0,decay_fraction=2.0,min_lr=0.0}",
+            "decay_fraction",
+        ),
+        ("data.batch_size=0", "batch_size"),
+        ("data.validation_fraction=1.5", "validation_fraction"),
+    ] {
+        let err = refused(&run(PRETRAIN, &with(&args, &["--set", set, "--overwrite"])));
+        assert!(err.contains(named), "{set}: {err}");
+        assert!(model_bytes(&out) == model, "{set} deleted the run");
+    }
     // Evaluating a run into a folder that holds it, with --overwrite: refused.
     let eval = env!("CARGO_BIN_EXE_gradus-eval");
     let err = refused(&run_bin(
@@ -464,6 +483,22 @@ fn finetuning_killed_between_checkpoints_or_before_the_first_resumes_seamlessly(
     let out = tmp.path().join("between/killed");
     let err = refused(&run(FINETUNE, &with(&args(&out), &["--set", "lr=1e-5"])));
     assert!(err.contains("lr: 0.003 -> 0.00001"), "{err}");
+    // Settings no run can train with, refused before --overwrite deletes anything.
+    let model = model_bytes(&out);
+    for (set, named) in [
+        ("lr=-1", "lr -1"),
+        ("epochs=0", "epochs 0"),
+        ("warmup_ratio=2", "warmup_ratio 2"),
+        ("train_examples=0", "train_examples"),
+        ("weight_decay=-1", "weight_decay"),
+    ] {
+        let err = refused(&run(
+            FINETUNE,
+            &with(&args(&out), &["--set", set, "--overwrite"]),
+        ));
+        assert!(err.contains(named), "{set}: {err}");
+        assert!(model_bytes(&out) == model, "{set} deleted the run");
+    }
 }
 
 #[test]

@@ -35,7 +35,7 @@ struct Cli {
 /// The stage itself, on a worker of the thread pool ([`gradus::cli::run_stage`]).
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
-    let mut config: PretrainConfig = args.resolve_config()?;
+    let mut config: PretrainConfig = args.resolve_config_checked(PretrainConfig::check)?;
     // One rank of several (gradus-launch): rank 0 owns the output folder.
     let ranks = gradus_train::dist::rank_from_env()?;
     if let Some(r) = ranks {

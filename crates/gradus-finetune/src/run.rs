@@ -33,6 +33,7 @@ pub fn prepare_tasks<C: Serialize>(
 ) -> anyhow::Result<(TaskObjective, TrainConfig, RunSpec)> {
     let objective = tasks.build()?;
     let train = tasks.train_config(&objective.tasks);
+    train.check()?;
     let training = &tasks.training;
     let facts = RunFacts {
         model: Some(

@@ -273,17 +273,38 @@ impl MultitaskConfig {
                     task.name
                 )));
             }
-            if task.batch_size == Some(0) || !non_negative(task.weight) {
+            if task.batch_size == Some(0)
+                || task.train_examples == Some(0)
+                || task.seq_len == Some(0)
+                || !non_negative(task.weight)
+            {
+                let which = match task.name.as_str() {
+                    "" => "the task".to_string(),
+                    name => format!("task `{name}`"),
+                };
                 return Err(config_error(format!(
-                    "task `{}`: batch_size must be positive and weight non-negative",
-                    task.name
+                    "{which}: batch_size, train_examples and seq_len must be positive and \
+                     weight non-negative"
                 )));
             }
         }
-        if t.batch_size == 0 || t.accumulation == 0 || t.eval_batch_size == 0 {
+        if t.batch_size == 0 || t.accumulation == 0 || t.eval_batch_size == 0 || t.seq_len == 0 {
             return Err(config_error(
-                "batch_size, eval_batch_size and accumulation must be positive".into(),
+                "batch_size, eval_batch_size, accumulation and seq_len must be positive".into(),
             ));
+        }
+        // As the HF Trainer's: epochs count only without max_steps, warmup is a share.
+        if t.max_steps.is_none() && !(t.epochs.is_finite() && t.epochs > 0.0) {
+            return Err(config_error(format!(
+                "epochs {}: must be positive (or set max_steps)",
+                t.epochs
+            )));
+        }
+        if !(0.0..=1.0).contains(&t.warmup_ratio) {
+            return Err(config_error(format!(
+                "warmup_ratio {}: a share of the steps, within [0, 1]",
+                t.warmup_ratio
+            )));
         }
         let base = FinetuneConfig::default();
         let per_task = [

@@ -193,6 +193,25 @@ pub struct DataSource {
     pub share: Share,
 }
 
+impl PretrainConfig {
+    /// Refuses settings no run can train with before anything is read or written: the
+    /// training settings ([`gradus_train::TrainConfig::check`]) and the data's sizes.
+    pub fn check(&self) -> anyhow::Result<()> {
+        self.train.check()?;
+        let d = &self.data;
+        if d.seq_len == 0 || d.batch_size == 0 {
+            anyhow::bail!("data: seq_len and batch_size must be positive");
+        }
+        if !(0.0..1.0).contains(&d.validation_fraction) {
+            anyhow::bail!(
+                "data.validation_fraction {}: a share of the training text, within [0, 1)",
+                d.validation_fraction
+            );
+        }
+        Ok(())
+    }
+}
+
 impl PretrainData {
     /// The datasets training reads: `tokens` alone (named `tokens`), or each of `mix`.
     pub fn sources(&self) -> Result<Vec<DataSource>, String> {

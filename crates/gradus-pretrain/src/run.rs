@@ -9,9 +9,11 @@ use gradus_train::{RunSpec, TrainReport};
 
 use crate::PretrainConfig;
 
-/// How the output folder of `config`'s run is opened: its record names the tokens, the
-/// tokenizer, the seed and the selection metric.
+/// How the output folder of `config`'s run is opened, once its settings are checked
+/// ([`PretrainConfig::check`]): its record names the tokens, the tokenizer, the seed and
+/// the selection metric.
 pub fn spec(config: &PretrainConfig, overwrite: bool) -> anyhow::Result<RunSpec> {
+    config.check()?;
     let facts = RunFacts {
         model: Some("model".into()),
         base_model: config.init_from.clone(),

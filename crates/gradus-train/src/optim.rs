@@ -52,6 +52,44 @@ fn no_decay() -> Vec<String> {
     vec!["bias".into(), "norm".into(), "embedding".into()]
 }
 
+impl OptimizerConfig {
+    /// Refuses constants outside their range (a β of 1 never forgets, a negative decay
+    /// grows the weights), naming the key.
+    pub fn check(&self) -> Result<()> {
+        let within = |name: &str, v: f64, ok: bool| {
+            if ok && v.is_finite() {
+                Ok(())
+            } else {
+                Err(TrainError::Config(format!(
+                    "optimizer.{name} {v} is out of its range"
+                )))
+            }
+        };
+        match *self {
+            Self::Adamw {
+                beta1,
+                beta2,
+                eps,
+                weight_decay,
+                ..
+            } => {
+                within("beta1", beta1, (0.0..1.0).contains(&beta1))?;
+                within("beta2", beta2, (0.0..1.0).contains(&beta2))?;
+                within("eps", eps, eps > 0.0)?;
+                within("weight_decay", weight_decay, weight_decay >= 0.0)
+            }
+            Self::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => {
+                within("momentum", momentum, (0.0..1.0).contains(&momentum))?;
+                within("weight_decay", weight_decay, weight_decay >= 0.0)
+            }
+        }
+    }
+}
+
 impl Default for OptimizerConfig {
     fn default() -> Self {
         Self::Adamw {

@@ -32,6 +32,30 @@ pub enum Schedule {
 }
 
 impl Schedule {
+    /// Refuses a floor below 0 or a decay share outside [0, 1], naming the key.
+    pub fn check(&self) -> Result<(), String> {
+        let (min_lr, share) = match *self {
+            Self::Constant => return Ok(()),
+            Self::Cosine { min_lr, .. } | Self::Linear { min_lr, .. } => (min_lr, 0.0),
+            Self::Wsd {
+                min_lr,
+                decay_fraction,
+                ..
+            } => (min_lr, decay_fraction),
+        };
+        if !(min_lr.is_finite() && min_lr >= 0.0) {
+            return Err(format!(
+                "schedule.min_lr {min_lr}: must be a finite number ≥ 0"
+            ));
+        }
+        if !(0.0..=1.0).contains(&share) {
+            return Err(format!(
+                "schedule.decay_fraction {share}: must be within [0, 1]"
+            ));
+        }
+        Ok(())
+    }
+
     /// The learning rate at `step` of a `total`-step run peaking at `peak`.
     pub fn lr(&self, peak: f64, step: u64, total: u64) -> f64 {
         let warm = |warmup: u64| {

@@ -105,6 +105,25 @@ pub struct TrainConfig {
 }
 
 impl TrainConfig {
+    /// Refuses settings no run can train with, so that a stage can say so before it
+    /// touches its output folder: no steps, a negative or non-finite learning rate,
+    /// optimiser or schedule constants out of their range.
+    pub fn check(&self) -> Result<()> {
+        let bad = |what: String| Err(TrainError::Config(what));
+        if self.accumulation == 0 || self.steps == 0 {
+            return bad("steps and accumulation must be positive".into());
+        }
+        let non_negative = |name: &str, v: f64| {
+            (v.is_finite() && v >= 0.0).then_some(()).ok_or_else(|| {
+                TrainError::Config(format!("{name} {v}: must be a finite number ≥ 0"))
+            })
+        };
+        non_negative("lr", self.lr)?;
+        non_negative("grad_clip", self.grad_clip)?;
+        self.optimizer.check()?;
+        self.schedule.check().map_err(TrainError::Config)
+    }
+
     /// The metric that picks the best checkpoint and drives early stopping, with the
     /// direction it improves in; a name of unknown direction needs `greater_is_better`.
     pub fn selection(&self) -> Result<Metric> {
@@ -231,11 +250,7 @@ impl Trainer {
         on_step: &mut dyn FnMut(&StepOutput),
     ) -> Result<TrainReport> {
         let c = &self.config;
-        if c.accumulation == 0 || c.steps == 0 {
-            return Err(TrainError::Config(
-                "steps and accumulation must be positive".into(),
-            ));
-        }
+        c.check()?;
         let selection = c.selection()?;
         let ckpts = Checkpoints::new(&self.out.join("checkpoints"));
         let mut opt = Optimizer::with_scales(&c.optimizer, obj.params(), |n| obj.lr_scale(n))?;
