@@ -109,9 +109,10 @@ impl TrainConfig {
     /// touches its output folder: no steps, a negative or non-finite learning rate,
     /// optimiser or schedule constants out of their range.
     pub fn check(&self) -> Result<()> {
-        let bad = |what: String| Err(TrainError::Config(what));
         if self.accumulation == 0 || self.steps == 0 {
-            return bad("steps and accumulation must be positive".into());
+            return Err(TrainError::Config(
+                "steps and accumulation must be positive".into(),
+            ));
         }
         let non_negative = |name: &str, v: f64| {
             (v.is_finite() && v >= 0.0).then_some(()).ok_or_else(|| {

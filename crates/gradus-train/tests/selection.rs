@@ -215,3 +215,84 @@ fn a_metric_of_unknown_direction_needs_greater_is_better() {
         "refused before training"
     );
 }
+
+/// Settings no run can train with are refused by name before anything runs; the
+/// defaults and the recipes' own settings pass.
+#[test]
+fn a_config_no_run_can_train_with_is_refused_by_name() {
+    use gradus_train::optim::OptimizerConfig;
+    use gradus_train::schedule::Schedule;
+    assert!(TrainConfig::default().check().is_ok());
+    let wsd = |decay_fraction| Schedule::Wsd {
+        warmup_steps: 10,
+        decay_fraction,
+        min_lr: 0.0,
+    };
+    let adamw = |beta2| OptimizerConfig::Adamw {
+        beta1: 0.9,
+        beta2,
+        eps: 1e-8,
+        weight_decay: 0.1,
+        no_decay: vec![],
+    };
+    let ok = TrainConfig {
+        schedule: wsd(0.2),
+        optimizer: adamw(0.99),
+        ..TrainConfig::default()
+    };
+    assert!(ok.check().is_ok());
+    for (config, named) in [
+        (
+            TrainConfig {
+                steps: 0,
+                ..ok.clone()
+            },
+            "steps",
+        ),
+        (
+            TrainConfig {
+                accumulation: 0,
+                ..ok.clone()
+            },
+            "accumulation",
+        ),
+        (
+            TrainConfig {
+                lr: -1.0,
+                ..ok.clone()
+            },
+            "lr -1",
+        ),
+        (
+            TrainConfig {
+                lr: f64::NAN,
+                ..ok.clone()
+            },
+            "lr NaN",
+        ),
+        (
+            TrainConfig {
+                grad_clip: -0.5,
+                ..ok.clone()
+            },
+            "grad_clip",
+        ),
+        (
+            TrainConfig {
+                optimizer: adamw(1.0),
+                ..ok.clone()
+            },
+            "optimizer.beta2",
+        ),
+        (
+            TrainConfig {
+                schedule: wsd(1.5),
+                ..ok.clone()
+            },
+            "decay_fraction",
+        ),
+    ] {
+        let err = config.check().unwrap_err().to_string();
+        assert!(err.contains(named), "{named}: {err}");
+    }
+}
