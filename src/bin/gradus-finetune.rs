@@ -43,7 +43,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     let run = args.open_run(spec, &config)?;
     let progress = step_progress(&format!("finetune {}", objective.model.spec().name), &train);
     let metric = train.metric_for_best.clone();
-    let summary = train_task(objective, run.trainer(train), &mut |s| {
+    let (summary, end) = train_task(objective, run.trainer(train), &mut |s| {
         progress.inc(1);
         progress.set_message(announce_eval(s, &metric));
     })?;
@@ -51,7 +51,7 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     let line = summary.line(&output);
     write_summary(&output, &format!("{line}\n"))?;
     writeln!(std::io::stdout().lock(), "{line}")?;
-    Ok(run.finish(summary.end())?)
+    Ok(run.finish(end)?)
 }
 
 fn main() -> ExitCode {

@@ -89,12 +89,12 @@ fn refine(
         let trainer = run.trainer_in(&out, train);
         let progress = step_progress(&format!("finetune {}", task.name), &trainer.config);
         let metric = trainer.config.metric_for_best.clone();
-        let result = gradus_finetune::run::train(objective, trainer, &mut |s| {
+        let (result, end) = gradus_finetune::run::train(objective, trainer, &mut |s| {
             progress.inc(1);
             progress.set_message(announce_eval(s, &metric));
         })?;
         progress.finish();
-        dir.finish(result.end())?;
+        dir.finish(end)?;
         if let Some(t) = summary.tasks.get_mut(&task.name) {
             t.finetuned = Some(result);
         }

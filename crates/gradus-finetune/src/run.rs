@@ -57,12 +57,13 @@ pub fn prepare_tasks<C: Serialize>(
 }
 
 /// Trains a prepared run with `trainer`, telling `on_step` of each step, and writes
-/// `metrics.json` into the trainer's folder.
+/// `metrics.json` into the trainer's folder; gives the summary and the run record's end
+/// (the kept model's dev figures and the best evaluation).
 pub fn train(
     mut objective: TaskObjective,
     trainer: Trainer,
     on_step: &mut dyn FnMut(&StepOutput),
-) -> anyhow::Result<FinetuneSummary> {
+) -> anyhow::Result<(FinetuneSummary, RunEnd)> {
     let spec = objective.model.spec();
     let task = &objective.tasks[0];
     let train = &trainer.config;
@@ -83,7 +84,8 @@ pub fn train(
     let report = trainer.run(&mut objective, on_step)?;
     let summary = FinetuneSummary::new(&objective, &report, &metric)?;
     summary.write(&trainer.out.join("metrics.json"))?;
-    Ok(summary)
+    let end = RunEnd::of(&report).with_figures(summary.dev.clone());
+    Ok((summary, end))
 }
 
 /// The progress-bar message of a step: its loss, and the selection metric when it
@@ -99,7 +101,7 @@ pub fn announce_eval(step: &StepOutput, metric: &str) -> String {
 
 /// How training went, as both `metrics.json` files give it: the selection, the steps
 /// and the speed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Serialize)]
 pub struct TrainingSummary {
     pub metric_for_best: String,
     pub best_value: Option<f64>,
@@ -124,16 +126,6 @@ impl TrainingSummary {
             train_seconds: report.seconds,
             examples_per_second: report.tokens_per_second,
             step_times: report.step_times.clone(),
-        }
-    }
-
-    /// The run record's end: the kept model's `figures` and the best evaluation.
-    pub fn end(&self, figures: BTreeMap<String, f64>) -> RunEnd {
-        RunEnd {
-            figures,
-            best: gradus_train::Best::of(self.best_value, self.best_step),
-            steps: Some(self.steps),
-            ..RunEnd::default()
         }
     }
 }
@@ -169,11 +161,6 @@ impl FinetuneSummary {
             dev: score.scalars,
             dev_report: score.report,
         })
-    }
-
-    /// The run record's end: the kept model's dev figures and the best evaluation.
-    pub fn end(&self) -> RunEnd {
-        self.training.end(self.dev.clone())
     }
 
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {

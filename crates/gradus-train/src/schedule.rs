@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Result, TrainError};
+
 /// The shape of the learning rate over a run.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -33,7 +35,7 @@ pub enum Schedule {
 
 impl Schedule {
     /// Refuses a floor below 0 or a decay share outside [0, 1], naming the key.
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<()> {
         let (min_lr, share) = match *self {
             Self::Constant => return Ok(()),
             Self::Cosine { min_lr, .. } | Self::Linear { min_lr, .. } => (min_lr, 0.0),
@@ -44,14 +46,14 @@ impl Schedule {
             } => (min_lr, decay_fraction),
         };
         if !(min_lr.is_finite() && min_lr >= 0.0) {
-            return Err(format!(
+            return Err(TrainError::Config(format!(
                 "schedule.min_lr {min_lr}: must be a finite number ≥ 0"
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&share) {
-            return Err(format!(
+            return Err(TrainError::Config(format!(
                 "schedule.decay_fraction {share}: must be within [0, 1]"
-            ));
+            )));
         }
         Ok(())
     }

@@ -122,7 +122,7 @@ impl TrainConfig {
         non_negative("lr", self.lr)?;
         non_negative("grad_clip", self.grad_clip)?;
         self.optimizer.check()?;
-        self.schedule.check().map_err(TrainError::Config)
+        self.schedule.check()
     }
 
     /// The metric that picks the best checkpoint and drives early stopping, with the
