@@ -128,6 +128,11 @@ fn a_changed_config_does_not_silently_resume() {
         "{}",
         stderr(&changed)
     );
+    let config = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(
+        !config.contains("text_unit = \"line\""),
+        "a refused run keeps the settings the output was written with: {config}"
+    );
     let forced = gradus(&[
         "import",
         "--set",
@@ -140,6 +145,91 @@ fn a_changed_config_does_not_silently_resume() {
     ]);
     assert!(forced.status.success(), "{}", stderr(&forced));
     assert!(stdout(&forced).contains("5 documents"));
+}
+
+/// Every file of `dir`, with its bytes.
+fn contents(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(contents(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files.sort();
+    files
+}
+
+/// A folder holds one stage's output: another stage is refused there before writing
+/// anything, even with `--overwrite`; a folder of other files takes an output only with
+/// `--overwrite`, and keeps them.
+#[test]
+fn a_folder_is_written_by_one_stage_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let input = write_inputs(tmp.path());
+    let docs = tmp.path().join("docs");
+    let docs_s = docs.to_str().unwrap();
+    assert!(
+        gradus(&["import", "-i", &input, "-o", docs_s])
+            .status
+            .success()
+    );
+    let before = contents(&docs);
+    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
+    let clean = env!("CARGO_BIN_EXE_gradus-clean");
+    let others: [(&str, &[&str], &str); 4] = [
+        (clean, &["-i", &input], "clean"),
+        (tokenize, &["train", "-i", docs_s], "tokenize-train"),
+        (
+            tokenize,
+            &["train", "-i", docs_s, "--overwrite"],
+            "tokenize-train",
+        ),
+        (
+            tokenize,
+            &["encode", "-i", docs_s, "-t", "tok.json"],
+            "tokenize",
+        ),
+    ];
+    for (bin, args, stage) in others {
+        let run = Command::new(bin)
+            .args(args)
+            .args(["-o", docs_s])
+            .output()
+            .unwrap();
+        let err = stderr(&run);
+        assert!(
+            !run.status.success()
+                && err.lines().count() == 1
+                && err.contains(&format!("holds the output of `import`, not of `{stage}`")),
+            "{stage}: {err}"
+        );
+        assert_eq!(contents(&docs), before, "{stage} changed the folder");
+    }
+
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "mine").unwrap();
+    let mine_s = mine.to_str().unwrap();
+    let refused = gradus(&["import", "-i", &input, "-o", mine_s]);
+    assert!(
+        stderr(&refused).contains("no stage's output folder (notes.txt)"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_dir(&mine).unwrap().count(),
+        1,
+        "nothing written"
+    );
+    let told = gradus(&["import", "-i", &input, "-o", mine_s, "--overwrite"]);
+    assert!(told.status.success(), "{}", stderr(&told));
+    assert_eq!(
+        std::fs::read_to_string(mine.join("notes.txt")).unwrap(),
+        "mine"
+    );
 }
 
 /// `--check-config` on every stage: a valid config exits 0, an unknown key is one line

@@ -76,6 +76,29 @@ fn pretrain_finetune_predict() {
     );
     assert!(!refused.exists());
 
+    // No examples, or the model folder itself as the output: one line, nothing written.
+    let model_files = std::fs::read_dir(&model).unwrap().count();
+    for (args, needle) in [
+        (
+            vec!["--model", s(&model), "-o", s(&refused)],
+            "no examples: pass --examples DIR",
+        ),
+        (
+            [&common[..], &["-o", s(&model)]].concat(),
+            "is no stage's output folder",
+        ),
+    ] {
+        let out = run(finetune, &args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        assert!(err.contains(needle), "{err}");
+    }
+    assert!(!refused.exists());
+    assert_eq!(std::fs::read_dir(&model).unwrap().count(), model_files);
+
     let run_dir = root.join("finetune");
     let line = ok(&run(
         finetune,

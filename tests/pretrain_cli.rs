@@ -199,3 +199,58 @@ fn mixed_sources_are_drawn_by_weight_and_recorded() {
         "nothing written"
     );
 }
+
+/// `args` without the `--set KEY=…` pairs of the named keys.
+fn without(args: &[String], keys: &[&str]) -> Vec<String> {
+    let mut kept: Vec<String> = Vec::new();
+    for a in args {
+        if keys.iter().any(|k| a.starts_with(&format!("{k}="))) {
+            kept.pop();
+            continue;
+        }
+        kept.push(a.clone());
+    }
+    kept
+}
+
+/// With no tokenizer named, the stage reads the one the tokenize stage left in the tokens
+/// dataset; no data at all, or a tokenizer that is not there, is one line saying so.
+#[test]
+fn the_tokenizer_defaults_to_the_one_in_the_tokens_dataset() {
+    let tmp = tempfile::tempdir().unwrap();
+    let train = tmp.path().join("train.tsv");
+    gradus_testkit::toy_sentiment_tsv(&train, 200, 1);
+    let corpus = corpus_of(tmp.path(), &train, "wordpiece");
+    let out = tmp.path().join("pretrain");
+    let args = without(&pretrain_args(&corpus, &out, 2), &["data.tokenizer"]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    ok(&run(env!("CARGO_BIN_EXE_gradus-pretrain"), &args));
+    let own = corpus.tokens.join("tokenizer.json");
+    assert_eq!(record(&out).facts.tokenizer, Some(own));
+
+    let one_line = |args: &[String], extra: &[&str], needle: &str| {
+        let args: Vec<&str> = args
+            .iter()
+            .map(String::as_str)
+            .chain(extra.iter().copied())
+            .collect();
+        let o = run(env!("CARGO_BIN_EXE_gradus-pretrain"), &args);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        assert!(err.contains(needle), "{err}");
+    };
+    let elsewhere = tmp.path().join("other");
+    let no_data = without(
+        &pretrain_args(&corpus, &elsewhere, 2),
+        &["data.tokenizer", "data.tokens"],
+    );
+    one_line(&no_data, &[], "no training data: pass --input DIR");
+    let missing = tmp.path().join("missing.json");
+    let named = format!("error: {}: no such file", missing.display());
+    let args = pretrain_args(&corpus, &elsewhere, 2);
+    one_line(&args, &["--tokenizer", missing.to_str().unwrap()], &named);
+    assert!(!elsewhere.exists(), "nothing written");
+}

@@ -35,11 +35,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     args.apply()?;
     let output = args.output()?.to_path_buf();
     let mut config: CleanConfig = args.resolve_config()?;
-    let _telemetry =
-        Telemetry::install("clean", &output.join("metrics.jsonl"), args.metrics_addr()?)?;
     config.inputs.extend(args.input.iter().map(InputSpec::path));
     config.keep_rejected |= cli.keep_rejected;
-    args.write_config(&output, "clean", &config)?;
+    args.claim_output(&output, "clean", &config)?;
+    let _telemetry =
+        Telemetry::install("clean", &output.join("metrics.jsonl"), args.metrics_addr()?)?;
     let cluster = cli
         .cluster
         .as_deref()
@@ -63,6 +63,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         .build()?;
     let report = runtime.block_on(run.run())?;
     progress.finish();
+    args.write_config(&output, "clean", &config)?;
     for (name, value) in [
         ("docs_in", report.docs_in),
         ("docs_out", report.docs_out),

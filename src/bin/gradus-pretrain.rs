@@ -27,7 +27,8 @@ struct Cli {
     /// Continue from this model folder's weights (overrides the config's `init_from`).
     #[arg(long, value_name = "DIR")]
     init_from: Option<std::path::PathBuf>,
-    /// The tokens' tokenizer, `tokenizer.json` (overrides the config's `data.tokenizer`).
+    /// The tokens' tokenizer, `tokenizer.json` (overrides the config's `data.tokenizer`;
+    /// by default the one in the tokens dataset).
     #[arg(long, value_name = "FILE")]
     tokenizer: Option<std::path::PathBuf>,
 }
@@ -52,6 +53,10 @@ fn stage(cli: Cli) -> anyhow::Result<()> {
     if let Some(tokenizer) = cli.tokenizer {
         config.data.tokenizer = tokenizer;
     }
+    config
+        .data
+        .default_tokenizer()
+        .map_err(anyhow::Error::msg)?;
     if let Some(dir) = cli.init_from {
         config.init_from = Some(dir);
     }

@@ -16,6 +16,7 @@ use gradus_tokenize::{
     EncodeConfig, EncodeRun, Encoder, ExamplesConfig, SplitFile, TrainConfig, encode_dataset,
     encode_examples,
 };
+use serde::Serialize;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -101,21 +102,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Encode { .. } => "tokenize",
         Command::Examples { .. } => "tokenize-examples",
     };
-    // Installed once the config is read, so that a config error writes nothing.
-    let telemetry = || -> anyhow::Result<Telemetry> {
-        let path = output.join("metrics.jsonl");
-        Ok(Telemetry::install(stage, &path, args.metrics_addr()?)?)
-    };
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Train { .. } => {
             let config: TrainConfig = args.resolve_config()?;
-            let _telemetry = telemetry()?;
             let input = single_input(&args)?;
-            args.write_config(&output, stage, &config)?;
+            let _telemetry = start(&args, stage, &config)?;
             let tk = gradus_tokenize::train_from_dataset(&input, &config)?;
             let path = output.join("tokenizer.json");
             gradus_tokenize::save(&tk, &path)?;
+            args.write_config(&output, stage, &config)?;
             writeln!(
                 stdout,
                 "{}: vocabulary of {}",
@@ -131,9 +127,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             ..
         } => {
             let config: EncodeConfig = args.resolve_config()?;
-            let _telemetry = telemetry()?;
             let input = single_input(&args)?;
-            args.write_config(&output, stage, &config)?;
+            let _telemetry = start(&args, stage, &config)?;
             let encoder = Encoder::new(gradus_tokenize::load(&tokenizer)?, &config)?;
             let total = Dataset::open(&input)
                 .ok()
@@ -152,6 +147,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 progress.inc(rows)
             })?;
             progress.finish();
+            args.write_config(&output, stage, &config)?;
             let tokens = manifest
                 .stats
                 .get("tokens")
@@ -168,21 +164,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             tokenizer, split, ..
         } => {
             let config: ExamplesConfig = args.resolve_config()?;
-            let _telemetry = telemetry()?;
             let files: Vec<SplitFile> = args
                 .input
                 .iter()
                 .map(|i| SplitFile::parse(i, &split))
                 .collect();
             anyhow::ensure!(!files.is_empty(), "no input: pass --input [SPLIT=]FILE");
-            args.write_config(&output, stage, &config)?;
+            let _telemetry = start(&args, stage, &config)?;
             let tk = gradus_tokenize::load(&tokenizer)?;
             let manifest = encode_examples(&tk, &config, &files, &output, args.mode())
                 .with_context(|| format!("task {}", config.task))?;
+            args.write_config(&output, stage, &config)?;
             writeln!(stdout, "{}: {} examples", output.display(), manifest.rows())?;
         }
     }
     Ok(())
+}
+
+/// Claims the output for `stage` and installs telemetry there, once the config is read
+/// and checked: a config error or another stage's folder is refused with nothing written.
+fn start<T: Serialize>(args: &StageArgs, stage: &str, config: &T) -> anyhow::Result<Telemetry> {
+    let output = args.output()?;
+    args.claim_output(output, stage, config)?;
+    let path = output.join("metrics.jsonl");
+    Ok(Telemetry::install(stage, &path, args.metrics_addr()?)?)
 }
 
 fn main() -> ExitCode {

@@ -151,16 +151,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             init_tracing(args.verbose);
             let config: import::ImportConfig = args.resolve_config()?;
             let output = args.output()?;
+            args.claim_output(output, "import", &config)?;
             let _telemetry = Telemetry::install(
                 "import",
                 &output.join("metrics.jsonl"),
                 args.metrics_addr()?,
             )?;
             let import = import::Import::open(output, &args.input, args.mode(), &config)?;
-            args.write_config(output, "import", &config)?;
             let progress = Progress::new("import", Some(import.files().len() as u64), "files");
             let rows = import.run(&mut || progress.inc(1))?;
             progress.finish();
+            args.write_config(output, "import", &config)?;
             writeln!(stdout, "{}: {rows} documents", output.display())?;
             Ok(())
         }

@@ -273,6 +273,14 @@ impl MultitaskConfig {
                     task.name
                 )));
             }
+            if task.examples.as_os_str().is_empty() && task.tokens.is_none() {
+                return Err(config_error(match task.name.as_str() {
+                    "" => "no examples: pass --examples DIR (an examples dataset) or set \
+                           `examples`"
+                        .into(),
+                    name => format!("task `{name}` has no `examples` (an examples dataset)"),
+                }));
+            }
             if task.batch_size == Some(0)
                 || task.train_examples == Some(0)
                 || task.seq_len == Some(0)

@@ -43,7 +43,8 @@ pub struct PretrainData {
     /// give the tokens drawn from each.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub mix: BTreeMap<String, MixSource>,
-    /// The tokenizer that made it (for the vocabulary size and special tokens).
+    /// The tokenizer that made it (for the vocabulary size and special tokens); unset,
+    /// the binary reads the one the tokens dataset holds ([`Self::default_tokenizer`]).
     pub tokenizer: PathBuf,
     pub seq_len: usize,
     pub batch_size: usize,
@@ -213,6 +214,25 @@ impl PretrainConfig {
 }
 
 impl PretrainData {
+    /// Where the tokenizer is when `tokenizer` is not set: the `tokenizer.json` that the
+    /// tokenize stage leaves in its tokens dataset (the first source's, when mixing).
+    pub fn default_tokenizer(&mut self) -> Result<(), String> {
+        if !self.tokenizer.as_os_str().is_empty() {
+            return Ok(());
+        }
+        let sources = self.sources()?;
+        let first = sources.first().map(|s| &s.tokens);
+        match first.filter(|t| !t.as_os_str().is_empty()) {
+            Some(tokens) => {
+                self.tokenizer = tokens.join("tokenizer.json");
+                Ok(())
+            }
+            None => Err(
+                "no training data: pass --input DIR (a tokens dataset) or set data.tokens".into(),
+            ),
+        }
+    }
+
     /// The datasets training reads: `tokens` alone (named `tokens`), or each of `mix`.
     pub fn sources(&self) -> Result<Vec<DataSource>, String> {
         if self.mix.is_empty() {

@@ -132,8 +132,7 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
     }
     let device = gradus_model::device(&config.device)?;
     let d = &config.data;
-    let tk = gradus_tokenize::load(&d.tokenizer)
-        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
+    let tk = gradus_tokenize::load(&d.tokenizer)?;
     let vocab = tk.get_vocab_size(true);
     let (model, params) = crate::init::build_decoder(config, vocab, &device)?;
     let sources = weighted_sources(config, eos_id(&tk, &d.eos)?)?;
@@ -189,8 +188,7 @@ pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
     crate::init::check_folder(config)?;
     let device = gradus_model::device(&config.device)?;
     let d = &config.data;
-    let tk = gradus_tokenize::load(&d.tokenizer)
-        .with_context(|| format!("tokenizer {}", d.tokenizer.display()))?;
+    let tk = gradus_tokenize::load(&d.tokenizer)?;
     let found = gradus_tokenize::SpecialTokens::of(&tk);
     let id = |role| found.require(role, "MLM");
     let special = SpecialTokens {

@@ -12,6 +12,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use gradus_metrics::{Direction, Metric};
+pub use output::{Claim, RESOLVED_CONFIG, claim_output, output_stage, write_resolved_config};
+
+mod output;
 use serde::{Deserialize, Serialize};
 
 /// The run record's file name.
@@ -120,9 +123,12 @@ impl Best {
     }
 }
 
-/// A run record that cannot be read.
+/// A run record that cannot be read, or an output folder a stage may not write.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
+    /// The folder holds what the stage must not write over; nothing was changed.
+    #[error("{0}")]
+    Refused(String),
     #[error("{path}: {source}")]
     Io {
         path: PathBuf,
@@ -179,33 +185,6 @@ impl RunRecord {
         let best = self.best?;
         Some(format!("{} {:.4}", metric.name, best.value))
     }
-}
-
-/// The file in which a stage leaves the settings it ran with.
-pub const RESOLVED_CONFIG: &str = "config.toml";
-
-/// Writes `config` as `config.toml` inside `output` (created when missing), under a header
-/// that names the stage, its inputs and its output, so that any output can be traced to
-/// the exact settings.
-pub fn write_resolved_config<T: Serialize>(
-    output: &Path,
-    stage: &str,
-    inputs: &[String],
-    config: &T,
-) -> Result<(), RecordError> {
-    let path = output.join(RESOLVED_CONFIG);
-    let io = |source| RecordError::Io {
-        path: path.clone(),
-        source,
-    };
-    std::fs::create_dir_all(output).map_err(io)?;
-    let body = toml::to_string_pretty(config).map_err(|e| io(std::io::Error::other(e)))?;
-    let mut text = format!("# resolved configuration of `{stage}`\n");
-    for input in inputs {
-        text.push_str(&format!("# input: {input}\n"));
-    }
-    text.push_str(&format!("# output: {}\n{body}", output.display()));
-    std::fs::write(&path, text).map_err(io)
 }
 
 #[cfg(test)]

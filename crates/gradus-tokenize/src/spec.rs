@@ -235,7 +235,8 @@ pub fn load(path: &Path) -> Result<Tokenizer> {
         bert_from_vocab(path)?
     } else {
         if !path.exists() {
-            return Err(TokenizeError::io(path, std::io::ErrorKind::NotFound.into()));
+            let missing = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+            return Err(TokenizeError::io(path, missing));
         }
         guarded(&what, || Tokenizer::from_file(path))?.map_err(|e| TokenizeError::tk(&what, e))?
     };

@@ -130,12 +130,14 @@ pub struct RunDir {
 
 impl RunDir {
     /// Opens `dir` for the run `spec`, checking everything before changing anything:
-    /// the lock, then (with overwrite) that no input lies inside the folder, or else
-    /// (for a resume) that the earlier run's settings are the same.
+    /// that the folder is this stage's ([`gradus_record::claim_output`]), the lock, then
+    /// (with overwrite) that no input lies inside the folder, or else (for a resume) that
+    /// the earlier run's settings are the same.
     pub fn open(dir: &Path, spec: RunSpec) -> Result<Self> {
         if spec.overwrite {
             refuse_inputs_inside(dir, &spec.inputs)?;
         }
+        gradus_record::claim_output(dir, spec.kind.name(), spec.overwrite).map_err(record_error)?;
         std::fs::create_dir_all(dir).map_err(|e| TrainError::file(dir, e))?;
         let lock = FolderLock::take(dir).map_err(|e| match e {
             LockError::Held { .. } => TrainError::Refused(e.to_string()),
@@ -238,6 +240,7 @@ pub(crate) fn record_error(e: RecordError) -> TrainError {
     match e {
         RecordError::Io { path, source } => TrainError::file(&path, source),
         RecordError::Invalid { path, message } => TrainError::file(&path, message),
+        RecordError::Refused(message) => TrainError::Refused(message),
     }
 }
 
@@ -402,6 +405,38 @@ mod tests {
         assert!(err.contains("in use by another gradus process"), "{err}");
         assert!(dir.path().join(RUN_RECORD).is_file(), "nothing was deleted");
         drop(first);
+    }
+
+    /// A run never writes into a folder that is not its stage's: another stage's output
+    /// (even with overwrite), or a folder of other files (a model folder) unless told to.
+    #[test]
+    fn a_run_writes_only_into_its_own_stages_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        RunDir::open(dir.path(), spec(json!({}), false)).unwrap();
+        let finetune = |overwrite| {
+            let spec = RunSpec::new(RunKind::Finetune, &json!({}), overwrite).unwrap();
+            RunDir::open(dir.path(), spec).unwrap_err().to_string()
+        };
+        for overwrite in [false, true] {
+            let err = finetune(overwrite);
+            assert!(
+                err.contains("output of `pretrain`, not of `finetune`"),
+                "{err}"
+            );
+        }
+        let model = tempfile::tempdir().unwrap();
+        std::fs::write(model.path().join("config.json"), "{}").unwrap();
+        let err = RunDir::open(model.path(), spec(json!({}), false))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no stage's output folder (config.json)"),
+            "{err}"
+        );
+        assert!(
+            !model.path().join(RUN_RECORD).exists(),
+            "nothing was written"
+        );
     }
 
     #[test]
