@@ -166,19 +166,29 @@ fn pretrain_finetune_predict() {
     assert_eq!(rows[1]["label"], "0", "{labels}");
 
     let preds = root.join("predictions");
-    ok(&run(
-        predict,
-        &[
-            "--model",
-            s(&run_dir.join("model")),
-            "--examples",
-            s(&examples),
-            "--split",
-            "validation",
-            "-o",
-            s(&preds),
-        ],
-    ));
+    let to = |out: &Path| {
+        run(
+            predict,
+            &[
+                "--model",
+                s(&run_dir.join("model")),
+                "--examples",
+                s(&examples),
+                "--split",
+                "validation",
+                "-o",
+                s(out),
+            ],
+        )
+    };
+    ok(&to(&preds));
+    ok(&to(&preds)); // a rerun finds its own sealed output
+    let into_run = to(&run_dir);
+    let err = String::from_utf8_lossy(&into_run.stderr);
+    assert!(
+        err.contains("holds the output of `finetune`, not of `predict`"),
+        "{err}"
+    );
     let verified = ok(&run(env!("CARGO_BIN_EXE_gradus"), &["verify", s(&preds)]));
     assert!(
         verified.starts_with("ok:") && verified.contains("100 rows"),

@@ -10,10 +10,12 @@ use clap::Parser;
 use gradus::cli::exit_with;
 use gradus_finetune::Predictor;
 use gradus_finetune::data::load_examples;
+use gradus_record::{Claim, claim_output, write_resolved_config};
 use gradus_shard::{
     DatasetKind, DatasetWriter, InputRef, OpenMode, Prediction, Producer, Record, WriterOptions,
 };
 use gradus_telemetry::init_tracing;
+use serde::Serialize;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -92,6 +94,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a predictions dataset was made from, as its `config.toml` records it.
+#[derive(Serialize)]
+struct PredictSettings {
+    model: PathBuf,
+    examples: PathBuf,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    split: Option<String>,
+}
+
 /// Labels every example of `dir` into a sealed predictions dataset at `output`.
 fn predict_dataset(
     predictor: &Predictor,
@@ -115,6 +126,15 @@ fn predict_dataset(
         },
         ..WriterOptions::default()
     };
+    let settings = PredictSettings {
+        model: cli.model.clone(),
+        examples: dir.to_path_buf(),
+        split: cli.split.clone(),
+    };
+    let input = [dir.display().to_string()];
+    if claim_output(output, "predict", cli.overwrite)? == Claim::New {
+        write_resolved_config(output, "predict", &input, &settings)?;
+    }
     let mut writer =
         DatasetWriter::create(output, DatasetKind::Predictions, producer, inputs, opts)?;
     let manifest = if writer.is_sealed() {
@@ -126,6 +146,7 @@ fn predict_dataset(
         writer.finish_source(&key)?;
         writer.seal()?
     };
+    write_resolved_config(output, "predict", &input, &settings)?;
     writeln!(
         std::io::stdout().lock(),
         "{}: {} predictions",
