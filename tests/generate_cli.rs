@@ -159,3 +159,26 @@ fn a_bad_prompt_file_is_one_clear_line() {
         "{err}"
     );
 }
+
+/// Sampling settings with no meaning are refused, as HF's generation config refuses them,
+/// instead of sampling garbage (a NaN temperature picked one token forever).
+#[test]
+fn sampling_settings_out_of_range_are_one_clear_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (model, _) = llama(tmp.path());
+    for (flag, needle) in [
+        ("--temperature=nan", "temperature NaN: must be a number ≥ 0"),
+        ("--temperature=-1", "temperature -1: must be a number ≥ 0"),
+        ("--top-p=0", "top_p 0: must be within (0, 1]"),
+        ("--top-p=1.5", "top_p 1.5: must be within (0, 1]"),
+    ] {
+        let out = run(GENERATE, &["--model", model.to_str().unwrap(), flag, "hi"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.trim().lines().count() == 1,
+            "{err}"
+        );
+        assert!(err.contains(needle), "{flag}: {err}");
+        assert!(out.stdout.is_empty(), "{flag}: nothing generated");
+    }
+}

@@ -97,6 +97,13 @@ fn cut_at_stop(text: &str, stops: &[String]) -> (String, bool) {
 }
 
 fn run(cli: Cli) -> anyhow::Result<()> {
+    let sampling = Sampling {
+        temperature: cli.temperature,
+        top_k: cli.top_k,
+        top_p: cli.top_p,
+        seed: cli.seed,
+    };
+    sampling.check().map_err(anyhow::Error::msg)?;
     let device = gradus_model::device(&cli.device)?;
     let (model, _params) = gradus_model::Decoder::load(&cli.model, device)?;
     let tokenizer = match &cli.tokenizer {
@@ -159,12 +166,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
     let generation = Generation {
         max_new_tokens: cli.max_new_tokens,
-        sampling: Sampling {
-            temperature: cli.temperature,
-            top_k: cli.top_k,
-            top_p: cli.top_p,
-            seed: cli.seed,
-        },
+        sampling,
         cache: !cli.no_cache,
     };
     let eos = match &encoder {

@@ -39,6 +39,26 @@ impl Default for Sampling {
     }
 }
 
+impl Sampling {
+    /// Refuses settings with no meaning, as HF's generation config does: a temperature
+    /// that is negative or not a number, a `top_p` outside (0, 1].
+    pub fn check(&self) -> std::result::Result<(), String> {
+        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
+            return Err(format!(
+                "temperature {}: must be a number ≥ 0 (0 is greedy)",
+                self.temperature
+            ));
+        }
+        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
+            return Err(format!(
+                "top_p {}: must be within (0, 1] (1 keeps every token)",
+                self.top_p
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// What to generate for each prompt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generation {
@@ -83,6 +103,7 @@ pub fn generate_batch(
         ));
     }
     let s = &generation.sampling;
+    s.check().map_err(crate::error::ModelError::Config)?;
     let mut rngs: Vec<ChaCha8Rng> = prompts
         .iter()
         .map(|_| ChaCha8Rng::seed_from_u64(s.seed))
