@@ -105,7 +105,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Train { .. } => {
-            let config: TrainConfig = args.resolve_config()?;
+            let config: TrainConfig = args
+                .resolve_config_checked(|c: &TrainConfig| c.check().map_err(anyhow::Error::from))?;
             let input = single_input(&args)?;
             let _telemetry = start(&args, stage, &config)?;
             let tk = gradus_tokenize::train_from_dataset(&input, &config)?;

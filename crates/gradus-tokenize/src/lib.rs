@@ -70,6 +70,12 @@ pub fn train_from_dataset(input: &Path, config: &TrainConfig) -> Result<Tokenize
                 chars.extend(texts.value(i).chars());
             }
         }
+        if chars.is_empty() {
+            return Err(TokenizeError::Config(format!(
+                "{}: no text to train on",
+                input.display()
+            )));
+        }
         return char_tokenizer_from(&chars, &config.special_tokens());
     }
     let sample = sample_dataset(&ds, config.seed, config.sample_docs, config.sample_bytes)?;

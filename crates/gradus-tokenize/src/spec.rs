@@ -86,6 +86,25 @@ impl Default for TrainConfig {
 }
 
 impl TrainConfig {
+    /// Refuses settings that would train a tokenizer of special tokens alone: a
+    /// vocabulary no larger than them, or an empty training sample.
+    pub fn check(&self) -> Result<()> {
+        let specials = self.special_tokens().len();
+        if self.kind != TokenizerKind::Char && self.vocab_size <= specials {
+            return Err(TokenizeError::Config(format!(
+                "vocab_size {}: must be larger than the {specials} special tokens it includes",
+                self.vocab_size
+            )));
+        }
+        if self.sample_docs == 0 || self.sample_bytes == 0 {
+            return Err(TokenizeError::Config(
+                "sample_docs and sample_bytes must be positive: they bound the training sample"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// The special tokens to use.
     pub fn special_tokens(&self) -> Vec<String> {
         self.special_tokens
@@ -104,6 +123,12 @@ impl TrainConfig {
 /// Trains a tokenizer of `config.kind` on `texts` (already sampled). The same texts and
 /// config give a byte-identical `tokenizer.json` on every run.
 pub fn train<S: AsRef<str> + Send + Sync>(config: &TrainConfig, texts: &[S]) -> Result<Tokenizer> {
+    config.check()?;
+    if texts.iter().all(|t| t.as_ref().is_empty()) {
+        return Err(TokenizeError::Config(
+            "no text to train on: every document of the sample is empty".into(),
+        ));
+    }
     let specials = config.special_tokens();
     let mut tokenizer = match config.kind {
         TokenizerKind::Char => return char_tokenizer(texts.iter(), &specials),

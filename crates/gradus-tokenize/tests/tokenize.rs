@@ -158,6 +158,37 @@ fn training_is_byte_stable_and_the_file_loads_back() {
     }
 }
 
+/// A tokenizer of special tokens alone is refused: a vocabulary no larger than them, an
+/// empty sample, a dataset of empty documents; every kind says so in one line.
+#[test]
+fn a_tokenizer_of_special_tokens_alone_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let docs = tmp.path().join("docs");
+    documents(&docs, &sample_corpus(), 4);
+    let refused = |config: &TrainConfig, docs: &Path| {
+        train_from_dataset(docs, config)
+            .map(|_| ())
+            .unwrap_err()
+            .to_string()
+    };
+    let err = refused(&small(TokenizerKind::Wordpiece, 5), &docs);
+    assert!(
+        err.contains("vocab_size 5: must be larger than the 5 special tokens"),
+        "{err}"
+    );
+    let no_sample = TrainConfig {
+        sample_docs: 0,
+        ..small(TokenizerKind::ByteBpe, 300)
+    };
+    assert!(refused(&no_sample, &docs).contains("sample_docs and sample_bytes"));
+    let empty = tmp.path().join("empty");
+    documents(&empty, &[String::new(), String::new()], 1);
+    for kind in ALL_KINDS {
+        let err = refused(&small(kind, 300), &empty);
+        assert!(err.contains("no text to train on"), "{kind:?}: {err}");
+    }
+}
+
 #[test]
 fn wordpiece_and_unigram_are_reproducible_on_real_text() {
     // The stock trainers differ from run to run here (184 of 2,000 WordPiece pieces).
