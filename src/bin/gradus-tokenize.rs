@@ -164,7 +164,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Examples {
             tokenizer, split, ..
         } => {
-            let config: ExamplesConfig = args.resolve_config()?;
+            let config: ExamplesConfig = args.resolve_config_checked(|c: &ExamplesConfig| {
+                c.check().map_err(anyhow::Error::from)
+            })?;
             let files: Vec<SplitFile> = args
                 .input
                 .iter()

@@ -93,6 +93,34 @@ impl Holdout {
 }
 
 impl ExamplesConfig {
+    /// Refuses settings no dataset can be encoded with, before any file is read.
+    pub fn check(&self) -> Result<()> {
+        let refuse = |message: String| Err(TokenizeError::Config(message));
+        if self.task.is_empty() || self.task.contains(['/', '.']) {
+            return refuse(format!(
+                "task {:?}: name the task, without `/` or `.` (it names the task's head and \
+                 folders downstream)",
+                self.task
+            ));
+        }
+        if self.seq_len == 0 {
+            return refuse("seq_len 0: examples need room for their tokens".into());
+        }
+        if !(0.0..1.0).contains(&self.validation_fraction) {
+            return refuse(format!(
+                "validation_fraction {} is not in [0, 1)",
+                self.validation_fraction
+            ));
+        }
+        if self.label.is_some() && self.score.is_some() {
+            return refuse("set `label` (classification) or `score` (regression), not both".into());
+        }
+        if self.response.is_some() && (self.label.is_some() || self.score.is_some()) {
+            return refuse("instruction examples (`response`) have no `label` or `score`".into());
+        }
+        Ok(())
+    }
+
     /// The rows `validation_fraction` moves from `train` to `validation`, if any.
     pub fn holdout(&self) -> Option<Holdout> {
         (self.validation_fraction > 0.0).then(|| Holdout {
@@ -248,21 +276,16 @@ pub fn encode_examples(
     output: &Path,
     mode: OpenMode,
 ) -> Result<Manifest> {
-    if !(0.0..1.0).contains(&config.validation_fraction) {
+    config.check()?;
+    let added = tokenizer.get_post_processor().map_or(0, |p| {
+        tokenizers::PostProcessor::added_tokens(p, config.text_pair.is_some())
+    });
+    if config.response.is_none() && config.seq_len <= added {
         return Err(TokenizeError::Config(format!(
-            "validation_fraction {} is not in [0, 1)",
-            config.validation_fraction
+            "seq_len {}: leaves no room for text beside the {added} special tokens the \
+             tokenizer adds",
+            config.seq_len
         )));
-    }
-    if config.label.is_some() && config.score.is_some() {
-        return Err(TokenizeError::Config(
-            "set `label` (classification) or `score` (regression), not both".into(),
-        ));
-    }
-    if config.response.is_some() && (config.label.is_some() || config.score.is_some()) {
-        return Err(TokenizeError::Config(
-            "instruction examples (`response`) have no `label` or `score`".into(),
-        ));
     }
     let template = config
         .response

@@ -366,6 +366,69 @@ fn a_row_without_label_is_reported_with_its_line() {
     assert_eq!(m.stats["skipped"]["missing_label"], 1);
 }
 
+/// Settings no examples dataset can be made with are refused by name before any row is
+/// written: an unnamed task or one whose name would become a path, and a `seq_len` with
+/// no room for text beside the tokenizer's own tokens (which used to give `[CLS] x [SEP]`
+/// examples).
+#[test]
+fn examples_settings_without_room_or_name_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tsv = tmp.path().join("ok.tsv");
+    std::fs::write(&tsv, "sentence\tlabel\ngood film\t1\nbad film\t0\n").unwrap();
+    let tk = wordpiece_on(&["good bad film".to_string()], 100);
+    let files = [SplitFile::parse(tsv.to_str().unwrap(), "train")];
+    let out = tmp.path().join("out");
+    let refused = |config: ExamplesConfig| {
+        encode_examples(&tk, &config, &files, &out, Default::default())
+            .unwrap_err()
+            .to_string()
+    };
+    for (config, needle) in [
+        (
+            ExamplesConfig {
+                task: "glue/sst2".into(),
+                ..ExamplesConfig::default()
+            },
+            "task \"glue/sst2\"",
+        ),
+        (
+            ExamplesConfig {
+                task: String::new(),
+                ..ExamplesConfig::default()
+            },
+            "task \"\"",
+        ),
+        (
+            ExamplesConfig {
+                seq_len: 0,
+                ..ExamplesConfig::default()
+            },
+            "seq_len 0",
+        ),
+        (
+            ExamplesConfig {
+                seq_len: 2,
+                ..ExamplesConfig::default()
+            },
+            "seq_len 2: leaves no room for text beside the 2 special tokens",
+        ),
+    ] {
+        let err = refused(config);
+        assert!(err.contains(needle), "{err}");
+    }
+    assert!(!out.join("manifest.json").exists(), "nothing written");
+    let fits = ExamplesConfig {
+        seq_len: 3,
+        ..ExamplesConfig::default()
+    };
+    assert_eq!(
+        encode_examples(&tk, &fits, &files, &out, Default::default())
+            .unwrap()
+            .rows(),
+        2
+    );
+}
+
 fn encode_all(
     docs: &Path,
     out: &Path,
