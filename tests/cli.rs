@@ -272,6 +272,58 @@ fn every_stage_checks_its_config_without_writing() {
     }
 }
 
+/// Values that parse but mean nothing are refused by `--check-config` as by a run, in
+/// one line naming the setting; nothing is written. Each used to be accepted silently
+/// (`vocab_size = 0` wrote a tokenizer of special tokens alone, `max_rows_per_shard = 0`
+/// one document per shard).
+#[test]
+fn settings_with_no_meaning_are_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
+    let clean = env!("CARGO_BIN_EXE_gradus-clean");
+    let cases: [(&str, &[&str], &str, &str); 7] = [
+        (clean, &[], "dedup.verify=2", "dedup.verify 2"),
+        (clean, &[], "max_rows_per_shard=0", "max_rows_per_shard"),
+        (tokenize, &["train"], "vocab_size=0", "vocab_size 0"),
+        (tokenize, &["train"], "sample_docs=0", "sample_docs"),
+        (
+            tokenize,
+            &["encode", "-t", "t.json"],
+            "max_rows_per_shard=0",
+            "max_rows_per_shard",
+        ),
+        (
+            tokenize,
+            &["examples", "-t", "t.json"],
+            "seq_len=0",
+            "seq_len 0",
+        ),
+        (
+            tokenize,
+            &["examples", "-t", "t.json"],
+            "task=\"glue/sst2\"",
+            "task \"glue/sst2\"",
+        ),
+    ];
+    for (bin, head, setting, needle) in cases {
+        for check in [true, false] {
+            let run = Command::new(bin)
+                .args(head)
+                .args(["--output", out.to_str().unwrap(), "--set", setting])
+                .args(check.then_some("--check-config"))
+                .output()
+                .unwrap();
+            let err = stderr(&run);
+            assert!(
+                !run.status.success() && err.lines().count() == 1 && err.contains(needle),
+                "{setting} (check {check}): {err}"
+            );
+            assert!(!out.exists(), "{setting} wrote {}", out.display());
+        }
+    }
+}
+
 #[test]
 fn bad_input_is_one_line_naming_file_and_line() {
     let tmp = tempfile::tempdir().unwrap();

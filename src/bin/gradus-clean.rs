@@ -34,7 +34,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(args.verbose);
     args.apply()?;
     let output = args.output()?.to_path_buf();
-    let mut config: CleanConfig = args.resolve_config()?;
+    let mut config: CleanConfig =
+        args.resolve_config_checked(|c: &CleanConfig| c.check().map_err(anyhow::Error::msg))?;
     config.inputs.extend(args.input.iter().map(InputSpec::path));
     config.keep_rejected |= cli.keep_rejected;
     args.claim_output(&output, "clean", &config)?;

@@ -127,7 +127,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             cluster,
             ..
         } => {
-            let config: EncodeConfig = args.resolve_config()?;
+            let config: EncodeConfig = args.resolve_config_checked(|c: &EncodeConfig| {
+                c.check().map_err(anyhow::Error::from)
+            })?;
             let input = single_input(&args)?;
             let _telemetry = start(&args, stage, &config)?;
             let encoder = Encoder::new(gradus_tokenize::load(&tokenizer)?, &config)?;

@@ -116,6 +116,26 @@ impl Default for CleanConfig {
 }
 
 impl CleanConfig {
+    /// Refuses sizes and thresholds with no meaning, before any input is read (the
+    /// filters' SQL is checked when the stage plans it).
+    pub fn check(&self) -> Result<(), String> {
+        if self.batch_rows == 0 || self.max_rows_per_shard == 0 || self.max_bytes_per_shard == 0 {
+            return Err(
+                "batch_rows, max_rows_per_shard and max_bytes_per_shard must be positive".into(),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.dedup.verify) {
+            return Err(format!(
+                "dedup.verify {}: a share of equal MinHash values, within [0, 1]",
+                self.dedup.verify
+            ));
+        }
+        if let Some(near) = self.dedup.near_config() {
+            near.validate()?;
+        }
+        Ok(())
+    }
+
     /// `partitions`, with 0 resolved to the rayon pool's size.
     pub fn partitions(&self) -> usize {
         if self.partitions == 0 {

@@ -211,6 +211,7 @@ fn check_context(config: &CleanConfig) -> Result<SessionContext> {
 /// Expands the filters and plans every rule on its own, so that a bad preset name or a
 /// bad SQL predicate fails before any work, naming the rule.
 pub async fn validate(config: &CleanConfig) -> Result<Vec<Rule>> {
+    config.check().map_err(CleanError::Config)?;
     let mut rules = expand(&config.filters).map_err(CleanError::Config)?;
     // Reads the evaluation sets once, before any work.
     config.decontaminate.index()?;
@@ -221,9 +222,6 @@ pub async fn validate(config: &CleanConfig) -> Result<Vec<Rule>> {
             name: "lines.emptied".into(),
             keep: "character_length(cleaned) > 0".into(),
         });
-    }
-    if let Some(near) = config.dedup.near_config() {
-        near.validate().map_err(CleanError::Config)?;
     }
     let ctx = check_context(config)?;
     let ctes = signals_ctes(config);

@@ -50,6 +50,25 @@ impl Default for EncodeConfig {
     }
 }
 
+impl EncodeConfig {
+    /// Refuses a held-out share outside [0, 1] and sizes of 0 (which used to write one
+    /// document per shard).
+    pub fn check(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.validation_fraction) {
+            return Err(TokenizeError::Config(format!(
+                "validation_fraction {} is not between 0 and 1",
+                self.validation_fraction
+            )));
+        }
+        if self.batch_rows == 0 || self.max_rows_per_shard == 0 || self.max_bytes_per_shard == 0 {
+            return Err(TokenizeError::Config(
+                "batch_rows, max_rows_per_shard and max_bytes_per_shard must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// `validation` for a `fraction` of ids, `train` for the rest; depends on the id alone.
 pub fn split_of(doc_id: &str, fraction: f64) -> &'static str {
     let unit = (xxh3_64(doc_id.as_bytes()) >> 11) as f64 / (1u64 << 53) as f64;
@@ -71,12 +90,7 @@ pub struct Encoder {
 
 impl Encoder {
     pub fn new(tokenizer: Tokenizer, config: &EncodeConfig) -> Result<Self> {
-        if !(0.0..=1.0).contains(&config.validation_fraction) {
-            return Err(TokenizeError::Config(format!(
-                "validation_fraction {} is not between 0 and 1",
-                config.validation_fraction
-            )));
-        }
+        config.check()?;
         let eos = match config.eos.as_str() {
             "none" => None,
             "auto" => SpecialTokens::of(&tokenizer).eos,
