@@ -491,6 +491,8 @@ fn finetuning_killed_between_checkpoints_or_before_the_first_resumes_seamlessly(
         ("warmup_ratio=2", "warmup_ratio 2"),
         ("train_examples=0", "train_examples"),
         ("weight_decay=-1", "weight_decay"),
+        ("head.dropout=2", "head.dropout 2"),
+        ("early_stopping_patience=0", "early_stopping_patience 0"),
     ] {
         let err = refused(&run(
             FINETUNE,

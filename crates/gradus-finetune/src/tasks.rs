@@ -273,6 +273,9 @@ impl MultitaskConfig {
                     task.name
                 )));
             }
+            if let Some(p) = task.head.dropout {
+                gradus_model::check_dropout(&[("head.dropout", p)])?;
+            }
             if task.examples.as_os_str().is_empty() && task.tokens.is_none() {
                 return Err(config_error(match task.name.as_str() {
                     "" => "no examples: pass --examples DIR (an examples dataset) or set \

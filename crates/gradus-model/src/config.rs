@@ -57,6 +57,11 @@ impl GptConfig {
     pub fn validate(&self) -> Result<()> {
         check_heads(self.n_embd, self.n_head)?;
         check_activation(&self.activation_function)?;
+        check_dropout(&[
+            ("embd_pdrop", self.embd_pdrop),
+            ("attn_pdrop", self.attn_pdrop),
+            ("resid_pdrop", self.resid_pdrop),
+        ])?;
         check_nonzero(&[
             ("vocab_size", self.vocab_size),
             ("n_positions", self.n_positions),
@@ -196,6 +201,7 @@ impl LlamaConfig {
         if rope_type.is_some_and(|t| t != "default") {
             return unsupported(&format!("rope_type `{}`", rope_type.unwrap_or_default()));
         }
+        check_dropout(&[("attention_dropout", self.attention_dropout)])?;
         if self.head_dim.is_none() {
             check_heads(self.hidden_size, self.num_attention_heads)?;
         }
@@ -316,6 +322,13 @@ impl BertConfig {
     pub fn validate(&self) -> Result<()> {
         check_heads(self.hidden_size, self.num_attention_heads)?;
         check_activation(&self.hidden_act)?;
+        check_dropout(&[
+            ("hidden_dropout_prob", self.hidden_dropout_prob),
+            (
+                "attention_probs_dropout_prob",
+                self.attention_probs_dropout_prob,
+            ),
+        ])?;
         check_nonzero(&[
             ("vocab_size", self.vocab_size),
             ("max_position_embeddings", self.max_position_embeddings),
@@ -360,9 +373,60 @@ fn check_heads(width: usize, heads: usize) -> Result<()> {
     Ok(())
 }
 
+/// Dropout rates are probabilities of dropping, below 1 (1 would drop everything).
+pub fn check_dropout(rates: &[(&str, f32)]) -> Result<()> {
+    match rates.iter().find(|(_, p)| !(0.0..1.0).contains(p)) {
+        Some((name, p)) => Err(ModelError::Config(format!(
+            "{name} {p}: a dropout rate, within [0, 1)"
+        ))),
+        None => Ok(()),
+    }
+}
+
 fn check_nonzero(fields: &[(&str, usize)]) -> Result<()> {
     match fields.iter().find(|(_, v)| *v == 0) {
         Some((name, _)) => Err(ModelError::Config(format!("{name} must be positive"))),
         None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A dropout rate is a probability below 1 in every architecture: 2 used to train
+    /// (and a fine-tuned head with it scored at chance), and 1 would drop everything.
+    #[test]
+    fn dropout_rates_outside_zero_to_one_are_refused_by_name() {
+        let gpt = GptConfig {
+            vocab_size: 65,
+            ..GptConfig::default()
+        };
+        assert!(gpt.validate().is_ok());
+        let err = gpt.clone().with_dropout(1.0).validate().unwrap_err();
+        assert!(
+            err.to_string().contains("embd_pdrop 1: a dropout rate"),
+            "{err}"
+        );
+        let bert = BertConfig {
+            vocab_size: 100,
+            attention_probs_dropout_prob: -0.1,
+            ..BertConfig::default()
+        };
+        let err = bert.validate().unwrap_err().to_string();
+        assert!(err.contains("attention_probs_dropout_prob -0.1"), "{err}");
+        let llama = LlamaConfig {
+            vocab_size: 100,
+            attention_dropout: 1.5,
+            ..LlamaConfig::default()
+        };
+        assert!(
+            llama
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("attention_dropout 1.5")
+        );
+        assert!(check_dropout(&[("head.dropout", 0.0), ("x", 0.99)]).is_ok());
     }
 }

@@ -41,7 +41,7 @@ pub mod loss;
 mod params;
 
 pub use bert::{Bert, BertHeads, MlmHead, TaskHead, sinusoids};
-pub use config::{BertConfig, GptConfig, LlamaConfig, Pooling, PositionEmbedding};
+pub use config::{BertConfig, GptConfig, LlamaConfig, Pooling, PositionEmbedding, check_dropout};
 pub use decoder::{DECODER_TYPES, Decoder, DecoderConfig};
 pub use error::{ModelError, Result};
 pub use gpt::Gpt;

@@ -121,6 +121,12 @@ impl TrainConfig {
         };
         non_negative("lr", self.lr)?;
         non_negative("grad_clip", self.grad_clip)?;
+        if self.early_stopping_patience == Some(0) {
+            // As HF's callback: stop after this many evaluations without improvement.
+            return Err(TrainError::Config(
+                "early_stopping_patience 0: at least 1 evaluation without improvement".into(),
+            ));
+        }
         self.optimizer.check()?;
         self.schedule.check()
     }

@@ -258,6 +258,13 @@ fn a_config_no_run_can_train_with_is_refused_by_name() {
         ),
         (
             TrainConfig {
+                early_stopping_patience: Some(0),
+                ..ok.clone()
+            },
+            "early_stopping_patience 0",
+        ),
+        (
+            TrainConfig {
                 lr: -1.0,
                 ..ok.clone()
             },
