@@ -391,6 +391,8 @@ fn overwrite_checks_first_and_never_deletes_its_input() {
         ),
         ("data.batch_size=0", "batch_size"),
         ("data.validation_fraction=1.5", "validation_fraction"),
+        ("data.eval_windows=0", "eval_windows"),
+        ("mask_prob=2", "mask_prob 2"),
     ] {
         let err = refused(&run(PRETRAIN, &with(&args, &["--set", set, "--overwrite"])));
         assert!(err.contains(named), "{set}: {err}");

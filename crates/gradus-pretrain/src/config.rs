@@ -200,8 +200,16 @@ impl PretrainConfig {
     pub fn check(&self) -> anyhow::Result<()> {
         self.train.check()?;
         let d = &self.data;
-        if d.seq_len == 0 || d.batch_size == 0 {
-            anyhow::bail!("data: seq_len and batch_size must be positive");
+        if d.seq_len == 0 || d.batch_size == 0 || d.eval_windows == 0 {
+            // No validation window would make every evaluation's loss NaN.
+            anyhow::bail!("data: seq_len, batch_size and eval_windows must be positive");
+        }
+        let masks = self.objective != PretrainObjective::Clm;
+        if masks && !(self.mask_prob > 0.0 && self.mask_prob < 1.0) {
+            anyhow::bail!(
+                "mask_prob {}: the share of tokens masked, within (0, 1)",
+                self.mask_prob
+            );
         }
         if !(0.0..1.0).contains(&d.validation_fraction) {
             anyhow::bail!(

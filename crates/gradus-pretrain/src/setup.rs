@@ -126,6 +126,7 @@ fn validation_share(n: usize, weight: f64, total: f64) -> usize {
 
 /// Builds the causal-LM objective: model sized to the tokenizer, streams, validation.
 pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
+    config.check()?;
     crate::init::check_folder(config)?;
     if config.dtype != "f32" {
         anyhow::bail!("dtype `{}`: only f32 is supported", config.dtype);
@@ -176,6 +177,8 @@ pub fn clm_objective(config: &PretrainConfig) -> anyhow::Result<ClmObjective> {
 
 /// Builds the MLM (+NSP) objective: a BERT sized to the tokenizer, with its heads.
 pub fn mlm_objective(config: &PretrainConfig) -> anyhow::Result<MlmObjective> {
+    // Here as well as where the config is read: flags (`--objective`) come after.
+    config.check()?;
     if config.llama.is_some() {
         anyhow::bail!(
             "[llama] configures a decoder, which objective `{}` cannot train: it needs a [bert] \
