@@ -282,7 +282,8 @@ fn settings_with_no_meaning_are_refused_by_name() {
     let out = tmp.path().join("out");
     let tokenize = env!("CARGO_BIN_EXE_gradus-tokenize");
     let clean = env!("CARGO_BIN_EXE_gradus-clean");
-    let cases: [(&str, &[&str], &str, &str); 7] = [
+    let eval = env!("CARGO_BIN_EXE_gradus-eval");
+    let cases: [(&str, &[&str], &str, &str); 9] = [
         (clean, &[], "dedup.verify=2", "dedup.verify 2"),
         (clean, &[], "max_rows_per_shard=0", "max_rows_per_shard"),
         (tokenize, &["train"], "vocab_size=0", "vocab_size 0"),
@@ -305,6 +306,8 @@ fn settings_with_no_meaning_are_refused_by_name() {
             "task=\"glue/sst2\"",
             "task \"glue/sst2\"",
         ),
+        (eval, &[], "max_windows=0", "max_windows 0"),
+        (eval, &[], "baseline_order=0", "baseline_order 0"),
     ];
     for (bin, head, setting, needle) in cases {
         for check in [true, false] {

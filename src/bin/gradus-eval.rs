@@ -28,7 +28,7 @@ struct Cli {
 fn stage(cli: Cli) -> anyhow::Result<()> {
     let args = cli.args;
     let output = args.output()?.to_path_buf();
-    let mut config: EvalConfig = args.resolve_config()?;
+    let mut config: EvalConfig = args.resolve_config_checked(EvalConfig::check)?;
     config.runs.extend(args.input.iter().map(PathBuf::from));
     config.runs.extend(cli.runs);
     // Every run it reads is checked before the output is touched.

@@ -49,6 +49,23 @@ pub struct EvalConfig {
     pub seed: u64,
 }
 
+impl EvalConfig {
+    /// Refuses sizes of 0, by their names here: no batch, window, baseline order or
+    /// baseline token would evaluate anything.
+    pub fn check(&self) -> anyhow::Result<()> {
+        let sizes = [
+            ("batch_size", self.batch_size),
+            ("max_windows", self.max_windows),
+            ("baseline_order", self.baseline_order),
+            ("baseline_tokens", self.baseline_tokens),
+        ];
+        if let Some((name, _)) = sizes.iter().find(|(_, v)| *v == 0) {
+            anyhow::bail!("{name} 0: must be positive");
+        }
+        Ok(())
+    }
+}
+
 impl Default for EvalConfig {
     fn default() -> Self {
         Self {
