@@ -176,11 +176,11 @@ pub async fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport> {
         }
     }
     let started = Instant::now();
-    let logs = plan.run_dir.join("logs");
+    let logs = plan.run_dir.join(crate::plan::LOGS);
     std::fs::create_dir_all(&logs).map_err(|e| PipelineError::file(&logs, e))?;
     let bin_dir = bin_dir(opts);
     let jobs = opts.jobs.or(plan.jobs).unwrap_or(usize::MAX).max(1);
-    let mut events = Events::open(&plan.run_dir.join("pipeline.jsonl"))?;
+    let mut events = Events::open(&plan.run_dir.join(crate::plan::EVENTS))?;
     let mut states: Vec<State> = plan.stages.iter().map(|_| State::Pending).collect();
     let mut failure: Option<PipelineError> = None;
     let mut interrupted = false;

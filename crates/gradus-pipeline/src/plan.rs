@@ -9,6 +9,17 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::error::{PipelineError, Result};
 use crate::spec::{PipelineFile, StageKind, StageSpec};
 
+/// The folder of the stages' logs in the run folder.
+pub const LOGS: &str = "logs";
+/// The event log of the runner in the run folder.
+pub const EVENTS: &str = "pipeline.jsonl";
+/// The summary of the last run, as JSON and as the table printed.
+pub const SUMMARY_JSON: &str = "pipeline.json";
+pub const SUMMARY_TEXT: &str = "summary.txt";
+
+/// What the runner writes beside the stages' folders: no stage may be named so.
+const RUNNER_ENTRIES: &[&str] = &[LOGS, EVENTS, SUMMARY_JSON, SUMMARY_TEXT];
+
 /// One stage, resolved.
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -97,6 +108,14 @@ impl Plan {
                     s.name
                 )));
             }
+            if RUNNER_ENTRIES.contains(&s.name.as_str()) {
+                return Err(bad(format!(
+                    "stage name `{}` is where the runner keeps its own files ({}); choose \
+                     another",
+                    s.name,
+                    RUNNER_ENTRIES.join(", ")
+                )));
+            }
             if index.insert(s.name.clone(), i).is_some() {
                 return Err(bad(format!("two stages are named `{}`", s.name)));
             }
@@ -174,9 +193,7 @@ impl Plan {
 
     /// Where a stage's log goes.
     pub fn log_path(&self, stage: &Stage) -> PathBuf {
-        self.run_dir
-            .join("logs")
-            .join(format!("{}.log", stage.name))
+        self.run_dir.join(LOGS).join(format!("{}.log", stage.name))
     }
 
     /// Where a stage's earlier output waits while the stage runs again, until it
@@ -620,6 +637,14 @@ mod tests {
         assert!(err(model).contains("takes no `model`"));
         let follow = "[[stage]]\nname='a'\nkind='encode'\ninput=['x']\nfollow=true\n";
         assert!(err(follow).contains("`follow`"));
+        // A stage named as the runner's own files would share a folder with them.
+        for name in RUNNER_ENTRIES {
+            let taken = format!("[[stage]]\nname='{name}'\nkind='eval'\n");
+            assert!(
+                err(&taken).contains("where the runner keeps its own files"),
+                "{name}"
+            );
+        }
     }
 
     #[test]

@@ -145,10 +145,10 @@ impl RunReport {
 
     /// Writes `pipeline.json` and `summary.txt` into `dir`.
     pub fn write(&self, dir: &Path) -> Result<()> {
-        let json = dir.join("pipeline.json");
+        let json = dir.join(crate::plan::SUMMARY_JSON);
         let text = serde_json::to_string_pretty(self).map_err(|e| PipelineError::file(&json, e))?;
         std::fs::write(&json, text + "\n").map_err(|e| PipelineError::file(&json, e))?;
-        let txt = dir.join("summary.txt");
+        let txt = dir.join(crate::plan::SUMMARY_TEXT);
         std::fs::write(&txt, self.table()).map_err(|e| PipelineError::file(&txt, e))
     }
 }
