@@ -264,6 +264,18 @@ fn python_layouts(pretrained: &Path, finetuned: &Path, examples: &Path, root: &P
         gradus,
         &["export", s(finetuned), "-o", s(&to), "--overwrite"],
     ));
+    // --overwrite replaces an earlier export, never a run: the examples dataset stays.
+    let examples_files = std::fs::read_dir(examples).unwrap().count();
+    let over_run = run(
+        gradus,
+        &["export", s(finetuned), "-o", s(examples), "--overwrite"],
+    );
+    let err = String::from_utf8_lossy(&over_run.stderr);
+    assert!(
+        err.contains("holds the output of `tokenize-examples`, which an export does not replace"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(examples).unwrap().count(), examples_files);
     // A checkpoint exports too, its tokenizer found through its run.
     let from_best = root.join("from-best");
     let best = finetuned.parent().unwrap().join("checkpoints/best");

@@ -129,7 +129,7 @@ fn tokenizer(
 }
 
 /// `to` must be new or empty, unless replacing it is asked for; it never holds the
-/// source.
+/// source, nor a stage's output.
 fn check_target(spec: &ExportSpec, source: &Path) -> Result<()> {
     let to = &spec.to;
     if let (Some(target), Ok(src)) = (resolved(to), source.canonicalize())
@@ -143,6 +143,17 @@ fn check_target(spec: &ExportSpec, source: &Path) -> Result<()> {
         )));
     }
     let occupied = std::fs::read_dir(to).is_ok_and(|mut d| d.next().is_some());
+    // --overwrite replaces an earlier export, never a stage's output or a run.
+    if occupied
+        && let Some(stage) =
+            gradus_record::output_stage(to).map_err(|e| ExportError::file(to, e))?
+    {
+        return Err(ExportError::Refused(format!(
+            "{} holds the output of `{stage}`, which an export does not replace; choose \
+             another output",
+            to.display()
+        )));
+    }
     if occupied && !spec.overwrite {
         return Err(ExportError::Refused(format!(
             "{} is not empty (use --overwrite to replace it)",
