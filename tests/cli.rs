@@ -58,6 +58,15 @@ fn import_inspect_verify() {
 
     let verify = gradus(&["verify", out_s]);
     assert!(verify.status.success(), "{}", stderr(&verify));
+    for command in ["inspect", "verify"] {
+        let not_one = gradus(&[command, &input]);
+        let err = stderr(&not_one);
+        assert!(
+            !not_one.status.success()
+                && err.trim() == format!("error: {input}: no dataset here (no manifest.json)"),
+            "{command}: {err}"
+        );
+    }
     assert!(stdout(&verify).starts_with("ok:"), "{}", stdout(&verify));
 
     // A rerun finds the dataset complete and changes nothing.

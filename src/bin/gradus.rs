@@ -116,6 +116,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             head,
             json,
         } => {
+            refuse_non_dataset(&dataset)?;
             let summary = inspect::summarize(&dataset, head)?;
             if json {
                 serde_json::to_writer_pretty(&mut stdout, &summary)?;
@@ -129,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             dataset,
             unsealed_ok,
         } => {
+            refuse_non_dataset(&dataset)?;
             let found = inspect::verify(&dataset, unsealed_ok)?;
             let Some(first) = found.problems.first() else {
                 writeln!(
@@ -242,6 +244,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+    }
+}
+
+/// `inspect` and `verify` read datasets; another folder is named for what it is.
+fn refuse_non_dataset(dir: &std::path::Path) -> anyhow::Result<()> {
+    if dir.join(gradus_shard::MANIFEST_FILE).is_file() {
+        return Ok(());
+    }
+    match gradus_record::output_stage(dir)? {
+        Some(stage) => anyhow::bail!(
+            "{} is not a dataset: it holds the output of `{stage}` (its record is run.json \
+             when it is a run; `gradus-eval` reports on runs)",
+            dir.display()
+        ),
+        None => anyhow::bail!("{}: no dataset here (no manifest.json)", dir.display()),
     }
 }
 
