@@ -112,16 +112,20 @@ fn pretrain<O: Objective>(
     let output = args.output()?.to_path_buf();
     let rank = config.ranks.map_or(0, |r| r.rank);
     // Rank 0 opens the folder before it joins the others, and joining waits for every
-    // rank: nobody reads the folder before it is ready.
-    let (run, telemetry) = if rank == 0 {
+    // rank: nobody reads or writes the folder before it is claimed and ready.
+    let run = if rank == 0 {
         let spec = gradus_pretrain::run::spec(config, args.overwrite)?;
-        (Some(args.open_run(spec, config)?), None)
+        Some(args.open_run(spec, config)?)
     } else {
-        let path = output.join(format!("metrics-rank-{rank}.jsonl"));
-        let telemetry = Telemetry::install("pretrain", &path, args.metrics_addr()?)?;
-        (None, Some(telemetry))
+        None
     };
     let collective = config.ranks.map(|r| connect_ranks(config, r)).transpose()?;
+    let telemetry = if rank > 0 {
+        let path = output.join(format!("metrics-rank-{rank}.jsonl"));
+        Some(Telemetry::install("pretrain", &path, args.metrics_addr()?)?)
+    } else {
+        None
+    };
     let progress = Progress::new("pretrain", Some(config.train.steps), "steps");
     let mut trainer = match &run {
         Some(run) => run.trainer(config.train.clone()),
