@@ -389,6 +389,28 @@ impl std::error::Error for ConfigChecked {}
 
 /// Runs a binary's body and turns an error into one line on stderr and exit code 1;
 /// the end of a `--check-config` run exits 0.
+/// Refuses `dir` unless it is a model folder (`config.json`), in one line that says
+/// where the models of a run folder are.
+pub fn require_model_folder(dir: &Path) -> anyhow::Result<()> {
+    if dir.join("config.json").is_file() {
+        return Ok(());
+    }
+    match gradus_record::RunRecord::read(dir)? {
+        Some(record) => {
+            let kept = match record.kind {
+                gradus_record::RunKind::Multitask => "one of its task models under `tasks/`",
+                _ => "its `model` folder",
+            };
+            bail!(
+                "{} is a {} run, not a model folder: name {kept}",
+                dir.display(),
+                record.kind
+            )
+        }
+        None => bail!("{}: not a model folder (no config.json)", dir.display()),
+    }
+}
+
 pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,

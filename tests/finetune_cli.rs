@@ -183,6 +183,14 @@ fn pretrain_finetune_predict() {
     };
     ok(&to(&preds));
     ok(&to(&preds)); // a rerun finds its own sealed output
+    // A run folder where a model folder is wanted: one line naming where its model is.
+    let wrong = run(predict, &["--model", s(&run_dir), "a fine film"]);
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(
+        err.trim()
+            .ends_with("is a finetune run, not a model folder: name its `model` folder"),
+        "{err}"
+    );
     let into_run = to(&run_dir);
     let err = String::from_utf8_lossy(&into_run.stderr);
     assert!(

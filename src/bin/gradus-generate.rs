@@ -105,6 +105,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     };
     sampling.check().map_err(anyhow::Error::msg)?;
     let device = gradus_model::device(&cli.device)?;
+    gradus::cli::require_model_folder(&cli.model)?;
     let (model, _params) = gradus_model::Decoder::load(&cli.model, device)?;
     let tokenizer = match &cli.tokenizer {
         Some(path) => path.clone(),

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use gradus::cli::exit_with;
+use gradus::cli::{exit_with, require_model_folder};
 use gradus_finetune::Predictor;
 use gradus_finetune::data::load_examples;
 use gradus_record::{Claim, claim_output, write_resolved_config};
@@ -61,6 +61,7 @@ fn pair(line: &str) -> (String, Option<String>) {
 fn run(cli: Cli) -> anyhow::Result<()> {
     init_tracing(cli.verbose);
     let device = gradus_model::device(&cli.device)?;
+    require_model_folder(&cli.model)?;
     let predictor = Predictor::load(&cli.model, &device)?;
     if let Some(dir) = &cli.examples {
         let output = cli

@@ -195,6 +195,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Outputs { model, texts } => {
+            gradus::cli::require_model_folder(&model)?;
             for line in gradus::outputs::model_outputs(&model, &texts)? {
                 writeln!(stdout, "{line}")?;
             }

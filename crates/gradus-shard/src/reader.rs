@@ -86,8 +86,9 @@ impl Dataset {
             return Err(ShardError::State {
                 dataset: ds.dir,
                 reason: format!(
-                    "is a {} dataset, a {kind} dataset is needed here",
-                    ds.manifest.kind
+                    "holds {} dataset; {} dataset is needed here",
+                    with_article(ds.manifest.kind),
+                    with_article(kind)
                 ),
             });
         }
@@ -471,4 +472,15 @@ impl Iterator for Follow {
         }
         step.transpose()
     }
+}
+
+/// `a tokens`, `an examples`: a kind's name as a sentence needs it.
+fn with_article(kind: DatasetKind) -> String {
+    let name = kind.to_string();
+    let article = if name.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {name}")
 }
