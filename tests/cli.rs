@@ -218,6 +218,21 @@ fn a_folder_is_written_by_one_stage_only() {
         assert_eq!(contents(&docs), before, "{stage} changed the folder");
     }
 
+    // What is not a dataset is named for what it is by the dataset tools.
+    let tok = tmp.path().join("tok");
+    let trained = Command::new(tokenize)
+        .args(["train", "-i", docs_s, "-o", tok.to_str().unwrap()])
+        .args(["--set", "vocab_size=100"])
+        .output()
+        .unwrap();
+    assert!(trained.status.success(), "{}", stderr(&trained));
+    let inspect = gradus(&["inspect", tok.to_str().unwrap()]);
+    assert!(
+        stderr(&inspect).contains("is not a dataset: it holds the output of `tokenize-train`"),
+        "{}",
+        stderr(&inspect)
+    );
+
     let mine = tmp.path().join("mine");
     std::fs::create_dir(&mine).unwrap();
     std::fs::write(mine.join("notes.txt"), "mine").unwrap();
