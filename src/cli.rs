@@ -7,7 +7,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use gradus_record::Claim;
 use gradus_shard::OpenMode;
 use gradus_train::{RunSpec, StageRun, TrainConfig};
 use serde::Serialize;
@@ -117,20 +116,16 @@ impl StageArgs {
         )?)
     }
 
-    /// Claims `output` for `stage` before anything is written there (see
-    /// [`gradus_record::claim_output`]). A new folder gets the resolved config at once,
-    /// so that a kill at any later moment leaves a folder a rerun knows as this stage's;
-    /// an earlier output keeps its config until the stage has checked it may resume or
-    /// replace it, and writes the config again when it is done.
+    /// Claims `output` for `stage` before anything is written there, its config written
+    /// at once into a new folder ([`gradus_record::claim_output_with_config`]).
     pub fn claim_output<T: Serialize>(
         &self,
         output: &Path,
         stage: &str,
         config: &T,
     ) -> anyhow::Result<()> {
-        if gradus_record::claim_output(output, stage, self.overwrite)? == Claim::New {
-            self.write_config(output, stage, config)?;
-        }
+        let (overwrite, inputs) = (self.overwrite, &self.input);
+        gradus_record::claim_output_with_config(output, stage, overwrite, inputs, config)?;
         Ok(())
     }
 

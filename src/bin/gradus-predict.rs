@@ -10,7 +10,7 @@ use clap::Parser;
 use gradus::cli::{exit_with, require_model_folder};
 use gradus_finetune::Predictor;
 use gradus_finetune::data::load_examples;
-use gradus_record::{Claim, claim_output, write_resolved_config};
+use gradus_record::{claim_output_with_config, write_resolved_config};
 use gradus_shard::{
     DatasetKind, DatasetWriter, InputRef, OpenMode, Prediction, Producer, Record, WriterOptions,
 };
@@ -133,9 +133,7 @@ fn predict_dataset(
         split: cli.split.clone(),
     };
     let input = [dir.display().to_string()];
-    if claim_output(output, "predict", cli.overwrite)? == Claim::New {
-        write_resolved_config(output, "predict", &input, &settings)?;
-    }
+    claim_output_with_config(output, "predict", cli.overwrite, &input, &settings)?;
     let mut writer =
         DatasetWriter::create(output, DatasetKind::Predictions, producer, inputs, opts)?;
     let manifest = if writer.is_sealed() {

@@ -119,11 +119,11 @@ impl CleanConfig {
     /// Refuses sizes and thresholds with no meaning, before any input is read (the
     /// filters' SQL is checked when the stage plans it).
     pub fn check(&self) -> Result<(), String> {
-        if self.batch_rows == 0 || self.max_rows_per_shard == 0 || self.max_bytes_per_shard == 0 {
-            return Err(
-                "batch_rows, max_rows_per_shard and max_bytes_per_shard must be positive".into(),
-            );
-        }
+        gradus_shard::check_sizes(
+            self.batch_rows,
+            self.max_rows_per_shard,
+            self.max_bytes_per_shard,
+        )?;
         if !(0.0..=1.0).contains(&self.dedup.verify) {
             return Err(format!(
                 "dedup.verify {}: a share of equal MinHash values, within [0, 1]",

@@ -12,7 +12,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub use gradus_metrics::{Direction, Metric};
-pub use output::{Claim, RESOLVED_CONFIG, claim_output, output_stage, write_resolved_config};
+pub use output::{
+    Claim, RESOLVED_CONFIG, claim_output, claim_output_with_config, output_stage,
+    write_resolved_config,
+};
 
 mod output;
 use serde::{Deserialize, Serialize};

@@ -52,6 +52,24 @@ pub fn claim_output(dir: &Path, stage: &str, overwrite: bool) -> Result<Claim, R
     }
 }
 
+/// [`claim_output`], then, for a new folder, the resolved config at once: a kill at any
+/// later moment leaves a folder a rerun knows as this stage's. An earlier output keeps its
+/// config until the stage has checked it may resume or replace it; the stage writes the
+/// config again when it is done.
+pub fn claim_output_with_config<T: Serialize>(
+    dir: &Path,
+    stage: &str,
+    overwrite: bool,
+    inputs: &[String],
+    config: &T,
+) -> Result<Claim, RecordError> {
+    let claim = claim_output(dir, stage, overwrite)?;
+    if claim == Claim::New {
+        write_resolved_config(dir, stage, inputs, config)?;
+    }
+    Ok(claim)
+}
+
 /// The stage whose output `dir` holds: the one its `config.toml` names, else the kind of
 /// its run record; `None` when it has neither.
 pub fn output_stage(dir: &Path) -> Result<Option<String>, RecordError> {

@@ -69,7 +69,7 @@ pub use schema::{
     DatasetKind, check_schema, documents_schema, examples_schema, f32_list, predictions_schema,
     tokens_schema, u8_list, u32_list,
 };
-pub use writer::{DatasetWriter, OpenMode, WriterOptions, shard_file_name};
+pub use writer::{DatasetWriter, OpenMode, WriterOptions, check_sizes, shard_file_name};
 
 /// Re-exported so users of the contract build batches with the same Arrow version.
 pub use arrow;

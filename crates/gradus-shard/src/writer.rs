@@ -68,6 +68,21 @@ impl Default for WriterOptions {
     }
 }
 
+/// Refuses sizes of 0 for a stage that batches rows and writes shards: no row would be
+/// read, or every row would become a shard of its own.
+pub fn check_sizes(
+    batch_rows: usize,
+    max_rows_per_shard: usize,
+    max_bytes_per_shard: u64,
+) -> Result<(), String> {
+    if batch_rows == 0 || max_rows_per_shard == 0 || max_bytes_per_shard == 0 {
+        return Err(
+            "batch_rows, max_rows_per_shard and max_bytes_per_shard must be positive".into(),
+        );
+    }
+    Ok(())
+}
+
 /// File name of shard number `index`.
 pub fn shard_file_name(index: usize) -> String {
     format!("part-{index:05}.parquet")

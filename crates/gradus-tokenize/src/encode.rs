@@ -60,12 +60,12 @@ impl EncodeConfig {
                 self.validation_fraction
             )));
         }
-        if self.batch_rows == 0 || self.max_rows_per_shard == 0 || self.max_bytes_per_shard == 0 {
-            return Err(TokenizeError::Config(
-                "batch_rows, max_rows_per_shard and max_bytes_per_shard must be positive".into(),
-            ));
-        }
-        Ok(())
+        gradus_shard::check_sizes(
+            self.batch_rows,
+            self.max_rows_per_shard,
+            self.max_bytes_per_shard,
+        )
+        .map_err(TokenizeError::Config)
     }
 }
 
