@@ -485,13 +485,10 @@ mod tests {
 
     #[test]
     fn flags_override_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("c.toml");
-        std::fs::write(
-            &path,
+        let (_dir, path) = gradus_testkit::temp_file(
+            "c.toml",
             "seed = 1\nname = \"a\"\n[filters]\nmin_words = 5\nlangs = [\"en\"]\n",
-        )
-        .unwrap();
+        );
         let args = StageArgs {
             config: Some(path),
             seed: Some(7),

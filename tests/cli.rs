@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use gradus_testkit::temp_file;
+
 fn gradus(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_gradus"))
         .args(args)
@@ -353,9 +355,7 @@ fn settings_with_no_meaning_are_refused_by_name() {
 
 #[test]
 fn bad_input_is_one_line_naming_file_and_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let bad = tmp.path().join("bad.jsonl");
-    std::fs::write(&bad, "{\"text\": \"ok\"}\nnot json\n").unwrap();
+    let (tmp, bad) = temp_file("bad.jsonl", "{\"text\": \"ok\"}\nnot json\n");
     let out = tmp.path().join("docs");
     let run = gradus(&[
         "import",

@@ -10,7 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use gradus_testkit::cluster::{LocalCluster, free_port};
-use gradus_testkit::{run_bin, shared, succeeded, workspace_root};
+use gradus_testkit::{run_bin, shared, succeeded, temp_file, workspace_root};
 
 fn start_cluster(executors: usize, work: &Path) -> LocalCluster {
     LocalCluster::start(
@@ -239,9 +239,7 @@ fn staged(dir: &Path) -> usize {
 
 #[test]
 fn a_cluster_nobody_runs_is_a_clear_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let input = tmp.path().join("a.jsonl");
-    std::fs::write(&input, "{\"text\": \"Some words here.\"}\n").unwrap();
+    let (tmp, input) = temp_file("a.jsonl", "{\"text\": \"Some words here.\"}\n");
     let out = tmp.path().join("out");
     let clean_on = |cluster: &str| {
         run_bin(

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 
 use common::{corpus, pretrain_args};
-use gradus_testkit::{run_bin as run, succeeded as ok};
+use gradus_testkit::{run_bin as run, succeeded as ok, temp_file};
 
 const PRETRAIN: &str = env!("CARGO_BIN_EXE_gradus-pretrain");
 const GENERATE: &str = env!("CARGO_BIN_EXE_gradus-generate");
@@ -138,10 +138,8 @@ fn prompts_from_files_batch_cache_and_stop_strings() {
 
 #[test]
 fn a_bad_prompt_file_is_one_clear_line() {
-    let tmp = tempfile::tempdir().unwrap();
+    let (tmp, jsonl) = temp_file("prompts.jsonl", "\"fine\"\n{\"text\": \"no prompt\"}\n");
     let (model, tokenizer) = llama(tmp.path());
-    let jsonl = tmp.path().join("prompts.jsonl");
-    std::fs::write(&jsonl, "\"fine\"\n{\"text\": \"no prompt\"}\n").unwrap();
     let args = [
         "--model",
         model.to_str().unwrap(),

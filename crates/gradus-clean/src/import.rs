@@ -246,9 +246,7 @@ mod tests {
 
     /// The documents of `text` written to a file `name`, or the first error.
     fn import(name: &str, text: &str, config: &ImportConfig) -> Result<Vec<Document>> {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(name);
-        std::fs::write(&path, text).unwrap();
+        let (_dir, path) = gradus_testkit::temp_file(name, text);
         let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
         documents(&path, name, &stem, config)?.collect()
     }

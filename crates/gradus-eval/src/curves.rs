@@ -89,13 +89,10 @@ mod tests {
 
     #[test]
     fn reads_series_and_names_bad_lines() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("train.jsonl");
-        std::fs::write(
-            &path,
+        let (dir, path) = gradus_testkit::temp_file(
+            "train.jsonl",
             "{\"step\":1,\"loss\":4.0}\n{\"step\":2,\"loss\":2.0,\"lr\":0.1}\n\n",
-        )
-        .unwrap();
+        );
         let rows = read_jsonl(&path).unwrap();
         let s = series(&rows, "step", "loss", "train");
         assert_eq!(s.points, vec![(1.0, 4.0), (2.0, 2.0)]);

@@ -159,9 +159,7 @@ fn tokenizer_json_loading_never_panics() {
 #[test]
 fn every_seed_is_accepted() {
     for (ext, bytes) in seeds::raw_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join(format!("input.{ext}"));
-        std::fs::write(&path, bytes).unwrap();
+        let (_dir, path) = gradus_testkit::temp_file(&format!("input.{ext}"), bytes);
         let table = gradus_tokenize::read_table(&path, true);
         if ext != "txt" {
             assert!(table.unwrap().rows.len() >= 2, "{ext}");
@@ -217,9 +215,7 @@ fn found_tokenizer_panics_are_errors() {
     ];
     for (i, text) in damaged.iter().enumerate() {
         assert_ne!(text, &seed, "case {i} changed nothing");
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("tokenizer.json");
-        std::fs::write(&path, text).unwrap();
+        let (_dir, path) = gradus_testkit::temp_file("tokenizer.json", text);
         let err = gradus_tokenize::load(&path).unwrap_err().to_string();
         assert!(err.contains("tokenizer.json"), "case {i}: {err}");
     }

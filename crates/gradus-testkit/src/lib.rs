@@ -288,3 +288,14 @@ pub fn succeeded(o: &std::process::Output) -> String {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
+
+/// A fresh temporary folder holding one file `name` with `contents`, and that file's path.
+/// Keep the folder while the path is used: dropping it removes both.
+pub fn temp_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, PathBuf) {
+    #[allow(clippy::unwrap_used)] // a test helper: a failed write should fail the test
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    #[allow(clippy::unwrap_used)]
+    std::fs::write(&path, contents).unwrap();
+    (dir, path)
+}

@@ -106,13 +106,10 @@ mod tests {
 
     #[test]
     fn jsonl_columns_are_every_key_and_numbers_become_text() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("t.jsonl");
-        std::fs::write(
-            &path,
+        let (_dir, path) = gradus_testkit::temp_file(
+            "t.jsonl",
             "{\"text\": \"a\", \"label\": 1}\n{\"text\": \"b\", \"extra\": null}\n",
-        )
-        .unwrap();
+        );
         let t = read_table(&path, true).unwrap();
         assert_eq!(t.columns, ["label", "text", "extra"]);
         let label = t.column(&path, "label").unwrap();
@@ -123,9 +120,8 @@ mod tests {
 
     #[test]
     fn bad_lines_are_kept_and_plain_text_is_refused() {
-        let dir = tempfile::tempdir().unwrap();
-        let tsv = dir.path().join("t.tsv");
-        std::fs::write(&tsv, "sentence\tlabel\nok\t1\nbroken line\n").unwrap();
+        let (dir, tsv) =
+            gradus_testkit::temp_file("t.tsv", "sentence\tlabel\nok\t1\nbroken line\n");
         let t = read_table(&tsv, true).unwrap();
         assert_eq!(t.rows.len(), 1);
         assert_eq!(t.bad_lines[0].line, 3);

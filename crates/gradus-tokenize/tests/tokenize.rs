@@ -8,6 +8,7 @@ use gradus_shard::{
     Dataset, DatasetKind, DatasetWriter, Document, Example, Producer, ReadOptions, Record,
     TokenSeq, WriterOptions,
 };
+use gradus_testkit::temp_file;
 use gradus_tokenize::{
     EncodeConfig, EncodeRun, Encoder, ExamplesConfig, OnError, SplitFile, TokenizerKind,
     TrainConfig, encode_dataset, encode_examples, load, train, train_from_dataset,
@@ -329,13 +330,10 @@ fn sst2_train_and_dev_with_binary_labels() {
 
 #[test]
 fn a_row_without_label_is_reported_with_its_line() {
-    let tmp = tempfile::tempdir().unwrap();
-    let tsv = tmp.path().join("bad.tsv");
-    std::fs::write(
-        &tsv,
+    let (tmp, tsv) = temp_file(
+        "bad.tsv",
         "sentence\tlabel\ngood film \t1\nno label here \t\nbad film \t0\n",
-    )
-    .unwrap();
+    );
     let tk = wordpiece_on(&["good bad film no label here".to_string()], 100);
     let files = [SplitFile::parse(tsv.to_str().unwrap(), "train")];
     let err = encode_examples(
@@ -372,9 +370,7 @@ fn a_row_without_label_is_reported_with_its_line() {
 /// examples).
 #[test]
 fn examples_settings_without_room_or_name_are_refused() {
-    let tmp = tempfile::tempdir().unwrap();
-    let tsv = tmp.path().join("ok.tsv");
-    std::fs::write(&tsv, "sentence\tlabel\ngood film\t1\nbad film\t0\n").unwrap();
+    let (tmp, tsv) = temp_file("ok.tsv", "sentence\tlabel\ngood film\t1\nbad film\t0\n");
     let tk = wordpiece_on(&["good bad film".to_string()], 100);
     let files = [SplitFile::parse(tsv.to_str().unwrap(), "train")];
     let out = tmp.path().join("out");
