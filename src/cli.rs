@@ -406,6 +406,19 @@ pub fn require_model_folder(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
+/// Runs `work` to its end on a multi-threaded tokio runtime: the binaries that drive
+/// DataFusion or Ballista are synchronous around one async call.
+pub fn block_on<T, E>(work: impl std::future::Future<Output = Result<T, E>>) -> anyhow::Result<T>
+where
+    E: Into<anyhow::Error>,
+{
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(work).map_err(Into::into)
+}
+
 pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,11 +80,7 @@ fn strs(args: &[String]) -> Vec<&str> {
 }
 
 fn eval_lines(run: &Path) -> Vec<Value> {
-    std::fs::read_to_string(run.join("eval.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    gradus_testkit::jsonl_rows(&run.join("eval.jsonl"))
 }
 
 fn refused(out: &std::process::Output) -> String {

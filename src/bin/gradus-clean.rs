@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::{StageArgs, exit_with};
+use gradus::cli::{StageArgs, block_on, exit_with};
 use gradus_clean::cluster::Cluster;
 use gradus_clean::{CleanConfig, CleanRun, InputSpec};
 use gradus_cluster::BallistaCluster;
@@ -59,10 +59,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         stop_after_files: None,
         cluster: cluster.as_ref().map(|c| c as &dyn Cluster),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    let report = runtime.block_on(run.run())?;
+    let report = block_on(run.run())?;
     progress.finish();
     args.write_config(&output, "clean", &config)?;
     for (name, value) in [

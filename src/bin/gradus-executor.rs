@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::exit_with;
+use gradus::cli::{block_on, exit_with};
 use gradus_cluster::{ExecutorOptions, Liveness, run_executor};
 use gradus_telemetry::init_cluster_tracing;
 
@@ -53,11 +53,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         work_dir: cli.work_dir,
         liveness: Liveness::default(),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run_executor(opts))?;
-    Ok(())
+    block_on(run_executor(opts))
 }
 
 fn main() -> ExitCode {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::Parser;
-use gradus::cli::exit_with;
+use gradus::cli::{block_on, exit_with};
 use gradus_cluster::{Liveness, run_scheduler};
 use gradus_telemetry::init_cluster_tracing;
 
@@ -33,11 +33,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         timeout_s: cli.executor_timeout,
         ..Liveness::default()
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(run_scheduler(cli.bind, liveness))?;
-    Ok(())
+    block_on(run_scheduler(cli.bind, liveness))
 }
 
 fn main() -> ExitCode {

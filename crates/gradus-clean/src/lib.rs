@@ -34,6 +34,7 @@ pub mod plan;
 pub mod report;
 pub mod scan;
 pub mod signals;
+pub mod source;
 pub mod stage;
 pub mod udf;
 

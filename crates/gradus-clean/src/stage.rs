@@ -312,7 +312,7 @@ impl CleanRun<'_> {
         let staging = staging_dir(self.output);
         spec.errors_dir =
             Some(std::path::absolute(&staging).map_err(|e| CleanError::io(&staging, e))?);
-        ctx.register_table("input", Arc::new(IngestTable::new(spec)))?;
+        ctx.register_table("input", Arc::new(IngestTable::new(spec.into())))?;
         let stream = ctx.sql(sql).await?.execute_stream().await?;
         self.stage_file(stream, file, None, schema).await
     }
@@ -320,7 +320,9 @@ impl CleanRun<'_> {
     async fn stage_chunk(&self, chunk: &[&InputFile], sql: &str, schema: &SchemaRef) -> Result<()> {
         let ctx = SessionContext::new_with_config(self.session_config(chunk.len()));
         plan::register_udfs(&ctx, self.config);
-        let table = Arc::new(IngestTable::new(self.ingest_spec(chunk.iter().copied())));
+        let table = Arc::new(IngestTable::new(
+            self.ingest_spec(chunk.iter().copied()).into(),
+        ));
         ctx.register_table("input", table.clone())?;
         let plan = ctx.sql(sql).await?.create_physical_plan().await?;
         tracing::debug!(
@@ -338,7 +340,7 @@ impl CleanRun<'_> {
         let jobs = streams
             .into_iter()
             .zip(chunk)
-            .zip(table.errors())
+            .zip(table.source().errors())
             .map(|((stream, file), errs)| self.stage_file(stream, file, Some(errs), schema));
         futures::future::try_join_all(jobs).await?;
         Ok(())

@@ -17,10 +17,11 @@ use datafusion::logical_expr::{Extension, LogicalPlan, ScalarUDF};
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion_proto::logical_plan::LogicalExtensionCodec;
 use datafusion_proto::physical_plan::{PhysicalExtensionCodec, PhysicalProtoConverterExtension};
-use gradus_clean::scan::{IngestExec, IngestTable};
+use gradus_clean::scan::IngestSource;
+use gradus_clean::source::{SourceExec, SourceTable};
 use gradus_clean::udf::UdfSpec;
 
-use crate::encode::{ShardEncodeExec, ShardEncodeTable, ShardJob};
+use crate::encode::ShardJob;
 
 /// Tags of our payloads. A protobuf message starts with a field key, never with `0xFF`.
 const TABLE: &[u8] = b"\xFFgradus.ingest_table\n";
@@ -34,22 +35,40 @@ fn tagged(tag: &[u8], payload: Vec<u8>, buf: &mut Vec<u8>) {
     buf.extend(payload);
 }
 
-fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<bool> {
-    let Some(spec) = UdfSpec::of(node) else {
+/// Writes `payload` with `tag` if there is one (the node was ours).
+fn tagged_if(tag: &[u8], payload: Option<Result<Vec<u8>>>, buf: &mut Vec<u8>) -> Result<bool> {
+    let Some(payload) = payload else {
         return Ok(false);
     };
-    let json = serde_json::to_vec(&spec).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    tagged(UDF, json, buf);
+    tagged(tag, payload?, buf);
     Ok(true)
 }
 
-fn decode_udf(buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
+/// Writes one of gradus's functions, or hands `node` to `other` (Ballista's codec).
+fn encode_udf(
+    node: &ScalarUDF,
+    buf: &mut Vec<u8>,
+    other: impl FnOnce(&ScalarUDF, &mut Vec<u8>) -> Result<()>,
+) -> Result<()> {
+    let Some(spec) = UdfSpec::of(node) else {
+        return other(node, buf);
+    };
+    let json = serde_json::to_vec(&spec).map_err(|e| DataFusionError::External(Box::new(e)))?;
+    tagged(UDF, json, buf);
+    Ok(())
+}
+
+/// Reads one of gradus's functions, or hands `buf` to `other` (Ballista's codec).
+fn decode_udf(
+    buf: &[u8],
+    other: impl FnOnce(&[u8]) -> Result<Arc<ScalarUDF>>,
+) -> Result<Arc<ScalarUDF>> {
     let Some(json) = buf.strip_prefix(UDF) else {
-        return Ok(None);
+        return other(buf);
     };
     let spec: UdfSpec =
         serde_json::from_slice(json).map_err(|e| DataFusionError::External(Box::new(e)))?;
-    Ok(Some(Arc::new(spec.into_udf())))
+    Ok(Arc::new(spec.into_udf()))
 }
 
 /// Logical plans: the `input` table and gradus's functions, else Ballista's codec.
@@ -80,11 +99,10 @@ impl LogicalExtensionCodec for LogicalCodec {
         ctx: &TaskContext,
     ) -> Result<Arc<dyn TableProvider>> {
         if let Some(spec) = buf.strip_prefix(TABLE) {
-            return Ok(Arc::new(IngestTable::decode(spec)?));
+            return Ok(Arc::new(SourceTable::<IngestSource>::decode(spec)?));
         }
         if let Some(job) = buf.strip_prefix(SHARD_TABLE) {
-            let job = ShardJob::decode(job)?;
-            return Ok(Arc::new(ShardEncodeTable { job }));
+            return Ok(Arc::new(SourceTable::<ShardJob>::decode(job)?));
         }
         self.ballista
             .try_decode_table_provider(buf, table_ref, schema, ctx)
@@ -96,12 +114,11 @@ impl LogicalExtensionCodec for LogicalCodec {
         node: Arc<dyn TableProvider>,
         buf: &mut Vec<u8>,
     ) -> Result<()> {
-        if let Some(table) = node.downcast_ref::<IngestTable>() {
-            tagged(TABLE, table.encode()?, buf);
-            return Ok(());
-        }
-        if let Some(table) = node.downcast_ref::<ShardEncodeTable>() {
-            tagged(SHARD_TABLE, table.job.encode()?, buf);
+        let ingest = node.downcast_ref::<SourceTable<IngestSource>>();
+        let shard = node.downcast_ref::<SourceTable<ShardJob>>();
+        if tagged_if(TABLE, ingest.map(SourceTable::encode), buf)?
+            || tagged_if(SHARD_TABLE, shard.map(SourceTable::encode), buf)?
+        {
             return Ok(());
         }
         self.ballista
@@ -125,17 +142,13 @@ impl LogicalExtensionCodec for LogicalCodec {
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        match decode_udf(buf)? {
-            Some(udf) => Ok(udf),
-            None => self.ballista.try_decode_udf(name, buf),
-        }
+        decode_udf(buf, |buf| self.ballista.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        if encode_udf(node, buf)? {
-            return Ok(());
-        }
-        self.ballista.try_encode_udf(node, buf)
+        encode_udf(node, buf, |node, buf| {
+            self.ballista.try_encode_udf(node, buf)
+        })
     }
 }
 
@@ -154,10 +167,10 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         if let Some(spec) = buf.strip_prefix(SCAN) {
-            return Ok(Arc::new(IngestExec::decode(spec)?));
+            return Ok(Arc::new(SourceExec::<IngestSource>::decode(spec)?));
         }
         if let Some(parts) = buf.strip_prefix(SHARD_SCAN) {
-            return Ok(Arc::new(ShardEncodeExec::decode(parts)?));
+            return Ok(Arc::new(SourceExec::<ShardJob>::decode(parts)?));
         }
         self.ballista.try_decode(buf, inputs, ctx, converter)
     }
@@ -168,28 +181,23 @@ impl PhysicalExtensionCodec for PhysicalCodec {
         buf: &mut Vec<u8>,
         converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        if let Some(scan) = node.downcast_ref::<IngestExec>() {
-            tagged(SCAN, scan.encode()?, buf);
-            return Ok(());
-        }
-        if let Some(scan) = node.downcast_ref::<ShardEncodeExec>() {
-            tagged(SHARD_SCAN, scan.encode()?, buf);
+        let ingest = node.downcast_ref::<SourceExec<IngestSource>>();
+        let shard = node.downcast_ref::<SourceExec<ShardJob>>();
+        if tagged_if(SCAN, ingest.map(SourceExec::encode), buf)?
+            || tagged_if(SHARD_SCAN, shard.map(SourceExec::encode), buf)?
+        {
             return Ok(());
         }
         self.ballista.try_encode(node, buf, converter)
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {
-        match decode_udf(buf)? {
-            Some(udf) => Ok(udf),
-            None => self.ballista.try_decode_udf(name, buf),
-        }
+        decode_udf(buf, |buf| self.ballista.try_decode_udf(name, buf))
     }
 
     fn try_encode_udf(&self, node: &ScalarUDF, buf: &mut Vec<u8>) -> Result<()> {
-        if encode_udf(node, buf)? {
-            return Ok(());
-        }
-        self.ballista.try_encode_udf(node, buf)
+        encode_udf(node, buf, |node, buf| {
+            self.ballista.try_encode_udf(node, buf)
+        })
     }
 }

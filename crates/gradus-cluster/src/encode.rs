@@ -4,27 +4,19 @@
 //! back to the client, which commits them in upstream order. The shard's counts, which
 //! are not rows, are left by the executor in a file beside the output.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
-use datafusion::catalog::{Session, TableProvider};
-use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, Result, internal_err};
-use datafusion::datasource::TableType;
+use datafusion::common::{DataFusionError, Result};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::Expr;
-use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
-use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::stream::RecordBatchReceiverStream;
-use datafusion::physical_plan::{
-    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
-};
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::SessionConfig;
 use futures::StreamExt;
 use gradus_clean::cluster::{Cluster, with_attempts};
+use gradus_clean::source::{ScanSource, SourceExec, SourceTable};
 use gradus_shard::{ShardEntry, tokens_schema};
 use gradus_tokenize::{
     EncodeConfig, EncodeStats, Encoder, RemoteEncoder, ShardDone, encode_shard_batches,
@@ -52,14 +44,6 @@ fn external<E: std::error::Error + Send + Sync + 'static>(e: E) -> DataFusionErr
 }
 
 impl ShardJob {
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(self).map_err(external)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        serde_json::from_slice(bytes).map_err(external)
-    }
-
     /// Encodes the shard, handing batches to `sink`, then writes the counts.
     fn run(&self, sink: impl FnMut(RecordBatch) -> bool) -> Result<()> {
         let tokenizer = gradus_tokenize::load(&self.tokenizer).map_err(external)?;
@@ -86,143 +70,50 @@ pub fn read_stats(from: &Path) -> Result<EncodeStats> {
     serde_json::from_slice(&bytes).map_err(external)
 }
 
-/// One shard's tokens as a table (what the client plans a query over).
-#[derive(Debug)]
-pub struct ShardEncodeTable {
-    pub job: ShardJob,
-}
+impl ScanSource for ShardJob {
+    const NAME: &'static str = "ShardEncodeExec";
 
-#[async_trait::async_trait]
-impl TableProvider for ShardEncodeTable {
     fn schema(&self) -> SchemaRef {
         tokens_schema()
     }
 
-    fn table_type(&self) -> TableType {
-        TableType::Base
+    fn partitions(&self) -> Vec<Arc<dyn PartitionStream>> {
+        vec![Arc::new(ShardPartition {
+            job: self.clone(),
+            schema: tokens_schema(),
+        })]
     }
 
-    async fn scan(
-        &self,
-        _state: &dyn Session,
-        projection: Option<&Vec<usize>>,
-        _filters: &[Expr],
-        _limit: Option<usize>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        Ok(Arc::new(ShardEncodeExec::new(
-            self.job.clone(),
-            projection.cloned(),
-        )?))
+    fn describe(&self) -> String {
+        self.shard.file.clone()
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct ExecParts {
-    job: ShardJob,
-    projection: Option<Vec<usize>>,
-}
+/// One shard's tokens as a table (what the client plans a query over).
+pub type ShardEncodeTable = SourceTable<ShardJob>;
 
 /// The scan of a [`ShardEncodeTable`]: one partition, the shard's tokens in row order.
+pub type ShardEncodeExec = SourceExec<ShardJob>;
+
+/// The shard's tokens, encoded where the scan runs.
 #[derive(Debug)]
-pub struct ShardEncodeExec {
+struct ShardPartition {
     job: ShardJob,
-    projection: Option<Vec<usize>>,
-    properties: Arc<PlanProperties>,
+    schema: SchemaRef,
 }
 
-impl ShardEncodeExec {
-    pub fn new(job: ShardJob, projection: Option<Vec<usize>>) -> Result<Self> {
-        let schema = match &projection {
-            Some(p) => Arc::new(tokens_schema().project(p)?),
-            None => tokens_schema(),
-        };
-        let properties = PlanProperties::new(
-            EquivalenceProperties::new(schema),
-            Partitioning::UnknownPartitioning(1),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        );
-        Ok(Self {
-            job,
-            projection,
-            properties: Arc::new(properties),
-        })
+impl PartitionStream for ShardPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
     }
 
-    pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&ExecParts {
-            job: self.job.clone(),
-            projection: self.projection.clone(),
-        })
-        .map_err(external)
-    }
-
-    pub fn decode(bytes: &[u8]) -> Result<Self> {
-        let p: ExecParts = serde_json::from_slice(bytes).map_err(external)?;
-        Self::new(p.job, p.projection)
-    }
-}
-
-impl DisplayAs for ShardEncodeExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ShardEncodeExec: {}", self.job.shard.file)
-    }
-}
-
-impl ExecutionPlan for ShardEncodeExec {
-    fn name(&self) -> &'static str {
-        "ShardEncodeExec"
-    }
-
-    fn properties(&self) -> &Arc<PlanProperties> {
-        &self.properties
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
-        vec![]
-    }
-
-    fn apply_expressions(
-        &self,
-        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
-    ) -> Result<TreeNodeRecursion> {
-        Ok(TreeNodeRecursion::Continue)
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn ExecutionPlan>>,
-    ) -> Result<Arc<dyn ExecutionPlan>> {
-        if children.is_empty() {
-            Ok(self)
-        } else {
-            internal_err!("ShardEncodeExec has no children")
-        }
-    }
-
-    fn execute(
-        &self,
-        partition: usize,
-        _ctx: Arc<TaskContext>,
-    ) -> Result<SendableRecordBatchStream> {
-        if partition != 0 {
-            return internal_err!("ShardEncodeExec has one partition, not {partition}");
-        }
-        let schema = self.properties.eq_properties.schema().clone();
-        let mut stream = RecordBatchReceiverStream::builder(schema, 2);
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let mut stream = RecordBatchReceiverStream::builder(self.schema.clone(), 2);
         let tx = stream.tx();
-        let (job, projection) = (self.job.clone(), self.projection.clone());
+        let job = self.job.clone();
         // Tokenization is CPU work on the tokenizers' pool, off the async runtime.
-        stream.spawn_blocking(move || {
-            job.run(|batch: RecordBatch| {
-                let batch = match &projection {
-                    Some(p) => batch.project(p).map_err(DataFusionError::from),
-                    None => Ok(batch),
-                };
-                tx.blocking_send(batch).is_ok()
-            })
-        });
-        Ok(stream.build())
+        stream.spawn_blocking(move || job.run(|batch| tx.blocking_send(Ok(batch)).is_ok()));
+        stream.build()
     }
 }
 
@@ -241,7 +132,7 @@ impl BallistaCluster {
         let ctx = self
             .session(SessionConfig::new().with_target_partitions(1))
             .await?;
-        ctx.register_table("shard", Arc::new(ShardEncodeTable { job: job.clone() }))?;
+        ctx.register_table("shard", Arc::new(ShardEncodeTable::new(job.clone())))?;
         let batches = ctx.sql("SELECT * FROM shard").await?.collect().await?;
         Ok((batches, read_stats(&job.stats_to)?))
     }

@@ -97,11 +97,7 @@ fn frozen_parts_stay_put_while_the_rest_learns_and_the_best_epoch_is_kept() {
         assert_eq!(frozen, same, "{name}: frozen {frozen}, unchanged {same}");
     }
     // Three epochs evaluated; the best accuracy's step is the one kept and restored.
-    let lines: Vec<serde_json::Value> = std::fs::read_to_string(out.join("eval.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = gradus_testkit::jsonl_rows(&out.join("eval.jsonl"));
     assert_eq!(lines.len(), 3);
     let best = lines
         .iter()
@@ -247,41 +243,38 @@ fn mismatches_fail_before_training() {
     let base = toy_config(&examples, &model);
     let err = |c: FinetuneConfig| c.build().unwrap_err().to_string();
 
-    let three = FinetuneConfig {
-        head: HeadConfig {
-            num_labels: Some(3),
-            ..HeadConfig::default()
-        },
-        ..base.clone()
-    };
-    let e = err(three);
-    assert!(e.contains("3 classes") && e.contains("2 labels"), "{e}");
-
-    let regression = FinetuneConfig {
-        head: HeadConfig {
-            kind: Some(TaskKind::Regression),
-            ..HeadConfig::default()
-        },
-        ..base.clone()
-    };
-    let e = err(regression);
-    assert!(
-        e.contains("regression") && e.contains("class labels"),
-        "{e}"
-    );
-
-    let centred_classes = FinetuneConfig {
-        head: HeadConfig {
-            bias_init: BiasInit::Mean,
-            ..HeadConfig::default()
-        },
-        ..base.clone()
-    };
-    let e = err(centred_classes);
-    assert!(
-        e.contains("bias_init") && e.contains("regression heads"),
-        "{e}"
-    );
+    // Heads that do not fit the two-class examples: three classes, a regression head,
+    // and centred bias (a regression setting) on a classifier.
+    let d = HeadConfig::default;
+    for (head, wants) in [
+        (
+            HeadConfig {
+                num_labels: Some(3),
+                ..d()
+            },
+            ["3 classes", "2 labels"],
+        ),
+        (
+            HeadConfig {
+                kind: Some(TaskKind::Regression),
+                ..d()
+            },
+            ["regression", "class labels"],
+        ),
+        (
+            HeadConfig {
+                bias_init: BiasInit::Mean,
+                ..d()
+            },
+            ["bias_init", "regression heads"],
+        ),
+    ] {
+        let e = err(FinetuneConfig {
+            head,
+            ..base.clone()
+        });
+        assert!(wants.iter().all(|w| e.contains(w)), "{e}");
+    }
 
     // A checkpoint that carries another tokenizer.
     let other = gradus_tokenize::train(

@@ -172,19 +172,15 @@ fn what_an_instruction_task_cannot_be_is_refused() {
     let gpt = common::tiny_decoders(&examples, tmp.path()).remove(0);
     let tk = gradus_tokenize::load(&examples.join("tokenizer.json")).unwrap();
     let bert = common::tiny_bert(&tk, &tmp.path().join("bert"));
-    let e = sft_config(&examples, &bert)
-        .build()
-        .unwrap_err()
-        .to_string();
+    let refused = |c: FinetuneConfig| c.build().unwrap_err().to_string();
+    let with_head = |head: HeadConfig, base: FinetuneConfig| FinetuneConfig { head, ..base };
+    let e = refused(sft_config(&examples, &bert));
     assert!(e.contains("a BERT encoder generates no text"), "{e}");
-    let pooled = FinetuneConfig {
-        head: HeadConfig {
-            pooling: Some(Pooling::Mean),
-            ..HeadConfig::default()
-        },
-        ..sft_config(&examples, &gpt)
+    let pooled = HeadConfig {
+        pooling: Some(Pooling::Mean),
+        ..HeadConfig::default()
     };
-    let e = pooled.build().unwrap_err().to_string();
+    let e = refused(with_head(pooled, sft_config(&examples, &gpt)));
     assert!(e.contains("head.pooling") && e.contains("LM head"), "{e}");
 
     let (train_tsv, dev_tsv) = (tmp.path().join("s-train.tsv"), tmp.path().join("s-dev.tsv"));
@@ -194,20 +190,16 @@ fn what_an_instruction_task_cannot_be_is_refused() {
     let labelled = tmp.path().join("labelled");
     common::encode(&wp, "toy", (&train_tsv, &dev_tsv), None, &labelled);
     let model = common::tiny_llama(&labelled, &tmp.path().join("llama-wp"));
-    let as_instruction = FinetuneConfig {
-        head: HeadConfig {
-            kind: Some(TaskKind::Instruction),
-            ..HeadConfig::default()
-        },
-        ..sft_config(&labelled, &model)
+    let as_instruction = HeadConfig {
+        kind: Some(TaskKind::Instruction),
+        ..HeadConfig::default()
     };
-    let e = as_instruction.build().unwrap_err().to_string();
+    let e = refused(with_head(as_instruction, sft_config(&labelled, &model)));
     assert!(e.contains("not instruction examples"), "{e}");
-    let packed = FinetuneConfig {
+    let e = refused(FinetuneConfig {
         packing: true,
         ..sft_config(&labelled, &model)
-    };
-    let e = packed.build().unwrap_err().to_string();
+    });
     assert!(e.contains("`packing`"), "{e}");
 
     let e = Template::new("A: ", None, &tk).unwrap_err().to_string();

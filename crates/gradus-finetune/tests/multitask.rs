@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use gradus_finetune::{BiasInit, FinetuneConfig, HeadConfig, Pooling, TaskKind, task_loss};
 use gradus_finetune::{MultitaskConfig, Strategy, TaskConfig, TaskObjective};
 use gradus_model::Ctx;
+use gradus_testkit::{assert_numbers, jsonl_rows};
 use gradus_train::{Objective, TrainReport, Trainer};
 
 struct Fixture {
@@ -98,6 +99,25 @@ fn train(
     (objective, report)
 }
 
+/// Trains `config` in `dir` for `stop` steps, then again to the end: the second run must
+/// resume at `stop` and log `full`'s losses from there. Returns the first run's objective.
+fn stop_and_resume(
+    config: &MultitaskConfig,
+    dir: &Path,
+    stop: u64,
+    full: &TrainReport,
+) -> TaskObjective {
+    let (first, _) = train(config, dir, Some(stop));
+    let (_, second) = train(config, dir, None);
+    assert_eq!(second.resumed_from, Some(stop));
+    assert_eq!(
+        second.losses[..],
+        full.losses[stop as usize..],
+        "losses after resume differ"
+    );
+    first
+}
+
 #[test]
 fn the_joint_loss_is_the_weighted_sum_of_the_task_losses() {
     let f = fixture();
@@ -149,26 +169,25 @@ fn joint_training_improves_both_tasks_and_logs_each() {
     assert_eq!(report.best_value, Some(after["composite"]));
     // Every step logs each task's training loss and epochs; every evaluation each
     // task's metrics.
-    let first = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
-    let line: serde_json::Value = serde_json::from_str(first.lines().next().unwrap()).unwrap();
-    for key in [
-        "sentiment/loss",
-        "intensity/loss",
-        "sentiment/epoch",
-        "intensity/epoch",
-    ] {
-        assert!(line[key].is_number(), "{key} missing from {line}");
-    }
-    let evals = std::fs::read_to_string(out.join("eval.jsonl")).unwrap();
-    let eval: serde_json::Value = serde_json::from_str(evals.lines().last().unwrap()).unwrap();
-    for key in [
-        "sentiment/macro_f1",
-        "intensity/spearman",
-        "composite",
-        "loss",
-    ] {
-        assert!(eval[key].is_number(), "{key} missing from {eval}");
-    }
+    assert_numbers(
+        &jsonl_rows(&out.join("train.jsonl"))[0],
+        &[
+            "sentiment/loss",
+            "intensity/loss",
+            "sentiment/epoch",
+            "intensity/epoch",
+        ],
+    );
+    let evals = jsonl_rows(&out.join("eval.jsonl"));
+    assert_numbers(
+        evals.last().unwrap(),
+        &[
+            "sentiment/macro_f1",
+            "intensity/spearman",
+            "composite",
+            "loss",
+        ],
+    );
 }
 
 #[test]
@@ -187,24 +206,13 @@ fn resume_is_exact_with_the_sampler_state() {
     config.tasks[0].head.dropout = Some(0.2);
     let (_, full) = train(&config, &f.root.join("full"), None);
     let split = f.root.join("split");
-    let (first, _) = train(&config, &split, Some(12));
+    let first = stop_and_resume(&config, &split, 12, &full);
     assert_eq!(first.sampler.draws, 12);
-    let (_, second) = train(&config, &split, None);
-    assert_eq!(second.resumed_from, Some(12));
-    assert_eq!(
-        second.losses[..],
-        full.losses[12..],
-        "losses after resume differ"
-    );
     // The per-task losses show which task each step drew: the same after resume.
     let tasks_of = |dir: &Path| {
-        std::fs::read_to_string(dir.join("train.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                let v: serde_json::Value = serde_json::from_str(l).unwrap();
-                v["sentiment/loss"].is_number()
-            })
+        jsonl_rows(&dir.join("train.jsonl"))
+            .iter()
+            .map(|v| v["sentiment/loss"].is_number())
             .collect::<Vec<_>>()
     };
     let (a, b) = (tasks_of(&f.root.join("full")), tasks_of(&split));
@@ -468,14 +476,7 @@ fn a_decoder_keeps_language_modelling_beside_a_task_and_resumes_exactly() {
     );
     assert!((after["lm/perplexity"] - after["lm/loss"].exp()).abs() < 1e-6);
     let split = f.root.join("split");
-    train(&config, &split, Some(30));
-    let (_, second) = train(&config, &split, None);
-    assert_eq!(second.resumed_from, Some(30));
-    assert_eq!(
-        second.losses[..],
-        full.losses[30..],
-        "losses after resume differ"
-    );
+    stop_and_resume(&config, &split, 30, &full);
 
     let dirs = objective.export_tasks(&f.root.join("tasks")).unwrap();
     let lm = std::fs::read_to_string(dirs[1].join("config.json")).unwrap();

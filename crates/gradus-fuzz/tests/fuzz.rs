@@ -91,7 +91,7 @@ fn damage(seed: &[u8], edits: &[Edit]) -> Vec<u8> {
 }
 
 /// Runs `target` on `cases` damaged copies of `seeds`.
-fn fuzz(cases: u32, seeds: &[Vec<u8>], target: impl Fn(usize, &[u8])) {
+fn fuzz(cases: u32, seeds: &[impl AsRef<[u8]>], target: impl Fn(usize, &[u8])) {
     let config = Config {
         cases,
         failure_persistence: None,
@@ -102,7 +102,7 @@ fn fuzz(cases: u32, seeds: &[Vec<u8>], target: impl Fn(usize, &[u8])) {
     let strategy = (0..seeds.len(), prop::collection::vec(edit(), 1..6));
     runner
         .run(&strategy, |(i, edits)| {
-            target(i, &damage(&seeds[i], &edits));
+            target(i, &damage(seeds[i].as_ref(), &edits));
             Ok(())
         })
         .unwrap();
@@ -123,20 +123,14 @@ fn manifest_parsing_never_panics() {
 
 #[test]
 fn stage_config_parsing_never_panics() {
-    let seeds: Vec<Vec<u8>> = seeds::stage_configs()
-        .iter()
-        .map(|s| s.as_bytes().to_vec())
-        .collect();
-    fuzz(256, &seeds, |_, b| gradus_fuzz::stage_config(b));
+    fuzz(256, &seeds::stage_configs(), |_, b| {
+        gradus_fuzz::stage_config(b)
+    });
 }
 
 #[test]
 fn pipeline_file_parsing_never_panics() {
-    let seeds: Vec<Vec<u8>> = seeds::pipelines()
-        .iter()
-        .map(|s| s.as_bytes().to_vec())
-        .collect();
-    fuzz(256, &seeds, |_, b| gradus_fuzz::pipeline(b));
+    fuzz(256, &seeds::pipelines(), |_, b| gradus_fuzz::pipeline(b));
 }
 
 #[test]

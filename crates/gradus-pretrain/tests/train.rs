@@ -9,13 +9,22 @@ use gradus_model::{Gpt, GptConfig, Kernels, Params};
 use gradus_pretrain::clm::{ClmObjective, ClmStream, Sampling, StreamSpec};
 use gradus_pretrain::mix::Mixture;
 use gradus_shard::{DatasetKind, DatasetWriter, Producer, Record, TokenSeq, WriterOptions};
+use gradus_testkit::{assert_numbers, jsonl_rows};
 use gradus_train::schedule::Schedule;
-use gradus_train::{TrainConfig, TrainError, TrainReport, Trainer};
+use gradus_train::{Objective, TrainConfig, TrainError, TrainReport, Trainer};
 
 /// A tokens dataset of `docs` documents over a 16-token vocabulary, in two shards: each
 /// document counts up from a start, so the next token is learnable.
 fn tokens(dir: &Path, docs: usize) {
     write_tokens(dir, docs, docs.div_ceil(2), std::time::Duration::ZERO);
+}
+
+/// A temporary folder holding `docs` documents of [`tokens`] at `tokens/`.
+fn toy_data(docs: usize) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("tokens");
+    tokens(&data, docs);
+    (dir, data)
 }
 
 /// The documents of [`tokens`], `per_shard` to a shard, pausing before each shard as an
@@ -124,19 +133,19 @@ fn clm_loss_falls_on_a_tiny_corpus() {
     assert!(run.join("model/model.safetensors").is_file());
     assert!(run.join("model/config.json").is_file());
     assert!(run.join("checkpoints/best/model.safetensors").is_file());
-    let log = std::fs::read_to_string(run.join("train.jsonl")).unwrap();
-    assert_eq!(log.lines().count(), 60);
-    let line: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
-    for key in [
-        "loss",
-        "lr",
-        "grad_norm",
-        "tokens_per_second",
-        "flops_per_second",
-        "peak_rss_mib",
-    ] {
-        assert!(line[key].as_f64().is_some(), "{key} in {line}");
-    }
+    let log = jsonl_rows(&run.join("train.jsonl"));
+    assert_eq!(log.len(), 60);
+    assert_numbers(
+        log.last().unwrap(),
+        &[
+            "loss",
+            "lr",
+            "grad_norm",
+            "tokens_per_second",
+            "flops_per_second",
+            "peak_rss_mib",
+        ],
+    );
 }
 
 /// A run of `cfg` done whole and the same run stopped after `stop` steps (as if killed
@@ -149,17 +158,33 @@ struct WholeAndStopped {
     run: PathBuf,
 }
 
+/// Trains `objective` (freshly built: each call is a new process's run, resuming what
+/// `dir` holds) in `dir`, stopping after `stop` steps if given.
+fn train_in(
+    cfg: &TrainConfig,
+    dir: &Path,
+    stop: Option<u64>,
+    mut objective: impl Objective,
+) -> TrainReport {
+    let mut trainer = Trainer::new(cfg.clone(), dir);
+    trainer.stop_after = stop;
+    trainer.run(&mut objective, &mut |_| {}).unwrap()
+}
+
+impl WholeAndStopped {
+    /// The stopped run resumed by a fresh process.
+    fn resume(&self, cfg: &TrainConfig) -> TrainReport {
+        train_in(cfg, &self.run, None, objective(&self.data, 0.1))
+    }
+}
+
 fn whole_and_stopped(root: &Path, cfg: &TrainConfig, stop: u64) -> WholeAndStopped {
     let data = root.join("tokens");
     tokens(&data, 40);
     let whole_dir = root.join("whole");
-    let whole = Trainer::new(cfg.clone(), &whole_dir)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
+    let whole = train_in(cfg, &whole_dir, None, objective(&data, 0.1));
     let run = root.join("resumed");
-    let mut killed = Trainer::new(cfg.clone(), &run);
-    killed.stop_after = Some(stop);
-    let first = killed.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    let first = train_in(cfg, &run, Some(stop), objective(&data, 0.1));
     WholeAndStopped {
         data,
         whole,
@@ -173,22 +198,15 @@ fn whole_and_stopped(root: &Path, cfg: &TrainConfig, stop: u64) -> WholeAndStopp
 fn resumed_run_has_bit_identical_losses() {
     let dir = tempfile::tempdir().unwrap();
     // With dropout on, so the dropout generator's state must be restored too.
-    let WholeAndStopped {
-        data,
-        whole,
-        first,
-        run,
-        ..
-    } = whole_and_stopped(dir.path(), &config(20), 10);
+    let stopped = whole_and_stopped(dir.path(), &config(20), 10);
+    let (whole, first, run) = (&stopped.whole, &stopped.first, &stopped.run);
     assert_eq!(first.steps, 10);
     assert!(
         !run.join("model").exists(),
         "an interrupted run writes no final model"
     );
     // A fresh process: new objective from scratch, state from the checkpoint.
-    let rest = Trainer::new(config(20), &run)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
+    let rest = stopped.resume(&config(20));
     assert_eq!(rest.resumed_from, Some(10));
     assert_eq!(first.losses[..], whole.losses[..10]);
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
@@ -201,11 +219,9 @@ fn resumed_run_has_bit_identical_losses() {
 
 /// The losses of `train.jsonl`, in order, with the step each line says it is.
 fn logged_steps(run: &Path) -> Vec<(u64, u64)> {
-    std::fs::read_to_string(run.join("train.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+    jsonl_rows(&run.join("train.jsonl"))
+        .iter()
+        .map(|v| {
             (
                 v["step"].as_u64().unwrap(),
                 v["loss"].as_f64().unwrap().to_bits(),
@@ -217,12 +233,8 @@ fn logged_steps(run: &Path) -> Vec<(u64, u64)> {
 #[test]
 fn a_resume_cuts_the_logs_back_to_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
-    let WholeAndStopped {
-        data,
-        whole_dir,
-        run,
-        ..
-    } = whole_and_stopped(dir.path(), &config(20), 12);
+    let stopped = whole_and_stopped(dir.path(), &config(20), 12);
+    let (whole_dir, run) = (&stopped.whole_dir, &stopped.run);
     // As if killed later, between checkpoints: two more steps logged, one line torn.
     let log = run.join("train.jsonl");
     let mut text = std::fs::read_to_string(&log).unwrap();
@@ -230,49 +242,34 @@ fn a_resume_cuts_the_logs_back_to_its_checkpoint() {
     std::fs::write(&log, text).unwrap();
     let evals = std::fs::read_to_string(run.join("eval.jsonl")).unwrap();
     std::fs::write(run.join("eval.jsonl"), format!("{evals}{{\"step\":15}}\n")).unwrap();
-    let rest = Trainer::new(config(20), &run)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
+    let rest = stopped.resume(&config(20));
     assert_eq!(rest.resumed_from, Some(12));
-    assert_eq!(logged_steps(&run), logged_steps(&whole_dir));
+    assert_eq!(logged_steps(run), logged_steps(whole_dir));
     let steps = |d: &Path| -> Vec<u64> {
-        std::fs::read_to_string(d.join("eval.jsonl"))
-            .unwrap()
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                    .as_u64()
-                    .unwrap()
-            })
+        jsonl_rows(&d.join("eval.jsonl"))
+            .iter()
+            .map(|v| v["step"].as_u64().unwrap())
             .collect()
     };
-    assert_eq!(steps(&run), vec![5, 10, 15, 20]);
-    assert_eq!(steps(&run), steps(&whole_dir));
+    assert_eq!(steps(run), vec![5, 10, 15, 20]);
+    assert_eq!(steps(run), steps(whole_dir));
 }
 
 #[test]
 fn a_run_killed_before_its_first_checkpoint_starts_its_logs_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 40);
+    let (dir, data) = toy_data(40);
     let mut cfg = config(8);
     cfg.checkpoint_interval = 0;
     cfg.eval_interval = 0;
     let whole_dir = dir.path().join("whole");
-    Trainer::new(cfg.clone(), &whole_dir)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
+    train_in(&cfg, &whole_dir, None, objective(&data, 0.1));
     let run = dir.path().join("resumed");
     // The first attempt died after logging three steps and checkpointing none.
     std::fs::create_dir_all(run.join("checkpoints")).unwrap();
-    let mut first = Trainer::new(cfg.clone(), &run);
-    first.stop_after = Some(3);
-    first.run(&mut objective(&data, 0.1), &mut |_| {}).unwrap();
+    train_in(&cfg, &run, Some(3), objective(&data, 0.1));
     std::fs::remove_dir_all(run.join("checkpoints/step-00000003")).unwrap();
     assert_eq!(logged_steps(&run).len(), 3);
-    let rest = Trainer::new(cfg, &run)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
+    let rest = train_in(&cfg, &run, None, objective(&data, 0.1));
     assert_eq!(rest.resumed_from, None);
     assert_eq!(logged_steps(&run), logged_steps(&whole_dir));
 }
@@ -280,12 +277,8 @@ fn a_run_killed_before_its_first_checkpoint_starts_its_logs_again() {
 #[test]
 fn an_unreadable_latest_checkpoint_falls_back_to_the_one_before() {
     let dir = tempfile::tempdir().unwrap();
-    let WholeAndStopped {
-        data,
-        whole_dir,
-        run,
-        ..
-    } = whole_and_stopped(dir.path(), &config(20), 15);
+    let stopped = whole_and_stopped(dir.path(), &config(20), 15);
+    let (whole_dir, run) = (&stopped.whole_dir, &stopped.run);
     let latest = run.join("checkpoints/step-00000015");
     let opt = latest.join("optimizer.safetensors");
     let len = std::fs::metadata(&opt).unwrap().len();
@@ -295,9 +288,7 @@ fn an_unreadable_latest_checkpoint_falls_back_to_the_one_before() {
         .unwrap()
         .set_len(len / 2)
         .unwrap();
-    let rest = Trainer::new(config(20), &run)
-        .run(&mut objective(&data, 0.1), &mut |_| {})
-        .unwrap();
+    let rest = stopped.resume(&config(20));
     assert_eq!(
         rest.resumed_from,
         Some(10),
@@ -305,15 +296,13 @@ fn an_unreadable_latest_checkpoint_falls_back_to_the_one_before() {
     );
     assert!(run.join("checkpoints/unreadable-step-00000015").is_dir());
     let model = |d: &Path| std::fs::read(d.join("model/model.safetensors")).unwrap();
-    assert!(model(&run) == model(&whole_dir), "the final model differs");
-    assert_eq!(logged_steps(&run), logged_steps(&whole_dir));
+    assert!(model(run) == model(whole_dir), "the final model differs");
+    assert_eq!(logged_steps(run), logged_steps(whole_dir));
 }
 
 #[test]
 fn an_early_stopped_run_stays_stopped_when_rerun() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 40);
+    let (dir, data) = toy_data(40);
     let mut cfg = config(40);
     cfg.eval_interval = 1;
     cfg.checkpoint_interval = 1;
@@ -321,22 +310,16 @@ fn an_early_stopped_run_stays_stopped_when_rerun() {
     // An always-worse selection: the second evaluation stops the run.
     cfg.greater_is_better = Some(true);
     let run = dir.path().join("run");
-    let first = Trainer::new(cfg.clone(), &run)
-        .run(&mut objective(&data, 0.0), &mut |_| {})
-        .unwrap();
+    let first = train_in(&cfg, &run, None, objective(&data, 0.0));
     assert!(first.early_stopped, "{first:?}");
-    let again = Trainer::new(cfg, &run)
-        .run(&mut objective(&data, 0.0), &mut |_| {})
-        .unwrap();
+    let again = train_in(&cfg, &run, None, objective(&data, 0.0));
     assert_eq!(again.steps, first.steps);
     assert_eq!(logged_steps(&run).len() as u64, first.steps);
 }
 
 #[test]
 fn random_sampling_draws_windows_anywhere_and_resumes_exactly() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 40);
+    let (dir, data) = toy_data(40);
     // The training documents as the stream joins them: each one counts up and ends
     // with the end-of-text token 15.
     let joined: Vec<u32> = (0..40usize)
@@ -377,15 +360,10 @@ fn random_sampling_draws_windows_anywhere_and_resumes_exactly() {
         starts.len()
     );
 
-    let whole = Trainer::new(config(16), &dir.path().join("whole"))
-        .run(&mut random(), &mut |_| {})
-        .unwrap();
-    let mut killed = Trainer::new(config(16), &dir.path().join("resumed"));
-    killed.stop_after = Some(8);
-    killed.run(&mut random(), &mut |_| {}).unwrap();
-    let rest = Trainer::new(config(16), &dir.path().join("resumed"))
-        .run(&mut random(), &mut |_| {})
-        .unwrap();
+    let (whole_dir, resumed) = (dir.path().join("whole"), dir.path().join("resumed"));
+    let whole = train_in(&config(16), &whole_dir, None, random());
+    train_in(&config(16), &resumed, Some(8), random());
+    let rest = train_in(&config(16), &resumed, None, random());
     assert_eq!(rest.resumed_from, Some(8));
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&rest.losses), bits(&whole.losses[8..]));
@@ -393,9 +371,7 @@ fn random_sampling_draws_windows_anywhere_and_resumes_exactly() {
 
 #[test]
 fn fused_and_composed_kernels_give_the_same_loss_trajectory() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 60);
+    let (dir, data) = toy_data(60);
     let run = |kernels: Kernels| {
         let out = dir.path().join(format!("{kernels:?}"));
         Trainer::new(config(50), &out)
@@ -417,9 +393,7 @@ fn fused_and_composed_kernels_give_the_same_loss_trajectory() {
 
 #[test]
 fn a_non_finite_loss_stops_with_the_step() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("tokens");
-    tokens(&data, 20);
+    let (dir, data) = toy_data(20);
     let mut c = config(10);
     c.lr = 1e30; // diverges at once
     c.grad_clip = 0.0;
@@ -840,9 +814,12 @@ fn a_mixed_run_draws_its_shares_and_resumes_bit_exactly() {
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     tokens(&a, 40);
     write_tokens(&b, 30, 5, std::time::Duration::ZERO);
-    let whole = Trainer::new(config(16), &dir.path().join("whole"))
-        .run(&mut mixed_objective(&a, &b), &mut |_| {})
-        .unwrap();
+    let whole = train_in(
+        &config(16),
+        &dir.path().join("whole"),
+        None,
+        mixed_objective(&a, &b),
+    );
     // 16 steps of 8 windows of 12 targets: a source is never a window (0.6%) from its share.
     let seen = &whole.data_seen;
     assert_eq!(seen["a"].tokens + seen["b"].tokens, 16 * 8 * 12);
@@ -851,15 +828,9 @@ fn a_mixed_run_draws_its_shares_and_resumes_bit_exactly() {
     // Killed between checkpoints: stopped at 7, its checkpoint of step 7 removed, so that
     // the run resumes from step 5's (checkpoints are every 5 steps).
     let resumed = dir.path().join("resumed");
-    let mut killed = Trainer::new(config(16), &resumed);
-    killed.stop_after = Some(7);
-    killed
-        .run(&mut mixed_objective(&a, &b), &mut |_| {})
-        .unwrap();
+    train_in(&config(16), &resumed, Some(7), mixed_objective(&a, &b));
     std::fs::remove_dir_all(resumed.join("checkpoints/step-00000007")).unwrap();
-    let rest = Trainer::new(config(16), &dir.path().join("resumed"))
-        .run(&mut mixed_objective(&a, &b), &mut |_| {})
-        .unwrap();
+    let rest = train_in(&config(16), &resumed, None, mixed_objective(&a, &b));
     assert_eq!(rest.resumed_from, Some(5));
     let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&rest.losses), bits(&whole.losses[5..]));

@@ -299,3 +299,20 @@ pub fn temp_file(name: &str, contents: impl AsRef<[u8]>) -> (tempfile::TempDir, 
     std::fs::write(&path, contents).unwrap();
     (dir, path)
 }
+
+/// The rows of a JSON-lines file (a run's `train.jsonl`, `eval.jsonl`), in order.
+pub fn jsonl_rows(path: &Path) -> Vec<serde_json::Value> {
+    #[allow(clippy::unwrap_used)] // a test helper: an unreadable log should fail the test
+    let text = std::fs::read_to_string(path).unwrap();
+    #[allow(clippy::unwrap_used)]
+    text.lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+/// Asserts that `row` holds a number under each of `keys`, naming the first missing.
+pub fn assert_numbers(row: &serde_json::Value, keys: &[&str]) {
+    for key in keys {
+        assert!(row[key].is_number(), "{key} missing from {row}");
+    }
+}

@@ -124,31 +124,31 @@ fn early_stopping_keeps_and_restores_the_best_evaluation() {
         weight_in(&ckpts.join("step-00000008/model.safetensors")),
         best
     );
-    let lines = std::fs::read_to_string(tmp.path().join("eval.jsonl")).unwrap();
-    let flags: Vec<bool> = lines
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["best"]
-                .as_bool()
-                .unwrap()
-        })
+    let flags: Vec<bool> = gradus_testkit::jsonl_rows(&tmp.path().join("eval.jsonl"))
+        .iter()
+        .map(|v| v["best"].as_bool().unwrap())
         .collect();
     assert_eq!(flags, [true, true, false, false]);
+}
+
+/// Why a two-step run in `dir` selected on `metric` is refused.
+fn refused_on(metric: &str, dir: &Path) -> String {
+    let config = TrainConfig {
+        steps: 2,
+        eval_interval: 1,
+        metric_for_best: metric.into(),
+        ..TrainConfig::default()
+    };
+    Trainer::new(config, dir)
+        .run(&mut Scripted::new(&[0.5]), &mut |_| {})
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
 fn an_unknown_selection_metric_is_named() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = TrainConfig {
-        steps: 2,
-        eval_interval: 1,
-        metric_for_best: "f1".into(),
-        ..TrainConfig::default()
-    };
-    let err = Trainer::new(config, tmp.path())
-        .run(&mut Scripted::new(&[0.5]), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = refused_on("f1", tmp.path());
     assert!(err.contains("`f1`") && err.contains("accuracy"), "{err}");
 }
 
@@ -196,16 +196,7 @@ fn a_regression_task_selected_on_mse_keeps_its_lowest_mse_and_on_pearson_its_hig
 #[test]
 fn a_metric_of_unknown_direction_needs_greater_is_better() {
     let tmp = tempfile::tempdir().unwrap();
-    let config = TrainConfig {
-        steps: 2,
-        eval_interval: 1,
-        metric_for_best: "bleu_ish".into(),
-        ..TrainConfig::default()
-    };
-    let err = Trainer::new(config, tmp.path())
-        .run(&mut Scripted::new(&[0.5]), &mut |_| {})
-        .unwrap_err()
-        .to_string();
+    let err = refused_on("bleu_ish", tmp.path());
     assert!(
         err.contains("bleu_ish") && err.contains("greater_is_better"),
         "{err}"
