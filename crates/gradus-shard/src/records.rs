@@ -1,32 +1,50 @@
 //! Typed rows for each dataset kind, and their conversion to and from record batches.
 //! Stages that work row by row (tokenizers, loaders) use these instead of touching Arrow
-//! arrays; bulk transforms (cleaning on DataFusion) work on the batches directly.
+//! arrays; bulk transforms (cleaning on DataFusion) work on the batches directly. Rows
+//! convert through serde (`serde_arrow`), against each kind's own schema.
 
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float32Array, Int64Array, ListArray, StringArray, StringBuilder,
-    UInt32Array,
-};
+use arrow::array::{ListArray, StringBuilder, UInt32Array};
 use arrow::buffer::OffsetBuffer;
-use arrow::datatypes::{DataType, Field, Float32Type, Int64Type, UInt8Type, UInt32Type};
+use arrow::datatypes::DataType;
 use arrow::error::ArrowError;
 use arrow::record_batch::RecordBatch;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::schema::{DatasetKind, check_schema};
 
-/// A row type of one dataset kind.
-pub trait Record: Sized {
+/// A row type of one dataset kind, its fields named as the kind's columns.
+pub trait Record: Sized + Serialize + DeserializeOwned {
     /// The kind whose schema this row follows.
     const KIND: DatasetKind;
+
     /// Builds one batch from rows, with exactly the kind's schema.
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError>;
+    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
+        serde_arrow::to_record_batch(Self::KIND.schema().fields(), &rows).map_err(external)
+    }
+
     /// Reads rows back from a batch carrying (at least) the kind's columns.
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError>;
+    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
+        let schema = Self::KIND.schema();
+        check_schema(Self::KIND, batch.schema_ref()).map_err(ArrowError::SchemaError)?;
+        // Only the kind's columns: a batch may carry others, of any type.
+        let columns = schema
+            .fields()
+            .iter()
+            .map(|f| batch.schema_ref().index_of(f.name()))
+            .collect::<Result<Vec<_>, _>>()?;
+        serde_arrow::from_record_batch(&batch.project(&columns)?).map_err(external)
+    }
+}
+
+fn external(e: serde_arrow::Error) -> ArrowError {
+    ArrowError::ExternalError(Box::new(e))
 }
 
 /// A row of a `documents` dataset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Document {
     pub id: String,
     pub text: String,
@@ -35,8 +53,8 @@ pub struct Document {
     pub metadata: Option<String>,
 }
 
-/// A row of a `tokens` dataset.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A row of a `tokens` dataset (its `n_tokens` column is the length of `input_ids`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenSeq {
     pub doc_id: String,
     pub input_ids: Vec<u32>,
@@ -45,7 +63,7 @@ pub struct TokenSeq {
 }
 
 /// A row of a `predictions` dataset (see [`crate::schema::predictions_schema`]).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Prediction {
     pub id: String,
     pub task: String,
@@ -61,7 +79,7 @@ pub struct Prediction {
 }
 
 /// A row of an `examples` dataset.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Example {
     pub id: String,
     pub task: String,
@@ -74,101 +92,16 @@ pub struct Example {
     pub split: String,
 }
 
-fn strings<'a>(values: impl Iterator<Item = &'a str>) -> ArrayRef {
-    Arc::new(StringArray::from_iter_values(values))
-}
-
-fn opt_strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> ArrayRef {
-    Arc::new(values.collect::<StringArray>())
-}
-
-/// A non-null `list<T>` from one vector per row, built from one flat buffer.
-fn list<T, A>(field: &Field, rows: impl Iterator<Item = Vec<T>>, flat: fn(Vec<T>) -> A) -> ArrayRef
-where
-    A: Array + 'static,
-{
-    let mut lengths = Vec::new();
-    let mut values = Vec::new();
-    for row in rows {
-        lengths.push(row.len());
-        values.extend(row);
-    }
-    let DataType::List(item) = field.data_type() else {
-        unreachable!("list() is only called with list fields")
-    };
-    Arc::new(ListArray::new(
-        item.clone(),
-        OffsetBuffer::from_lengths(lengths),
-        Arc::new(flat(values)),
-        None,
-    ))
-}
-
-fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ArrowError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| ArrowError::SchemaError(format!("column `{name}` is missing")))
-}
-
-fn str_col<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a StringArray, ArrowError> {
-    column(batch, name)?
-        .as_string_opt::<i32>()
-        .ok_or_else(|| ArrowError::SchemaError(format!("column `{name}` is not utf8")))
-}
-
-fn opt_str(array: &StringArray, i: usize) -> Option<String> {
-    array.is_valid(i).then(|| array.value(i).to_string())
-}
-
-fn list_values<T: arrow::datatypes::ArrowPrimitiveType>(
-    batch: &RecordBatch,
-    name: &str,
-) -> Result<Vec<Vec<T::Native>>, ArrowError> {
-    let list = column(batch, name)?
-        .as_list_opt::<i32>()
-        .ok_or_else(|| ArrowError::SchemaError(format!("column `{name}` is not a list")))?;
-    let values = list.values().as_primitive_opt::<T>().ok_or_else(|| {
-        ArrowError::SchemaError(format!("column `{name}` has the wrong item type"))
-    })?;
-    Ok(list
-        .offsets()
-        .windows(2)
-        .map(|w| values.values()[w[0] as usize..w[1] as usize].to_vec())
-        .collect())
-}
-
-fn checked(kind: DatasetKind, batch: &RecordBatch) -> Result<(), ArrowError> {
-    check_schema(kind, batch.schema_ref()).map_err(ArrowError::SchemaError)
-}
-
 impl Record for Document {
     const KIND: DatasetKind = DatasetKind::Documents;
+}
 
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
-        RecordBatch::try_new(
-            Self::KIND.schema(),
-            vec![
-                strings(rows.iter().map(|r| r.id.as_str())),
-                strings(rows.iter().map(|r| r.text.as_str())),
-                strings(rows.iter().map(|r| r.source.as_str())),
-                opt_strings(rows.iter().map(|r| r.metadata.as_deref())),
-            ],
-        )
-    }
+impl Record for Example {
+    const KIND: DatasetKind = DatasetKind::Examples;
+}
 
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
-        checked(Self::KIND, batch)?;
-        let (id, text) = (str_col(batch, "id")?, str_col(batch, "text")?);
-        let (source, meta) = (str_col(batch, "source")?, str_col(batch, "metadata")?);
-        Ok((0..batch.num_rows())
-            .map(|i| Document {
-                id: id.value(i).to_string(),
-                text: text.value(i).to_string(),
-                source: source.value(i).to_string(),
-                metadata: opt_str(meta, i),
-            })
-            .collect())
-    }
+impl Record for Prediction {
+    const KIND: DatasetKind = DatasetKind::Predictions;
 }
 
 /// Builds a `tokens` batch row by row from borrowed ids, with one copy of each id: the
@@ -243,6 +176,7 @@ impl TokensBuilder {
 impl Record for TokenSeq {
     const KIND: DatasetKind = DatasetKind::Tokens;
 
+    /// Through [`TokensBuilder`], which also fills `n_tokens`.
     fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
         let tokens = rows.iter().map(|r| r.input_ids.len()).sum();
         let mut builder = TokensBuilder::with_capacity(rows.len(), tokens);
@@ -251,143 +185,36 @@ impl Record for TokenSeq {
         }
         builder.finish()
     }
-
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
-        checked(Self::KIND, batch)?;
-        let (doc_id, split) = (str_col(batch, "doc_id")?, str_col(batch, "split")?);
-        let ids = list_values::<UInt32Type>(batch, "input_ids")?;
-        Ok(ids
-            .into_iter()
-            .enumerate()
-            .map(|(i, input_ids)| TokenSeq {
-                doc_id: doc_id.value(i).to_string(),
-                input_ids,
-                split: split.value(i).to_string(),
-            })
-            .collect())
-    }
-}
-
-impl Record for Example {
-    const KIND: DatasetKind = DatasetKind::Examples;
-
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
-        let schema = Self::KIND.schema();
-        RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                strings(rows.iter().map(|r| r.id.as_str())),
-                strings(rows.iter().map(|r| r.task.as_str())),
-                strings(rows.iter().map(|r| r.text.as_str())),
-                opt_strings(rows.iter().map(|r| r.text_pair.as_deref())),
-                Arc::new(rows.iter().map(|r| r.label).collect::<Int64Array>()),
-                Arc::new(rows.iter().map(|r| r.target).collect::<Float32Array>()),
-                list(
-                    schema.field(6),
-                    rows.iter().map(|r| r.input_ids.clone()),
-                    UInt32Array::from,
-                ),
-                list(
-                    schema.field(7),
-                    rows.iter().map(|r| r.token_type_ids.clone()),
-                    arrow::array::UInt8Array::from,
-                ),
-                strings(rows.iter().map(|r| r.split.as_str())),
-            ],
-        )
-    }
-
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
-        checked(Self::KIND, batch)?;
-        let (id, task) = (str_col(batch, "id")?, str_col(batch, "task")?);
-        let (text, pair) = (str_col(batch, "text")?, str_col(batch, "text_pair")?);
-        let split = str_col(batch, "split")?;
-        let label = column(batch, "label")?.as_primitive::<Int64Type>();
-        let target = column(batch, "target")?.as_primitive::<Float32Type>();
-        let ids = list_values::<UInt32Type>(batch, "input_ids")?;
-        let types = list_values::<UInt8Type>(batch, "token_type_ids")?;
-        Ok(ids
-            .into_iter()
-            .zip(types)
-            .enumerate()
-            .map(|(i, (input_ids, token_type_ids))| Example {
-                id: id.value(i).to_string(),
-                task: task.value(i).to_string(),
-                text: text.value(i).to_string(),
-                text_pair: opt_str(pair, i),
-                label: label.is_valid(i).then(|| label.value(i)),
-                target: target.is_valid(i).then(|| target.value(i)),
-                input_ids,
-                token_type_ids,
-                split: split.value(i).to_string(),
-            })
-            .collect())
-    }
-}
-
-impl Record for Prediction {
-    const KIND: DatasetKind = DatasetKind::Predictions;
-
-    fn to_batch(rows: &[Self]) -> Result<RecordBatch, ArrowError> {
-        let schema = Self::KIND.schema();
-        RecordBatch::try_new(
-            schema.clone(),
-            vec![
-                strings(rows.iter().map(|r| r.id.as_str())),
-                strings(rows.iter().map(|r| r.task.as_str())),
-                strings(rows.iter().map(|r| r.split.as_str())),
-                strings(rows.iter().map(|r| r.text.as_str())),
-                opt_strings(rows.iter().map(|r| r.text_pair.as_deref())),
-                Arc::new(rows.iter().map(|r| r.predicted).collect::<Int64Array>()),
-                opt_strings(rows.iter().map(|r| r.predicted_name.as_deref())),
-                Arc::new(rows.iter().map(|r| Some(r.score)).collect::<Float32Array>()),
-                list(
-                    schema.field(8),
-                    rows.iter().map(|r| r.probs.clone()),
-                    Float32Array::from,
-                ),
-                Arc::new(rows.iter().map(|r| r.label).collect::<Int64Array>()),
-                Arc::new(rows.iter().map(|r| r.target).collect::<Float32Array>()),
-            ],
-        )
-    }
-
-    fn from_batch(batch: &RecordBatch) -> Result<Vec<Self>, ArrowError> {
-        checked(Self::KIND, batch)?;
-        let (id, task) = (str_col(batch, "id")?, str_col(batch, "task")?);
-        let (split, text) = (str_col(batch, "split")?, str_col(batch, "text")?);
-        let (pair, name) = (
-            str_col(batch, "text_pair")?,
-            str_col(batch, "predicted_name")?,
-        );
-        let predicted = column(batch, "predicted")?.as_primitive::<Int64Type>();
-        let score = column(batch, "score")?.as_primitive::<Float32Type>();
-        let label = column(batch, "label")?.as_primitive::<Int64Type>();
-        let target = column(batch, "target")?.as_primitive::<Float32Type>();
-        let probs = list_values::<Float32Type>(batch, "probs")?;
-        Ok(probs
-            .into_iter()
-            .enumerate()
-            .map(|(i, probs)| Prediction {
-                id: id.value(i).to_string(),
-                task: task.value(i).to_string(),
-                split: split.value(i).to_string(),
-                text: text.value(i).to_string(),
-                text_pair: opt_str(pair, i),
-                predicted: predicted.is_valid(i).then(|| predicted.value(i)),
-                predicted_name: opt_str(name, i),
-                score: score.value(i),
-                probs,
-                label: label.is_valid(i).then(|| label.value(i)),
-                target: target.is_valid(i).then(|| target.value(i)),
-            })
-            .collect())
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use arrow::array::{AsArray, Float64Array};
+    use arrow::datatypes::{Field, Schema, UInt32Type};
+
     use super::*;
+
+    /// A stage's own columns beside the kind's (any type) are left out of the rows, and
+    /// a batch without one of the kind's columns is refused naming it.
+    #[test]
+    fn rows_read_the_kind_s_columns_only() {
+        let docs = vec![Document {
+            id: "a:1".into(),
+            text: "some words".into(),
+            source: "a".into(),
+            metadata: None,
+        }];
+        let batch = Document::to_batch(&docs).unwrap();
+        let mut fields = batch.schema().fields().to_vec();
+        fields.push(Arc::new(Field::new("score", DataType::Float64, false)));
+        let mut columns = batch.columns().to_vec();
+        columns.push(Arc::new(Float64Array::from(vec![0.5])));
+        let wider = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        assert_eq!(Document::from_batch(&wider).unwrap(), docs);
+        let narrower = batch.project(&[0, 1, 3]).unwrap();
+        let err = Document::from_batch(&narrower).unwrap_err().to_string();
+        assert!(err.contains("source"), "{err}");
+    }
 
     #[test]
     fn examples_round_trip_through_a_batch() {

@@ -338,15 +338,24 @@ fn a_follower_times_out_on_a_stalled_producer() {
     assert!(f.next().is_none());
 }
 
-#[test]
-fn verify_catches_a_flipped_byte() {
+/// A dataset of 30 documents in three shards, in a fresh folder, with the bytes of shard
+/// `name` changed by `edit`.
+fn with_damaged_shard(name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().unwrap();
     write_rows(tmp.path(), &docs("a", 30), 10);
-    let shard = tmp.path().join("part-00001.parquet");
+    let shard = tmp.path().join(name);
     let mut bytes = std::fs::read(&shard).unwrap();
-    let mid = bytes.len() / 2;
-    bytes[mid] ^= 0x01;
+    edit(&mut bytes);
     std::fs::write(&shard, bytes).unwrap();
+    tmp
+}
+
+#[test]
+fn verify_catches_a_flipped_byte() {
+    let tmp = with_damaged_shard("part-00001.parquet", |bytes| {
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x01;
+    });
     let problems = Dataset::open(tmp.path()).unwrap().verify();
     assert_eq!(problems.len(), 1, "{problems:?}");
     let msg = problems[0].to_string();
@@ -358,11 +367,9 @@ fn verify_catches_a_flipped_byte() {
 
 #[test]
 fn a_truncated_shard_is_refused_when_read() {
-    let tmp = tempfile::tempdir().unwrap();
-    write_rows(tmp.path(), &docs("a", 30), 10);
-    let shard = tmp.path().join("part-00002.parquet");
-    let bytes = std::fs::read(&shard).unwrap();
-    std::fs::write(&shard, &bytes[..bytes.len() - 10]).unwrap();
+    let tmp = with_damaged_shard("part-00002.parquet", |bytes| {
+        bytes.truncate(bytes.len() - 10);
+    });
     let ds = Dataset::open(tmp.path()).unwrap();
     let err = ds
         .batches(&ReadOptions::default())

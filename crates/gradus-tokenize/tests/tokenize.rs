@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use gradus_shard::{
     Dataset, DatasetKind, DatasetWriter, Document, Example, Producer, ReadOptions, Record,
@@ -439,6 +439,15 @@ fn encode_all(
     encode_dataset(&encoder, &config, docs, out, run, progress).unwrap()
 }
 
+/// The sample corpus as documents (two to a shard) in `root/docs_name`, encoded whole
+/// into `root/ref`: the dataset an interrupted or following encode must reproduce.
+fn sample_encoded(root: &Path, docs_name: &str) -> (PathBuf, gradus_shard::Manifest) {
+    let docs = root.join(docs_name);
+    documents(&docs, &sample_corpus(), 2);
+    let reference = encode_all(&docs, &root.join("ref"), &EncodeRun::default(), |_| {});
+    (docs, reference)
+}
+
 #[test]
 fn documents_to_tokens_with_eos_split_and_stats() {
     let tmp = tempfile::tempdir().unwrap();
@@ -469,14 +478,7 @@ fn documents_to_tokens_with_eos_split_and_stats() {
 #[test]
 fn an_interrupted_encode_resumes_to_the_same_dataset() {
     let tmp = tempfile::tempdir().unwrap();
-    let docs = tmp.path().join("docs");
-    documents(&docs, &sample_corpus(), 2);
-    let reference = encode_all(
-        &docs,
-        &tmp.path().join("ref"),
-        &EncodeRun::default(),
-        |_| {},
-    );
+    let (docs, reference) = sample_encoded(tmp.path(), "docs");
     let out = tmp.path().join("out");
     let mut finished = 0;
     let crashed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -497,14 +499,7 @@ fn an_interrupted_encode_resumes_to_the_same_dataset() {
 fn follow_mode_encodes_an_upstream_being_written() {
     let tmp = tempfile::tempdir().unwrap();
     let texts = sample_corpus();
-    let reference_docs = tmp.path().join("ref-docs");
-    documents(&reference_docs, &texts, 2);
-    let reference = encode_all(
-        &reference_docs,
-        &tmp.path().join("ref"),
-        &EncodeRun::default(),
-        |_| {},
-    );
+    let (_, reference) = sample_encoded(tmp.path(), "ref-docs");
 
     let docs = tmp.path().join("docs");
     let writer_docs = docs.clone();
