@@ -178,6 +178,54 @@ impl SplitFile {
     }
 }
 
+/// Where each file's rows go: the writer's source key (its path; `SPLIT=PATH` for a path
+/// read for several splits) and the start of its rows' ids. A split's only file gives
+/// ids `task:split:line`; with several files in a split, `task:split:NAME:line`, NAME the
+/// file's name (its path where two share a name), so that ids stay unique. The same file
+/// twice in one split is refused: its rows would be written twice under the same ids.
+fn file_keys(task: &str, files: &[SplitFile]) -> Result<Vec<(String, String)>> {
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || std::fs::canonicalize(a)
+                .ok()
+                .is_some_and(|a| std::fs::canonicalize(b).ok() == Some(a))
+    };
+    let name = |f: &SplitFile| f.path.file_name().map(|n| n.to_string_lossy().into_owned());
+    let mut keys = Vec::with_capacity(files.len());
+    for (i, f) in files.iter().enumerate() {
+        let others = || {
+            files
+                .iter()
+                .enumerate()
+                .filter(move |&(j, _)| j != i)
+                .map(|(_, g)| g)
+        };
+        if others().any(|g| g.split == f.split && same(&g.path, &f.path)) {
+            return Err(TokenizeError::Config(format!(
+                "{}: given twice for split `{}` (its rows would be written twice)",
+                f.path.display(),
+                f.split
+            )));
+        }
+        let path = f.path.display().to_string();
+        let key = if others().any(|g| same(&g.path, &f.path)) {
+            format!("{}={path}", f.split)
+        } else {
+            path.clone()
+        };
+        let in_split: Vec<&SplitFile> = others().filter(|g| g.split == f.split).collect();
+        let id = if in_split.is_empty() {
+            format!("{task}:{}", f.split)
+        } else if in_split.iter().all(|g| name(g) != name(f)) {
+            format!("{task}:{}:{}", f.split, name(f).unwrap_or(path))
+        } else {
+            format!("{task}:{}:{path}", f.split)
+        };
+        keys.push((key, id));
+    }
+    Ok(keys)
+}
+
 /// The mapping of class names to ids, saved as `labels.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LabelMap {
@@ -292,6 +340,7 @@ pub fn encode_examples(
         .as_ref()
         .map(|_| Template::new(&config.template, config.eos.as_deref(), tokenizer))
         .transpose()?;
+    let keys = file_keys(&config.task, files)?;
     let mapped = files
         .iter()
         .map(|f| Mapped::load(f, config))
@@ -351,21 +400,20 @@ pub fn encode_examples(
         return Ok(writer.manifest().clone());
     }
     let mut counts = Counts::default();
-    for f in &mapped {
-        let key = f.file.path.display().to_string();
-        if writer.is_done(&key) {
+    for (f, (key, id)) in mapped.iter().zip(&keys) {
+        if writer.is_done(key) {
             continue;
         }
+        let file = FileRows { f, key, id };
         encode_file(
             &rows,
             config,
-            f,
+            &file,
             labels.as_ref(),
-            &key,
             &mut writer,
             &mut counts,
         )?;
-        writer.finish_source(&key)?;
+        writer.finish_source(key)?;
     }
     let stats = writer.stats_mut();
     if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(&counts) {
@@ -405,15 +453,23 @@ struct Rows<'a> {
     seq_len: usize,
 }
 
+/// One file's rows, with where they go ([`file_keys`]).
+struct FileRows<'a> {
+    f: &'a Mapped,
+    key: &'a str,
+    /// Each row's id up to its line.
+    id: &'a str,
+}
+
 fn encode_file(
     rows: &Rows<'_>,
     config: &ExamplesConfig,
-    f: &Mapped,
+    file: &FileRows<'_>,
     labels: Option<&LabelMap>,
-    key: &str,
     writer: &mut DatasetWriter,
     counts: &mut Counts,
 ) -> Result<()> {
+    let (f, key) = (file.f, file.key);
     let skip = |counts: &mut Counts, reason: &str, line: usize, detail: String| -> Result<()> {
         match config.on_error {
             OnError::Fail => Err(TokenizeError::Row {
@@ -462,7 +518,7 @@ fn encode_file(
         pending.push(Example {
             // The file's own split: ids stay unique when a held-out row meets a row
             // of the same line in the target split's file.
-            id: format!("{}:{}:{}", config.task, f.file.split, row.line),
+            id: format!("{}:{}", file.id, row.line),
             task: config.task.clone(),
             text: text.to_string(),
             text_pair: pair,

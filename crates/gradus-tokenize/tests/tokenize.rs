@@ -368,6 +368,57 @@ fn a_row_without_label_is_reported_with_its_line() {
 /// written: an unnamed task or one whose name would become a path, and a `seq_len` with
 /// no room for text beside the tokenizer's own tokens (which used to give `[CLS] x [SEP]`
 /// examples).
+/// Several files in one split keep every example's id unique (ids name the file); one
+/// file read for two splits is written for both; the same file twice in one split is
+/// refused before anything is written.
+#[test]
+fn examples_from_several_files_keep_unique_ids() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a.tsv"), tmp.path().join("b.tsv"));
+    std::fs::write(&a, "sentence\tlabel\ngood film\t1\nbad film\t0\n").unwrap();
+    std::fs::write(&b, "sentence\tlabel\nfine film\t1\n").unwrap();
+    let tk = wordpiece_on(&["good bad fine film".to_string()], 100);
+    let config = ExamplesConfig {
+        task: "t".into(),
+        seq_len: 8,
+        ..ExamplesConfig::default()
+    };
+    let split = |s: &str, p: &Path| SplitFile::parse(&format!("{s}={}", p.display()), "train");
+    let encode = |files: &[SplitFile], out: &Path| {
+        encode_examples(&tk, &config, files, out, Default::default())
+    };
+    let two = tmp.path().join("two");
+    encode(&[split("train", &a), split("train", &b)], &two).unwrap();
+    let ids: Vec<String> = read_rows::<Example>(&two)
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["t:train:a.tsv:2", "t:train:a.tsv:3", "t:train:b.tsv:2"]
+    );
+    // One file for both splits: each split gets all of its rows.
+    let both = tmp.path().join("both");
+    encode(&[split("train", &a), split("validation", &a)], &both).unwrap();
+    let ids: Vec<String> = read_rows::<Example>(&both)
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(
+        ids,
+        ["t:train:2", "t:train:3", "t:validation:2", "t:validation:3"]
+    );
+    let twice = tmp.path().join("twice");
+    let err = encode(&[split("train", &a), split("train", &a)], &twice)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("a.tsv") && err.contains("twice for split `train`"),
+        "{err}"
+    );
+    assert!(!twice.exists(), "nothing written");
+}
+
 #[test]
 fn examples_settings_without_room_or_name_are_refused() {
     let (tmp, tsv) = temp_file("ok.tsv", "sentence\tlabel\ngood film\t1\nbad film\t0\n");
