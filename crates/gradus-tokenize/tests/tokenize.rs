@@ -364,10 +364,6 @@ fn a_row_without_label_is_reported_with_its_line() {
     assert_eq!(m.stats["skipped"]["missing_label"], 1);
 }
 
-/// Settings no examples dataset can be made with are refused by name before any row is
-/// written: an unnamed task or one whose name would become a path, and a `seq_len` with
-/// no room for text beside the tokenizer's own tokens (which used to give `[CLS] x [SEP]`
-/// examples).
 /// Several files in one split keep every example's id unique (ids name the file); one
 /// file read for two splits is written for both; the same file twice in one split is
 /// refused before anything is written.
@@ -387,25 +383,21 @@ fn examples_from_several_files_keep_unique_ids() {
     let encode = |files: &[SplitFile], out: &Path| {
         encode_examples(&tk, &config, files, out, Default::default())
     };
-    let two = tmp.path().join("two");
-    encode(&[split("train", &a), split("train", &b)], &two).unwrap();
-    let ids: Vec<String> = read_rows::<Example>(&two)
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
+    let ids = |files: &[SplitFile], name: &str| -> Vec<String> {
+        let out = tmp.path().join(name);
+        encode(files, &out).unwrap();
+        read_rows::<Example>(&out)
+            .into_iter()
+            .map(|e| e.id)
+            .collect()
+    };
     assert_eq!(
-        ids,
+        ids(&[split("train", &a), split("train", &b)], "two"),
         ["t:train:a.tsv:2", "t:train:a.tsv:3", "t:train:b.tsv:2"]
     );
     // One file for both splits: each split gets all of its rows.
-    let both = tmp.path().join("both");
-    encode(&[split("train", &a), split("validation", &a)], &both).unwrap();
-    let ids: Vec<String> = read_rows::<Example>(&both)
-        .into_iter()
-        .map(|e| e.id)
-        .collect();
     assert_eq!(
-        ids,
+        ids(&[split("train", &a), split("validation", &a)], "both"),
         ["t:train:2", "t:train:3", "t:validation:2", "t:validation:3"]
     );
     let twice = tmp.path().join("twice");
@@ -419,6 +411,10 @@ fn examples_from_several_files_keep_unique_ids() {
     assert!(!twice.exists(), "nothing written");
 }
 
+/// Settings no examples dataset can be made with are refused by name before any row is
+/// written: an unnamed task or one whose name would become a path, and a `seq_len` with
+/// no room for text beside the tokenizer's own tokens (which used to give `[CLS] x [SEP]`
+/// examples).
 #[test]
 fn examples_settings_without_room_or_name_are_refused() {
     let (tmp, tsv) = temp_file("ok.tsv", "sentence\tlabel\ngood film\t1\nbad film\t0\n");
