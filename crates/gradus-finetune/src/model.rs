@@ -96,11 +96,28 @@ pub fn read_bert_config(dir: &Path) -> Result<BertConfig> {
 }
 
 /// The `gradus_task` section of a fine-tuned checkpoint's `config.json`, if it has one.
+/// A multi-task model (several `gradus_tasks`) is refused, naming its tasks: its heads are
+/// scoped per task, and each task's own model is exported under the run's `tasks/`.
 pub fn read_task_spec(dir: &Path) -> Result<Option<TaskSpec>> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path).map_err(|e| FinetuneError::file(&path, e))?;
     let value: serde_json::Value =
         serde_json::from_str(&text).map_err(|e| FinetuneError::file(&path, e))?;
+    let tasks: Vec<&str> = value
+        .get("gradus_tasks")
+        .and_then(serde_json::Value::as_array)
+        .map(|t| t.iter().filter_map(|t| t["name"].as_str()).collect())
+        .unwrap_or_default();
+    if tasks.len() > 1 {
+        return Err(FinetuneError::file(
+            dir,
+            format!(
+                "a multi-task model ({}): use one task's model, which the run writes to \
+                 `tasks/<task>` beside this folder",
+                tasks.join(", ")
+            ),
+        ));
+    }
     value
         .get("gradus_task")
         .map(|t| serde_json::from_value(t.clone()).map_err(|e| FinetuneError::file(&path, e)))

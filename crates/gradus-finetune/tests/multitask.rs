@@ -9,6 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use candle_core::Device;
 use gradus_finetune::{BiasInit, FinetuneConfig, HeadConfig, Pooling, TaskKind, task_loss};
 use gradus_finetune::{MultitaskConfig, Strategy, TaskConfig, TaskObjective};
 use gradus_model::Ctx;
@@ -325,6 +326,15 @@ fn each_task_exports_as_a_single_task_checkpoint_that_finetunes_further() {
     let (objective, _) = train(&config, &f.root.join("alt"), None);
     let dirs = objective.export_tasks(&f.root.join("alt/tasks")).unwrap();
     common::labels_the_toy_sentences(&dirs[0]);
+    // The run's own model holds every task's head: prediction points at the task models.
+    let Err(err) = gradus_finetune::Predictor::load(&f.root.join("alt/model"), &Device::Cpu) else {
+        panic!("a multi-task model loaded as one task's");
+    };
+    let err = err.to_string();
+    assert!(
+        err.contains("multi-task model (sentiment, intensity)") && err.contains("tasks/<task>"),
+        "{err}"
+    );
     // Fine-tuning the exported task starts from its trained head and encoder.
     let refine = config
         .finetune_config(&config.tasks[0], dirs[0].clone())
