@@ -432,7 +432,11 @@ impl MultitaskConfig {
         if dev.is_empty() && self.heads == HeadNames::Single {
             return Err(FinetuneError::data(
                 &task.examples,
-                format!("no examples in the dev split `{}`", task.validation_split),
+                format!(
+                    "no examples in the dev split `{}` (name another with `validation_split`, \
+                     or hold some out with the examples stage's `validation_fraction`)",
+                    task.validation_split
+                ),
             ));
         }
         let spec = task_spec(&name, &task.head, &task.examples, &train, (max_len, body))?;
