@@ -488,6 +488,24 @@ fn a_failed_stage_is_named_and_its_downstream_does_not_run() {
     let out = run_pipeline(&bad_ref, &[]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no stage called `nowhere`"));
+
+    // A stage config's relative path is read from the folder gradus runs in (here the
+    // checkout), which the refusal names.
+    let no_config = dir.path().join("config.toml");
+    std::fs::write(
+        &no_config,
+        "[[stage]]\nname = \"a\"\nkind = \"clean\"\nconfig = \"pipelines/nowhere.toml\"\n",
+    )
+    .unwrap();
+    let out = run_pipeline(&no_config, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let here = std::env::current_dir().unwrap();
+    assert!(
+        !out.status.success()
+            && err.contains("stage `a`: config pipelines/nowhere.toml: no such file")
+            && err.contains(&here.display().to_string()),
+        "{err}"
+    );
 }
 
 /// A tiny causal LM pipeline: `first` (a stage named `text`) → char tokenizer → tokens

@@ -348,6 +348,7 @@ impl Resolver<'_> {
         let mut args = Vec::new();
         let mut hashed: Vec<PathBuf> = Vec::new();
         if let Some(config) = &s.config {
+            check_config_file(&s.name, config)?;
             args.extend(["--config".to_string(), config.display().to_string()]);
             hashed.push(config.clone());
         }
@@ -451,6 +452,27 @@ fn flatten(table: &toml::Table, prefix: &str, out: &mut Vec<(String, toml::Value
             other => out.push((key, other.clone())),
         }
     }
+}
+
+/// Refuses a stage config that is not a file, saying where a relative path was looked
+/// for: the folder `gradus run` runs in, not the pipeline file's.
+fn check_config_file(stage: &str, config: &Path) -> Result<()> {
+    if config.is_file() {
+        return Ok(());
+    }
+    let from = match std::env::current_dir() {
+        Ok(dir) if config.is_relative() => {
+            format!(
+                " (a relative path is read from the folder gradus runs in, {})",
+                dir.display()
+            )
+        }
+        _ => String::new(),
+    };
+    Err(PipelineError::stage(
+        stage,
+        format!("config {}: no such file{from}", config.display()),
+    ))
 }
 
 fn config_hash(kind: StageKind, args: &[String], files: &[PathBuf]) -> String {
