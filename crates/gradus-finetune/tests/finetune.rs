@@ -297,10 +297,8 @@ fn mismatches_fail_before_training() {
         ..base
     };
     let e = err(no_dev);
-    assert!(
-        e.contains("dev split `test`") && e.contains("validation_fraction"),
-        "{e}"
-    );
+    assert!(e.contains("dev split `test`"), "{e}");
+    assert!(e.contains("validation_fraction"), "{e}");
 }
 
 #[test]
