@@ -382,8 +382,6 @@ impl std::fmt::Display for ConfigChecked {
 
 impl std::error::Error for ConfigChecked {}
 
-/// Runs a binary's body and turns an error into one line on stderr and exit code 1;
-/// the end of a `--check-config` run exits 0.
 /// Refuses `dir` unless it is a model folder (`config.json`), in one line that says
 /// where the models of a run folder are.
 pub fn require_model_folder(dir: &Path) -> anyhow::Result<()> {
@@ -419,6 +417,8 @@ where
     runtime.block_on(work).map_err(Into::into)
 }
 
+/// Runs a binary's body and turns an error into one line on stderr and exit code 1;
+/// the end of a `--check-config` run exits 0.
 pub fn exit_with(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
